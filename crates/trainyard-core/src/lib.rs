@@ -5,5 +5,19 @@
 //! pipeline stages, metrics extraction, deployment naming rules and the ports (async traits)
 //! that backends implement. Pure: no IO, no async runtime, no pyo3.
 
+pub mod config;
+pub mod deployment;
+pub mod error;
 pub mod feature_config;
+pub mod metrics;
 pub mod model_config;
+pub mod ports;
+pub mod registry;
+pub mod run;
+pub mod schedule;
+pub mod stages;
+pub mod status;
+
+pub use error::{Error, Result, ValidationError};
+pub use model_config::ModelType;
+pub use status::{apply, InvalidTransition, RunEvent, RunStatus};

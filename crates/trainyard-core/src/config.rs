@@ -1,0 +1,510 @@
+//! Run configuration types: training parameters, GPU settings, evaluator, deployment and the
+//! schedule config embedded in a run. Field names follow the training-domain spec's JSON.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ValidationError;
+
+/// Optimizers the generated trainer knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerName {
+    #[default]
+    Adagrad,
+    Adam,
+    Sgd,
+}
+
+/// Early stopping on a validation metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EarlyStopping {
+    pub enabled: bool,
+    pub patience: u32,
+    /// Metric watched, e.g. `val_loss` or `val_rmse`.
+    pub monitor: String,
+    pub min_delta: f64,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            patience: 3,
+            monitor: "val_loss".into(),
+            min_delta: 0.0,
+        }
+    }
+}
+
+/// `training_params` of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainingParams {
+    pub epochs: u32,
+    pub batch_size: u32,
+    pub learning_rate: f64,
+    pub optimizer: OptimizerName,
+    pub early_stopping: EarlyStopping,
+}
+
+impl Default for TrainingParams {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 4096,
+            learning_rate: 0.1,
+            optimizer: OptimizerName::Adagrad,
+            early_stopping: EarlyStopping::default(),
+        }
+    }
+}
+
+impl TrainingParams {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.epochs == 0 || self.epochs > 10_000 {
+            return Err(ValidationError::field(
+                "training_params.epochs",
+                "must be between 1 and 10000",
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > 1 << 20 {
+            return Err(ValidationError::field(
+                "training_params.batch_size",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 10.0)
+        {
+            return Err(ValidationError::field(
+                "training_params.learning_rate",
+                "must be a finite number in (0, 10]",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Accelerators, named as Vertex AI's `acceleratorType` enum names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GpuType {
+    #[default]
+    #[serde(rename = "NVIDIA_TESLA_T4")]
+    NvidiaTeslaT4,
+    #[serde(rename = "NVIDIA_L4")]
+    NvidiaL4,
+    #[serde(rename = "NVIDIA_TESLA_V100")]
+    NvidiaTeslaV100,
+    #[serde(rename = "NVIDIA_TESLA_P100")]
+    NvidiaTeslaP100,
+    #[serde(rename = "NVIDIA_TESLA_A100")]
+    NvidiaTeslaA100,
+    #[serde(rename = "NVIDIA_A100_80GB")]
+    NvidiaA100_80gb,
+    #[serde(rename = "NVIDIA_H100_80GB")]
+    NvidiaH100_80gb,
+}
+
+impl GpuType {
+    pub const ALL: [GpuType; 7] = [
+        GpuType::NvidiaTeslaT4,
+        GpuType::NvidiaL4,
+        GpuType::NvidiaTeslaV100,
+        GpuType::NvidiaTeslaP100,
+        GpuType::NvidiaTeslaA100,
+        GpuType::NvidiaA100_80gb,
+        GpuType::NvidiaH100_80gb,
+    ];
+
+    /// The Vertex AI accelerator enum name.
+    pub fn vertex_name(self) -> &'static str {
+        match self {
+            GpuType::NvidiaTeslaT4 => "NVIDIA_TESLA_T4",
+            GpuType::NvidiaL4 => "NVIDIA_L4",
+            GpuType::NvidiaTeslaV100 => "NVIDIA_TESLA_V100",
+            GpuType::NvidiaTeslaP100 => "NVIDIA_TESLA_P100",
+            GpuType::NvidiaTeslaA100 => "NVIDIA_TESLA_A100",
+            GpuType::NvidiaA100_80gb => "NVIDIA_A100_80GB",
+            GpuType::NvidiaH100_80gb => "NVIDIA_H100_80GB",
+        }
+    }
+}
+
+/// Regions where Vertex AI custom training has no GPUs, though quota may say otherwise
+/// (spec: "GPU Quota and Regional Availability").
+pub const REGIONS_WITHOUT_GPU_TRAINING: &[&str] = &["europe-central2"];
+
+/// Default region for GPU training jobs when the orchestration region has none.
+pub const DEFAULT_GPU_TRAINING_REGION: &str = "europe-west4";
+
+/// `gpu_config` of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GpuConfig {
+    pub gpu_enabled: bool,
+    pub gpu_type: GpuType,
+    pub gpu_count: u32,
+    pub machine_type: String,
+    pub preemptible: bool,
+    /// Region for the Trainer's custom job; `None` means the orchestration region.
+    pub training_region: Option<String>,
+}
+
+impl Default for GpuConfig {
+    /// CPU training; flipping `gpu_enabled` gives the spec's default 2x T4 on n1-standard-16.
+    fn default() -> Self {
+        Self {
+            gpu_enabled: false,
+            gpu_type: GpuType::NvidiaTeslaT4,
+            gpu_count: 2,
+            machine_type: "n1-standard-16".into(),
+            preemptible: false,
+            training_region: None,
+        }
+    }
+}
+
+impl GpuConfig {
+    /// Number of accelerators actually requested (0 when GPUs are off).
+    pub fn accelerator_count(&self) -> u32 {
+        if self.gpu_enabled {
+            self.gpu_count
+        } else {
+            0
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.gpu_enabled && !matches!(self.gpu_count, 1 | 2 | 4 | 8) {
+            return Err(ValidationError::field(
+                "gpu_config.gpu_count",
+                "must be 1, 2, 4 or 8 when GPUs are enabled",
+            ));
+        }
+        if self.machine_type.trim().is_empty() {
+            return Err(ValidationError::field(
+                "gpu_config.machine_type",
+                "must not be empty",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The region the Trainer runs in, given the pipeline's orchestration region. GPU training
+    /// in a region without GPU support is rejected before anything is submitted.
+    pub fn trainer_region<'a>(
+        &'a self,
+        orchestration_region: &'a str,
+    ) -> Result<&'a str, ValidationError> {
+        let region = self
+            .training_region
+            .as_deref()
+            .unwrap_or(orchestration_region);
+        if self.gpu_enabled && REGIONS_WITHOUT_GPU_TRAINING.contains(&region) {
+            return Err(ValidationError::field(
+                "gpu_config.training_region",
+                format!(
+                    "Vertex AI has no GPU training in {region}; set training_region (e.g. {DEFAULT_GPU_TRAINING_REGION})"
+                ),
+            ));
+        }
+        Ok(region)
+    }
+}
+
+/// `evaluator_config` of a run: whether the Evaluator blesses, and on which threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvaluatorConfig {
+    pub enabled: bool,
+    /// e.g. `recall_at_100` (retrieval) or `rmse` (ranking, multitask).
+    pub blessing_metric: String,
+    pub blessing_threshold: f64,
+}
+
+impl Default for EvaluatorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            blessing_metric: "recall_at_100".into(),
+            blessing_threshold: 0.0,
+        }
+    }
+}
+
+impl EvaluatorConfig {
+    /// Metrics where lower is better bless when the value is at or below the threshold.
+    pub fn lower_is_better(&self) -> bool {
+        matches!(
+            self.blessing_metric.as_str(),
+            "rmse" | "mae" | "test_rmse" | "test_mae" | "final_loss" | "loss"
+        )
+    }
+
+    /// Whether a metric value passes the blessing threshold (always true when disabled).
+    pub fn blesses(&self, value: Option<f64>) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        match value {
+            None => false,
+            Some(v) if self.lower_is_better() => v <= self.blessing_threshold,
+            Some(v) => v >= self.blessing_threshold,
+        }
+    }
+}
+
+/// The spec's deployment presets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentPreset {
+    Development,
+    #[default]
+    Production,
+    HighTraffic,
+    Custom,
+}
+
+/// Resources of one preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresetResources {
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub memory: &'static str,
+    pub cpu: &'static str,
+}
+
+impl DeploymentPreset {
+    /// Resources of a named preset; `None` for `Custom`.
+    pub fn resources(self) -> Option<PresetResources> {
+        let (min_instances, max_instances, memory, cpu) = match self {
+            DeploymentPreset::Development => (0, 2, "2Gi", "1"),
+            DeploymentPreset::Production => (1, 10, "4Gi", "2"),
+            DeploymentPreset::HighTraffic => (2, 50, "8Gi", "4"),
+            DeploymentPreset::Custom => return None,
+        };
+        Some(PresetResources {
+            min_instances,
+            max_instances,
+            memory,
+            cpu,
+        })
+    }
+}
+
+/// `deployment_config` of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeploymentConfig {
+    pub enabled: bool,
+    pub service_name: String,
+    pub custom_name: bool,
+    pub preset: DeploymentPreset,
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub memory: String,
+    pub cpu: String,
+    /// Request timeout in seconds, as a string in the spec's JSON.
+    pub timeout: String,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        Self::from_preset(DeploymentPreset::Production)
+    }
+}
+
+impl DeploymentConfig {
+    /// A disabled config with a named preset's resources.
+    pub fn from_preset(preset: DeploymentPreset) -> Self {
+        let r = preset.resources().unwrap_or(PresetResources {
+            min_instances: 1,
+            max_instances: 10,
+            memory: "4Gi",
+            cpu: "2",
+        });
+        Self {
+            enabled: false,
+            service_name: String::new(),
+            custom_name: false,
+            preset,
+            min_instances: r.min_instances,
+            max_instances: r.max_instances,
+            memory: r.memory.into(),
+            cpu: r.cpu.into(),
+            timeout: "300".into(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if self.min_instances > self.max_instances {
+            return Err(ValidationError::field(
+                "deployment_config.min_instances",
+                "must not exceed max_instances",
+            ));
+        }
+        if self.max_instances == 0 {
+            return Err(ValidationError::field(
+                "deployment_config.max_instances",
+                "must be at least 1",
+            ));
+        }
+        let timeout_ok = self
+            .timeout
+            .parse::<u32>()
+            .map(|t| (1..=3600).contains(&t))
+            .unwrap_or(false);
+        if !timeout_ok {
+            return Err(ValidationError::field(
+                "deployment_config.timeout",
+                "must be a whole number of seconds between 1 and 3600",
+            ));
+        }
+        if self.enabled && self.custom_name {
+            crate::deployment::validate_service_name(&self.service_name).map_err(|e| {
+                ValidationError::field("deployment_config.service_name", e.to_string())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Schedule kinds in a run's embedded `schedule_config` (`now` means no schedule).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    #[default]
+    Now,
+    Once,
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+/// `schedule_config` embedded in a run (spec "Edit Feature": Schedule Config Schema).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScheduleConfig {
+    pub schedule_type: ScheduleKind,
+    /// "HH:MM"
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_time: Option<String>,
+    /// 0=Monday .. 6=Sunday
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_day_of_week: Option<u8>,
+    /// 1..=31
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_day_of_month: Option<u8>,
+    pub schedule_timezone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_datetime: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_scheduler_job_name: Option<String>,
+}
+
+impl ScheduleConfig {
+    /// The copy a rerun takes: everything but the Cloud Scheduler job, which belongs to the source.
+    pub fn for_rerun(&self) -> Self {
+        Self {
+            cloud_scheduler_job_name: None,
+            ..self.clone()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(t) = &self.schedule_time {
+            parse_hh_mm(t).ok_or_else(|| {
+                ValidationError::field(
+                    "schedule_config.schedule_time",
+                    "must be HH:MM (00:00-23:59)",
+                )
+            })?;
+        }
+        if let Some(d) = self.schedule_day_of_week {
+            if d > 6 {
+                return Err(ValidationError::field(
+                    "schedule_config.schedule_day_of_week",
+                    "must be 0 (Monday) to 6 (Sunday)",
+                ));
+            }
+        }
+        if let Some(d) = self.schedule_day_of_month {
+            if !(1..=31).contains(&d) {
+                return Err(ValidationError::field(
+                    "schedule_config.schedule_day_of_month",
+                    "must be 1 to 31",
+                ));
+            }
+        }
+        let needs_time = !matches!(self.schedule_type, ScheduleKind::Now | ScheduleKind::Once);
+        if needs_time && self.schedule_time.is_none() {
+            return Err(ValidationError::field(
+                "schedule_config.schedule_time",
+                "is required for recurring schedules",
+            ));
+        }
+        if self.schedule_type == ScheduleKind::Weekly && self.schedule_day_of_week.is_none() {
+            return Err(ValidationError::field(
+                "schedule_config.schedule_day_of_week",
+                "is required for weekly schedules",
+            ));
+        }
+        if self.schedule_type == ScheduleKind::Monthly && self.schedule_day_of_month.is_none() {
+            return Err(ValidationError::field(
+                "schedule_config.schedule_day_of_month",
+                "is required for monthly schedules",
+            ));
+        }
+        if self.schedule_type == ScheduleKind::Once && self.scheduled_datetime.is_none() {
+            return Err(ValidationError::field(
+                "schedule_config.scheduled_datetime",
+                "is required for a one-time schedule",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses "HH:MM" into (hour, minute).
+pub fn parse_hh_mm(s: &str) -> Option<(u8, u8)> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let h: u8 = h.parse().ok()?;
+    let m: u8 = m.parse().ok()?;
+    (h < 24 && m < 60).then_some((h, m))
+}
+
+/// Where the training data comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DataSource {
+    /// A BigQuery query run by BigQueryExampleGen.
+    BigQuery { query: String },
+    /// CSV files in a directory (local runs).
+    Csv { path: String },
+    /// Parquet files in a directory (local runs).
+    Parquet { path: String },
+}
+
+/// The `dataset` a run trains on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSpec {
+    pub name: String,
+    pub source: DataSource,
+}
+
+impl Default for DatasetSpec {
+    fn default() -> Self {
+        Self {
+            name: "synthetic-b2b".into(),
+            source: DataSource::Csv {
+                path: "data".into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Ports: the async traits the services call and the backends implement (DESIGN.md "Ports and
+//! backends"). The embedded defaults live in trainyard-store and trainyard-local, the cloud
+//! ones in trainyard-gcp.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::DeploymentConfig;
+use crate::error::Result;
+use crate::metrics::{EpochMetrics, RunResults};
+use crate::model_config::ModelType;
+use crate::registry::{DeployedEndpoint, RegisteredModel};
+use crate::run::{
+    EndpointId, RegisteredModelId, RunId, ScheduleId, TrainingMetricsHistory, TrainingRun,
+};
+use crate::schedule::TrainingSchedule;
+use crate::stages::StageName;
+use crate::status::RunStatus;
+
+/// Time, injectable so services and schedulers can be tested.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Filters and page of a run listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunFilter {
+    pub ml_model: Option<String>,
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<RunStatus>,
+    pub model_type: Option<ModelType>,
+    pub registered_model_id: Option<RegisteredModelId>,
+    /// Case-insensitive substring of the run name.
+    pub search: Option<String>,
+    /// 1-based.
+    pub page: u32,
+    pub page_size: u32,
+}
+
+impl Default for RunFilter {
+    fn default() -> Self {
+        RunFilter {
+            ml_model: None,
+            statuses: Vec::new(),
+            model_type: None,
+            registered_model_id: None,
+            search: None,
+            page: 1,
+            page_size: 20,
+        }
+    }
+}
+
+/// Counts over the runs that match a filter's non-status criteria.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunKpi {
+    pub total: u64,
+    pub by_status: BTreeMap<RunStatus, u64>,
+}
+
+impl RunKpi {
+    pub fn count(&self, status: RunStatus) -> u64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPage {
+    pub runs: Vec<TrainingRun>,
+    /// Runs matching the whole filter.
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+    pub kpi: RunKpi,
+}
+
+/// Persistence of every entity. Updates carry the row version they read; a stale one is
+/// `Error::Conflict` and changes nothing.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Inserts a run, allocating its id and the next run_number of its `ml_model`.
+    async fn insert_run(&self, run: &TrainingRun) -> Result<TrainingRun>;
+    async fn get_run(&self, id: RunId) -> Result<TrainingRun>;
+    /// Writes `run` if its `version` is current; returns it with the next version.
+    async fn update_run(&self, run: &TrainingRun) -> Result<TrainingRun>;
+    async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage>;
+
+    /// Inserts or replaces the history rows of the given epochs.
+    async fn record_epochs(
+        &self,
+        run_id: RunId,
+        rows: &[EpochMetrics],
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn history(&self, run_id: RunId) -> Result<Vec<TrainingMetricsHistory>>;
+
+    /// Inserts; a second model with the same (ml_model, model_name) is a Conflict.
+    async fn insert_registered_model(&self, model: &RegisteredModel) -> Result<RegisteredModel>;
+    async fn get_registered_model(&self, id: RegisteredModelId) -> Result<RegisteredModel>;
+    async fn find_registered_model(
+        &self,
+        ml_model: &str,
+        model_name: &str,
+    ) -> Result<Option<RegisteredModel>>;
+    async fn update_registered_model(&self, model: &RegisteredModel) -> Result<RegisteredModel>;
+    async fn list_registered_models(&self, ml_model: Option<&str>) -> Result<Vec<RegisteredModel>>;
+
+    /// Inserts; a second schedule for the same registered model is a Conflict.
+    async fn insert_schedule(&self, schedule: &TrainingSchedule) -> Result<TrainingSchedule>;
+    async fn get_schedule(&self, id: ScheduleId) -> Result<TrainingSchedule>;
+    async fn schedule_for_model(&self, id: RegisteredModelId) -> Result<Option<TrainingSchedule>>;
+    async fn update_schedule(&self, schedule: &TrainingSchedule) -> Result<TrainingSchedule>;
+    async fn delete_schedule(&self, id: ScheduleId) -> Result<()>;
+    async fn list_schedules(&self, ml_model: Option<&str>) -> Result<Vec<TrainingSchedule>>;
+
+    /// Inserts; service names are unique.
+    async fn insert_endpoint(&self, endpoint: &DeployedEndpoint) -> Result<DeployedEndpoint>;
+    async fn get_endpoint(&self, id: EndpointId) -> Result<DeployedEndpoint>;
+    async fn update_endpoint(&self, endpoint: &DeployedEndpoint) -> Result<DeployedEndpoint>;
+    async fn list_endpoints(
+        &self,
+        registered_model_id: Option<RegisteredModelId>,
+    ) -> Result<Vec<DeployedEndpoint>>;
+}
+
+/// What a pipeline reports about a run, through webhooks or a runner's progress stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum PipelineEvent {
+    /// The pipeline was accepted by the executor.
+    Submitted {
+        #[serde(default)]
+        job_name: Option<String>,
+        #[serde(default)]
+        job_id: Option<String>,
+    },
+    StageStarted {
+        stage: StageName,
+    },
+    StageCompleted {
+        stage: StageName,
+    },
+    EpochCompleted {
+        epoch: u32,
+        #[serde(default)]
+        metrics: BTreeMap<String, f64>,
+    },
+    Failed {
+        error: String,
+        #[serde(default)]
+        stage: Option<StageName>,
+    },
+    /// Training and evaluation finished; `training_metrics` is the trainer's
+    /// training_metrics.json and `blessed` the Evaluator's verdict.
+    Completed {
+        training_metrics: serde_json::Value,
+        blessed: bool,
+        #[serde(default)]
+        artifacts: BTreeMap<String, String>,
+    },
+}
+
+/// A pipeline handed to an executor: the run and the generated files it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineSubmission {
+    pub run: TrainingRun,
+    /// Root for the run's artifacts (a directory or a gs:// prefix).
+    pub pipeline_root: String,
+    /// File name -> contents: the transform and trainer modules, the pipeline module or IR.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Where an executor put a submitted pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineHandle {
+    pub job_name: String,
+    pub job_id: String,
+}
+
+/// Runs training pipelines (local TFX runner, Vertex AI Pipelines).
+#[async_trait]
+pub trait PipelineExecutor: Send + Sync {
+    async fn submit(&self, submission: &PipelineSubmission) -> Result<PipelineHandle>;
+    /// Events since the last poll; a finished pipeline ends with `Completed` or `Failed`.
+    async fn poll(&self, handle: &PipelineHandle) -> Result<Vec<PipelineEvent>>;
+    async fn cancel(&self, handle: &PipelineHandle) -> Result<()>;
+}
+
+/// Reads and writes run artifacts (local directory, GCS).
+#[async_trait]
+pub trait ArtifactStore: Send + Sync {
+    /// Object paths under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    async fn read(&self, path: &str) -> Result<Vec<u8>>;
+    async fn write(&self, path: &str, bytes: &[u8]) -> Result<()>;
+}
+
+/// A version created in a model registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryVersion {
+    pub model_resource_name: String,
+    pub version: String,
+}
+
+/// Registers pushed models as versions of a named model (filesystem, Vertex AI Model Registry).
+#[async_trait]
+pub trait ModelRegistry: Send + Sync {
+    async fn register(
+        &self,
+        model: &RegisteredModel,
+        run: &TrainingRun,
+        model_path: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<RegistryVersion>;
+    async fn list_versions(&self, model: &RegisteredModel) -> Result<Vec<RegistryVersion>>;
+}
+
+/// What to deploy, where, with which resources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub service_name: String,
+    pub model_path: String,
+    pub image: String,
+    pub config: DeploymentConfig,
+}
+
+/// Serves models (local trainyard-serve process, Cloud Run).
+#[async_trait]
+pub trait Deployer: Send + Sync {
+    /// Creates or updates the service; returns its URL.
+    async fn deploy(&self, request: &DeployRequest) -> Result<String>;
+    async fn undeploy(&self, service_name: &str) -> Result<()>;
+    /// Whether the service is up and serving a model right now.
+    async fn is_serving(&self, service_name: &str) -> Result<bool>;
+}
+
+/// Fires schedules (in-process scheduler, Cloud Scheduler).
+#[async_trait]
+pub trait ScheduleTrigger: Send + Sync {
+    /// Creates or replaces the trigger of a schedule; returns the job name.
+    async fn upsert(&self, schedule: &TrainingSchedule, cron: &str) -> Result<String>;
+    async fn pause(&self, job_name: &str) -> Result<()>;
+    async fn resume(&self, job_name: &str) -> Result<()>;
+    async fn delete(&self, job_name: &str) -> Result<()>;
+}
+
+/// Receives metrics as they are produced (training_metrics.json, MLflow).
+#[async_trait]
+pub trait MetricsSink: Send + Sync {
+    async fn log_epoch(&self, run: &TrainingRun, epoch: &EpochMetrics) -> Result<()>;
+    async fn log_results(&self, run: &TrainingRun, results: &RunResults) -> Result<()>;
+}

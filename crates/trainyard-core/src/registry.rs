@@ -1,0 +1,88 @@
+//! RegisteredModel: a named model whose versions are training runs, and DeployedEndpoint:
+//! a serving endpoint owned by one registered model.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model_config::ModelType;
+use crate::run::{EndpointId, RegisteredModelId, RunId, ScheduleId};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisteredModel {
+    pub id: RegisteredModelId,
+    pub ml_model: String,
+    /// Unique per `ml_model`; becomes the registry's model name.
+    pub model_name: String,
+    pub model_type: ModelType,
+    pub description: String,
+    pub vertex_model_resource_name: String,
+    pub first_registered_at: Option<DateTime<Utc>>,
+    pub latest_version_id: Option<RunId>,
+    pub latest_version_number: String,
+    pub total_versions: u32,
+    pub is_deployed: bool,
+    pub deployed_version_id: Option<RunId>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl RegisteredModel {
+    pub fn new(
+        ml_model: &str,
+        model_name: &str,
+        model_type: ModelType,
+        description: &str,
+        now: DateTime<Utc>,
+    ) -> Self {
+        RegisteredModel {
+            id: 0,
+            ml_model: ml_model.into(),
+            model_name: model_name.into(),
+            model_type,
+            description: description.into(),
+            vertex_model_resource_name: String::new(),
+            first_registered_at: None,
+            latest_version_id: None,
+            latest_version_number: String::new(),
+            total_versions: 0,
+            is_deployed: false,
+            deployed_version_id: None,
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        }
+    }
+
+    /// Registered to a model registry at least once.
+    pub fn is_registered(&self) -> bool {
+        !self.vertex_model_resource_name.is_empty()
+    }
+}
+
+/// Answer of check-name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameCheck {
+    pub exists: bool,
+    pub registered_model_id: Option<RegisteredModelId>,
+    pub has_schedule: bool,
+    pub schedule_id: Option<ScheduleId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployedEndpoint {
+    pub id: EndpointId,
+    pub registered_model_id: RegisteredModelId,
+    /// Unique; a valid Cloud Run service name.
+    pub service_name: String,
+    pub service_url: String,
+    pub deployed_version: String,
+    pub deployed_training_run_id: Option<RunId>,
+    pub is_active: bool,
+    pub deployment_config: crate::config::DeploymentConfig,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
