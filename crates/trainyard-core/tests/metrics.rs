@@ -1,0 +1,102 @@
+use serde_json::json;
+use trainyard_core::metrics::{
+    epoch_history, extract_results, extract_results_from_str, MetricsError,
+};
+use trainyard_core::ModelType;
+
+const MULTITASK: &str = include_str!("fixtures/multitask_training_metrics.json");
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+#[test]
+fn spec_multitask_example_gives_the_spec_numbers() {
+    let r = extract_results_from_str(ModelType::Multitask, MULTITASK).unwrap();
+    assert!(close(r.rmse, 0.6270), "{r:?}");
+    assert!(close(r.mae, 0.4199), "{r:?}");
+    assert!(close(r.test_rmse, 0.6071), "{r:?}");
+    assert!(close(r.test_mae, 0.4124), "{r:?}");
+    assert!(close(r.recall_at_100, 0.35), "{r:?}");
+    assert!(close(r.final_loss, 1.07), "{r:?}");
+    assert_eq!(r.is_blessed, None);
+}
+
+#[test]
+fn ranking_ignores_recall_and_bare_final_rmse() {
+    // Bug 3: bare `rmse` in final_metrics is not where validation RMSE lives.
+    let doc = json!({
+        "loss": {"val_rmse": [0.9, 0.8], "val_mae": [0.7, 0.6], "val_recall_at_100": [0.5]},
+        "final_metrics": {"rmse": 123.0, "test_rmse": 0.81, "test_mae": 0.61}
+    });
+    let r = extract_results(ModelType::Ranking, &doc).unwrap();
+    assert!(close(r.rmse, 0.8));
+    assert!(close(r.mae, 0.6));
+    assert!(close(r.test_rmse, 0.81));
+    assert_eq!(r.recall_at_100, None);
+}
+
+#[test]
+fn retrieval_prefers_test_recall_then_last_val_epoch() {
+    let doc = json!({
+        "loss": {"loss": [3.0, 2.0], "val_recall_at_5": [0.01, 0.02], "recall_at_10": [0.1, 0.2],
+                 "val_recall_at_100": [0.3, 0.4]},
+        "final_metrics": {"test_recall_at_100": 0.45}
+    });
+    let r = extract_results(ModelType::Retrieval, &doc).unwrap();
+    assert!(close(r.recall_at_5, 0.02));
+    assert!(close(r.recall_at_10, 0.2));
+    assert_eq!(r.recall_at_50, None);
+    assert!(close(r.recall_at_100, 0.45));
+    assert_eq!(r.rmse, None);
+    assert!(close(r.final_loss, 2.0));
+}
+
+#[test]
+fn malformed_documents_are_typed_errors() {
+    assert!(matches!(
+        extract_results_from_str(ModelType::Ranking, "{not json"),
+        Err(MetricsError::Json(_))
+    ));
+    assert_eq!(
+        extract_results(ModelType::Ranking, &json!([1, 2])),
+        Err(MetricsError::NotAnObject)
+    );
+    let err = extract_results(ModelType::Ranking, &json!({"loss": {"val_rmse": 0.5}})).unwrap_err();
+    assert_eq!(
+        err,
+        MetricsError::WrongType {
+            key: "loss.val_rmse".into(),
+            expected: "an array of numbers"
+        }
+    );
+    let err = extract_results(
+        ModelType::Ranking,
+        &json!({"final_metrics": {"test_rmse": "x"}}),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("final_metrics.test_rmse"));
+}
+
+#[test]
+fn empty_arrays_and_nulls_give_no_value() {
+    let doc = json!({"loss": {"val_rmse": [], "val_mae": [null]}, "final_metrics": null});
+    let r = extract_results(ModelType::Ranking, &doc).unwrap();
+    assert_eq!((r.rmse, r.mae, r.test_rmse), (None, None, None));
+}
+
+#[test]
+fn history_rows_follow_the_loss_arrays() {
+    let doc: serde_json::Value = serde_json::from_str(MULTITASK).unwrap();
+    let rows = epoch_history(&doc).unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert!(close(rows[0].rmse, 0.83));
+    assert!(close(rows[3].rmse, 0.6270));
+    assert!(close(rows[2].loss, 1.18));
+    assert!(close(rows[1].recall_at_50, 0.19));
+    assert_eq!(rows[3].values.len(), 6);
+}

@@ -1,0 +1,113 @@
+use proptest::prelude::*;
+use trainyard_core::deployment::{
+    default_service_name, service_name_from, validate_service_name, versioned_model_path,
+    ServiceNameError,
+};
+
+#[test]
+fn length_limit_is_63() {
+    let ok = format!("a{}", "b".repeat(62));
+    assert_eq!(ok.len(), 63);
+    assert_eq!(validate_service_name(&ok), Ok(()));
+    let long = format!("a{}", "b".repeat(63));
+    assert_eq!(
+        validate_service_name(&long),
+        Err(ServiceNameError::TooLong { len: 64 })
+    );
+    assert_eq!(validate_service_name(""), Err(ServiceNameError::Empty));
+}
+
+#[test]
+fn each_rule_names_itself() {
+    assert_eq!(
+        validate_service_name("1model"),
+        Err(ServiceNameError::MustStartWithLetter)
+    );
+    assert_eq!(
+        validate_service_name("-model"),
+        Err(ServiceNameError::MustStartWithLetter)
+    );
+    assert_eq!(
+        validate_service_name("model-"),
+        Err(ServiceNameError::MustEndWithLetterOrDigit)
+    );
+    assert_eq!(
+        validate_service_name("myModel"),
+        Err(ServiceNameError::Uppercase { ch: 'M', pos: 2 })
+    );
+    assert_eq!(
+        validate_service_name("my_model"),
+        Err(ServiceNameError::InvalidChar { ch: '_', pos: 2 })
+    );
+    assert!(validate_service_name("Bad_Name")
+        .unwrap_err()
+        .to_string()
+        .contains("uppercase"));
+    assert!(validate_service_name("my_model")
+        .unwrap_err()
+        .to_string()
+        .contains("lowercase letters, digits and hyphens"));
+    assert_eq!(validate_service_name("a"), Ok(()));
+    assert_eq!(validate_service_name("model-2-serving"), Ok(()));
+}
+
+#[test]
+fn chain_picks_the_first_present_name() {
+    assert_eq!(
+        default_service_name(Some("Vertex_Name"), Some("rm"), Some("run"), "ep"),
+        "vertex-name-serving"
+    );
+    assert_eq!(
+        default_service_name(None, Some("rm"), Some("run"), "ep"),
+        "rm-serving"
+    );
+    assert_eq!(
+        default_service_name(Some("  "), None, Some("Run 7"), "ep"),
+        "run-7-serving"
+    );
+    assert_eq!(
+        default_service_name(None, None, None, "endpoint"),
+        "endpoint-serving"
+    );
+    // Different models never share a service (bug 7).
+    assert_ne!(
+        default_service_name(None, Some("model-a"), None, "ep"),
+        default_service_name(None, Some("model-b"), None, "ep")
+    );
+}
+
+#[test]
+fn newest_numeric_version_with_saved_model() {
+    let listing = [
+        "runs/7/pushed_model/1700000000/saved_model.pb",
+        "runs/7/pushed_model/1800000000/variables/variables.index",
+        "runs/7/pushed_model/999/saved_model.pb",
+        "runs/7/pushed_model/tmp-2000000000/saved_model.pb",
+        "runs/7/pushed_model/1768842986/saved_model.pb",
+    ];
+    assert_eq!(
+        versioned_model_path(listing).as_deref(),
+        Some("runs/7/pushed_model/1768842986")
+    );
+    assert_eq!(versioned_model_path(["pushed_model/saved_model.pb"]), None);
+    assert_eq!(versioned_model_path(Vec::<&str>::new()), None);
+}
+
+proptest! {
+    #[test]
+    fn every_generated_name_is_valid(base in "\\PC{0,90}", suffix in "[-a-z0-9_A-Z]{0,12}") {
+        let name = service_name_from(&base, &suffix);
+        prop_assert_eq!(validate_service_name(&name), Ok(()), "{:?} -> {:?}", base, name);
+    }
+
+    #[test]
+    fn every_default_name_is_valid(a in proptest::option::of("\\PC{0,80}"), b in proptest::option::of("\\PC{0,80}"), c in "\\PC{0,80}") {
+        let name = default_service_name(a.as_deref(), b.as_deref(), None, &c);
+        prop_assert_eq!(validate_service_name(&name), Ok(()), "{:?}", name);
+    }
+
+    #[test]
+    fn validator_never_panics(s in "\\PC{0,100}") {
+        let _ = validate_service_name(&s);
+    }
+}
