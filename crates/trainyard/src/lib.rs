@@ -1,0 +1,15 @@
+//! trainyard: the facade crate.
+//!
+//! Owns the services users call — [`TrainingService`], [`RegistryService`] (and, as their
+//! issues land, schedules and deployments) — and the [`Platform`] that wires them to backends
+//! picked from a project's `trainyard.toml`. Re-exports the domain types of `trainyard-core`.
+
+mod platform;
+mod registry;
+mod training;
+
+pub use platform::{Platform, ProjectConfig, CONFIG_FILE};
+pub use registry::RegistryService;
+pub use training::{RunConfigView, TrainingService};
+pub use trainyard_core as core;
+pub use trainyard_core::{Error, Result};

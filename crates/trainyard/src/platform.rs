@@ -1,0 +1,171 @@
+//! The Platform: a project directory (trainyard.toml + its database) and the services over it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use trainyard_core::ports::{Clock, Store, SystemClock};
+use trainyard_core::{Error, Result, ValidationError};
+use trainyard_store::SqliteStore;
+
+use crate::registry::RegistryService;
+use crate::training::TrainingService;
+
+pub const CONFIG_FILE: &str = "trainyard.toml";
+
+/// `[project]` of trainyard.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectSection {
+    /// The model endpoint runs belong to unless a caller names another.
+    pub ml_model: String,
+}
+
+impl Default for ProjectSection {
+    fn default() -> Self {
+        ProjectSection {
+            ml_model: "default".into(),
+        }
+    }
+}
+
+/// `[store]` of trainyard.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// SQLite database file, relative to the project directory.
+    pub sqlite_path: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            sqlite_path: "trainyard.db".into(),
+        }
+    }
+}
+
+/// A project's trainyard.toml.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub project: ProjectSection,
+    pub store: StoreSection,
+}
+
+impl ProjectConfig {
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            Error::Validation(ValidationError::field(
+                CONFIG_FILE,
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid TOML")
+                    .to_string(),
+            ))
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config types always serialize to TOML")
+    }
+}
+
+/// The services of one project, sharing one store and clock.
+#[derive(Clone)]
+pub struct Platform {
+    dir: PathBuf,
+    config: ProjectConfig,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("dir", &self.dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Storage(format!("{}: {e}", path.display()))
+}
+
+impl Platform {
+    /// Creates a project directory: writes trainyard.toml (unless present) and the database.
+    pub async fn init(dir: impl AsRef<Path>) -> Result<Platform> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let path = dir.join(CONFIG_FILE);
+        if !path.exists() {
+            std::fs::write(&path, ProjectConfig::default().to_toml())
+                .map_err(|e| io_err(&path, e))?;
+        }
+        Platform::open(dir).await
+    }
+
+    /// Opens an existing project directory.
+    pub async fn open(dir: impl AsRef<Path>) -> Result<Platform> {
+        let dir = dir.as_ref().to_path_buf();
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Validation(ValidationError::field(
+                    "project",
+                    format!(
+                        "{} has no {CONFIG_FILE}; run `trainyard init` there first",
+                        dir.display()
+                    ),
+                ))
+            } else {
+                io_err(&path, e)
+            }
+        })?;
+        let config = ProjectConfig::from_toml(&text)?;
+        let store = SqliteStore::open(dir.join(&config.store.sqlite_path)).await?;
+        Ok(Platform::with_store(
+            dir,
+            config,
+            Arc::new(store),
+            Arc::new(SystemClock),
+        ))
+    }
+
+    /// A platform over any store and clock (tests, embedding apps).
+    pub fn with_store(
+        dir: PathBuf,
+        config: ProjectConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Platform {
+        Platform {
+            dir,
+            config,
+            store,
+            clock,
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &ProjectConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn training(&self) -> TrainingService {
+        TrainingService::new(self.store.clone(), self.clock.clone())
+    }
+
+    pub fn registry(&self) -> RegistryService {
+        RegistryService::new(self.store.clone(), self.clock.clone())
+    }
+}

@@ -1,0 +1,284 @@
+//! TrainingService: create, cancel, rerun and edit training runs, and apply what the pipeline
+//! reports (stage, epoch, failure, completion) through the state machine.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use trainyard_core::metrics::{epoch_history, extract_results, EpochMetrics};
+use trainyard_core::ports::{Clock, PipelineEvent, RunFilter, RunPage, Store};
+use trainyard_core::run::{
+    ConfigPatch, NewTrainingRun, RunConfig, RunId, TrainingMetricsHistory, TrainingRun,
+};
+use trainyard_core::stages::StageName;
+use trainyard_core::{Error, Result, RunEvent, RunStatus};
+
+use crate::registry::RegistryService;
+
+/// How often a read-modify-write is retried when another writer got there first.
+const CONFLICT_RETRIES: usize = 8;
+
+/// The spec's GET /config/ shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfigView {
+    pub id: RunId,
+    pub name: String,
+    #[serde(flatten)]
+    pub config: RunConfig,
+}
+
+#[derive(Clone)]
+pub struct TrainingService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    registry: RegistryService,
+}
+
+impl TrainingService {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let registry = RegistryService::new(store.clone(), clock.clone());
+        TrainingService {
+            store,
+            clock,
+            registry,
+        }
+    }
+
+    /// Validates and stores a new pending run, getting or creating its RegisteredModel (named
+    /// after the run). The store allocates the run_number.
+    pub async fn create_training_run(&self, new: NewTrainingRun) -> Result<TrainingRun> {
+        new.validate()?;
+        let model = self
+            .registry
+            .get_or_create_for_training(
+                &new.ml_model,
+                &new.name,
+                new.config.model_type(),
+                &new.description,
+            )
+            .await?;
+        let run = TrainingRun::new(new, Some(model.id), self.clock.now());
+        let run = self.store.insert_run(&run).await?;
+        tracing::info!(run_id = run.id, run_number = run.run_number, name = %run.name, "training run created");
+        Ok(run)
+    }
+
+    pub async fn get(&self, id: RunId) -> Result<TrainingRun> {
+        self.store.get_run(id).await
+    }
+
+    pub async fn list(&self, filter: &RunFilter) -> Result<RunPage> {
+        self.store.list_runs(filter).await
+    }
+
+    pub async fn history(&self, id: RunId) -> Result<Vec<TrainingMetricsHistory>> {
+        self.store.get_run(id).await?;
+        self.store.history(id).await
+    }
+
+    /// Loads, changes and saves a run; on a concurrent write, reloads and applies `f` again,
+    /// so the change is made against the newest state or refused by it.
+    async fn mutate<F>(&self, id: RunId, mut f: F) -> Result<TrainingRun>
+    where
+        F: FnMut(&mut TrainingRun) -> Result<()> + Send,
+    {
+        for _ in 0..CONFLICT_RETRIES {
+            let mut run = self.store.get_run(id).await?;
+            f(&mut run)?;
+            run.updated_at = self.clock.now();
+            match self.store.update_run(&run).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict(format!(
+            "training run {id} kept changing under {CONFLICT_RETRIES} attempts; try again"
+        )))
+    }
+
+    /// Cancels a pending, scheduled, submitting or running run.
+    pub async fn cancel(&self, id: RunId) -> Result<TrainingRun> {
+        let now = self.clock.now();
+        self.mutate(id, |run| {
+            run.transition(RunEvent::Cancel, now)?;
+            run.update_stages(|s| s.cancel_remaining(now));
+            Ok(())
+        })
+        .await
+    }
+
+    /// A new run with the same name and config as a run whose training has finished; the
+    /// schedule config is copied without its Cloud Scheduler job.
+    pub async fn rerun(&self, id: RunId) -> Result<TrainingRun> {
+        let source = self.store.get_run(id).await?;
+        if !source.status.training_finished() {
+            return Err(Error::Conflict(format!(
+                "training run {id} is {}; only a run whose training has finished can be rerun",
+                source.status
+            )));
+        }
+        let mut config = source.config.clone();
+        config.schedule_config = source.config.schedule_config.for_rerun();
+        self.create_training_run(NewTrainingRun {
+            ml_model: source.ml_model.clone(),
+            name: source.name.clone(),
+            description: format!("Re-run of {}", source.display_name()),
+            config,
+        })
+        .await
+    }
+
+    pub async fn get_config(&self, id: RunId) -> Result<RunConfigView> {
+        let run = self.store.get_run(id).await?;
+        Ok(RunConfigView {
+            id: run.id,
+            name: run.name,
+            config: run.config,
+        })
+    }
+
+    /// Edits the spec's editable fields of a finished run; returns the config and what changed.
+    pub async fn patch_config(
+        &self,
+        id: RunId,
+        patch: &ConfigPatch,
+    ) -> Result<(RunConfigView, Vec<&'static str>)> {
+        let mut changed = Vec::new();
+        let run = self
+            .mutate(id, |run| {
+                if run.status.is_active() {
+                    return Err(Error::Conflict(format!(
+                        "training run {id} is {}; its config can be edited once training has finished",
+                        run.status
+                    )));
+                }
+                let (next, fields) = patch.apply_to(&run.config)?;
+                run.config = next;
+                run.deploy_enabled = run.config.deployment_config.enabled;
+                changed = fields;
+                Ok(())
+            })
+            .await?;
+        Ok((
+            RunConfigView {
+                id: run.id,
+                name: run.name,
+                config: run.config,
+            },
+            changed,
+        ))
+    }
+
+    /// Marks a pending or scheduled run as handed to an executor.
+    pub async fn mark_submitting(&self, id: RunId) -> Result<TrainingRun> {
+        let now = self.clock.now();
+        self.mutate(id, |run| {
+            run.transition(RunEvent::Submit, now)?;
+            run.update_stages(|s| s.start(StageName::Compile, now));
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies one pipeline callback (webhook or runner progress) to a run.
+    pub async fn handle_event(&self, id: RunId, event: &PipelineEvent) -> Result<TrainingRun> {
+        let now = self.clock.now();
+        if let PipelineEvent::EpochCompleted { epoch, metrics } = event {
+            let run = self.store.get_run(id).await?;
+            require_active(&run, "epoch-complete")?;
+            let row = EpochMetrics::from_values(*epoch, metrics.clone());
+            self.store.record_epochs(id, &[row], now).await?;
+            return Ok(run);
+        }
+        let mut history: Vec<EpochMetrics> = Vec::new();
+        let run = self
+            .mutate(id, |run| {
+                match event {
+                    PipelineEvent::Submitted { job_name, job_id } => {
+                        run.transition(RunEvent::Submitted, now)?;
+                        if job_name.is_some() {
+                            run.vertex_pipeline_job_name.clone_from(job_name);
+                        }
+                        if job_id.is_some() {
+                            run.vertex_pipeline_job_id.clone_from(job_id);
+                        }
+                        run.update_stages(|s| s.complete(StageName::Compile, now));
+                    }
+                    PipelineEvent::StageStarted { stage } => {
+                        ensure_running(run, now)?;
+                        run.update_stages(|s| s.start(*stage, now));
+                    }
+                    PipelineEvent::StageCompleted { stage } => {
+                        ensure_running(run, now)?;
+                        run.update_stages(|s| s.complete(*stage, now));
+                    }
+                    PipelineEvent::Failed { error, stage } => {
+                        run.transition(RunEvent::Fail, now)?;
+                        run.error_message = Some(error.clone());
+                        run.update_stages(|s| match stage {
+                            Some(st) => s.fail(*st, now, error.clone()),
+                            None => s.fail_current(now, error.clone()),
+                        });
+                    }
+                    PipelineEvent::Completed {
+                        training_metrics,
+                        blessed,
+                        artifacts,
+                    } => {
+                        ensure_running(run, now)?;
+                        let mut results = extract_results(run.model_type(), training_metrics)?;
+                        results.is_blessed = Some(*blessed);
+                        history = epoch_history(training_metrics)?;
+                        run.results.merge_from(&results);
+                        run.training_history_json = Some(training_metrics.clone());
+                        run.artifacts.extend(artifacts.clone());
+                        run.update_stages(|s| {
+                            s.complete(StageName::Evaluate, now);
+                            if *blessed {
+                                s.complete(StageName::Register, now);
+                            } else {
+                                // The Pusher does not push an unblessed model.
+                                s.skip(StageName::Register);
+                                s.skip(StageName::Deploy);
+                            }
+                        });
+                        run.transition(RunEvent::Finish { blessed: *blessed }, now)?;
+                    }
+                    PipelineEvent::EpochCompleted { .. } => unreachable!("handled above"),
+                }
+                Ok(())
+            })
+            .await?;
+        if !history.is_empty() {
+            self.store.record_epochs(id, &history, now).await?;
+        }
+        Ok(run)
+    }
+}
+
+/// A stage report implies the pipeline runs: a run still `submitting` moves to `running`.
+fn ensure_running(run: &mut TrainingRun, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    if run.status == RunStatus::Submitting {
+        run.transition(RunEvent::Submitted, now)?;
+    }
+    require_active(run, "stage report")?;
+    if run.status != RunStatus::Running {
+        return Err(Error::InvalidTransition(
+            trainyard_core::InvalidTransition {
+                from: run.status,
+                event: RunEvent::Submitted,
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn require_active(run: &TrainingRun, what: &str) -> Result<()> {
+    if run.status.is_active() {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "training run {} is {}; {what} ignored",
+            run.id, run.status
+        )))
+    }
+}
