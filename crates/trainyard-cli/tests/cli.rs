@@ -1,0 +1,170 @@
+use std::path::Path;
+use std::process::{Command, Output};
+
+use trainyard_core::metrics::{extract_results_from_str, RunResults};
+use trainyard_core::ModelType;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../trainyard-core/tests/fixtures/multitask_training_metrics.json"
+);
+
+fn trainyard(args: &[&str], project: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trainyard"));
+    cmd.args(args).env_remove("TRAINYARD_PROJECT");
+    if let Some(p) = project {
+        cmd.arg("--project").arg(p);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn version() {
+    let o = trainyard(&["--version"], None);
+    assert!(o.status.success());
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("trainyard {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn service_name_validation_exit_codes() {
+    let o = trainyard(&["validate", "service-name", "Bad_Name"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("uppercase"), "{err}");
+
+    let o = trainyard(&["validate", "service-name", "bad-"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("must end with a letter or digit"));
+
+    let o = trainyard(&["validate", "service-name", "good-name-1"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn metrics_extract_prints_the_library_numbers() {
+    let o = trainyard(
+        &[
+            "metrics",
+            "extract",
+            FIXTURE,
+            "--model-type",
+            "multitask",
+            "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed: RunResults = serde_json::from_str(&stdout(&o)).unwrap();
+    let library = extract_results_from_str(
+        ModelType::Multitask,
+        &std::fs::read_to_string(FIXTURE).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(printed, library);
+    assert_eq!(printed.rmse, Some(0.6270));
+    assert_eq!(printed.test_rmse, Some(0.6071));
+
+    let o = trainyard(
+        &[
+            "metrics",
+            "extract",
+            "/nonexistent.json",
+            "--model-type",
+            "ranking",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = trainyard(
+        &["metrics", "extract", FIXTURE, "--model-type", "regression"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn init_create_list_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("proj");
+    let o = trainyard(&["init", project.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(project.join("trainyard.toml").exists());
+    assert!(project.join("trainyard.db").exists());
+
+    let run_json = dir.path().join("run.json");
+    std::fs::write(
+        &run_json,
+        r#"{"name": "product-retrieval", "training_params": {"epochs": 3}}"#,
+    )
+    .unwrap();
+    for expected in 1..=2 {
+        let o = trainyard(
+            &[
+                "runs",
+                "create",
+                "--config",
+                run_json.to_str().unwrap(),
+                "--json",
+            ],
+            Some(&project),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["run_number"], expected);
+        assert_eq!(v["status"], "pending");
+        assert_eq!(v["ml_model"], "default");
+    }
+
+    let o = trainyard(&["runs", "list", "--json"], Some(&project));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["total"], 2);
+    assert_eq!(v["runs"][0]["run_number"], 2);
+
+    let o = trainyard(&["runs", "list"], Some(&project));
+    assert!(stdout(&o).contains("product-retrieval"), "{}", stdout(&o));
+
+    let o = trainyard(&["runs", "show", "1", "--json"], Some(&project));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["current_stage"], "compile");
+    assert_eq!(v["stage_details"].as_array().unwrap().len(), 9);
+
+    let o = trainyard(&["runs", "show", "99"], Some(&project));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not found"));
+
+    let o = trainyard(&["runs", "list", "--status", "runing"], Some(&project));
+    assert_eq!(o.status.code(), Some(2));
+
+    // Bad JSON in a run file is bad input and stores nothing.
+    std::fs::write(
+        &run_json,
+        r#"{"name": "x", "training_params": {"epochs": "many"}}"#,
+    )
+    .unwrap();
+    let o = trainyard(
+        &["runs", "create", "--config", run_json.to_str().unwrap()],
+        Some(&project),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let o = trainyard(&["runs", "list", "--json"], Some(&project));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["total"], 2);
+
+    // A directory without trainyard.toml.
+    let o = trainyard(&["runs", "list"], Some(dir.path()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("trainyard init"));
+}
