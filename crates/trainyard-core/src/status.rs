@@ -128,7 +128,7 @@ impl RunEvent {
 
 /// An event the current status does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("cannot {} a run that is {from}", event.name())]
+#[error("event `{}` is not allowed for a run that is {from}", event.name())]
 pub struct InvalidTransition {
     pub from: RunStatus,
     pub event: RunEvent,

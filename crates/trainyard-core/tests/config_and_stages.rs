@@ -256,7 +256,7 @@ fn run_transition_stamps_times_and_rejects_illegal_events() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("cannot undeploy a run that is running"),
+            .contains("event `undeploy` is not allowed for a run that is running"),
         "{err}"
     );
     assert_eq!(run, before, "a rejected event changes nothing");

@@ -194,6 +194,10 @@ impl TrainingService {
             .mutate(id, |run| {
                 match event {
                     PipelineEvent::Submitted { job_name, job_id } => {
+                        // A pipeline that reports in was submitted, whoever submitted it.
+                        if matches!(run.status, RunStatus::Pending | RunStatus::Scheduled) {
+                            run.transition(RunEvent::Submit, now)?;
+                        }
                         run.transition(RunEvent::Submitted, now)?;
                         if job_name.is_some() {
                             run.vertex_pipeline_job_name.clone_from(job_name);
