@@ -174,6 +174,14 @@ pub enum PipelineEvent {
     },
 }
 
+/// Name, in [`PipelineSubmission::files`], of the Vertex AI PipelineJob body (JSON) that the
+/// pipeline builder compiles and the Vertex executor submits.
+pub const VERTEX_PIPELINE_JOB_FILE: &str = "pipeline_job.json";
+/// Name, in [`PipelineSubmission::files`], of the runnable local TFX pipeline module.
+pub const LOCAL_PIPELINE_FILE: &str = "pipeline.py";
+/// The trainer's metrics file, in the run's model-run output directory.
+pub const TRAINING_METRICS_FILE: &str = "training_metrics.json";
+
 /// A pipeline handed to an executor: the run and the generated files it needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineSubmission {
