@@ -7,7 +7,7 @@ TEST_TARGETS :=
 
 -include mk/*.mk
 
-.PHONY: all build lint test test-rust demo clean-demo
+.PHONY: all build lint test test-rust test-postgres demo clean-demo
 
 all: build
 
@@ -21,8 +21,16 @@ lint:
 test-rust:
 	$(CARGO) test --workspace
 
-test: lint test-rust $(TEST_TARGETS)
-	@echo "make test: all suites passed ($(strip lint test-rust $(TEST_TARGETS)))"
+# The PostgreSQL variants of the store suite (and other tests marked `postgres`) against a real
+# server started on a free local port and stopped afterwards.
+PG_DIR := target/pg-test
+test-postgres:
+	@rm -rf $(PG_DIR); url=$$(bash scripts/pg-test-server.sh start $(PG_DIR)) || exit 1; \
+	TRAINYARD_TEST_POSTGRES_URL=$$url $(CARGO) test --workspace -- --ignored postgres; rc=$$?; \
+	bash scripts/pg-test-server.sh stop $(PG_DIR); exit $$rc
+
+test: lint test-rust test-postgres $(TEST_TARGETS)
+	@echo "make test: all suites passed ($(strip lint test-rust test-postgres $(TEST_TARGETS)))"
 
 demo:
 	$(CARGO) build -p trainyard-cli

@@ -329,6 +329,7 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
                     statuses,
                     model_type: model_type.map(Into::into),
                     registered_model_id: registered_model,
+                    schedule_id: None,
                     search,
                     page,
                     page_size,

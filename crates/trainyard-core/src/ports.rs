@@ -44,6 +44,7 @@ pub struct RunFilter {
     pub statuses: Vec<RunStatus>,
     pub model_type: Option<ModelType>,
     pub registered_model_id: Option<RegisteredModelId>,
+    pub schedule_id: Option<ScheduleId>,
     /// Case-insensitive substring of the run name.
     pub search: Option<String>,
     /// 1-based.
@@ -58,6 +59,7 @@ impl Default for RunFilter {
             statuses: Vec::new(),
             model_type: None,
             registered_model_id: None,
+            schedule_id: None,
             search: None,
             page: 1,
             page_size: 20,
@@ -98,6 +100,12 @@ pub trait Store: Send + Sync {
     /// Writes `run` if its `version` is current; returns it with the next version.
     async fn update_run(&self, run: &TrainingRun) -> Result<TrainingRun>;
     async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage>;
+    /// The run a schedule created for one fire time, if any.
+    async fn run_for_fire(
+        &self,
+        schedule_id: ScheduleId,
+        fire_at: DateTime<Utc>,
+    ) -> Result<Option<TrainingRun>>;
 
     /// Inserts or replaces the history rows of the given epochs.
     async fn record_epochs(
@@ -126,6 +134,8 @@ pub trait Store: Send + Sync {
     async fn update_schedule(&self, schedule: &TrainingSchedule) -> Result<TrainingSchedule>;
     async fn delete_schedule(&self, id: ScheduleId) -> Result<()>;
     async fn list_schedules(&self, ml_model: Option<&str>) -> Result<Vec<TrainingSchedule>>;
+    /// Active schedules whose `next_run_at` is at or before `now`, oldest first.
+    async fn due_schedules(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<TrainingSchedule>>;
 
     /// Inserts; service names are unique.
     async fn insert_endpoint(&self, endpoint: &DeployedEndpoint) -> Result<DeployedEndpoint>;

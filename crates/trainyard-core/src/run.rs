@@ -123,6 +123,12 @@ pub struct TrainingRun {
     pub name: String,
     pub description: String,
     pub registered_model_id: Option<RegisteredModelId>,
+    /// The schedule that fired this run, and the fire time it was for: together the
+    /// idempotency key of a fire (unique in the store).
+    #[serde(default)]
+    pub schedule_id: Option<ScheduleId>,
+    #[serde(default)]
+    pub scheduled_fire_at: Option<DateTime<Utc>>,
 
     #[serde(flatten)]
     pub config: RunConfig,
@@ -201,6 +207,8 @@ impl TrainingRun {
             name: new.name,
             description: new.description,
             registered_model_id,
+            schedule_id: None,
+            scheduled_fire_at: None,
             config: new.config,
             status: RunStatus::Pending,
             current_stage: stage_details.current(),

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::run::{RegisteredModelId, RunConfig, RunId, ScheduleId};
+use crate::timing::ScheduleTiming;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,6 +40,32 @@ impl ScheduleStatus {
     }
 }
 
+/// What the scheduler does with fires missed while it was down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUpPolicy {
+    /// One run for the whole missed window (keyed by its first missed fire).
+    #[default]
+    Once,
+    /// One run per missed fire.
+    All,
+    /// No run for missed fires; wait for the next one.
+    Skip,
+}
+
+/// What a fire does while the previous run of the same schedule is still active.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrencyPolicy {
+    /// No run for this fire.
+    #[default]
+    Skip,
+    /// Create the run as `scheduled`; it is submitted when the previous one finishes.
+    Queue,
+    /// Create and submit the run anyway.
+    Allow,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSchedule {
     pub id: ScheduleId,
@@ -49,16 +76,12 @@ pub struct TrainingSchedule {
     pub registered_model_id: RegisteredModelId,
     pub source_training_run_id: Option<RunId>,
 
-    pub schedule_type: ScheduleType,
-    pub scheduled_datetime: Option<DateTime<Utc>>,
-    /// "HH:MM"; for hourly only the minute counts.
-    pub schedule_time: Option<String>,
-    /// 0=Monday .. 6=Sunday
-    pub schedule_day_of_week: Option<u8>,
-    /// 1..=31
-    pub schedule_day_of_month: Option<u8>,
-    /// IANA time zone name.
-    pub schedule_timezone: String,
+    #[serde(flatten)]
+    pub timing: ScheduleTiming,
+    #[serde(default)]
+    pub catch_up: CatchUpPolicy,
+    #[serde(default)]
+    pub concurrency: ConcurrencyPolicy,
 
     /// Training configuration frozen at creation.
     pub training_config: RunConfig,

@@ -8,8 +8,9 @@ use trainyard_core::ports::{RunFilter, Store};
 use trainyard_core::registry::{DeployedEndpoint, RegisteredModel};
 use trainyard_core::run::{NewTrainingRun, RunConfig, TrainingRun};
 use trainyard_core::schedule::{ScheduleStatus, ScheduleType, TrainingSchedule};
+use trainyard_core::timing::ScheduleTiming;
 use trainyard_core::{Error, RunEvent, RunStatus};
-use trainyard_store::SqliteStore;
+use trainyard_store::{PostgresStore, SqliteStore};
 
 fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 24, 9, 49, 38).unwrap()
@@ -32,18 +33,49 @@ fn run(ml_model: &str, name: &str, model_type: ModelType) -> TrainingRun {
     TrainingRun::new(new, None, now())
 }
 
-async fn open() -> (tempfile::TempDir, SqliteStore) {
+/// A fresh database of each backend. PostgreSQL: a new database on the server at
+/// $TRAINYARD_TEST_POSTGRES_URL (set by `make test`); without it those tests fail loudly.
+enum Db {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres,
+}
+
+async fn sqlite() -> (Db, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("trainyard.db"))
         .await
         .unwrap();
-    (dir, store)
+    (Db::Sqlite(dir), Arc::new(store))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_inserts_get_consecutive_run_numbers() {
-    let (_dir, store) = open().await;
-    let store = Arc::new(store);
+async fn postgres() -> (Db, Arc<dyn Store>) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let admin = std::env::var("TRAINYARD_TEST_POSTGRES_URL").expect(
+        "TRAINYARD_TEST_POSTGRES_URL must point at a PostgreSQL server (make test starts one)",
+    );
+    let name = format!(
+        "ty_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let url = match admin.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => panic!("TRAINYARD_TEST_POSTGRES_URL must end with /DATABASE"),
+    };
+    (
+        Db::Postgres,
+        Arc::new(PostgresStore::connect(&url).await.unwrap()),
+    )
+}
+
+async fn concurrent_inserts_get_consecutive_run_numbers(store: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for i in 0..20 {
         let store = store.clone();
@@ -67,9 +99,7 @@ async fn concurrent_inserts_get_consecutive_run_numbers() {
     assert_eq!(other.run_number, 1);
 }
 
-#[tokio::test]
-async fn stale_update_is_a_conflict_and_changes_nothing() {
-    let (_dir, store) = open().await;
+async fn stale_update_is_a_conflict_and_changes_nothing(store: Arc<dyn Store>) {
     let created = store
         .insert_run(&run("shop", "a", ModelType::Retrieval))
         .await
@@ -102,9 +132,7 @@ async fn stale_update_is_a_conflict_and_changes_nothing() {
     ));
 }
 
-#[tokio::test]
-async fn runs_round_trip_every_field() {
-    let (_dir, store) = open().await;
+async fn runs_round_trip_every_field(store: Arc<dyn Store>) {
     let mut r = run("shop", "full", ModelType::Multitask);
     r.results.rmse = Some(0.627);
     r.vertex_pipeline_job_id = Some("job-1".into());
@@ -123,9 +151,7 @@ async fn runs_round_trip_every_field() {
     ));
 }
 
-#[tokio::test]
-async fn list_filters_paginates_and_counts() {
-    let (_dir, store) = open().await;
+async fn list_filters_paginates_and_counts(store: Arc<dyn Store>) {
     for i in 0..7 {
         let mt = if i % 2 == 0 {
             ModelType::Retrieval
@@ -235,12 +261,16 @@ fn schedule(rm: i64) -> TrainingSchedule {
         ml_model: "shop".into(),
         registered_model_id: rm,
         source_training_run_id: None,
-        schedule_type: ScheduleType::Weekly,
-        scheduled_datetime: None,
-        schedule_time: Some("09:00".into()),
-        schedule_day_of_week: Some(0),
-        schedule_day_of_month: None,
-        schedule_timezone: "Europe/Warsaw".into(),
+        timing: ScheduleTiming {
+            schedule_type: ScheduleType::Weekly,
+            scheduled_datetime: None,
+            schedule_time: Some("09:00".into()),
+            schedule_day_of_week: Some(0),
+            schedule_day_of_month: None,
+            schedule_timezone: "Europe/Warsaw".into(),
+        },
+        catch_up: Default::default(),
+        concurrency: Default::default(),
         training_config: RunConfig::default(),
         cloud_scheduler_job_name: String::new(),
         status: ScheduleStatus::Active,
@@ -255,9 +285,7 @@ fn schedule(rm: i64) -> TrainingSchedule {
     }
 }
 
-#[tokio::test]
-async fn registered_models_are_unique_per_endpoint_and_hold_one_schedule() {
-    let (_dir, store) = open().await;
+async fn registered_models_are_unique_per_endpoint_and_hold_one_schedule(store: Arc<dyn Store>) {
     let m = RegisteredModel::new("shop", "product-retrieval", ModelType::Retrieval, "", now());
     let saved = store.insert_registered_model(&m).await.unwrap();
     assert!(matches!(
@@ -316,9 +344,7 @@ async fn registered_models_are_unique_per_endpoint_and_hold_one_schedule() {
     ));
 }
 
-#[tokio::test]
-async fn endpoints_have_unique_service_names() {
-    let (_dir, store) = open().await;
+async fn endpoints_have_unique_service_names(store: Arc<dyn Store>) {
     let m = store
         .insert_registered_model(&RegisteredModel::new(
             "shop",
@@ -358,9 +384,7 @@ async fn endpoints_have_unique_service_names() {
         .is_empty());
 }
 
-#[tokio::test]
-async fn epoch_history_upserts_per_epoch() {
-    let (_dir, store) = open().await;
+async fn epoch_history_upserts_per_epoch(store: Arc<dyn Store>) {
     let r = store
         .insert_run(&run("shop", "h", ModelType::Ranking))
         .await
@@ -393,7 +417,7 @@ async fn reopening_keeps_data_and_backup_is_readable() {
     let path = dir.path().join("t.db");
     let id = {
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.schema_version().await.unwrap(), 2);
         let r = store
             .insert_run(&run("shop", "keep", ModelType::Retrieval))
             .await
@@ -408,3 +432,121 @@ async fn reopening_keeps_data_and_backup_is_readable() {
         .unwrap();
     assert_eq!(backup.get_run(id).await.unwrap().name, "keep");
 }
+
+async fn scheduled_fires_are_unique(store: Arc<dyn Store>) {
+    let m = store
+        .insert_registered_model(&RegisteredModel::new(
+            "shop",
+            "m",
+            ModelType::Retrieval,
+            "",
+            now(),
+        ))
+        .await
+        .unwrap();
+    let s = store.insert_schedule(&schedule(m.id)).await.unwrap();
+    let fire = now() + chrono::Duration::hours(1);
+    let mut r = run("shop", "m", ModelType::Retrieval);
+    r.schedule_id = Some(s.id);
+    r.scheduled_fire_at = Some(fire);
+    let first = store.insert_run(&r).await.unwrap();
+    let err = store.insert_run(&r).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+    // The failed insert gave back its run number: the next run is #2, not #3.
+    let other = store
+        .insert_run(&run("shop", "n", ModelType::Retrieval))
+        .await
+        .unwrap();
+    assert_eq!(other.run_number, 2);
+    assert_eq!(
+        store.run_for_fire(s.id, fire).await.unwrap().unwrap().id,
+        first.id
+    );
+    assert!(store.run_for_fire(s.id, now()).await.unwrap().is_none());
+    let by_schedule = store
+        .list_runs(&RunFilter {
+            schedule_id: Some(s.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_schedule.total, 1);
+    // Unscheduled runs never collide with each other.
+    store
+        .insert_run(&run("shop", "n", ModelType::Retrieval))
+        .await
+        .unwrap();
+}
+
+async fn due_schedules_are_active_and_past(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for (i, (minutes, status)) in [
+        (-5, ScheduleStatus::Active),
+        (-1, ScheduleStatus::Active),
+        (5, ScheduleStatus::Active),
+        (-3, ScheduleStatus::Paused),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = store
+            .insert_registered_model(&RegisteredModel::new(
+                "shop",
+                &format!("m{i}"),
+                ModelType::Retrieval,
+                "",
+                now(),
+            ))
+            .await
+            .unwrap();
+        let mut s = schedule(m.id);
+        s.status = status;
+        s.next_run_at = Some(now() + chrono::Duration::minutes(minutes));
+        ids.push(store.insert_schedule(&s).await.unwrap().id);
+    }
+    let due = store.due_schedules(now(), 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[1]],
+        "oldest first"
+    );
+    assert_eq!(store.due_schedules(now(), 1).await.unwrap().len(), 1);
+}
+
+/// Each case, on SQLite and (ignored unless run with --ignored by `make test`) on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let (_db, store) = super::sqlite().await;
+                    super::$case(store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                #[ignore = "needs TRAINYARD_TEST_POSTGRES_URL; run by make test"]
+                async fn $case() {
+                    let (db, store) = super::postgres().await;
+                    assert!(matches!(db, super::Db::Postgres));
+                    super::$case(store).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    concurrent_inserts_get_consecutive_run_numbers,
+    stale_update_is_a_conflict_and_changes_nothing,
+    runs_round_trip_every_field,
+    list_filters_paginates_and_counts,
+    registered_models_are_unique_per_endpoint_and_hold_one_schedule,
+    endpoints_have_unique_service_names,
+    epoch_history_upserts_per_epoch,
+    scheduled_fires_are_unique,
+    due_schedules_are_active_and_past,
+);
