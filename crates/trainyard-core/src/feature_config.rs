@@ -56,6 +56,20 @@ impl BqType {
         }
     }
 
+    /// The BigQuery type name (`STRING`, `INT64`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BqType::String => "STRING",
+            BqType::Bytes => "BYTES",
+            BqType::Int64 => "INT64",
+            BqType::Float64 => "FLOAT64",
+            BqType::Numeric => "NUMERIC",
+            BqType::Timestamp => "TIMESTAMP",
+            BqType::Datetime => "DATETIME",
+            BqType::Date => "DATE",
+        }
+    }
+
     fn is_numeric(self) -> bool {
         matches!(self, BqType::Int64 | BqType::Float64 | BqType::Numeric)
     }

@@ -1,0 +1,532 @@
+//! The TFX trainer module: constants, towers, rating head and the serving module.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use trainyard_core::config::{GpuConfig, OptimizerName, TrainingParams};
+use trainyard_core::feature_config::{
+    FeatureConfig, FeatureCross, FeatureSpec, FeatureTransform, TargetTransform, TARGET_OUTPUT,
+};
+use trainyard_core::model_config::{
+    DenseLayer, ModelConfig, ModelType, RankingLoss, RetrievalAlgorithm, TowerConfig,
+};
+
+use crate::render::{py_bool, py_float, py_str, py_str_tuple, py_value};
+
+pub const TEMPLATE: &str = include_str!("../templates/trainer_module.py");
+
+/// Seed of every generated trainer (shuffling, initializers).
+pub const SEED: u64 = 42;
+
+pub fn flags(m: &ModelConfig) -> BTreeSet<&'static str> {
+    let mut f = BTreeSet::new();
+    match m.model_type {
+        ModelType::Retrieval => {
+            f.insert("only_retrieval");
+        }
+        ModelType::Ranking => {
+            f.insert("only_ranking");
+        }
+        ModelType::Multitask => {
+            f.insert("multitask");
+        }
+    }
+    if m.model_type.has_retrieval() {
+        f.insert("retrieval");
+        f.insert(match m.retrieval_algorithm {
+            RetrievalAlgorithm::BruteForce => "brute_force",
+            RetrievalAlgorithm::Scann => "scann",
+        });
+    }
+    if m.model_type.has_ranking() {
+        f.insert("ranking");
+    }
+    f
+}
+
+fn optimizer_name(o: OptimizerName) -> &'static str {
+    match o {
+        OptimizerName::Adagrad => "adagrad",
+        OptimizerName::Adam => "adam",
+        OptimizerName::Sgd => "sgd",
+    }
+}
+
+fn tower_feature_names(features: &[FeatureSpec], crosses: &[FeatureCross]) -> Vec<String> {
+    let mut names: Vec<String> = features.iter().flat_map(|f| f.output_names()).collect();
+    names.extend(crosses.iter().map(|c| c.output_name()));
+    names
+}
+
+pub fn constants(
+    f: &FeatureConfig,
+    m: &ModelConfig,
+    p: &TrainingParams,
+    g: &GpuConfig,
+    hash: &str,
+) -> String {
+    let mut s = String::new();
+    let pid = f
+        .product_id_feature()
+        .expect("validated config has a product id feature");
+    let _ = writeln!(s, "MODEL_NAME = {}", py_str(&m.name));
+    let _ = writeln!(s, "MODEL_TYPE = {}", py_str(m.model_type.as_str()));
+    let _ = writeln!(s, "CONFIG_HASH = {}", py_str(hash));
+    let _ = writeln!(s, "SEED = {SEED}");
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "# The column serving returns as product_ids: ORIGINAL values, read from its vocabulary."
+    );
+    let _ = writeln!(s, "PRODUCT_ID_COLUMN = {}", py_str(&pid.column));
+    let _ = writeln!(s, "PRODUCT_ID_FEATURE = {}", py_str(&pid.output_names()[0]));
+    let _ = writeln!(
+        s,
+        "PRODUCT_ID_VOCAB = {}",
+        py_str(&pid.vocab_filename().unwrap_or_default())
+    );
+    let _ = writeln!(s, "PRODUCT_ID_DTYPE = {}", pid.bq_type.tf_dtype().python());
+    let _ = writeln!(s, "TARGET_FEATURE = {}", py_str(TARGET_OUTPUT));
+    s.push('\n');
+    let _ = writeln!(s, "# Transformed features each tower reads.");
+    let _ = writeln!(
+        s,
+        "BUYER_FEATURES = {}",
+        py_str_tuple(&tower_feature_names(&f.buyer_features, &f.buyer_crosses))
+    );
+    let _ = writeln!(
+        s,
+        "PRODUCT_FEATURES = {}",
+        py_str_tuple(&tower_feature_names(
+            &f.product_features,
+            &f.product_crosses
+        ))
+    );
+    let _ = writeln!(s, "# column -> (vocabulary file, OOV buckets)");
+    s.push_str("VOCABULARIES = {\n");
+    for feat in f.all_features() {
+        if let FeatureTransform::Vocabulary {
+            num_oov_buckets, ..
+        } = feat.transform
+        {
+            let _ = writeln!(
+                s,
+                "    {}: ({}, {num_oov_buckets}),",
+                py_str(&feat.column),
+                py_str(&feat.vocab_filename().unwrap_or_default())
+            );
+        }
+    }
+    s.push_str("}\n\n");
+    let _ = writeln!(s, "TOP_K = {}", m.top_k);
+    let algo = match m.retrieval_algorithm {
+        RetrievalAlgorithm::BruteForce => "brute_force",
+        RetrievalAlgorithm::Scann => "scann",
+    };
+    let _ = writeln!(
+        s,
+        "RETRIEVAL_ALGORITHM = {}",
+        py_str(if m.model_type.has_retrieval() {
+            algo
+        } else {
+            "none"
+        })
+    );
+    if m.model_type.has_retrieval() && m.retrieval_algorithm == RetrievalAlgorithm::Scann {
+        let sc = &m.scann;
+        let _ = writeln!(
+            s,
+            "SCANN = {{\"num_leaves\": {}, \"num_leaves_to_search\": {}, \"num_reordering_candidates\": {}, \"dimensions_per_block\": {}}}",
+            sc.num_leaves, sc.num_leaves_to_search, sc.num_reordering_candidates, sc.dimensions_per_block
+        );
+    }
+    if m.model_type.has_ranking() {
+        let (name, ctor) = match m.loss {
+            RankingLoss::Mse => ("mse", "tf.keras.losses.MeanSquaredError"),
+            RankingLoss::Huber => ("huber", "tf.keras.losses.Huber"),
+            RankingLoss::BinaryCrossentropy => {
+                ("binary_crossentropy", "tf.keras.losses.BinaryCrossentropy")
+            }
+        };
+        let logits = if m.loss == RankingLoss::BinaryCrossentropy {
+            "from_logits=True, "
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "RANKING_LOSS = {}", py_str(name));
+        let _ = writeln!(
+            s,
+            "# Reduction.NONE: per-example losses, averaged over the GLOBAL batch by the model\nRANKING_LOSS_FN = {ctor}({logits}reduction=tf.keras.losses.Reduction.NONE)"
+        );
+        let expm1 = f.target.as_ref().is_some_and(|t| {
+            t.transforms
+                .iter()
+                .any(|x| matches!(x, TargetTransform::Log1p))
+                && !t.is_binary()
+        });
+        let _ = writeln!(
+            s,
+            "# served ratings are mapped back from the transformed target space\nSERVE_EXPM1 = {}",
+            py_bool(expm1)
+        );
+    }
+    if m.model_type == ModelType::Multitask {
+        let _ = writeln!(
+            s,
+            "LOSS_WEIGHTS = {{\"retrieval\": {}, \"ranking\": {}}}",
+            py_float(m.loss_weights.retrieval),
+            py_float(m.loss_weights.ranking)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "CLIPNORM = {}",
+        m.optimizer
+            .clipnorm
+            .map(py_float)
+            .unwrap_or_else(|| "None".into())
+    );
+    s.push('\n');
+    let es = &p.early_stopping;
+    let defaults = serde_json::json!({
+        "epochs": p.epochs,
+        "batch_size": p.batch_size,
+        "learning_rate": p.learning_rate,
+        "optimizer": optimizer_name(p.optimizer),
+        "early_stopping": {
+            "enabled": es.enabled,
+            "patience": es.patience,
+            "monitor": es.monitor,
+            "min_delta": es.min_delta,
+        },
+        "gpu_enabled": g.gpu_enabled,
+        "gpu_count": g.accelerator_count(),
+        "test_files": null,
+        "mlflow_experiment": null,
+    });
+    let _ = writeln!(
+        s,
+        "# Run settings (TrainingParams, GpuConfig); the Trainer's custom_config overrides any key.\nDEFAULTS = {}",
+        py_value(&defaults)
+    );
+    s
+}
+
+fn layers_code(layers: &[DenseLayer], l2: f64, prefix: &str) -> String {
+    let mut s = String::from("[\n");
+    for (i, l) in layers.iter().enumerate() {
+        let act = l
+            .activation
+            .keras()
+            .map(py_str)
+            .unwrap_or_else(|| "None".into());
+        let _ = writeln!(
+            s,
+            "            *_dense_block({}, {act}, {}, {}, {}, {}),",
+            l.units,
+            py_float(l.dropout),
+            py_bool(l.batch_norm),
+            py_float(l2),
+            py_str(&format!("{prefix}_dense_{i}"))
+        );
+    }
+    s.push_str("        ]");
+    s
+}
+
+fn tower_class(
+    class: &str,
+    doc: &str,
+    features: &[FeatureSpec],
+    crosses: &[FeatureCross],
+    tower: &TowerConfig,
+    out_dim: u32,
+    prefix: &str,
+) -> String {
+    let (layers, l2) = (&tower.layers, tower.l2_regularization);
+    let mut init = String::new();
+    let mut parts = Vec::new();
+    for feat in features {
+        let c = &feat.column;
+        let names = feat.output_names();
+        match &feat.transform {
+            FeatureTransform::Vocabulary { embedding_dim, .. } => {
+                let _ = writeln!(
+                    init,
+                    "        self.{c}_embedding = _embedding(vocab_sizes[{}], {embedding_dim}, {}, {})",
+                    py_str(c),
+                    py_float(l2),
+                    py_str(&format!("{c}_embedding"))
+                );
+                parts.push(format!(
+                    "self.{c}_embedding(_ids(features[{}]))",
+                    py_str(&names[0])
+                ));
+            }
+            FeatureTransform::Normalize { .. } => {
+                parts.push(format!("_column(features[{}])", py_str(&names[0])));
+            }
+            FeatureTransform::Bucketize {
+                num_buckets,
+                embedding_dim: None,
+            } => {
+                parts.push(format!(
+                    "tf.one_hot(_ids(features[{}]), {})",
+                    py_str(&names[0]),
+                    num_buckets + 1
+                ));
+            }
+            FeatureTransform::Bucketize {
+                num_buckets,
+                embedding_dim: Some(dim),
+            }
+            | FeatureTransform::TimestampBucketize {
+                num_buckets,
+                embedding_dim: dim,
+            } => {
+                let _ = writeln!(
+                    init,
+                    "        self.{c}_embedding = _embedding({}, {dim}, {}, {})",
+                    num_buckets + 1,
+                    py_float(l2),
+                    py_str(&format!("{c}_embedding"))
+                );
+                parts.push(format!(
+                    "self.{c}_embedding(_ids(features[{}]))",
+                    py_str(&names[0])
+                ));
+            }
+            FeatureTransform::Cyclical { .. } => {
+                for n in &names {
+                    parts.push(format!("_column(features[{}])", py_str(n)));
+                }
+            }
+        }
+    }
+    for cross in crosses {
+        let name = cross.output_name();
+        let attr = name.trim_end_matches("__cross").to_string() + "_cross_embedding";
+        let _ = writeln!(
+            init,
+            "        self.{attr} = _embedding({}, {}, {}, {})",
+            cross.hash_buckets,
+            cross.embedding_dim,
+            py_float(l2),
+            py_str(&attr)
+        );
+        parts.push(format!("self.{attr}(_ids(features[{}]))", py_str(&name)));
+    }
+    let reg = if l2 > 0.0 {
+        format!("tf.keras.regularizers.l2({})", py_float(l2))
+    } else {
+        "None".into()
+    };
+    let mut s = String::new();
+    let _ = writeln!(s, "class {class}(tf.keras.Model):");
+    let _ = writeln!(s, "    \"\"\"{doc} -> {out_dim}-d embedding.\"\"\"\n");
+    let _ = writeln!(s, "    def __init__(self, vocab_sizes, name=None):");
+    let _ = writeln!(s, "        super().__init__(name=name)");
+    s.push_str(&init);
+    let _ = writeln!(
+        s,
+        "        self.hidden = {}",
+        layers_code(layers, l2, prefix)
+    );
+    let _ = writeln!(
+        s,
+        "        self.projection = tf.keras.layers.Dense({out_dim}, kernel_regularizer={reg}, name={})\n",
+        py_str(&format!("{prefix}_projection"))
+    );
+    let _ = writeln!(s, "    def call(self, features, training=False):");
+    let _ = writeln!(s, "        x = tf.concat(\n            [");
+    for part in &parts {
+        let _ = writeln!(s, "                {part},");
+    }
+    let _ = writeln!(s, "            ],\n            axis=1,\n        )");
+    let _ = writeln!(s, "        for layer in self.hidden:");
+    let _ = writeln!(s, "            x = layer(x, training=training)");
+    let _ = writeln!(s, "        return self.projection(x)");
+    s
+}
+
+pub fn towers(f: &FeatureConfig, m: &ModelConfig) -> String {
+    let cols = |fs: &[FeatureSpec]| {
+        fs.iter()
+            .map(|x| x.column.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = tower_class(
+        "BuyerTower",
+        &format!("Query tower: {}", cols(&f.buyer_features)),
+        &f.buyer_features,
+        &f.buyer_crosses,
+        &m.buyer_tower,
+        m.output_embedding_dim,
+        "buyer",
+    );
+    s.push_str("\n\n");
+    s.push_str(&tower_class(
+        "ProductTower",
+        &format!("Candidate tower: {}", cols(&f.product_features)),
+        &f.product_features,
+        &f.product_crosses,
+        &m.product_tower,
+        m.output_embedding_dim,
+        "product",
+    ));
+    if m.model_type.has_ranking() {
+        s.push_str("\n\nclass RatingHead(tf.keras.Model):\n");
+        s.push_str("    \"\"\"[buyer embedding, product embedding] -> predicted target, [batch, 1].\"\"\"\n\n");
+        s.push_str("    def __init__(self, name=None):\n        super().__init__(name=name)\n");
+        let _ = writeln!(
+            s,
+            "        self.hidden = {}",
+            layers_code(&m.rating_head, 0.0, "rating")
+        );
+        s.push_str("        self.out = tf.keras.layers.Dense(1, name=\"rating_output\")\n\n");
+        s.push_str("    def call(self, x, training=False):\n");
+        s.push_str(
+            "        for layer in self.hidden:\n            x = layer(x, training=training)\n",
+        );
+        s.push_str("        return self.out(x)\n");
+    }
+    s
+}
+
+fn signature(features: &[&FeatureSpec]) -> (String, String, String) {
+    let specs = features
+        .iter()
+        .map(|f| {
+            format!(
+                "            tf.TensorSpec([None], {}, name={}),",
+                f.bq_type.tf_dtype().python(),
+                py_str(&f.column)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let params = features
+        .iter()
+        .map(|f| f.column.clone())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let dict = features
+        .iter()
+        .map(|f| format!("{}: {}", py_str(&f.column), f.column))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (specs, params, dict)
+}
+
+pub fn serving(f: &FeatureConfig, m: &ModelConfig) -> String {
+    let mut s = String::new();
+    let serve_target = m.model_type.has_ranking();
+    if serve_target {
+        s.push_str(
+            "def _served_target(prediction):\n    \"\"\"A rating-head output in the target's own units.\"\"\"\n    if RANKING_LOSS == \"binary_crossentropy\":\n        return tf.sigmoid(prediction)\n    if SERVE_EXPM1:\n        return tf.math.expm1(prediction)\n    return prediction\n\n\n",
+        );
+    }
+    let buyer: Vec<&FeatureSpec> = f.buyer_features.iter().collect();
+    match m.model_type {
+        ModelType::Ranking => {
+            let all: Vec<&FeatureSpec> = f.all_features().collect();
+            let (specs, params, dict) = signature(&all);
+            let _ = write!(
+                s,
+                r#"class ServingModule(tf.Module):
+    """serving_default: raw buyer and product features -> predicted_rating [batch]."""
+
+    def __init__(self, model, tft_output, candidates):
+        super().__init__()
+        del candidates  # ranking scores the (buyer, product) pairs it is given
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+
+    @tf.function(
+        input_signature=[
+{specs}
+        ]
+    )
+    def serve(self, {params}):
+        raw = {{{dict}}}
+        transformed = self.tft_layer(raw)
+        buyer = self.model.buyer_tower({{k: transformed[k] for k in BUYER_FEATURES}}, training=False)
+        product = self.model.product_tower({{k: transformed[k] for k in PRODUCT_FEATURES}}, training=False)
+        rating = _served_target(self.model.rating(buyer, product))
+        return {{"predicted_rating": tf.reshape(rating, [-1])}}
+"#
+            );
+        }
+        ModelType::Retrieval | ModelType::Multitask => {
+            let (specs, params, dict) = signature(&buyer);
+            let multitask = m.model_type == ModelType::Multitask;
+            let doc = if multitask {
+                "product_ids (original ids) [batch, k], scores [batch, k],\n    predicted_ratings [batch, k] (the rating head on each returned product)"
+            } else {
+                "product_ids (original ids) [batch, k], scores [batch, k]"
+            };
+            let mt_init = if multitask {
+                "        self.rating_head = model.rating_head\n        self.candidate_embeddings = tf.Variable(embeddings, trainable=False, name=\"candidate_embeddings\")\n"
+            } else {
+                ""
+            };
+            let mt_serve = if multitask {
+                r#"        chosen = tf.gather(self.candidate_embeddings, rows)  # [batch, k, dim]
+        repeated = tf.broadcast_to(query[:, None, :], tf.shape(chosen))
+        pairs = tf.reshape(tf.concat([repeated, chosen], axis=2), [-1, 2 * tf.shape(query)[1]])
+        ratings = _served_target(self.rating_head(pairs, training=False))
+        out["predicted_ratings"] = tf.reshape(ratings, tf.shape(rows))
+"#
+            } else {
+                ""
+            };
+            let _ = write!(
+                s,
+                r#"class ServingModule(tf.Module):
+    """serving_default: raw buyer features -> {doc}."""
+
+    def __init__(self, model, tft_output, candidates):
+        super().__init__()
+        self.buyer_tower = model.buyer_tower
+        self.tft_layer = tft_output.transform_features_layer()
+        # ORIGINAL product ids (from the vocabulary), one per candidate row -- never indices
+        self.product_ids = tf.constant(candidates.product_ids.tolist(), dtype=PRODUCT_ID_DTYPE)
+        embeddings = candidates.embeddings(model)
+        self.k = min(TOP_K, embeddings.shape[0])
+        self.index = _retrieval_index(embeddings, self.k)
+{mt_init}
+    @tf.function(
+        input_signature=[
+{specs}
+        ]
+    )
+    def serve(self, {params}):
+        raw = {{{dict}}}
+        transformed = self.tft_layer(raw)
+        query = self.buyer_tower({{k: transformed[k] for k in BUYER_FEATURES}}, training=False)
+        scores, rows = self.index(query, k=self.k)
+        out = {{"product_ids": tf.gather(self.product_ids, rows), "scores": scores}}
+{mt_serve}        return out
+"#
+            );
+        }
+    }
+    s
+}
+
+pub fn sections(
+    f: &FeatureConfig,
+    m: &ModelConfig,
+    p: &TrainingParams,
+    g: &GpuConfig,
+    hash: &str,
+    header: String,
+) -> BTreeMap<&'static str, String> {
+    let mut s = BTreeMap::new();
+    s.insert("HEADER", header);
+    s.insert("CONSTANTS", constants(f, m, p, g, hash));
+    s.insert("TOWERS", towers(f, m));
+    s.insert("SERVING", serving(f, m));
+    s
+}

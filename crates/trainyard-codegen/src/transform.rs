@@ -1,0 +1,196 @@
+//! The tf.Transform module: RAW_FEATURE_SPEC and preprocessing_fn.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use trainyard_core::feature_config::{
+    FeatureConfig, FeatureCross, FeatureSpec, FeatureTransform, TargetTransform, TARGET_OUTPUT,
+};
+
+use crate::render::{py_float, py_str};
+
+pub const TEMPLATE: &str = include_str!("../templates/transform_module.py");
+
+/// The raw columns the Transform reads, with their TF dtypes (target included).
+pub fn raw_feature_spec(f: &FeatureConfig) -> String {
+    let mut s = String::from(
+        "# Raw columns (BigQuery type -> TF dtype). Serving signatures take the buyer columns\n\
+         # (and, for ranking, the product columns) with these dtypes.\nRAW_FEATURE_SPEC = {\n",
+    );
+    for feat in f.all_features() {
+        let _ = writeln!(
+            s,
+            "    {}: tf.io.FixedLenFeature([], {}),  # {}",
+            py_str(&feat.column),
+            feat.bq_type.tf_dtype().python(),
+            feat.bq_type.as_str()
+        );
+    }
+    if let Some(t) = &f.target {
+        let _ = writeln!(
+            s,
+            "    {}: tf.io.FixedLenFeature([], {}),  # {}, target",
+            py_str(&t.column),
+            t.bq_type.tf_dtype().python(),
+            t.bq_type.as_str()
+        );
+    }
+    s.push('}');
+    s
+}
+
+fn var(column: &str) -> String {
+    format!("{column}_raw")
+}
+
+fn feature_block(out: &mut String, feat: &FeatureSpec) {
+    let col = &feat.column;
+    let v = var(col);
+    let dtype = feat.bq_type.tf_dtype().python();
+    let names = feat.output_names();
+    let _ = writeln!(out, "    # {col} ({})", feat.bq_type.as_str());
+    let _ = writeln!(out, "    {v} = _dense(inputs[{}], {dtype})", py_str(col));
+    match &feat.transform {
+        FeatureTransform::Vocabulary {
+            num_oov_buckets,
+            top_k,
+            ..
+        } => {
+            let top = top_k.map(|k| format!(", top_k={k}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    outputs[{}] = tft.compute_and_apply_vocabulary(\n        {v}, num_oov_buckets={num_oov_buckets}{top}, vocab_filename={}\n    )",
+                py_str(&names[0]),
+                py_str(&feat.vocab_filename().unwrap_or_default()),
+            );
+        }
+        FeatureTransform::Normalize { log1p } => {
+            let x = if *log1p {
+                format!("tf.math.log1p(tf.maximum(tf.cast({v}, tf.float32), 0.0))")
+            } else {
+                format!("tf.cast({v}, tf.float32)")
+            };
+            let _ = writeln!(
+                out,
+                "    outputs[{}] = tft.scale_to_z_score({x})",
+                py_str(&names[0])
+            );
+        }
+        FeatureTransform::Bucketize { num_buckets, .. }
+        | FeatureTransform::TimestampBucketize { num_buckets, .. } => {
+            let _ = writeln!(
+                out,
+                "    outputs[{}] = tft.bucketize(tf.cast({v}, tf.float32), num_buckets={num_buckets})",
+                py_str(&names[0])
+            );
+        }
+        FeatureTransform::Cyclical { periods } => {
+            for (p, pair) in periods.iter().zip(names.chunks(2)) {
+                let (period, offset) = p.seconds();
+                let _ = writeln!(
+                    out,
+                    "    outputs[{}], outputs[{}] = _cyclical({v}, {period}, {offset})  # {}",
+                    py_str(&pair[0]),
+                    py_str(&pair[1]),
+                    p.as_str()
+                );
+            }
+        }
+    }
+}
+
+/// The value a column contributes to a cross: the raw value for vocabulary features, the
+/// bucket index for bucketized ones.
+fn cross_block(out: &mut String, cross: &FeatureCross, features: &[FeatureSpec]) {
+    let parts: Vec<String> = cross
+        .columns
+        .iter()
+        .map(|c| {
+            let feat = features.iter().find(|f| &f.column == c);
+            match feat.map(|f| &f.transform) {
+                Some(FeatureTransform::Vocabulary { .. }) | None => {
+                    format!("_cross_key({})", var(c))
+                }
+                Some(_) => format!("_cross_key(outputs[{}])", py_str(&format!("{c}__bucket"))),
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "    # hashed cross {} -> {} buckets",
+        cross.columns.join(" x "),
+        cross.hash_buckets
+    );
+    let _ = writeln!(
+        out,
+        "    outputs[{}] = tf.strings.to_hash_bucket_fast(\n        tf.strings.join([{}], separator=\"\\x1f\"), {}\n    )",
+        py_str(&cross.output_name()),
+        parts.join(", "),
+        cross.hash_buckets
+    );
+}
+
+/// The body of preprocessing_fn (indented, without `return`).
+pub fn preprocessing_body(f: &FeatureConfig) -> String {
+    let mut out = String::new();
+    for (tower, features, crosses) in [
+        ("buyer (query) tower", &f.buyer_features, &f.buyer_crosses),
+        (
+            "product (candidate) tower",
+            &f.product_features,
+            &f.product_crosses,
+        ),
+    ] {
+        let _ = writeln!(out, "    # ---- {tower} ----");
+        for feat in features.iter() {
+            feature_block(&mut out, feat);
+        }
+        for cross in crosses.iter() {
+            cross_block(&mut out, cross, features);
+        }
+    }
+    if let Some(t) = &f.target {
+        let _ = writeln!(
+            out,
+            "    # ---- target: {} ({}) ----",
+            t.column,
+            t.bq_type.as_str()
+        );
+        let _ = writeln!(
+            out,
+            "    target = tf.cast(_dense(inputs[{}], {}), tf.float32)",
+            py_str(&t.column),
+            t.bq_type.tf_dtype().python()
+        );
+        for tr in &t.transforms {
+            let line = match tr {
+                TargetTransform::Log1p => "tf.math.log1p(tf.maximum(target, 0.0))".to_string(),
+                TargetTransform::Clip { min, max } => {
+                    format!(
+                        "tf.clip_by_value(target, {}, {})",
+                        py_float(*min),
+                        py_float(*max)
+                    )
+                }
+                TargetTransform::Binarize { threshold } => {
+                    format!("tf.cast(target >= {}, tf.float32)", py_float(*threshold))
+                }
+            };
+            let _ = writeln!(out, "    target = {line}");
+        }
+        let _ = writeln!(out, "    outputs[{}] = target", py_str(TARGET_OUTPUT));
+    }
+    out
+}
+
+pub fn sections(f: &FeatureConfig, header: String) -> BTreeMap<&'static str, String> {
+    let mut s = BTreeMap::new();
+    s.insert("HEADER", header);
+    s.insert("RAW_FEATURE_SPEC", raw_feature_spec(f));
+    s.insert("PREPROCESSING", preprocessing_body(f));
+    s
+}
+
+pub fn flags() -> BTreeSet<&'static str> {
+    BTreeSet::new()
+}

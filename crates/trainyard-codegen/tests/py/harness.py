@@ -1,0 +1,283 @@
+"""Executes generated trainyard modules for real (used by the Rust integration tests and the
+benchmark). Subcommands:
+
+  transform  --modules DIR --data DIR --work DIR
+      tf.Transform analysis (tft_beam.AnalyzeAndTransformDataset, Beam DirectRunner) of
+      data/train/interactions.csv with the generated preprocessing_fn; transforms eval and
+      test with the analyzed graph; writes TFRecords of transformed tf.Examples and the
+      transform output (transform_fn + vocabularies), the layout TFX Transform produces.
+  train      --modules DIR --work DIR --out DIR [--devices N] [--gpu-count N] [--epochs N]
+             [--batch-size N] [--learning-rate X]
+      Builds the TFX FnArgs (with a DataAccessor over TFXIO, as the TFX Trainer does) and
+      calls the generated run_fn. --devices N splits the CPU into N logical devices first.
+  serve      --serving-dir DIR --request JSON
+      Fresh process: loads the exported SavedModel, calls serving_default with raw feature
+      tensors, prints the outputs as JSON on a line starting with SERVE_RESULT.
+  onestep    --work DIR --modules DIR [DIR...]
+      For each trainer module: one SGD step from identical weights on one device and on a
+      2-replica MirroredStrategy; prints the max weight difference per module.
+"""
+import argparse
+import csv
+import glob
+import importlib.util
+import json
+import os
+import sys
+import time
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    # registered, so Beam/dill pickle its functions by reference (like TFX's module_file import)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _split_devices(n):
+    """Must run before TensorFlow initializes its devices."""
+    import tensorflow as tf
+
+    if n > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) == max(1, n), devices
+    return devices
+
+
+def _read_csv(path, spec):
+    import tensorflow as tf
+
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            row = {}
+            for k, feat in spec.items():
+                v = r[k]
+                if feat.dtype == tf.string:
+                    row[k] = v.encode("utf-8")
+                elif feat.dtype == tf.int64:
+                    row[k] = int(float(v))
+                else:
+                    row[k] = float(v)
+            rows.append(row)
+    return rows
+
+
+def cmd_transform(a):
+    import apache_beam as beam
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_transform.tf_metadata import dataset_metadata
+
+    t0 = time.time()
+    tm = _load(os.path.join(a.modules, "transform_module.py"), "transform_module")
+    spec = tm.RAW_FEATURE_SPEC
+    raw_metadata = dataset_metadata.DatasetMetadata.from_feature_spec(spec)
+    splits = {s: _read_csv(os.path.join(a.data, s, "interactions.csv"), spec) for s in ("train", "eval", "test")}
+    out_dir = os.path.join(a.work, "transform_output")
+    options = PipelineOptions(["--direct_num_workers=1", "--direct_running_mode=in_memory"])
+    with beam.Pipeline(runner="DirectRunner", options=options) as p:
+        with tft_beam.Context(temp_dir=os.path.join(a.work, "tft_tmp"), force_tf_compat_v1=False):
+            train = p | "train" >> beam.Create(splits["train"], reshuffle=False)
+            (transformed, transformed_md), transform_fn = (
+                train,
+                raw_metadata,
+            ) | "analyze" >> tft_beam.AnalyzeAndTransformDataset(tm.preprocessing_fn)
+            _ = transform_fn | "write_fn" >> tft_beam.WriteTransformFn(out_dir)
+            outputs = {"train": transformed}
+            for s in ("eval", "test"):
+                raw = p | s >> beam.Create(splits[s], reshuffle=False)
+                (outputs[s], _) = (
+                    (raw, raw_metadata),
+                    transform_fn,
+                ) | ("transform_" + s) >> tft_beam.TransformDataset()
+            for s, pcoll in outputs.items():
+                coder = tft.coders.ExampleProtoCoder(transformed_md.schema)
+                _ = (
+                    pcoll
+                    | ("encode_" + s) >> beam.Map(coder.encode)
+                    | ("write_" + s)
+                    >> beam.io.WriteToTFRecord(
+                        os.path.join(a.work, "transformed", s, "data"), file_name_suffix=".tfrecord", num_shards=1
+                    )
+                )
+    n = {s: len(v) for s, v in splits.items()}
+    print("TRANSFORM_OK rows=%s seconds=%.1f" % (json.dumps(n), time.time() - t0), flush=True)
+    del tf
+
+
+class _FnArgs:
+    """The attributes of tfx.components.FnArgs that a run_fn reads."""
+
+
+def _fn_args(a, custom_config):
+    import tensorflow_transform as tft
+    from tfx_bsl.public import tfxio
+
+    try:  # the real TFX types when TFX is importable (it is in the managed env)
+        from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+    except ImportError:  # pragma: no cover
+        DataAccessor, FnArgs = None, None
+
+    def factory(file_pattern, options, schema):
+        if isinstance(file_pattern, (list, tuple)):
+            file_pattern = file_pattern[0] if len(file_pattern) == 1 else file_pattern
+        return tfxio.TFExampleRecord(file_pattern=file_pattern, schema=schema).TensorFlowDataset(options)
+
+    files = {s: sorted(glob.glob(os.path.join(a.work, "transformed", s, "data*.tfrecord"))) for s in ("train", "eval", "test")}
+    for s, f in files.items():
+        assert f, "no transformed %s data under %s" % (s, a.work)
+    custom_config = dict(custom_config)
+    custom_config["test_files"] = files["test"]
+    kwargs = dict(
+        train_files=files["train"],
+        eval_files=files["eval"],
+        transform_output=os.path.join(a.work, "transform_output"),
+        transform_graph_path=os.path.join(a.work, "transform_output"),
+        serving_model_dir=os.path.join(a.out, "serving_model"),
+        model_run_dir=os.path.join(a.out, "model_run"),
+        custom_config=custom_config,
+        train_steps=None,
+        eval_steps=None,
+    )
+    if FnArgs is not None:
+        fn_args = FnArgs(data_accessor=DataAccessor(tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None), **kwargs)
+    else:
+        fn_args = _FnArgs()
+        for k, v in kwargs.items():
+            setattr(fn_args, k, v)
+        fn_args.data_accessor = type("DA", (), {"tf_dataset_factory": staticmethod(factory)})()
+    tft.TFTransformOutput(fn_args.transform_output)  # fail early on a bad transform output
+    return fn_args
+
+
+def cmd_train(a):
+    devices = _split_devices(a.devices)
+    print("logical CPU devices: %s" % [d.name for d in devices], flush=True)
+    trainer = _load(os.path.join(a.modules, "trainer_module.py"), "trainer_module")
+    custom = {
+        "epochs": a.epochs,
+        "batch_size": a.batch_size,
+        "gpu_enabled": a.gpu_count > 0,
+        "gpu_count": a.gpu_count,
+        "early_stopping": {"enabled": False, "patience": 3, "monitor": "val_loss", "min_delta": 0.0},
+    }
+    if a.learning_rate:
+        custom["learning_rate"] = a.learning_rate
+    fn_args = _fn_args(a, custom)
+    t0 = time.time()
+    trainer.run_fn(fn_args)
+    print("RUN_FN_OK seconds=%.1f" % (time.time() - t0), flush=True)
+
+
+def cmd_serve(a):
+    import tensorflow as tf
+
+    try:
+        from scann.scann_ops.py import scann_ops  # noqa: F401  registers the ScaNN TF ops
+    except ImportError:
+        pass
+    model = tf.saved_model.load(a.serving_dir)
+    sig = model.signatures["serving_default"]
+    request = json.loads(a.request)
+    inputs = {}
+    for name, spec in sig.structured_input_signature[1].items():
+        inputs[name] = tf.constant([inst[name] for inst in request["instances"]], dtype=spec.dtype)
+    out = sig(**inputs)
+    result = {}
+    for k, v in out.items():
+        v = v.numpy()
+        if v.dtype.kind in "SO":
+            result[k] = [[x.decode("utf-8") for x in row] if hasattr(row, "__len__") and not isinstance(row, bytes) else row.decode("utf-8") for row in v]
+        else:
+            result[k] = v.tolist()
+    result["__dtypes__"] = {k: v.dtype.name for k, v in out.items()}
+    print("SERVE_RESULT " + json.dumps(result), flush=True)
+
+
+def cmd_onestep(a):
+    import numpy as np
+
+    _split_devices(2)
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    # ONE MirroredStrategy per process (a second one reuses collective keys)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored.num_replicas_in_sync == 2
+    single = tf.distribute.get_strategy()
+    tft_output = tft.TFTransformOutput(os.path.join(a.work, "transform_output"))
+    files = sorted(glob.glob(os.path.join(a.work, "transformed", "train", "data*.tfrecord")))
+    from tfx_bsl.public import tfxio
+
+    options = tfxio.TensorFlowDatasetOptions(batch_size=a.batch_size, shuffle=False, num_epochs=1)
+    data = tfxio.TFExampleRecord(file_pattern=files[0], schema=tft_output.transformed_metadata.schema).TensorFlowDataset(options)
+    batch = next(iter(data))
+    results = {}
+    for i, mdir in enumerate(a.modules):
+        trainer = _load(os.path.join(mdir, "trainer_module.py"), "trainer_%d" % i)
+
+        def step(strategy, init):
+            tf.keras.utils.set_random_seed(1)
+            model = trainer.build_model(tft_output, strategy, "sgd", a.learning_rate)
+            with strategy.scope():
+                model.compute_loss(batch)  # creates the variables (inside the scope)
+            if init is not None:
+                model.set_weights(init)
+            ds = tf.data.Dataset.from_tensors(batch)
+            model.fit(ds, epochs=1, verbose=0)
+            return model.get_weights(), [v.numpy() for v in model.trainable_variables]
+
+        tf.keras.utils.set_random_seed(1)
+        init = trainer.build_model(tft_output, single, "sgd", a.learning_rate)
+        init.compute_loss(batch)
+        start = [v.numpy() for v in init.trainable_variables]
+        init = init.get_weights()
+        _, ref = step(single, init)
+        _, got = step(mirrored, init)
+        moved = max(float(np.max(np.abs(x - y))) for x, y in zip(start, ref))
+        diff = max(float(np.max(np.abs(x - y))) for x, y in zip(ref, got))
+        results[trainer.MODEL_TYPE] = {"max_weight_diff": diff, "max_step_size": moved, "num_weights": len(ref)}
+        print("ONESTEP %s max|w(1 device) - w(2 replicas)| = %.3e (step moved weights by up to %.3e)" % (trainer.MODEL_TYPE, diff, moved), flush=True)
+    print("ONESTEP_RESULT " + json.dumps(results), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("transform")
+    t.add_argument("--modules", required=True)
+    t.add_argument("--data", required=True)
+    t.add_argument("--work", required=True)
+    r = sub.add_parser("train")
+    r.add_argument("--modules", required=True)
+    r.add_argument("--work", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--devices", type=int, default=1)
+    r.add_argument("--gpu-count", type=int, default=0)
+    r.add_argument("--epochs", type=int, default=2)
+    r.add_argument("--batch-size", type=int, default=256)
+    r.add_argument("--learning-rate", type=float, default=0.0)
+    s = sub.add_parser("serve")
+    s.add_argument("--serving-dir", required=True)
+    s.add_argument("--request", required=True)
+    o = sub.add_parser("onestep")
+    o.add_argument("--work", required=True)
+    o.add_argument("--modules", nargs="+", required=True)
+    o.add_argument("--batch-size", type=int, default=64)
+    o.add_argument("--learning-rate", type=float, default=0.05)
+    a = p.parse_args()
+    {"transform": cmd_transform, "train": cmd_train, "serve": cmd_serve, "onestep": cmd_onestep}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,573 @@
+//! Executes the generated modules for real in the managed Python env (DESIGN.md bug 12):
+//! static checks, tf.Transform analysis, run_fn for every model type on 1 device and on a
+//! 2-replica MirroredStrategy, training_metrics.json through trainyard's extractor, fresh-process
+//! serving with raw features (original product ids, brute force and ScaNN), the one-step
+//! SGD equivalence of 1 device vs 2 replicas, and recall@100 vs the popularity baseline.
+//!
+//! Needs TRAINYARD_PYTHON (the managed env's python); ignored by plain `cargo test`.
+//! Run: `make test-codegen` (or TRAINYARD_PYTHON=.venv-tf/bin/python cargo test -p
+//! trainyard-codegen --test python_exec -- --ignored --test-threads=1).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use trainyard_codegen::{check_modules, generate, write_modules, CodegenError};
+use trainyard_core::config::{EarlyStopping, GpuConfig, OptimizerName, TrainingParams};
+use trainyard_core::feature_config::{
+    BqType, FeatureConfig, FeatureSpec, FeatureTransform, TargetTransform,
+};
+use trainyard_core::metrics::extract_results;
+use trainyard_core::model_config::{
+    DenseLayer, ModelConfig, ModelType, OptimizerConfig, RankingLoss, RetrievalAlgorithm,
+};
+use trainyard_synth::{generate as synth, popularity_recall_at_k, SynthConfig};
+
+const EPOCHS: u32 = 2;
+
+fn python() -> PathBuf {
+    match std::env::var_os("TRAINYARD_PYTHON") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.exists(),
+                "TRAINYARD_PYTHON={} does not exist: run `make pyenv`",
+                p.display()
+            );
+            p
+        }
+        None => panic!(
+            "TRAINYARD_PYTHON is not set. These tests execute the generated modules in the managed \
+             Python env: run `make test-codegen` (it creates the env with `make pyenv`)."
+        ),
+    }
+}
+
+fn harness() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/harness.py")
+}
+
+/// Runs the harness; panics with its output when it fails. Returns stdout + stderr.
+fn run_harness(args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(harness())
+        .args(args)
+        .env("TF_USE_LEGACY_KERAS", "1")
+        .env("TF_CPP_MIN_LOG_LEVEL", "2")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run the managed python");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "harness {args:?} failed ({}):\n{}",
+            out.status,
+            tail.join("\n")
+        );
+    }
+    text
+}
+
+fn params() -> TrainingParams {
+    TrainingParams {
+        epochs: EPOCHS,
+        batch_size: 256,
+        learning_rate: 0.01,
+        optimizer: OptimizerName::Adam,
+        early_stopping: EarlyStopping {
+            enabled: true,
+            patience: 3,
+            monitor: "val_loss".into(),
+            min_delta: 0.0,
+        },
+    }
+}
+
+fn model(model_type: ModelType, algo: RetrievalAlgorithm) -> ModelConfig {
+    ModelConfig {
+        name: format!("test-{}", model_type.as_str()),
+        model_type,
+        retrieval_algorithm: algo,
+        optimizer: OptimizerConfig {
+            name: OptimizerName::Adam,
+            learning_rate: 0.01,
+            clipnorm: Some(10.0),
+        },
+        rating_head: vec![DenseLayer::relu(32)],
+        ..ModelConfig::default()
+    }
+}
+
+struct Fixture {
+    root: PathBuf,
+    work: PathBuf,
+    product_ids: HashSet<String>,
+    popularity_recall_at_100: f64,
+    /// a raw buyer request (first test interaction) and a product of it
+    buyer_request: Value,
+    product_request: Value,
+}
+
+/// Synthetic data + one real tf.Transform analysis, shared by the tests of this binary.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("codegen-exec");
+        let _ = std::fs::remove_dir_all(&root);
+        let data = root.join("data");
+        let cfg = SynthConfig::tiny();
+        let ds = synth(&cfg).unwrap();
+        ds.write_all(&data).unwrap();
+        let split = ds.split(0.1, 0.1);
+        let popularity = popularity_recall_at_k(split.train, split.test, 100);
+        let t = &split.test[0];
+        let c = &ds.customers[t.customer];
+        let p = &ds.products[t.product];
+        let buyer_request = serde_json::json!({
+            "customer_id": c.id, "city": c.city, "segment": c.segment,
+            "revenue": c.revenue, "timestamp": t.timestamp,
+        });
+        let mut product_request = buyer_request.clone();
+        product_request["product_id"] = p.id.clone().into();
+        product_request["category"] = p.category.clone().into();
+        product_request["price"] = p.price.into();
+
+        let modules = root.join("transform_modules");
+        let gen = generate(
+            &FeatureConfig::default(),
+            &ModelConfig::default(),
+            &params(),
+            &GpuConfig::default(),
+        )
+        .unwrap();
+        write_modules(&gen, &modules).unwrap();
+        let work = root.join("work");
+        let out = run_harness(&[
+            "transform",
+            "--modules",
+            modules.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--work",
+            work.to_str().unwrap(),
+        ]);
+        assert!(out.contains("TRANSFORM_OK"), "{out}");
+        Fixture {
+            root,
+            work,
+            product_ids: ds.products.iter().map(|p| p.id.clone()).collect(),
+            popularity_recall_at_100: popularity,
+            buyer_request,
+            product_request,
+        }
+    })
+}
+
+struct Trained {
+    log: String,
+    metrics: Value,
+    serving_dir: PathBuf,
+}
+
+fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32) -> Trained {
+    let f = fixture();
+    let modules = f.root.join(name).join("modules");
+    let gen = generate(
+        &FeatureConfig::default(),
+        m,
+        &params(),
+        &GpuConfig::default(),
+    )
+    .unwrap();
+    write_modules(&gen, &modules).unwrap();
+    check_modules(&modules, &python()).unwrap();
+    let out_dir = f.root.join(name).join("out");
+    let log = run_harness(&[
+        "train",
+        "--modules",
+        modules.to_str().unwrap(),
+        "--work",
+        f.work.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--devices",
+        &devices.to_string(),
+        "--gpu-count",
+        &gpu_count.to_string(),
+        "--epochs",
+        &EPOCHS.to_string(),
+    ]);
+    assert!(log.contains("RUN_FN_OK"), "{log}");
+    let metrics_path = out_dir.join("model_run/training_metrics.json");
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(&metrics_path).unwrap()).unwrap();
+    assert_eq!(metrics["config_hash"], gen.config_hash.as_str());
+    assert_eq!(metrics["model_type"], m.model_type.as_str());
+    Trained {
+        log,
+        metrics,
+        serving_dir: out_dir.join("serving_model"),
+    }
+}
+
+fn serve(serving_dir: &Path, instances: &[Value]) -> Value {
+    let request = serde_json::json!({ "instances": instances }).to_string();
+    let out = run_harness(&[
+        "serve",
+        "--serving-dir",
+        serving_dir.to_str().unwrap(),
+        "--request",
+        &request,
+    ]);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("SERVE_RESULT "))
+        .unwrap_or_else(|| panic!("no SERVE_RESULT in:\n{out}"));
+    serde_json::from_str(line).unwrap()
+}
+
+fn per_epoch(metrics: &Value, key: &str) -> Vec<f64> {
+    metrics["loss"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("loss.{key} missing in {metrics}"))
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn assert_strategy(t: &Trained, replicas: u32) {
+    if replicas > 1 {
+        assert!(
+            t.log
+                .contains(&format!("Using MirroredStrategy with {replicas} replicas")),
+            "no MirroredStrategy line in the trainer's log:\n{}",
+            t.log
+        );
+        assert!(t.log.contains(&format!(
+            "Model built with strategy: MirroredStrategy ({replicas} replicas)"
+        )));
+        assert!(t.log.contains("gpu_enabled=True, gpu_count=2"));
+    } else {
+        assert!(t.log.contains("Using default strategy"), "{}", t.log);
+    }
+    assert_eq!(t.metrics["run"]["num_replicas"], replicas);
+    assert_eq!(t.metrics["run"]["epochs_completed"], EPOCHS);
+}
+
+/// Checks a retrieval response: k original product ids per query, scores descending.
+fn assert_recommendations(resp: &Value, n_queries: usize, k: usize) {
+    let f = fixture();
+    assert_eq!(resp["__dtypes__"]["product_ids"], "string", "{resp}");
+    let ids = resp["product_ids"].as_array().unwrap();
+    let scores = resp["scores"].as_array().unwrap();
+    assert_eq!(ids.len(), n_queries);
+    for (row, srow) in ids.iter().zip(scores) {
+        let row = row.as_array().unwrap();
+        assert_eq!(row.len(), k);
+        let distinct: HashSet<&str> = row.iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(distinct.len(), k, "duplicate products in {row:?}");
+        for id in &distinct {
+            assert!(
+                f.product_ids.contains(*id),
+                "{id:?} is not an original product id (a vocabulary index?)"
+            );
+            assert!(id.parse::<i64>().is_err(), "{id:?} looks like an index");
+        }
+        let s: Vec<f64> = srow
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert!(s.iter().all(|x| x.is_finite()));
+        assert!(
+            s.windows(2).all(|w| w[0] >= w[1] - 1e-4),
+            "scores not sorted: {s:?}"
+        );
+    }
+}
+
+fn unknown_buyer() -> Value {
+    serde_json::json!({
+        "customer_id": "nobody", "city": "atlantis", "segment": "unknown",
+        "revenue": 1.0, "timestamp": 0,
+    })
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn static_checks_pass_for_every_variant_and_catch_undefined_names() {
+    let py = python();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("codegen-static");
+    let _ = std::fs::remove_dir_all(&root);
+    // a feature config that uses every transform kind
+    let mut features = FeatureConfig::default();
+    features.product_features.push(FeatureSpec::new(
+        "quantity_hint",
+        BqType::Int64,
+        FeatureTransform::Bucketize {
+            num_buckets: 4,
+            embedding_dim: None,
+        },
+    ));
+    features.buyer_features.push(FeatureSpec::new(
+        "first_order",
+        BqType::Datetime,
+        FeatureTransform::TimestampBucketize {
+            num_buckets: 8,
+            embedding_dim: 4,
+        },
+    ));
+    features.buyer_features.push(FeatureSpec::new(
+        "employees",
+        BqType::Numeric,
+        FeatureTransform::Normalize { log1p: false },
+    ));
+    let binary = {
+        let mut f = features.clone();
+        f.target.as_mut().unwrap().transforms = vec![
+            TargetTransform::Log1p,
+            TargetTransform::Binarize { threshold: 1.2 },
+        ];
+        f
+    };
+    let mut n = 0;
+    for t in [
+        ModelType::Retrieval,
+        ModelType::Ranking,
+        ModelType::Multitask,
+    ] {
+        for algo in [RetrievalAlgorithm::BruteForce, RetrievalAlgorithm::Scann] {
+            for (fc, loss) in [
+                (&features, RankingLoss::Mse),
+                (&features, RankingLoss::Huber),
+                (&binary, RankingLoss::BinaryCrossentropy),
+            ] {
+                let m = ModelConfig {
+                    loss,
+                    ..model(t, algo)
+                };
+                let gen = generate(fc, &m, &params(), &GpuConfig::default()).unwrap();
+                let dir = root.join(format!("v{n}"));
+                write_modules(&gen, &dir).unwrap();
+                let report = check_modules(&dir, &py).unwrap();
+                assert_eq!(report.files.len(), 2);
+                assert!(report.passed());
+                n += 1;
+            }
+        }
+    }
+    // the checks fail on an undefined name (and on a syntax error)
+    let bad = root.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("m.py"),
+        "def f():\n    return undefined_thing + 1\n",
+    )
+    .unwrap();
+    match check_modules(&bad, &py) {
+        Err(CodegenError::CheckFailed(msg)) => assert!(msg.contains("undefined name"), "{msg}"),
+        other => panic!("undefined name not caught: {other:?}"),
+    }
+    std::fs::write(bad.join("m.py"), "def f(:\n").unwrap();
+    assert!(matches!(
+        check_modules(&bad, &py),
+        Err(CodegenError::CheckFailed(_))
+    ));
+    println!("static checks passed for {n} generated variants");
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
+    let f = fixture();
+    let m = model(ModelType::Retrieval, RetrievalAlgorithm::BruteForce);
+    let t = train("retrieval_bf_1dev", &m, 1, 0);
+    assert_strategy(&t, 1);
+    for k in [5, 10, 50, 100] {
+        let v = per_epoch(&t.metrics, &format!("recall_at_{k}"));
+        assert_eq!(v.len(), EPOCHS as usize);
+        assert!(v.iter().all(|x| (0.0..=1.0).contains(x)));
+    }
+    assert_eq!(per_epoch(&t.metrics, "loss").len(), EPOCHS as usize);
+    assert_eq!(per_epoch(&t.metrics, "val_loss").len(), EPOCHS as usize);
+    let r = extract_results(ModelType::Retrieval, &t.metrics).unwrap();
+    let recall100 = r.recall_at_100.expect("recall_at_100 extracted");
+    assert_eq!(
+        Some(recall100),
+        t.metrics["final_metrics"]["test_recall_at_100"].as_f64()
+    );
+    assert!(r.recall_at_5 <= r.recall_at_10 && r.recall_at_10 <= r.recall_at_50);
+    assert!(r.final_loss.is_some_and(f64::is_finite));
+    println!(
+        "RECALL retrieval test recall@100 = {recall100:.4} vs popularity baseline recall@100 = {:.4}",
+        f.popularity_recall_at_100
+    );
+    assert!(
+        recall100 > f.popularity_recall_at_100,
+        "model recall@100 {recall100:.4} does not beat popularity {:.4}",
+        f.popularity_recall_at_100
+    );
+
+    let resp = serve(&t.serving_dir, &[f.buyer_request.clone(), unknown_buyer()]);
+    assert_recommendations(&resp, 2, 100);
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn retrieval_scann_trains_on_two_replicas_and_serves_original_ids() {
+    let f = fixture();
+    let m = model(ModelType::Retrieval, RetrievalAlgorithm::Scann);
+    let t = train("retrieval_scann_2rep", &m, 2, 2);
+    assert_strategy(&t, 2);
+    assert!(t.log.contains("ScaNN index:"), "{}", t.log);
+    let r = extract_results(ModelType::Retrieval, &t.metrics).unwrap();
+    assert!(r.recall_at_100.is_some_and(|x| x > 0.0 && x <= 1.0));
+    let resp = serve(&t.serving_dir, &[f.buyer_request.clone(), unknown_buyer()]);
+    assert_recommendations(&resp, 2, 100);
+}
+
+fn check_ranking_metrics(t: &Trained, model_type: ModelType) {
+    let rmse = per_epoch(&t.metrics, "val_rmse");
+    let mae = per_epoch(&t.metrics, "val_mae");
+    assert_eq!(rmse.len(), EPOCHS as usize);
+    let r = extract_results(model_type, &t.metrics).unwrap();
+    assert_eq!(r.rmse, rmse.last().copied());
+    assert_eq!(r.mae, mae.last().copied());
+    let test_rmse = r.test_rmse.expect("test_rmse");
+    let test_mae = r.test_mae.expect("test_mae");
+    // ratings live in [1, 5]: a trained model is far better than predicting 0 (rmse ~3.5)
+    assert!(test_rmse > 0.0 && test_rmse < 1.5, "test_rmse {test_rmse}");
+    assert!(
+        test_mae > 0.0 && test_mae <= test_rmse + 1e-9,
+        "mae {test_mae} rmse {test_rmse}"
+    );
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn ranking_trains_on_one_and_two_replicas_and_serves_ratings() {
+    let f = fixture();
+    let m = model(ModelType::Ranking, RetrievalAlgorithm::BruteForce);
+    for (name, devices, gpus) in [("ranking_1dev", 1, 0), ("ranking_2rep", 2, 2)] {
+        let t = train(name, &m, devices, gpus);
+        assert_strategy(&t, devices);
+        check_ranking_metrics(&t, ModelType::Ranking);
+        let resp = serve(&t.serving_dir, std::slice::from_ref(&f.product_request));
+        let pred = resp["predicted_rating"].as_array().unwrap();
+        assert_eq!(pred.len(), 1);
+        let p = pred[0].as_f64().unwrap();
+        assert!((0.0..=6.0).contains(&p), "predicted rating {p}");
+    }
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn multitask_trains_on_one_and_two_replicas_and_serves_ids_and_ratings() {
+    let f = fixture();
+    for (name, devices, gpus, algo) in [
+        ("multitask_bf_1dev", 1, 0, RetrievalAlgorithm::BruteForce),
+        ("multitask_scann_2rep", 2, 2, RetrievalAlgorithm::Scann),
+    ] {
+        let m = model(ModelType::Multitask, algo);
+        let t = train(name, &m, devices, gpus);
+        assert_strategy(&t, devices);
+        check_ranking_metrics(&t, ModelType::Multitask);
+        let r = extract_results(ModelType::Multitask, &t.metrics).unwrap();
+        assert!(r.recall_at_100.is_some_and(|x| x > 0.0));
+        let resp = serve(&t.serving_dir, std::slice::from_ref(&f.buyer_request));
+        assert_recommendations(&resp, 1, 100);
+        let ratings = resp["predicted_ratings"][0].as_array().unwrap();
+        assert_eq!(ratings.len(), 100);
+        assert!(ratings
+            .iter()
+            .all(|v| v.as_f64().is_some_and(|x| (0.0..=6.0).contains(&x))));
+    }
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn one_sgd_step_is_the_same_on_one_device_and_two_replicas() {
+    // DESIGN.md bug 2: with batch norm, L2 regularization and clipnorm in every model type
+    let f = fixture();
+    let mut dirs = Vec::new();
+    for t in [
+        ModelType::Retrieval,
+        ModelType::Ranking,
+        ModelType::Multitask,
+    ] {
+        let mut m = model(t, RetrievalAlgorithm::BruteForce);
+        m.optimizer.name = OptimizerName::Sgd;
+        m.optimizer.clipnorm = Some(1.0);
+        for tower in [&mut m.buyer_tower, &mut m.product_tower] {
+            tower.l2_regularization = 1e-3;
+            tower.layers = vec![DenseLayer {
+                batch_norm: true,
+                ..DenseLayer::relu(32)
+            }];
+        }
+        m.rating_head = vec![DenseLayer {
+            batch_norm: true,
+            ..DenseLayer::relu(16)
+        }];
+        let gen = generate(
+            &FeatureConfig::default(),
+            &m,
+            &params(),
+            &GpuConfig::default(),
+        )
+        .unwrap();
+        let dir = f.root.join(format!("onestep_{}", t.as_str()));
+        write_modules(&gen, &dir).unwrap();
+        dirs.push(dir);
+    }
+    let mut args = vec!["onestep", "--work", f.work.to_str().unwrap(), "--modules"];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+    let out = run_harness(&args);
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ONESTEP_RESULT "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let res: Value = serde_json::from_str(line).unwrap();
+    for t in ["retrieval", "ranking", "multitask"] {
+        let diff = res[t]["max_weight_diff"].as_f64().unwrap();
+        let moved = res[t]["max_step_size"].as_f64().unwrap();
+        println!(
+            "ONESTEP {t}: max|w(1 device) - w(2 replicas)| = {diff:.3e}, step size {moved:.3e}"
+        );
+        assert!(
+            moved > 1e-3,
+            "{t}: the step did not move the weights ({moved})"
+        );
+        assert!(
+            diff < 1e-6,
+            "{t}: 2 replicas differ from 1 device by {diff}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn doctor_reports_every_component() {
+    let report = trainyard_codegen::doctor(&python()).unwrap();
+    println!("{}", report.render());
+    assert!(report.ok(), "{}", report.render());
+    let names: Vec<&str> = report.components.iter().map(|c| c.name.as_str()).collect();
+    for want in [
+        "python",
+        "tensorflow",
+        "tf-keras",
+        "tensorflow-recommenders",
+        "tfx",
+        "scann",
+    ] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    let missing = trainyard_codegen::doctor(Path::new("/usr/bin/false"));
+    assert!(missing.map(|r| !r.ok()).unwrap_or(true));
+}
