@@ -202,6 +202,31 @@ pub struct PipelineSubmission {
     pub files: BTreeMap<String, String>,
 }
 
+/// Turns a run into the files its executor needs (generated modules, the local pipeline module
+/// or the Vertex PipelineJob). Implemented over the code generator and pipeline builder.
+pub trait PipelineCompiler: Send + Sync {
+    fn compile(&self, run: &TrainingRun, pipeline_root: &str) -> Result<BTreeMap<String, String>>;
+}
+
+/// What one schedule fire did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FireOutcome {
+    /// A new run was created for this fire.
+    Created { run: Box<TrainingRun> },
+    /// This (schedule, fire time) already has its run: nothing new was created.
+    AlreadyFired { run: Box<TrainingRun> },
+    /// No run, and why (paused schedule, previous run still active under `skip`, ...).
+    Skipped { reason: String },
+}
+
+/// Creates the run of a schedule fire; idempotent per (schedule, fire time). The embedded
+/// scheduler and the Cloud Scheduler webhook both fire through it.
+#[async_trait]
+pub trait ScheduleFirer: Send + Sync {
+    async fn fire(&self, schedule_id: ScheduleId, fire_at: DateTime<Utc>) -> Result<FireOutcome>;
+}
+
 /// Where an executor put a submitted pipeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineHandle {

@@ -6,10 +6,12 @@
 
 mod platform;
 mod registry;
+mod schedules;
 mod training;
 
 pub use platform::{Platform, ProjectConfig, CONFIG_FILE};
 pub use registry::RegistryService;
-pub use training::{RunConfigView, TrainingService};
+pub use schedules::{NewSchedule, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule};
+pub use training::{Launch, RunConfigView, TrainingService};
 pub use trainyard_core as core;
 pub use trainyard_core::{Error, Result};

@@ -4,12 +4,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use trainyard_core::ports::{Clock, Store, SystemClock};
+use trainyard_core::ports::{
+    Clock, PipelineCompiler, PipelineExecutor, ScheduleTrigger, Store, SystemClock,
+};
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_store::SqliteStore;
 
 use crate::registry::RegistryService;
-use crate::training::TrainingService;
+use crate::schedules::ScheduleService;
+use crate::training::{Launch, TrainingService};
 
 pub const CONFIG_FILE: &str = "trainyard.toml";
 
@@ -79,6 +82,8 @@ pub struct Platform {
     config: ProjectConfig,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    launch: Option<Launch>,
+    trigger: Option<Arc<dyn ScheduleTrigger>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -146,7 +151,36 @@ impl Platform {
             config,
             store,
             clock,
+            launch: None,
+            trigger: None,
         }
+    }
+
+    /// Runs are compiled by `compiler` and submitted to `executor`; artifacts go under
+    /// `pipeline_root` (a directory or a gs:// prefix).
+    pub fn with_executor(
+        mut self,
+        executor: Arc<dyn PipelineExecutor>,
+        compiler: Arc<dyn PipelineCompiler>,
+        pipeline_root: impl Into<String>,
+    ) -> Platform {
+        self.launch = Some(Launch {
+            executor,
+            compiler,
+            pipeline_root: pipeline_root.into(),
+        });
+        self
+    }
+
+    /// Schedules are also registered with an external trigger (e.g. Cloud Scheduler). Without
+    /// one, the embedded scheduler fires them from the store.
+    pub fn with_schedule_trigger(mut self, trigger: Arc<dyn ScheduleTrigger>) -> Platform {
+        self.trigger = Some(trigger);
+        self
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     pub fn dir(&self) -> &Path {
@@ -162,7 +196,30 @@ impl Platform {
     }
 
     pub fn training(&self) -> TrainingService {
-        TrainingService::new(self.store.clone(), self.clock.clone())
+        TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
+    }
+
+    /// The durable in-process scheduler over this platform's store, firing through its
+    /// ScheduleService.
+    pub fn embedded_scheduler(
+        &self,
+        config: trainyard_local::SchedulerConfig,
+    ) -> trainyard_local::EmbeddedScheduler {
+        trainyard_local::EmbeddedScheduler::new(
+            self.store.clone(),
+            Arc::new(self.schedules()),
+            self.clock.clone(),
+            config,
+        )
+    }
+
+    pub fn schedules(&self) -> ScheduleService {
+        ScheduleService::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.training(),
+            self.trigger.clone(),
+        )
     }
 
     pub fn registry(&self) -> RegistryService {

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trainyard_core::metrics::{epoch_history, extract_results, EpochMetrics};
-use trainyard_core::ports::{Clock, PipelineEvent, RunFilter, RunPage, Store};
+use trainyard_core::ports::{
+    Clock, PipelineCompiler, PipelineEvent, PipelineExecutor, PipelineSubmission, RunFilter,
+    RunPage, Store,
+};
 use trainyard_core::run::{
     ConfigPatch, NewTrainingRun, RunConfig, RunId, TrainingMetricsHistory, TrainingRun,
 };
@@ -26,20 +29,80 @@ pub struct RunConfigView {
     pub config: RunConfig,
 }
 
+/// How runs reach a pipeline executor: the compiler makes the files, the executor runs them
+/// under `pipeline_root/runs/<id>`.
+#[derive(Clone)]
+pub struct Launch {
+    pub executor: Arc<dyn PipelineExecutor>,
+    pub compiler: Arc<dyn PipelineCompiler>,
+    pub pipeline_root: String,
+}
+
 #[derive(Clone)]
 pub struct TrainingService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     registry: RegistryService,
+    launch: Option<Launch>,
 }
 
 impl TrainingService {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, launch: Option<Launch>) -> Self {
         let registry = RegistryService::new(store.clone(), clock.clone());
         TrainingService {
             store,
             clock,
             registry,
+            launch,
+        }
+    }
+
+    /// Whether a pipeline executor is configured.
+    pub fn can_submit(&self) -> bool {
+        self.launch.is_some()
+    }
+
+    /// Compiles a pending or scheduled run and hands it to the executor. A compile or submit
+    /// error fails the run (with the error kept) and is returned.
+    pub async fn submit(&self, id: RunId) -> Result<TrainingRun> {
+        let launch = self.launch.as_ref().ok_or_else(|| {
+            Error::Backend("no pipeline executor is configured for this platform".into())
+        })?;
+        let run = self.mark_submitting(id).await?;
+        let root = format!(
+            "{}/runs/{}",
+            launch.pipeline_root.trim_end_matches('/'),
+            run.id
+        );
+        let submitted = match launch.compiler.compile(&run, &root) {
+            Ok(files) => {
+                launch
+                    .executor
+                    .submit(&PipelineSubmission {
+                        run: run.clone(),
+                        pipeline_root: root,
+                        files,
+                    })
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match submitted {
+            Ok(handle) => {
+                let event = PipelineEvent::Submitted {
+                    job_name: Some(handle.job_name),
+                    job_id: Some(handle.job_id),
+                };
+                self.handle_event(id, &event).await
+            }
+            Err(e) => {
+                let event = PipelineEvent::Failed {
+                    error: format!("submission failed: {e}"),
+                    stage: Some(StageName::Compile),
+                };
+                self.handle_event(id, &event).await?;
+                Err(e)
+            }
         }
     }
 
@@ -118,13 +181,19 @@ impl TrainingService {
         }
         let mut config = source.config.clone();
         config.schedule_config = source.config.schedule_config.for_rerun();
-        self.create_training_run(NewTrainingRun {
-            ml_model: source.ml_model.clone(),
-            name: source.name.clone(),
-            description: format!("Re-run of {}", source.display_name()),
-            config,
-        })
-        .await
+        let run = self
+            .create_training_run(NewTrainingRun {
+                ml_model: source.ml_model.clone(),
+                name: source.name.clone(),
+                description: format!("Re-run of {}", source.display_name()),
+                config,
+            })
+            .await?;
+        // The spec's rerun submits at once when there is somewhere to submit to.
+        if self.can_submit() {
+            return self.submit(run.id).await;
+        }
+        Ok(run)
     }
 
     pub async fn get_config(&self, id: RunId) -> Result<RunConfigView> {
@@ -194,11 +263,15 @@ impl TrainingService {
             .mutate(id, |run| {
                 match event {
                     PipelineEvent::Submitted { job_name, job_id } => {
-                        // A pipeline that reports in was submitted, whoever submitted it.
-                        if matches!(run.status, RunStatus::Pending | RunStatus::Scheduled) {
-                            run.transition(RunEvent::Submit, now)?;
+                        if run.status == RunStatus::Running {
+                            return Err(Error::InvalidTransition(
+                                trainyard_core::InvalidTransition {
+                                    from: run.status,
+                                    event: RunEvent::Submitted,
+                                },
+                            ));
                         }
-                        run.transition(RunEvent::Submitted, now)?;
+                        ensure_running(run, now)?;
                         if job_name.is_some() {
                             run.vertex_pipeline_job_name.clone_from(job_name);
                         }
@@ -259,8 +332,12 @@ impl TrainingService {
     }
 }
 
-/// A stage report implies the pipeline runs: a run still `submitting` moves to `running`.
+/// A pipeline that reports in was submitted and runs, whoever submitted it: a run still
+/// pending, scheduled or submitting moves to `running` through the state machine.
 fn ensure_running(run: &mut TrainingRun, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    if matches!(run.status, RunStatus::Pending | RunStatus::Scheduled) {
+        run.transition(RunEvent::Submit, now)?;
+    }
     if run.status == RunStatus::Submitting {
         run.transition(RunEvent::Submitted, now)?;
     }

@@ -1,0 +1,605 @@
+//! ScheduleService: retraining schedules of registered models, their timing, and their fires.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use trainyard_core::ports::{Clock, FireOutcome, RunFilter, ScheduleFirer, ScheduleTrigger, Store};
+use trainyard_core::registry::RegisteredModel;
+use trainyard_core::run::{
+    validate_name, NewTrainingRun, RegisteredModelId, RunConfig, RunId, ScheduleId, TrainingRun,
+};
+use trainyard_core::schedule::{
+    CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus, TrainingSchedule,
+};
+use trainyard_core::timing::ScheduleTiming;
+use trainyard_core::{Error, Result, RunEvent, RunStatus, ValidationError};
+
+use crate::registry::RegistryService;
+use crate::training::TrainingService;
+
+/// Longest schedule name (the spec's CharField(100)).
+pub const MAX_SCHEDULE_NAME: usize = 100;
+const CONFLICT_RETRIES: usize = 8;
+
+/// What a caller gives to create a schedule (besides the training config's source).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewSchedule {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(flatten)]
+    pub timing: ScheduleTiming,
+    #[serde(default)]
+    pub catch_up: CatchUpPolicy,
+    #[serde(default)]
+    pub concurrency: ConcurrencyPolicy,
+}
+
+/// The spec's wizard mode: a model name, its training config and the schedule, in one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WizardSchedule {
+    pub ml_model: String,
+    /// The RegisteredModel's name (created when missing).
+    pub name: String,
+    /// Defaults to "{name} - Retraining".
+    #[serde(default)]
+    pub schedule_name: Option<String>,
+    #[serde(default)]
+    pub schedule_description: String,
+    #[serde(flatten)]
+    pub config: RunConfig,
+    #[serde(flatten)]
+    pub timing: ScheduleTiming,
+    #[serde(default)]
+    pub catch_up: CatchUpPolicy,
+    #[serde(default)]
+    pub concurrency: ConcurrencyPolicy,
+}
+
+/// Editable fields (timing, name, description); the training config stays frozen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEdit {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub timing: Option<ScheduleTiming>,
+    #[serde(default)]
+    pub catch_up: Option<CatchUpPolicy>,
+    #[serde(default)]
+    pub concurrency: Option<ConcurrencyPolicy>,
+}
+
+/// The spec's preview of what a schedule created from a run would train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchedulePreview {
+    pub source_run_id: RunId,
+    pub source_run_name: String,
+    pub source_run_number: u32,
+    pub dataset_name: String,
+    pub model_type: trainyard_core::ModelType,
+    pub registered_model_id: Option<RegisteredModelId>,
+    #[serde(flatten)]
+    pub config: RunConfig,
+}
+
+#[derive(Clone)]
+pub struct ScheduleService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    registry: RegistryService,
+    training: TrainingService,
+    trigger: Option<Arc<dyn ScheduleTrigger>>,
+}
+
+fn validate_schedule_name(name: &str) -> Result<(), ValidationError> {
+    validate_name("name", name)?;
+    if name.chars().count() > MAX_SCHEDULE_NAME {
+        return Err(ValidationError::field(
+            "name",
+            "must be at most 100 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Training succeeded for these; `failed` counts only failures (a cancel is neither).
+fn training_succeeded(s: RunStatus) -> bool {
+    matches!(
+        s,
+        RunStatus::Completed
+            | RunStatus::NotBlessed
+            | RunStatus::Deploying
+            | RunStatus::Deployed
+            | RunStatus::DeployFailed
+    )
+}
+
+impl ScheduleService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        training: TrainingService,
+        trigger: Option<Arc<dyn ScheduleTrigger>>,
+    ) -> Self {
+        let registry = RegistryService::new(store.clone(), clock.clone());
+        ScheduleService {
+            store,
+            clock,
+            registry,
+            training,
+            trigger,
+        }
+    }
+
+    /// A schedule that retrains a run's model with the run's config.
+    pub async fn create_from_run(
+        &self,
+        run_id: RunId,
+        new: NewSchedule,
+    ) -> Result<TrainingSchedule> {
+        let run = self.store.get_run(run_id).await?;
+        let model = self
+            .registry
+            .get_or_create_for_training(
+                &run.ml_model,
+                &run.name,
+                run.model_type(),
+                &run.description,
+            )
+            .await?;
+        if run.registered_model_id != Some(model.id) {
+            let mut linked = run.clone();
+            linked.registered_model_id = Some(model.id);
+            self.store.update_run(&linked).await?;
+        }
+        self.create(&model, run.config.clone(), Some(run.id), new)
+            .await
+    }
+
+    /// The wizard's "Schedule" button: creates the RegisteredModel when missing.
+    pub async fn create_from_config(&self, wizard: WizardSchedule) -> Result<TrainingSchedule> {
+        NewTrainingRun {
+            ml_model: wizard.ml_model.clone(),
+            name: wizard.name.clone(),
+            description: String::new(),
+            config: wizard.config.clone(),
+        }
+        .validate()?;
+        let model = self
+            .registry
+            .get_or_create_for_training(
+                &wizard.ml_model,
+                &wizard.name,
+                wizard.config.model_type(),
+                "",
+            )
+            .await?;
+        let schedule = NewSchedule {
+            name: wizard
+                .schedule_name
+                .unwrap_or_else(|| format!("{} - Retraining", wizard.name)),
+            description: wizard.schedule_description,
+            timing: wizard.timing,
+            catch_up: wizard.catch_up,
+            concurrency: wizard.concurrency,
+        };
+        self.create(&model, wizard.config, None, schedule).await
+    }
+
+    /// A schedule for a registered model, with the config of its newest run.
+    pub async fn create_for_model(
+        &self,
+        model_id: RegisteredModelId,
+        new: NewSchedule,
+    ) -> Result<TrainingSchedule> {
+        let model = self.store.get_registered_model(model_id).await?;
+        let newest = self
+            .store
+            .list_runs(&RunFilter {
+                registered_model_id: Some(model_id),
+                page_size: 1,
+                ..RunFilter::default()
+            })
+            .await?
+            .runs
+            .pop()
+            .ok_or_else(|| {
+                Error::Validation(ValidationError::field(
+                    "registered_model_id",
+                    format!(
+                        "model {:?} has no training run to take a config from",
+                        model.model_name
+                    ),
+                ))
+            })?;
+        self.create(&model, newest.config, Some(newest.id), new)
+            .await
+    }
+
+    async fn create(
+        &self,
+        model: &RegisteredModel,
+        config: RunConfig,
+        source: Option<RunId>,
+        new: NewSchedule,
+    ) -> Result<TrainingSchedule> {
+        validate_schedule_name(&new.name)?;
+        let now = self.clock.now();
+        new.timing.validate(now)?;
+        if let Some(existing) = self.store.schedule_for_model(model.id).await? {
+            return Err(Error::Conflict(format!(
+                "model {:?} already has schedule {} ({:?}); edit or delete it first",
+                model.model_name, existing.id, existing.name
+            )));
+        }
+        let timing = new.timing.normalized()?;
+        let mut frozen = config;
+        // The frozen config trains now when fired; its own schedule fields do not apply.
+        frozen.schedule_config = Default::default();
+        let schedule = TrainingSchedule {
+            id: 0,
+            name: new.name.trim().to_string(),
+            description: new.description,
+            ml_model: model.ml_model.clone(),
+            registered_model_id: model.id,
+            source_training_run_id: source,
+            next_run_at: timing.next_after(now)?,
+            timing,
+            catch_up: new.catch_up,
+            concurrency: new.concurrency,
+            training_config: frozen,
+            cloud_scheduler_job_name: String::new(),
+            status: ScheduleStatus::Active,
+            last_run_at: None,
+            total_runs: 0,
+            successful_runs: 0,
+            failed_runs: 0,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        };
+        let mut saved = self.store.insert_schedule(&schedule).await?;
+        if let Some(trigger) = &self.trigger {
+            let job = trigger.upsert(&saved, &saved.timing.cron()?).await;
+            match job {
+                Ok(job) => {
+                    saved.cloud_scheduler_job_name = job;
+                    saved = self.store.update_schedule(&saved).await?;
+                }
+                Err(e) => {
+                    // No schedule without its trigger: undo the record, report the backend error.
+                    self.store.delete_schedule(saved.id).await?;
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(schedule_id = saved.id, model = %model.model_name, cron = %saved.timing.cron()?, "schedule created");
+        Ok(saved)
+    }
+
+    /// What a schedule created from this run would train.
+    pub async fn preview(&self, run_id: RunId) -> Result<SchedulePreview> {
+        let run = self.store.get_run(run_id).await?;
+        Ok(SchedulePreview {
+            source_run_id: run.id,
+            source_run_name: run.name.clone(),
+            source_run_number: run.run_number,
+            dataset_name: run.config.dataset.name.clone(),
+            model_type: run.model_type(),
+            registered_model_id: run.registered_model_id,
+            config: run.config,
+        })
+    }
+
+    /// A schedule with its statistics derived from its runs (never a stale counter).
+    pub async fn get(&self, id: ScheduleId) -> Result<TrainingSchedule> {
+        let s = self.store.get_schedule(id).await?;
+        self.with_stats(s).await
+    }
+
+    pub async fn list(&self, ml_model: Option<&str>) -> Result<Vec<TrainingSchedule>> {
+        let mut out = Vec::new();
+        for s in self.store.list_schedules(ml_model).await? {
+            out.push(self.with_stats(s).await?);
+        }
+        Ok(out)
+    }
+
+    async fn with_stats(&self, mut s: TrainingSchedule) -> Result<TrainingSchedule> {
+        let page = self
+            .store
+            .list_runs(&RunFilter {
+                schedule_id: Some(s.id),
+                page_size: 1,
+                ..RunFilter::default()
+            })
+            .await?;
+        let count = |pred: fn(RunStatus) -> bool| -> u32 {
+            page.kpi
+                .by_status
+                .iter()
+                .filter(|(st, _)| pred(**st))
+                .map(|(_, n)| *n as u32)
+                .sum()
+        };
+        s.total_runs = page.kpi.total as u32;
+        s.successful_runs = count(training_succeeded);
+        s.failed_runs = count(|st| st == RunStatus::Failed);
+        s.last_run_at = page
+            .runs
+            .first()
+            .and_then(|r| r.scheduled_fire_at)
+            .or(s.last_run_at);
+        Ok(s)
+    }
+
+    /// Loads, changes and saves a schedule, retrying on concurrent writes.
+    async fn mutate<F>(&self, id: ScheduleId, mut f: F) -> Result<TrainingSchedule>
+    where
+        F: FnMut(&mut TrainingSchedule) -> Result<()> + Send,
+    {
+        for _ in 0..CONFLICT_RETRIES {
+            let mut s = self.store.get_schedule(id).await?;
+            f(&mut s)?;
+            s.updated_at = self.clock.now();
+            match self.store.update_schedule(&s).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict(format!(
+            "schedule {id} kept changing; try again"
+        )))
+    }
+
+    /// Edits name, description and timing (only while active or paused).
+    pub async fn edit(&self, id: ScheduleId, edit: &ScheduleEdit) -> Result<TrainingSchedule> {
+        let now = self.clock.now();
+        let s = self
+            .mutate(id, |s| {
+                if !s.status.is_editable() {
+                    return Err(Error::Conflict(format!(
+                        "schedule {id} is {:?}; only active or paused schedules can be edited",
+                        s.status
+                    )));
+                }
+                if let Some(name) = &edit.name {
+                    validate_schedule_name(name)?;
+                    s.name = name.trim().to_string();
+                }
+                if let Some(d) = &edit.description {
+                    s.description.clone_from(d);
+                }
+                if let Some(t) = &edit.timing {
+                    t.validate(now)?;
+                    s.timing = t.normalized()?;
+                    s.next_run_at = s.timing.next_after(now)?;
+                }
+                if let Some(c) = edit.catch_up {
+                    s.catch_up = c;
+                }
+                if let Some(c) = edit.concurrency {
+                    s.concurrency = c;
+                }
+                Ok(())
+            })
+            .await?;
+        if let (Some(trigger), Some(_)) = (&self.trigger, &edit.timing) {
+            trigger.upsert(&s, &s.timing.cron()?).await?;
+        }
+        self.with_stats(s).await
+    }
+
+    pub async fn pause(&self, id: ScheduleId) -> Result<TrainingSchedule> {
+        let s = self
+            .set_status(id, &[ScheduleStatus::Active], ScheduleStatus::Paused)
+            .await?;
+        if let Some(t) = &self.trigger {
+            t.pause(&s.cloud_scheduler_job_name).await?;
+        }
+        self.with_stats(s).await
+    }
+
+    /// Resumes from now: fires missed while paused are not caught up.
+    pub async fn resume(&self, id: ScheduleId) -> Result<TrainingSchedule> {
+        let s = self
+            .set_status(id, &[ScheduleStatus::Paused], ScheduleStatus::Active)
+            .await?;
+        if let Some(t) = &self.trigger {
+            t.resume(&s.cloud_scheduler_job_name).await?;
+        }
+        self.with_stats(s).await
+    }
+
+    /// Stops a schedule for good but keeps its record (delete removes it).
+    pub async fn cancel(&self, id: ScheduleId) -> Result<TrainingSchedule> {
+        let s = self
+            .set_status(
+                id,
+                &[ScheduleStatus::Active, ScheduleStatus::Paused],
+                ScheduleStatus::Cancelled,
+            )
+            .await?;
+        if let Some(t) = &self.trigger {
+            t.delete(&s.cloud_scheduler_job_name).await?;
+        }
+        self.with_stats(s).await
+    }
+
+    async fn set_status(
+        &self,
+        id: ScheduleId,
+        from: &[ScheduleStatus],
+        to: ScheduleStatus,
+    ) -> Result<TrainingSchedule> {
+        let now = self.clock.now();
+        self.mutate(id, |s| {
+            if !from.contains(&s.status) {
+                return Err(Error::Conflict(format!(
+                    "schedule {id} is {:?}; cannot make it {to:?}",
+                    s.status
+                )));
+            }
+            s.status = to;
+            s.next_run_at = match to {
+                ScheduleStatus::Active => s.timing.next_after(now)?,
+                ScheduleStatus::Paused => s.next_run_at,
+                ScheduleStatus::Completed | ScheduleStatus::Cancelled => None,
+            };
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes the schedule record (and its trigger), freeing its model for a new schedule.
+    pub async fn delete(&self, id: ScheduleId) -> Result<()> {
+        let s = self.store.get_schedule(id).await?;
+        if let Some(t) = &self.trigger {
+            if !s.cloud_scheduler_job_name.is_empty() {
+                t.delete(&s.cloud_scheduler_job_name).await?;
+            }
+        }
+        self.store.delete_schedule(id).await
+    }
+
+    /// Fires now, outside the timetable (the next regular fire stays as it was).
+    pub async fn trigger_now(&self, id: ScheduleId) -> Result<FireOutcome> {
+        let at = self.clock.now();
+        self.fire_at(id, at, true).await
+    }
+
+    /// The next `n` fires of a schedule.
+    pub async fn upcoming(&self, id: ScheduleId, n: usize) -> Result<Vec<DateTime<Tz>>> {
+        let s = self.store.get_schedule(id).await?;
+        Ok(s.timing.upcoming(self.clock.now(), n)?)
+    }
+
+    /// Fires of the past 10 and next 30 weeks (the spec's schedule grid).
+    pub async fn grid(&self, id: ScheduleId) -> Result<Vec<DateTime<Tz>>> {
+        let s = self.store.get_schedule(id).await?;
+        let now = self.clock.now();
+        Ok(s.timing
+            .fires_between(now - Duration::weeks(10), now + Duration::weeks(30))?)
+    }
+
+    /// Creates the run of one fire: idempotent on (schedule, fire time); `manual` fires a
+    /// paused schedule too.
+    async fn fire_at(
+        &self,
+        id: ScheduleId,
+        fire_at: DateTime<Utc>,
+        manual: bool,
+    ) -> Result<FireOutcome> {
+        let fire_at = fire_at.with_nanosecond_floor();
+        if let Some(run) = self.store.run_for_fire(id, fire_at).await? {
+            return Ok(FireOutcome::AlreadyFired { run: Box::new(run) });
+        }
+        let schedule = self.store.get_schedule(id).await?;
+        let allowed = if manual {
+            schedule.status.is_editable()
+        } else {
+            schedule.is_active()
+        };
+        if !allowed {
+            return Ok(FireOutcome::Skipped {
+                reason: format!("schedule is {:?}", schedule.status),
+            });
+        }
+        let active = self
+            .store
+            .list_runs(&RunFilter {
+                schedule_id: Some(id),
+                statuses: vec![
+                    RunStatus::Pending,
+                    RunStatus::Scheduled,
+                    RunStatus::Submitting,
+                    RunStatus::Running,
+                ],
+                page_size: 1,
+                ..RunFilter::default()
+            })
+            .await?
+            .total;
+        if active > 0 && schedule.concurrency == ConcurrencyPolicy::Skip && !manual {
+            return Ok(FireOutcome::Skipped {
+                reason: "the previous run of this schedule is still active (concurrency: skip)"
+                    .into(),
+            });
+        }
+        let model = self
+            .store
+            .get_registered_model(schedule.registered_model_id)
+            .await?;
+        let now = self.clock.now();
+        let mut run = TrainingRun::new(
+            NewTrainingRun {
+                ml_model: schedule.ml_model.clone(),
+                name: model.model_name.clone(),
+                description: format!(
+                    "Scheduled by {:?} for {}",
+                    schedule.name,
+                    fire_at.to_rfc3339()
+                ),
+                config: schedule.training_config.clone(),
+            },
+            Some(model.id),
+            now,
+        );
+        run.schedule_id = Some(id);
+        run.scheduled_fire_at = Some(fire_at);
+        run.transition(RunEvent::Schedule, now)?;
+        let run = match self.store.insert_run(&run).await {
+            Ok(run) => run,
+            // Another process or delivery created this fire's run first.
+            Err(Error::Conflict(_)) => match self.store.run_for_fire(id, fire_at).await? {
+                Some(run) => return Ok(FireOutcome::AlreadyFired { run: Box::new(run) }),
+                None => {
+                    return Err(Error::Conflict(format!(
+                        "schedule {id}: fire {fire_at} conflicted"
+                    )))
+                }
+            },
+            Err(e) => return Err(e),
+        };
+        tracing::info!(schedule_id = id, run_id = run.id, %fire_at, "schedule fired");
+        // Queue: the run waits, `scheduled`, for the previous one to finish.
+        let queued = active > 0 && schedule.concurrency == ConcurrencyPolicy::Queue;
+        if queued || !self.training.can_submit() {
+            return Ok(FireOutcome::Created { run: Box::new(run) });
+        }
+        let run = match self.training.submit(run.id).await {
+            Ok(run) => run,
+            // The fire happened; its run carries the submission error.
+            Err(e) => {
+                tracing::warn!(schedule_id = id, run_id = run.id, error = %e, "scheduled run failed to submit");
+                self.store.get_run(run.id).await?
+            }
+        };
+        Ok(FireOutcome::Created { run: Box::new(run) })
+    }
+}
+
+trait FloorToSecond {
+    fn with_nanosecond_floor(self) -> Self;
+}
+
+impl FloorToSecond for DateTime<Utc> {
+    /// Fire times are keys; sub-second noise from clocks must not make two keys of one fire.
+    fn with_nanosecond_floor(self) -> Self {
+        use chrono::Timelike;
+        self.with_nanosecond(0).unwrap_or(self)
+    }
+}
+
+#[async_trait]
+impl ScheduleFirer for ScheduleService {
+    async fn fire(&self, schedule_id: ScheduleId, fire_at: DateTime<Utc>) -> Result<FireOutcome> {
+        self.fire_at(schedule_id, fire_at, false).await
+    }
+}

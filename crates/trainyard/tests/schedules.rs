@@ -1,0 +1,431 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use trainyard::core::model_config::ModelType;
+use trainyard::core::ports::{Clock, FireOutcome, PipelineEvent, ScheduleFirer};
+use trainyard::core::run::NewTrainingRun;
+use trainyard::core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus, ScheduleType};
+use trainyard::core::timing::ScheduleTiming;
+use trainyard::{Error, NewSchedule, Platform, ProjectConfig, ScheduleEdit, WizardSchedule};
+use trainyard_core::RunStatus;
+use trainyard_local::SchedulerConfig;
+
+/// A clock the test moves.
+struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().unwrap() = t;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+async fn platform(start: &str) -> (tempfile::TempDir, Platform, Arc<TestClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = trainyard_store::SqliteStore::open(dir.path().join("t.db"))
+        .await
+        .unwrap();
+    let clock = Arc::new(TestClock(Mutex::new(utc(start))));
+    let p = Platform::with_store(
+        dir.path().into(),
+        ProjectConfig::default(),
+        Arc::new(store),
+        clock.clone(),
+    );
+    (dir, p, clock)
+}
+
+fn daily(name: &str, time: &str) -> NewSchedule {
+    NewSchedule {
+        name: name.into(),
+        description: String::new(),
+        timing: ScheduleTiming {
+            schedule_type: ScheduleType::Daily,
+            scheduled_datetime: None,
+            schedule_time: Some(time.into()),
+            schedule_day_of_week: None,
+            schedule_day_of_month: None,
+            schedule_timezone: "Europe/Warsaw".into(),
+        },
+        catch_up: CatchUpPolicy::Once,
+        concurrency: ConcurrencyPolicy::Allow,
+    }
+}
+
+async fn source_run(p: &Platform, name: &str) -> trainyard::core::run::TrainingRun {
+    p.training()
+        .create_training_run(NewTrainingRun {
+            ml_model: "shop".into(),
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_schedule_per_model_and_delete_frees_it() {
+    let (_d, p, _c) = platform("2026-03-01T10:00:00Z").await;
+    let svc = p.schedules();
+    let run = source_run(&p, "retrieval").await;
+    let s = svc
+        .create_from_run(run.id, daily("nightly", "02:00"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.next_run_at,
+        Some(utc("2026-03-02T01:00:00Z")),
+        "02:00 in Warsaw (CET)"
+    );
+    assert_eq!(s.timing.cron().unwrap(), "0 2 * * *");
+    assert_eq!(
+        s.training_config.training_params,
+        run.config.training_params
+    );
+
+    let err = svc
+        .create_from_run(run.id, daily("again", "03:00"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)));
+    assert!(
+        err.to_string().contains(&format!("schedule {}", s.id)),
+        "{err}"
+    );
+    let check = p.registry().check_name("shop", "retrieval").await.unwrap();
+    assert_eq!((check.has_schedule, check.schedule_id), (true, Some(s.id)));
+
+    svc.delete(s.id).await.unwrap();
+    assert!(matches!(svc.get(s.id).await, Err(Error::NotFound { .. })));
+    assert!(
+        !p.registry()
+            .check_name("shop", "retrieval")
+            .await
+            .unwrap()
+            .has_schedule
+    );
+    svc.create_from_run(run.id, daily("again", "03:00"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn validation_rules_and_frozen_config() {
+    let (_d, p, _c) = platform("2026-03-01T10:00:00Z").await;
+    let svc = p.schedules();
+    let run = source_run(&p, "m").await;
+    let mut bad = daily("", "02:00");
+    assert!(matches!(
+        svc.create_from_run(run.id, bad.clone()).await,
+        Err(Error::Validation(_))
+    ));
+    bad.name = "x".repeat(101);
+    assert!(matches!(
+        svc.create_from_run(run.id, bad.clone()).await,
+        Err(Error::Validation(_))
+    ));
+    let mut once = daily("once", "02:00");
+    once.timing.schedule_type = ScheduleType::Once;
+    once.timing.scheduled_datetime = Some(utc("2026-02-01T00:00:00Z"));
+    let err = svc.create_from_run(run.id, once).await.unwrap_err();
+    assert!(err.to_string().contains("must be in the future"), "{err}");
+    assert!(
+        p.schedules().list(None).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+
+    // The training config cannot be edited through a schedule edit.
+    let s = svc
+        .create_from_run(run.id, daily("ok", "02:00"))
+        .await
+        .unwrap();
+    let edit: Result<ScheduleEdit, _> =
+        serde_json::from_value(serde_json::json!({"training_params": {"epochs": 1}}));
+    assert!(edit.is_err());
+    let edit: ScheduleEdit = serde_json::from_value(serde_json::json!({
+        "name": "weekly now",
+        "timing": {"schedule_type": "weekly", "schedule_time": "10:00", "schedule_day_of_week": 2, "schedule_timezone": "Europe/Warsaw"}
+    }))
+    .unwrap();
+    let edited = svc.edit(s.id, &edit).await.unwrap();
+    assert_eq!(edited.name, "weekly now");
+    assert_eq!(
+        edited.timing.cron().unwrap(),
+        "0 10 * * 3",
+        "Wednesday is cron day 3"
+    );
+    assert_eq!(edited.next_run_at, Some(utc("2026-03-04T09:00:00Z")));
+    assert_eq!(edited.training_config, s.training_config);
+
+    svc.cancel(s.id).await.unwrap();
+    assert!(matches!(
+        svc.edit(s.id, &edit).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(svc.resume(s.id).await, Err(Error::Conflict(_))));
+}
+
+#[tokio::test]
+async fn fires_are_idempotent_per_schedule_and_time() {
+    let (_d, p, _c) = platform("2026-03-01T10:00:00Z").await;
+    let svc = Arc::new(p.schedules());
+    let run = source_run(&p, "m").await;
+    let s = svc
+        .create_from_run(run.id, daily("d", "02:00"))
+        .await
+        .unwrap();
+    let at = utc("2026-03-02T01:00:00Z");
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.fire(s.id, at).await.unwrap() })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            FireOutcome::Created { run } => {
+                created += 1;
+                ids.insert(run.id);
+                assert_eq!(run.status, RunStatus::Scheduled);
+                assert_eq!(run.schedule_id, Some(s.id));
+                assert_eq!(run.name, "m");
+            }
+            FireOutcome::AlreadyFired { run } => {
+                ids.insert(run.id);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ids.len(), 1, "every delivery names the same run");
+    assert_eq!(svc.get(s.id).await.unwrap().total_runs, 1);
+}
+
+#[tokio::test]
+async fn scheduler_fires_catches_up_once_and_keeps_stats() {
+    let (_d, p, clock) = platform("2026-03-01T10:00:00Z").await;
+    let svc = p.schedules();
+    let run = source_run(&p, "m").await;
+    let s = svc
+        .create_from_run(run.id, daily("d", "02:00"))
+        .await
+        .unwrap();
+    let sched = p.embedded_scheduler(SchedulerConfig::default());
+
+    assert_eq!(sched.tick().await.unwrap().created, 0, "not due yet");
+    clock.set(utc("2026-03-02T01:00:05Z"));
+    assert_eq!(sched.tick().await.unwrap().created, 1);
+    assert_eq!(
+        sched.tick().await.unwrap().created,
+        0,
+        "advanced past the fire"
+    );
+    assert_eq!(
+        svc.get(s.id).await.unwrap().next_run_at,
+        Some(utc("2026-03-03T01:00:00Z"))
+    );
+
+    // Three days down: one run for the missed window, then the next regular fire.
+    clock.set(utc("2026-03-05T12:00:00Z"));
+    let r = sched.tick().await.unwrap();
+    assert_eq!(r.created, 1);
+    let after = svc.get(s.id).await.unwrap();
+    assert_eq!(after.next_run_at, Some(utc("2026-03-06T01:00:00Z")));
+    assert_eq!(after.total_runs, 2);
+    assert_eq!(
+        after.last_run_at,
+        Some(utc("2026-03-03T01:00:00Z")),
+        "keyed by the first missed fire"
+    );
+
+    // Statistics follow the spawned runs' outcomes.
+    let training = p.training();
+    let runs = p
+        .training()
+        .list(&trainyard::core::ports::RunFilter {
+            schedule_id: Some(s.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .runs;
+    let metrics = serde_json::json!({"loss": {"val_recall_at_100": [0.2]}});
+    training
+        .handle_event(
+            runs[0].id,
+            &PipelineEvent::Completed {
+                training_metrics: metrics,
+                blessed: true,
+                artifacts: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    training
+        .handle_event(
+            runs[1].id,
+            &PipelineEvent::Failed {
+                error: "boom".into(),
+                stage: None,
+            },
+        )
+        .await
+        .unwrap();
+    let stats = svc.get(s.id).await.unwrap();
+    assert_eq!(
+        (stats.total_runs, stats.successful_runs, stats.failed_runs),
+        (2, 1, 1)
+    );
+    assert_eq!(stats.success_rate(), Some(50.0));
+}
+
+#[tokio::test]
+async fn catch_up_all_and_skip() {
+    for (policy, expected) in [(CatchUpPolicy::All, 4), (CatchUpPolicy::Skip, 0)] {
+        let (_d, p, clock) = platform("2026-03-01T10:00:00Z").await;
+        let run = source_run(&p, "m").await;
+        let mut new = daily("d", "02:00");
+        new.catch_up = policy;
+        let s = p.schedules().create_from_run(run.id, new).await.unwrap();
+        let sched = p.embedded_scheduler(SchedulerConfig::default());
+        clock.set(utc("2026-03-05T12:00:00Z")); // fires of the 2nd..5th were missed
+        let mut created = 0;
+        for _ in 0..6 {
+            created += sched.tick().await.unwrap().created;
+        }
+        assert_eq!(created, expected, "{policy:?}");
+        assert_eq!(
+            p.schedules().get(s.id).await.unwrap().next_run_at,
+            Some(utc("2026-03-06T01:00:00Z"))
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrency_policies() {
+    let (_d, p, _c) = platform("2026-03-01T10:00:00Z").await;
+    let svc = p.schedules();
+    let mut expectations = Vec::new();
+    for (i, policy) in [
+        ConcurrencyPolicy::Skip,
+        ConcurrencyPolicy::Queue,
+        ConcurrencyPolicy::Allow,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = source_run(&p, &format!("m{i}")).await;
+        let mut new = daily("d", "02:00");
+        new.concurrency = policy;
+        let s = svc.create_from_run(run.id, new).await.unwrap();
+        // The first fire's run is still active (scheduled: no executor here) at the second fire.
+        assert!(matches!(
+            svc.fire(s.id, utc("2026-03-02T01:00:00Z")).await.unwrap(),
+            FireOutcome::Created { .. }
+        ));
+        let second = svc.fire(s.id, utc("2026-03-03T01:00:00Z")).await.unwrap();
+        expectations.push((policy, second));
+    }
+    assert!(
+        matches!(expectations[0].1, FireOutcome::Skipped { .. }),
+        "{:?}",
+        expectations[0]
+    );
+    assert!(
+        matches!(&expectations[1].1, FireOutcome::Created { run } if run.status == RunStatus::Scheduled)
+    );
+    assert!(matches!(expectations[2].1, FireOutcome::Created { .. }));
+}
+
+#[tokio::test]
+async fn once_pause_resume_trigger_and_wizard() {
+    let (_d, p, clock) = platform("2026-03-01T10:00:00Z").await;
+    let svc = p.schedules();
+    let wizard: WizardSchedule = serde_json::from_value(serde_json::json!({
+        "ml_model": "shop", "name": "ranker",
+        "model_config": serde_json::to_value(trainyard::core::model_config::ModelConfig { model_type: ModelType::Ranking, ..Default::default() }).unwrap(),
+        "schedule_type": "once", "scheduled_datetime": "2026-03-01T12:00:30Z", "schedule_timezone": "UTC"
+    }))
+    .unwrap();
+    let s = svc.create_from_config(wizard).await.unwrap();
+    assert_eq!(s.name, "ranker - Retraining");
+    let model = p.registry().get(s.registered_model_id).await.unwrap();
+    assert_eq!(
+        (model.model_name.as_str(), model.model_type),
+        ("ranker", ModelType::Ranking)
+    );
+    assert_eq!(
+        s.next_run_at,
+        Some(utc("2026-03-01T12:00:00Z")),
+        "seconds dropped"
+    );
+
+    let paused = svc.pause(s.id).await.unwrap();
+    assert_eq!(paused.status, ScheduleStatus::Paused);
+    let sched = p.embedded_scheduler(SchedulerConfig::default());
+    clock.set(utc("2026-03-01T12:30:00Z"));
+    assert_eq!(
+        sched.tick().await.unwrap().created,
+        0,
+        "paused schedules do not fire"
+    );
+    // Trigger now works while paused; it does not touch the timetable.
+    assert!(matches!(
+        svc.trigger_now(s.id).await.unwrap(),
+        FireOutcome::Created { .. }
+    ));
+    let resumed = svc.resume(s.id).await.unwrap();
+    assert_eq!(
+        resumed.next_run_at, None,
+        "a passed one-time fire is not caught up after a pause"
+    );
+
+    // A fresh one-time schedule completes after its fire.
+    let run = source_run(&p, "solo").await;
+    let mut once = daily("once", "00:00");
+    once.timing = ScheduleTiming {
+        schedule_type: ScheduleType::Once,
+        scheduled_datetime: Some(utc("2026-03-01T13:00:00Z")),
+        schedule_time: None,
+        ..once.timing
+    };
+    let o = svc.create_from_run(run.id, once).await.unwrap();
+    clock.set(utc("2026-03-01T13:00:01Z"));
+    assert_eq!(sched.tick().await.unwrap().created, 1);
+    let done = svc.get(o.id).await.unwrap();
+    assert_eq!(
+        (done.status, done.next_run_at),
+        (ScheduleStatus::Completed, None)
+    );
+
+    // From a registered model: the newest run's config.
+    let model_id = run.registered_model_id.unwrap();
+    svc.delete(o.id).await.unwrap();
+    let again = svc
+        .create_for_model(model_id, daily("from model", "05:00"))
+        .await
+        .unwrap();
+    let newest = p.registry().versions(model_id).await.unwrap()[0].id;
+    assert_ne!(newest, run.id, "the fired run is newer than the source");
+    assert_eq!(again.source_training_run_id, Some(newest));
+    let preview = svc.preview(run.id).await.unwrap();
+    assert_eq!(preview.source_run_name, "solo");
+    assert_eq!(svc.upcoming(again.id, 3).await.unwrap().len(), 3);
+    assert_eq!(
+        svc.grid(again.id).await.unwrap().len(),
+        280,
+        "40 weeks of daily fires"
+    );
+}
