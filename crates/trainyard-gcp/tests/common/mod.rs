@@ -1,0 +1,828 @@
+//! Test helpers: domain fixtures, env-gated peers, a scripted HTTP server for retry tests, and
+//! a recording stand-in for Google's APIs whose every request and response is checked
+//! against Google's discovery documents by tests/py/validate_requests.py.
+#![allow(dead_code)]
+
+pub mod flows;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+
+use trainyard_core::registry::RegisteredModel;
+use trainyard_core::run::{NewTrainingRun, TrainingRun};
+use trainyard_core::schedule::TrainingSchedule;
+use trainyard_core::ModelType;
+use trainyard_gcp::config::{OperationSettings, RetrySettings};
+use trainyard_gcp::GcpConfig;
+
+/// A variable `make test-gcp` sets; missing means the test was run without its peers, which
+/// must fail loudly rather than pass.
+pub fn require_env(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs the local fakes that `make test-gcp` starts \
+             (run `make test-gcp`, not `cargo test -- --ignored` alone)"
+        ),
+    }
+}
+
+pub fn run(id: i64, run_number: u32, ml_model: &str) -> TrainingRun {
+    let mut r = TrainingRun::new(
+        NewTrainingRun {
+            ml_model: ml_model.into(),
+            name: format!("Nightly {ml_model}"),
+            description: "test run".into(),
+            ..Default::default()
+        },
+        Some(1),
+        Utc.with_ymd_and_hms(2026, 11, 27, 9, 49, 38).unwrap(),
+    );
+    r.id = id;
+    r.run_number = run_number;
+    r
+}
+
+pub fn registered_model(name: &str) -> RegisteredModel {
+    let mut m = RegisteredModel::new(
+        "shop",
+        name,
+        ModelType::Retrieval,
+        "two-tower retrieval",
+        Utc::now(),
+    );
+    m.id = 1;
+    m
+}
+
+pub fn schedule(id: i64, tz: &str, status: &str) -> TrainingSchedule {
+    serde_json::from_value(json!({
+        "id": id, "name": "Nightly retrain", "description": "", "ml_model": "shop",
+        "registered_model_id": 1, "source_training_run_id": 7,
+        "schedule_type": "daily", "schedule_time": "02:30", "schedule_timezone": tz,
+        "training_config": {}, "cloud_scheduler_job_name": "", "status": status,
+        "last_run_at": null, "next_run_at": null, "total_runs": 0, "successful_runs": 0,
+        "failed_runs": 0, "created_at": "2026-11-27T09:00:00Z",
+        "updated_at": "2026-11-27T09:00:00Z", "version": 0
+    }))
+    .expect("schedule fixture matches TrainingSchedule")
+}
+
+/// Retries and operation polls fast enough for tests.
+pub fn fast_retry() -> RetrySettings {
+    RetrySettings {
+        initial_backoff_ms: 20,
+        max_backoff_ms: 200,
+        max_elapsed_ms: 3_000,
+        max_attempts: 5,
+        request_timeout_ms: 2_000,
+    }
+}
+
+pub fn fast_ops() -> OperationSettings {
+    OperationSettings {
+        poll_initial_ms: 10,
+        poll_max_ms: 40,
+        timeout_secs: 5,
+    }
+}
+
+/// A config whose every Google endpoint is `base`.
+pub fn config_for(base: &str) -> GcpConfig {
+    let mut c = GcpConfig {
+        project: "test-project".into(),
+        region: "europe-central2".into(),
+        bucket: "trainyard-test".into(),
+        service_account: Some("trainer@test-project.iam.gserviceaccount.com".into()),
+        webhook_base_url: Some("https://trainyard-abc-uc.a.run.app".into()),
+        vertex_endpoint: Some("recs-endpoint".into()),
+        retry: fast_retry(),
+        operations: fast_ops(),
+        ..GcpConfig::default()
+    };
+    c.endpoints.vertex = Some(base.into());
+    c.endpoints.cloud_run = Some(base.into());
+    c.endpoints.storage = Some(base.into());
+    c.endpoints.scheduler = Some(base.into());
+    c
+}
+
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    addr
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted server: answers with a fixed sequence, records when each request came.
+
+/// Status, headers, body.
+pub type Canned = (u16, Vec<(String, String)>, String);
+/// When, URI, Authorization header.
+pub type Hit = (Instant, String, Option<String>);
+
+#[derive(Clone)]
+pub struct Scripted {
+    pub responses: Arc<Mutex<VecDeque<Canned>>>,
+    pub hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+/// The error body Google's JSON APIs send (google.rpc.Status inside "error").
+pub fn google_error(code: u16, status: &str, message: &str) -> String {
+    json!({"error": {"code": code, "message": message, "status": status, "details": [{
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": status, "domain": "googleapis.com"
+    }]}})
+    .to_string()
+}
+
+impl Scripted {
+    /// Serves `responses` in order; the last one repeats.
+    #[allow(clippy::type_complexity)]
+    pub async fn start(responses: Vec<(u16, Vec<(&str, &str)>, String)>) -> (String, Scripted) {
+        let s = Scripted {
+            responses: Arc::new(Mutex::new(
+                responses
+                    .into_iter()
+                    .map(|(c, h, b)| {
+                        (
+                            c,
+                            h.into_iter()
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .collect(),
+                            b,
+                        )
+                    })
+                    .collect(),
+            )),
+            hits: Arc::new(Mutex::new(Vec::new())),
+        };
+        let app = axum::Router::new()
+            .fallback(scripted_handler)
+            .with_state(s.clone());
+        let addr = serve(app).await;
+        (format!("http://{addr}"), s)
+    }
+
+    pub fn count(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+
+    pub fn gaps(&self) -> Vec<Duration> {
+        let h = self.hits.lock().unwrap();
+        h.windows(2).map(|w| w[1].0 - w[0].0).collect()
+    }
+}
+
+async fn scripted_handler(State(s): State<Scripted>, uri: Uri, headers: HeaderMap) -> Response {
+    s.hits.lock().unwrap().push((
+        Instant::now(),
+        uri.to_string(),
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    ));
+    let (code, hdrs, body) = {
+        let mut q = s.responses.lock().unwrap();
+        if q.len() > 1 {
+            q.pop_front().unwrap()
+        } else {
+            q.front().cloned().unwrap()
+        }
+    };
+    let mut resp = (StatusCode::from_u16(code).unwrap(), body).into_response();
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    for (k, v) in hdrs {
+        resp.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording stand-in for Vertex AI, Cloud Run v2, Cloud Scheduler and GCS.
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Exchange {
+    pub method: String,
+    /// Raw (percent-encoded) path.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub content_type: Option<String>,
+    pub request: Option<Value>,
+    pub request_bytes: usize,
+    pub status: u16,
+    pub response: Option<Value>,
+    /// The response was object content (alt=media), not JSON.
+    pub media: bool,
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub exchanges: Vec<Exchange>,
+    pub objects: BTreeMap<(String, String), Vec<u8>>,
+    pub pipeline_jobs: BTreeMap<String, (Value, u32)>,
+    /// model name -> (model json, versions)
+    pub models: BTreeMap<String, Vec<Value>>,
+    pub operations: BTreeMap<String, (u32, Value)>,
+    pub services: BTreeMap<String, Value>,
+    pub jobs: BTreeMap<String, Value>,
+    pub endpoints: Vec<Value>,
+    pub next_id: u64,
+    /// Page size of list answers.
+    pub page_size: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeGoogle {
+    pub state: Arc<Mutex<FakeState>>,
+    pub base: String,
+}
+
+const TS: &str = "2026-11-27T10:00:00.123456Z";
+
+impl FakeGoogle {
+    pub async fn start() -> FakeGoogle {
+        let state = Arc::new(Mutex::new(FakeState {
+            page_size: 2,
+            ..Default::default()
+        }));
+        let app = axum::Router::new()
+            .fallback(fake_handler)
+            .with_state(state.clone());
+        let addr = serve(app).await;
+        FakeGoogle {
+            state,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn put_object(&self, bucket: &str, name: &str, bytes: &[u8]) {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert((bucket.into(), name.into()), bytes.to_vec());
+    }
+
+    pub fn add_endpoint(&self, endpoint: Value) {
+        self.state.lock().unwrap().endpoints.push(endpoint);
+    }
+
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.state.lock().unwrap().exchanges.clone()
+    }
+
+    pub fn requests_to(&self, method: &str, path_contains: &str) -> Vec<Exchange> {
+        self.exchanges()
+            .into_iter()
+            .filter(|e| e.method == method && e.path.contains(path_contains))
+            .collect()
+    }
+}
+
+fn err(code: u16, status: &str, msg: &str) -> (u16, Value) {
+    (
+        code,
+        serde_json::from_str(&google_error(code, status, msg)).unwrap(),
+    )
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn object_json(bucket: &str, name: &str, bytes: &[u8]) -> Value {
+    json!({
+        "kind": "storage#object", "id": format!("{bucket}/{name}/1"), "name": name,
+        "bucket": bucket, "size": bytes.len().to_string(), "generation": "1795788684709937",
+        "metageneration": "1", "contentType": "application/octet-stream",
+        "timeCreated": TS, "updated": TS, "storageClass": "STANDARD"
+    })
+}
+
+fn operation(st: &mut FakeState, parent: &str, response: Value, kind: &str) -> Value {
+    st.next_id += 1;
+    let name = format!("{parent}/operations/{}", 9000 + st.next_id);
+    st.operations.insert(name.clone(), (0, response));
+    json!({"name": name, "done": false, "metadata": {"@type": kind, "createTime": TS}})
+}
+
+fn pipeline_progress(job: &mut Value, polls: u32) {
+    let root = job["runtimeConfig"]["gcsOutputDirectory"]
+        .as_str()
+        .unwrap_or("gs://trainyard-test/root")
+        .trim_end_matches('/')
+        .to_string();
+    let id = job["name"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let fail = job["displayName"].as_str().unwrap_or("").contains("fail");
+    let task = |name: &str, state: &str, outputs: Value| {
+        let mut t = json!({"taskId": format!("{}", name.len() * 1000 + 7), "taskName": name,
+            "state": state, "createTime": TS, "startTime": TS});
+        if state == "SUCCEEDED" || state == "FAILED" {
+            t["endTime"] = TS.into();
+        }
+        if !outputs.is_null() {
+            t["outputs"] = outputs;
+        }
+        t
+    };
+    let art = |task: &str, key: &str, metadata: Value| {
+        json!({key: {"artifacts": [{
+            "name": format!("projects/123/locations/europe-central2/metadataStores/default/artifacts/{task}-{key}"),
+            "uri": format!("{root}/123/{id}/{task}_7/{key}"),
+            "schemaTitle": "tfx.Model", "state": "LIVE", "metadata": metadata,
+            "createTime": TS, "updateTime": TS
+        }]}})
+    };
+    let (state, tasks) = match polls {
+        0 => ("PIPELINE_STATE_PENDING", vec![]),
+        1 => (
+            "PIPELINE_STATE_RUNNING",
+            vec![
+                task(
+                    job["pipelineSpec"]["pipelineInfo"]["name"]
+                        .as_str()
+                        .unwrap_or("root"),
+                    "RUNNING",
+                    Value::Null,
+                ),
+                task("BigQueryExampleGen", "SUCCEEDED", Value::Null),
+                task("StatisticsGen", "RUNNING", Value::Null),
+            ],
+        ),
+        2 if fail => (
+            "PIPELINE_STATE_FAILED",
+            vec![
+                task("BigQueryExampleGen", "SUCCEEDED", Value::Null),
+                task("StatisticsGen", "SUCCEEDED", Value::Null),
+                task("SchemaGen", "SUCCEEDED", Value::Null),
+                task("Transform", "SUCCEEDED", Value::Null),
+                {
+                    let mut t = task("Trainer", "FAILED", Value::Null);
+                    t["error"] = json!({"code": 9, "message": "The replica workerpool0-0 exited with a non-zero status of 1."});
+                    t
+                },
+            ],
+        ),
+        2 => (
+            "PIPELINE_STATE_RUNNING",
+            vec![
+                task("BigQueryExampleGen", "SUCCEEDED", Value::Null),
+                task("StatisticsGen", "SUCCEEDED", Value::Null),
+                task("SchemaGen", "SUCCEEDED", Value::Null),
+                task("Transform", "SUCCEEDED", Value::Null),
+                task("Trainer", "RUNNING", Value::Null),
+            ],
+        ),
+        _ => {
+            let mut outs = art("Trainer", "model", json!({}));
+            outs.as_object_mut().unwrap().extend(
+                art("Trainer", "model_run", json!({}))
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+            (
+                "PIPELINE_STATE_SUCCEEDED",
+                vec![
+                    task(
+                        "BigQueryExampleGen",
+                        "SUCCEEDED",
+                        art("BigQueryExampleGen", "examples", json!({})),
+                    ),
+                    task("StatisticsGen", "SUCCEEDED", Value::Null),
+                    task(
+                        "SchemaGen",
+                        "SUCCEEDED",
+                        art("SchemaGen", "schema", json!({})),
+                    ),
+                    task(
+                        "Transform",
+                        "SUCCEEDED",
+                        art("Transform", "transform_graph", json!({})),
+                    ),
+                    task("Trainer", "SUCCEEDED", outs),
+                    task(
+                        "Evaluator",
+                        "SUCCEEDED",
+                        art(
+                            "Evaluator",
+                            "blessing",
+                            json!({"blessed": 1.0, "current_model": "gs://x"}),
+                        ),
+                    ),
+                    task(
+                        "Pusher",
+                        "SUCCEEDED",
+                        art(
+                            "Pusher",
+                            "pushed_model",
+                            json!({
+                                "pushed": 1.0,
+                                "pushed_destination": format!("gs://trainyard-test/runs/{id}/pushed_model/1768842986")
+                            }),
+                        ),
+                    ),
+                ],
+            )
+        }
+    };
+    job["state"] = state.into();
+    job["updateTime"] = TS.into();
+    if !tasks.is_empty() {
+        job["jobDetail"] = json!({
+            "pipelineContext": {"name": "projects/123/locations/europe-central2/metadataStores/default/contexts/ctx", "displayName": "ctx"},
+            "taskDetails": tasks
+        });
+        job["startTime"] = TS.into();
+    }
+    if state == "PIPELINE_STATE_FAILED" {
+        job["error"] = json!({"code": 9, "message": "The DAG failed because some tasks failed. The failed tasks are: [Trainer]."});
+        job["endTime"] = TS.into();
+    }
+    if state == "PIPELINE_STATE_SUCCEEDED" {
+        job["endTime"] = TS.into();
+    }
+}
+
+fn page<T: Clone>(items: &[T], token: Option<&str>, size: usize) -> (Vec<T>, Option<String>) {
+    let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    (items[start.min(end)..end].to_vec(), next)
+}
+
+async fn fake_handler(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query: Vec<(String, String)> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect();
+    let q = |k: &str| query.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let req_json: Option<Value> = if content_type.as_deref() == Some("application/json") {
+        serde_json::from_slice(&body).ok()
+    } else {
+        None
+    };
+    let mut st = state.lock().unwrap();
+    let mut media: Option<Vec<u8>> = None;
+    let m = method.as_str();
+    let (status, resp): (u16, Value) = (|| {
+        // ---- GCS
+        if let Some(rest) = path.strip_prefix("/upload/storage/v1/b/") {
+            let bucket = rest.trim_end_matches("/o").to_string();
+            let name = q("name").unwrap_or_default();
+            st.objects
+                .insert((bucket.clone(), name.clone()), body.to_vec());
+            return (200, object_json(&bucket, &name, &body));
+        }
+        if let Some(rest) = path.strip_prefix("/storage/v1/b/") {
+            let (bucket, obj) = rest.split_once("/o").unwrap();
+            let bucket = bucket.to_string();
+            if obj.is_empty() {
+                let prefix = q("prefix").unwrap_or_default();
+                let delim = q("delimiter");
+                let mut items = Vec::new();
+                let mut prefixes: Vec<String> = Vec::new();
+                for ((b, n), bytes) in &st.objects {
+                    if b != &bucket || !n.starts_with(&prefix) {
+                        continue;
+                    }
+                    if let Some(d) = &delim {
+                        if let Some(i) = n[prefix.len()..].find(d.as_str()) {
+                            let p = n[..prefix.len() + i + d.len()].to_string();
+                            if !prefixes.contains(&p) {
+                                prefixes.push(p);
+                            }
+                            continue;
+                        }
+                    }
+                    items.push(object_json(b, n, bytes));
+                }
+                let size = q("maxResults")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(st.page_size);
+                let (items, next) = page(&items, q("pageToken").as_deref(), size);
+                let mut out = json!({"kind": "storage#objects", "items": items});
+                if !prefixes.is_empty() {
+                    out["prefixes"] = json!(prefixes);
+                }
+                if let Some(n) = next {
+                    out["nextPageToken"] = n.into();
+                }
+                return (200, out);
+            }
+            let name = decode(obj.trim_start_matches('/'));
+            return match st.objects.get(&(bucket.clone(), name.clone())) {
+                None => err(
+                    404,
+                    "NOT_FOUND",
+                    &format!("No such object: {bucket}/{name}"),
+                ),
+                Some(bytes) if q("alt").as_deref() == Some("media") => {
+                    media = Some(bytes.clone());
+                    (200, Value::Null)
+                }
+                Some(bytes) => (200, object_json(&bucket, &name, bytes)),
+            };
+        }
+        // ---- Vertex AI / Cloud Run / Cloud Scheduler (one host here)
+        let p = path.trim_start_matches('/');
+        let (ver, rest) = p.split_once('/').unwrap_or((p, ""));
+        let parts: Vec<&str> = rest.split('/').collect();
+        if parts.len() < 4 || parts[0] != "projects" || parts[2] != "locations" {
+            return err(404, "NOT_FOUND", &format!("unknown path {path}"));
+        }
+        let parent = parts[..4].join("/");
+        let coll = parts.get(4).copied().unwrap_or("");
+        let res_id = parts.get(5).copied().unwrap_or("");
+        let full = rest.to_string();
+        match (ver, m, coll) {
+            // pipelines
+            ("v1", "POST", "pipelineJobs") if res_id.is_empty() => {
+                let id = q("pipelineJobId").unwrap();
+                let name = format!("{parent}/pipelineJobs/{id}");
+                if st.pipeline_jobs.contains_key(&name) {
+                    return err(409, "ALREADY_EXISTS", &format!("PipelineJob {name} already exists."));
+                }
+                let mut job = req_json.clone().unwrap();
+                job["name"] = name.clone().into();
+                job["createTime"] = TS.into();
+                job["state"] = "PIPELINE_STATE_QUEUED".into();
+                st.pipeline_jobs.insert(name, (job.clone(), 0));
+                (200, job)
+            }
+            ("v1", "GET", "pipelineJobs") => match st.pipeline_jobs.get_mut(&full) {
+                None => err(404, "NOT_FOUND", "PipelineJob not found"),
+                Some((job, polls)) => {
+                    pipeline_progress(job, *polls);
+                    *polls += 1;
+                    (200, job.clone())
+                }
+            },
+            ("v1", "POST", "pipelineJobs") if res_id.ends_with(":cancel") => {
+                let name = full.trim_end_matches(":cancel");
+                match st.pipeline_jobs.get_mut(name) {
+                    None => err(404, "NOT_FOUND", "PipelineJob not found"),
+                    Some((job, _)) => {
+                        job["state"] = "PIPELINE_STATE_CANCELLING".into();
+                        (200, json!({}))
+                    }
+                }
+            }
+            // model registry
+            ("v1", "POST", "models:upload") => {
+                let req = req_json.clone().unwrap();
+                let (model_name, version) = if let Some(parent_model) = req["parentModel"].as_str() {
+                    // Vertex accepts the project id and answers with the project number.
+                    let parent_model = parent_model.replace("projects/test-project/", "projects/123/");
+                    let parent_model = parent_model.as_str();
+                    match st.models.get(parent_model) {
+                        None => return err(404, "NOT_FOUND", "parent model not found"),
+                        Some(v) => (parent_model.to_string(), v.len() + 1),
+                    }
+                } else {
+                    let id = req["modelId"].as_str().unwrap();
+                    let name = format!("projects/123/locations/{}/models/{id}", parts[3]);
+                    if st.models.contains_key(&name) {
+                        return err(409, "ALREADY_EXISTS", &format!("Model {name} already exists."));
+                    }
+                    (name, 1)
+                };
+                let mut mv = req["model"].clone();
+                mv["name"] = model_name.clone().into();
+                mv["versionId"] = version.to_string().into();
+                mv["createTime"] = TS.into();
+                mv["versionCreateTime"] = TS.into();
+                st.models.entry(model_name.clone()).or_default().push(mv);
+                let resp = json!({
+                    "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
+                    "model": model_name, "modelVersionId": version.to_string()
+                });
+                (200, operation(&mut st, &parent, resp, "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"))
+            }
+            ("v1", "GET", "models") if res_id.ends_with(":listVersions") => {
+                let name = format!("projects/{}/locations/{}/models/{}", parts[1], parts[3], res_id.trim_end_matches(":listVersions"));
+                let name = if st.models.contains_key(&name) { name } else { format!("projects/123/locations/{}/models/{}", parts[3], res_id.trim_end_matches(":listVersions")) };
+                let Some(versions) = st.models.get(&name) else {
+                    return err(404, "NOT_FOUND", "Model not found");
+                };
+                let filter = q("filter");
+                let versions: Vec<Value> = versions
+                    .iter()
+                    .filter(|v| match &filter {
+                        Some(f) => {
+                            let (k, val) = f.trim_start_matches("labels.").split_once('=').unwrap();
+                            v["labels"][k].as_str() == Some(val.trim_matches('"'))
+                        }
+                        None => true,
+                    })
+                    .cloned()
+                    .collect();
+                let size = st.page_size;
+                let (items, next) = page(&versions, q("pageToken").as_deref(), size);
+                let mut out = json!({"models": items});
+                if let Some(n) = next {
+                    out["nextPageToken"] = n.into();
+                }
+                (200, out)
+            }
+            ("v1", "GET", "endpoints") if res_id.is_empty() => {
+                let f = q("filter").unwrap_or_default();
+                let want = f.trim_start_matches("display_name=").trim_matches('"').to_string();
+                let eps: Vec<Value> = st.endpoints.iter().filter(|e| e["displayName"] == want.as_str()).cloned().collect();
+                (200, json!({"endpoints": eps}))
+            }
+            ("v1", "GET", "endpoints") => match st.endpoints.iter().find(|e| e["name"] == full.as_str()) {
+                Some(e) => (200, e.clone()),
+                None => err(404, "NOT_FOUND", "Endpoint not found"),
+            },
+            ("v1" | "v2", "GET", "operations") => match st.operations.get_mut(&full) {
+                None => err(404, "NOT_FOUND", "operation not found"),
+                Some((polls, response)) => {
+                    *polls += 1;
+                    if *polls < 2 {
+                        (200, json!({"name": full, "done": false, "metadata": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.GenericOperationMetadata"}}))
+                    } else {
+                        (200, json!({"name": full, "done": true, "response": response.clone()}))
+                    }
+                }
+            },
+            // cloud run v2
+            ("v2", "GET", "services") => match st.services.get(&full) {
+                Some(s) => (200, s.clone()),
+                None => err(404, "NOT_FOUND", &format!("Resource '{res_id}' of kind 'SERVICE' in region '{}' in project '{}' does not exist.", parts[3], parts[1])),
+            },
+            ("v2", "POST", "services") => {
+                let id = q("serviceId").unwrap();
+                let name = format!("{parent}/services/{id}");
+                if st.services.contains_key(&name) {
+                    return err(409, "ALREADY_EXISTS", "Resource already exists");
+                }
+                let svc = run_service(&name, &id, req_json.clone().unwrap(), 1);
+                st.services.insert(name, svc.clone());
+                let mut r = svc;
+                r["@type"] = "type.googleapis.com/google.cloud.run.v2.Service".into();
+                (200, operation(&mut st, &parent, r, "type.googleapis.com/google.cloud.run.v2.Service"))
+            }
+            ("v2", "PATCH", "services") => {
+                let gen = match st.services.get(&full) {
+                    None => return err(404, "NOT_FOUND", "Service not found"),
+                    Some(s) => s["generation"].as_str().unwrap().parse::<u32>().unwrap() + 1,
+                };
+                let svc = run_service(&full, res_id, req_json.clone().unwrap(), gen);
+                st.services.insert(full.clone(), svc.clone());
+                let mut r = svc;
+                r["@type"] = "type.googleapis.com/google.cloud.run.v2.Service".into();
+                (200, operation(&mut st, &parent, r, "type.googleapis.com/google.cloud.run.v2.Service"))
+            }
+            ("v2", "DELETE", "services") => match st.services.remove(&full) {
+                None => err(404, "NOT_FOUND", "Service not found"),
+                Some(mut s) => {
+                    s["@type"] = "type.googleapis.com/google.cloud.run.v2.Service".into();
+                    (200, operation(&mut st, &parent, s, "type.googleapis.com/google.cloud.run.v2.Service"))
+                }
+            },
+            // cloud scheduler
+            ("v1", "POST", "jobs") if res_id.is_empty() => {
+                let mut job = req_json.clone().unwrap();
+                let name = job["name"].as_str().unwrap().to_string();
+                if st.jobs.contains_key(&name) {
+                    return err(409, "ALREADY_EXISTS", "Job already exists");
+                }
+                job["state"] = "ENABLED".into();
+                job["userUpdateTime"] = TS.into();
+                job["scheduleTime"] = TS.into();
+                st.jobs.insert(name, job.clone());
+                (200, job)
+            }
+            ("v1", "PATCH", "jobs") => match st.jobs.get(&full).cloned() {
+                None => err(404, "NOT_FOUND", "Job not found"),
+                Some(old) => {
+                    let mut job = req_json.clone().unwrap();
+                    job["state"] = old["state"].clone();
+                    job["userUpdateTime"] = TS.into();
+                    st.jobs.insert(full.clone(), job.clone());
+                    (200, job)
+                }
+            },
+            ("v1", "DELETE", "jobs") => match st.jobs.remove(&full) {
+                None => err(404, "NOT_FOUND", "Job not found"),
+                Some(_) => (200, json!({})),
+            },
+            ("v1", "POST", "jobs") => {
+                let (name, verb) = full.rsplit_once(':').unwrap();
+                match st.jobs.get_mut(name) {
+                    None => err(404, "NOT_FOUND", "Job not found"),
+                    Some(job) => {
+                        match verb {
+                            "pause" => job["state"] = "PAUSED".into(),
+                            "resume" => job["state"] = "ENABLED".into(),
+                            "run" => job["lastAttemptTime"] = TS.into(),
+                            _ => {}
+                        }
+                        (200, job.clone())
+                    }
+                }
+            }
+            _ => err(404, "NOT_FOUND", &format!("no fake for {m} {path}")),
+        }
+    })();
+    st.exchanges.push(Exchange {
+        method: m.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        content_type: content_type.clone(),
+        request: req_json,
+        request_bytes: body.len(),
+        status,
+        response: if media.is_some() {
+            None
+        } else {
+            Some(resp.clone())
+        },
+        media: media.is_some(),
+    });
+    drop(st);
+    if let Some(bytes) = media {
+        return (StatusCode::OK, bytes).into_response();
+    }
+    let mut r = (StatusCode::from_u16(status).unwrap(), resp.to_string()).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        "application/json; charset=UTF-8".parse().unwrap(),
+    );
+    r
+}
+
+fn run_service(name: &str, id: &str, body: Value, generation: u32) -> Value {
+    let mut s = body;
+    s["name"] = name.into();
+    s["uid"] = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0".into();
+    s["generation"] = generation.to_string().into();
+    s["createTime"] = TS.into();
+    s["updateTime"] = TS.into();
+    s["uri"] = format!("https://{id}-abc123-lm.a.run.app").into();
+    s["urls"] = json!([format!("https://{id}-123456789.europe-central2.run.app")]);
+    s["latestReadyRevision"] = format!("{name}/revisions/{id}-{generation:05}-abc").into();
+    s["latestCreatedRevision"] = s["latestReadyRevision"].clone();
+    s["observedGeneration"] = generation.to_string().into();
+    s["terminalCondition"] =
+        json!({"type": "Ready", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": TS});
+    s["reconciling"] = false.into();
+    s["etag"] = "\"abc\"".into();
+    s
+}
