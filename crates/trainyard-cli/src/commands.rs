@@ -2,14 +2,18 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use trainyard::core::deployment::validate_service_name;
 use trainyard::core::metrics::{extract_results_from_str, kpi_metrics};
 use trainyard::core::model_config::ModelType;
+use trainyard::core::ports::FireOutcome;
 use trainyard::core::ports::{PipelineEvent, RunFilter};
 use trainyard::core::run::{ConfigPatch, NewTrainingRun, TrainingRun};
+use trainyard::core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleType, TrainingSchedule};
+use trainyard::core::timing::{rfc3339_local, ScheduleTiming};
 use trainyard::core::RunStatus;
-use trainyard::{Error, Platform};
+use trainyard::{Error, NewSchedule, Platform, ScheduleEdit, WizardSchedule};
 
 use crate::output::{opt_f64, print_json, print_table};
 
@@ -43,6 +47,12 @@ enum Command {
     /// Training metrics.
     #[command(subcommand)]
     Metrics(MetricsCommand),
+    /// Retraining schedules: cron strings, previews, and schedule records.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// The embedded scheduler.
+    #[command(subcommand)]
+    Scheduler(SchedulerCommand),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +151,183 @@ enum MetricsCommand {
         model_type: ModelTypeArg,
         #[command(flatten)]
         out: JsonFlag,
+    },
+}
+
+/// When a schedule fires.
+#[derive(Debug, Clone, Args)]
+struct TimingArgs {
+    /// once | hourly | daily | weekly | monthly
+    #[arg(long = "type", value_enum)]
+    kind: Option<ScheduleTypeArg>,
+    /// HH:MM (hourly: only the minute counts: 00, 15, 30 or 45)
+    #[arg(long)]
+    time: Option<String>,
+    /// 0=Monday .. 6=Sunday (weekly)
+    #[arg(long)]
+    day_of_week: Option<u8>,
+    /// 1..31 (monthly)
+    #[arg(long)]
+    day_of_month: Option<u8>,
+    /// RFC 3339 instant (once), e.g. 2026-07-01T09:00:00+02:00
+    #[arg(long)]
+    datetime: Option<String>,
+    /// IANA time zone
+    #[arg(long, default_value = "UTC")]
+    tz: String,
+}
+
+impl TimingArgs {
+    fn timing(&self) -> Result<ScheduleTiming, CliError> {
+        let kind = self.kind.ok_or_else(|| {
+            CliError::BadInput("--type is required (once, hourly, daily, weekly or monthly)".into())
+        })?;
+        let scheduled_datetime = self
+            .datetime
+            .as_deref()
+            .map(|d| {
+                DateTime::parse_from_rfc3339(d)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| CliError::BadInput(format!("--datetime {d:?}: {e}")))
+            })
+            .transpose()?;
+        let timing = ScheduleTiming {
+            schedule_type: kind.into(),
+            scheduled_datetime,
+            schedule_time: self.time.clone(),
+            schedule_day_of_week: self.day_of_week,
+            schedule_day_of_month: self.day_of_month,
+            schedule_timezone: self.tz.clone(),
+        };
+        timing
+            .validate_shape()
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+        Ok(timing)
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ScheduleTypeArg {
+    Once,
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl From<ScheduleTypeArg> for ScheduleType {
+    fn from(t: ScheduleTypeArg) -> Self {
+        match t {
+            ScheduleTypeArg::Once => ScheduleType::Once,
+            ScheduleTypeArg::Hourly => ScheduleType::Hourly,
+            ScheduleTypeArg::Daily => ScheduleType::Daily,
+            ScheduleTypeArg::Weekly => ScheduleType::Weekly,
+            ScheduleTypeArg::Monthly => ScheduleType::Monthly,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CatchUpArg {
+    Once,
+    All,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ConcurrencyArg {
+    Skip,
+    Queue,
+    Allow,
+}
+
+#[derive(Debug, Subcommand)]
+enum ScheduleCommand {
+    /// Print the unix-cron string (Cloud Scheduler's format) of a timing.
+    Cron {
+        #[command(flatten)]
+        timing: TimingArgs,
+    },
+    /// Print the next fires of a timing, as RFC 3339 instants with offsets.
+    Preview {
+        #[command(flatten)]
+        timing: TimingArgs,
+        /// Start after this instant (default: now).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Create a schedule from a run (--from-run), a registered model (--model) or a wizard
+    /// JSON file with model name, training config and timing (--wizard).
+    Create {
+        #[arg(long, conflicts_with_all = ["model", "wizard"])]
+        from_run: Option<i64>,
+        #[arg(long, conflicts_with = "wizard")]
+        model: Option<i64>,
+        #[arg(long)]
+        wizard: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        timing: TimingArgs,
+        #[arg(long, value_enum, default_value = "once")]
+        catch_up: CatchUpArg,
+        #[arg(long, value_enum, default_value = "skip")]
+        concurrency: ConcurrencyArg,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    List {
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// A schedule, its statistics and its next fires.
+    Show {
+        id: i64,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+    /// Edit name, description or timing from a JSON file (training config stays frozen).
+    Edit {
+        id: i64,
+        file: PathBuf,
+    },
+    Pause {
+        id: i64,
+    },
+    Resume {
+        id: i64,
+    },
+    /// Stop for good, keeping the record.
+    Cancel {
+        id: i64,
+    },
+    /// Delete the record, freeing its model for a new schedule.
+    Delete {
+        id: i64,
+    },
+    /// Fire now.
+    Trigger {
+        id: i64,
+        #[command(flatten)]
+        out: JsonFlag,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchedulerCommand {
+    /// Run the embedded scheduler in the foreground until interrupted.
+    Run {
+        /// Poll interval in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        tick_ms: u64,
     },
 }
 
@@ -258,6 +445,234 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let p = Platform::open(project_dir(&cli.project)).await?;
             models(&p, cmd).await
         }
+        Command::Schedule(cmd) => schedules(&cli.project, cmd).await,
+        Command::Scheduler(SchedulerCommand::Run { tick_ms }) => {
+            let p = Platform::open(project_dir(&cli.project)).await?;
+            let scheduler = p.embedded_scheduler(trainyard_local::SchedulerConfig {
+                tick: std::time::Duration::from_millis(tick_ms.max(10)),
+                ..Default::default()
+            });
+            eprintln!("scheduler running (poll every {tick_ms} ms); Ctrl-C or SIGTERM stops it");
+            scheduler.run(shutdown_signal()).await?;
+            eprintln!("scheduler stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn schedule_row(s: &TrainingSchedule) -> Vec<String> {
+    vec![
+        s.id.to_string(),
+        s.name.clone(),
+        format!("{:?}", s.timing.schedule_type).to_lowercase(),
+        s.timing.cron().unwrap_or_default(),
+        s.timing.schedule_timezone.clone(),
+        format!("{:?}", s.status).to_lowercase(),
+        s.next_run_at.map_or_else(|| "-".into(), |t| t.to_rfc3339()),
+        format!("{}/{}/{}", s.total_runs, s.successful_runs, s.failed_runs),
+    ]
+}
+
+const SCHEDULE_HEADERS: [&str; 8] = [
+    "id",
+    "name",
+    "type",
+    "cron",
+    "tz",
+    "status",
+    "next_run_at",
+    "runs ok/fail",
+];
+
+fn fire_summary(o: &FireOutcome) -> String {
+    match o {
+        FireOutcome::Created { run } => {
+            format!("created training run {} ({})", run.id, run.display_name())
+        }
+        FireOutcome::AlreadyFired { run } => format!("already fired: training run {}", run.id),
+        FireOutcome::Skipped { reason } => format!("skipped: {reason}"),
+    }
+}
+
+async fn schedules(project: &Option<PathBuf>, cmd: ScheduleCommand) -> Result<(), CliError> {
+    // Cron strings and previews need no project.
+    let cmd = match cmd {
+        ScheduleCommand::Cron { timing } => {
+            println!(
+                "{}",
+                timing
+                    .timing()?
+                    .cron()
+                    .map_err(|e| CliError::BadInput(e.to_string()))?
+            );
+            return Ok(());
+        }
+        ScheduleCommand::Preview {
+            timing,
+            after,
+            count,
+            out,
+        } => {
+            let after = match after {
+                Some(a) => DateTime::parse_from_rfc3339(&a)
+                    .map_err(|e| CliError::BadInput(format!("--after {a:?}: {e}")))?
+                    .with_timezone(&Utc),
+                None => Utc::now(),
+            };
+            let fires = timing
+                .timing()?
+                .upcoming(after, count)
+                .map_err(|e| CliError::BadInput(e.to_string()))?;
+            let fires: Vec<String> = fires.iter().map(rfc3339_local).collect();
+            if out.json {
+                return print_json(&fires);
+            }
+            fires.iter().for_each(|f| println!("{f}"));
+            return Ok(());
+        }
+        other => other,
+    };
+    let p = Platform::open(project_dir(project)).await?;
+    let svc = p.schedules();
+    match cmd {
+        ScheduleCommand::Create {
+            from_run,
+            model,
+            wizard,
+            name,
+            description,
+            timing,
+            catch_up,
+            concurrency,
+            out,
+        } => {
+            let catch_up = match catch_up {
+                CatchUpArg::Once => CatchUpPolicy::Once,
+                CatchUpArg::All => CatchUpPolicy::All,
+                CatchUpArg::Skip => CatchUpPolicy::Skip,
+            };
+            let concurrency = match concurrency {
+                ConcurrencyArg::Skip => ConcurrencyPolicy::Skip,
+                ConcurrencyArg::Queue => ConcurrencyPolicy::Queue,
+                ConcurrencyArg::Allow => ConcurrencyPolicy::Allow,
+            };
+            let s = if let Some(file) = wizard {
+                let mut w: WizardSchedule = parse_json(&file)?;
+                if w.ml_model.is_empty() {
+                    w.ml_model.clone_from(&p.config().project.ml_model);
+                }
+                svc.create_from_config(w).await?
+            } else {
+                let name = name.ok_or_else(|| CliError::BadInput("--name is required".into()))?;
+                let new = NewSchedule {
+                    name,
+                    description,
+                    timing: timing.timing()?,
+                    catch_up,
+                    concurrency,
+                };
+                match (from_run, model) {
+                    (Some(run), None) => svc.create_from_run(run, new).await?,
+                    (None, Some(model)) => svc.create_for_model(model, new).await?,
+                    _ => {
+                        return Err(CliError::BadInput(
+                            "one of --from-run, --model or --wizard is required".into(),
+                        ))
+                    }
+                }
+            };
+            if out.json {
+                return print_json(&s);
+            }
+            println!(
+                "Schedule {:?} created (id {}), next run {}",
+                s.name,
+                s.id,
+                s.next_run_at.map_or("-".into(), |t| t.to_rfc3339())
+            );
+            Ok(())
+        }
+        ScheduleCommand::List { out } => {
+            let list = svc.list(None).await?;
+            if out.json {
+                return print_json(&list);
+            }
+            print_table(
+                &SCHEDULE_HEADERS,
+                &list.iter().map(schedule_row).collect::<Vec<_>>(),
+            );
+            Ok(())
+        }
+        ScheduleCommand::Show { id, count, out } => {
+            let s = svc.get(id).await?;
+            let next: Vec<String> = svc
+                .upcoming(id, count)
+                .await?
+                .iter()
+                .map(rfc3339_local)
+                .collect();
+            if out.json {
+                return print_json(
+                    &serde_json::json!({"schedule": s, "success_rate": s.success_rate(), "upcoming": next}),
+                );
+            }
+            print_table(&SCHEDULE_HEADERS, &[schedule_row(&s)]);
+            println!("\nnext {count} fires ({}):", s.timing.schedule_timezone);
+            next.iter().for_each(|f| println!("  {f}"));
+            Ok(())
+        }
+        ScheduleCommand::Edit { id, file } => {
+            let edit: ScheduleEdit = parse_json(&file)?;
+            print_json(&svc.edit(id, &edit).await?)
+        }
+        ScheduleCommand::Pause { id } => {
+            svc.pause(id).await?;
+            println!("schedule {id} paused");
+            Ok(())
+        }
+        ScheduleCommand::Resume { id } => {
+            let s = svc.resume(id).await?;
+            println!(
+                "schedule {id} resumed; next run {}",
+                s.next_run_at.map_or("-".into(), |t| t.to_rfc3339())
+            );
+            Ok(())
+        }
+        ScheduleCommand::Cancel { id } => {
+            svc.cancel(id).await?;
+            println!("schedule {id} cancelled");
+            Ok(())
+        }
+        ScheduleCommand::Delete { id } => {
+            svc.delete(id).await?;
+            println!("schedule {id} deleted");
+            Ok(())
+        }
+        ScheduleCommand::Trigger { id, out } => {
+            let outcome = svc.trigger_now(id).await?;
+            if out.json {
+                return print_json(&outcome);
+            }
+            println!("{}", fire_summary(&outcome));
+            Ok(())
+        }
+        ScheduleCommand::Cron { .. } | ScheduleCommand::Preview { .. } => Ok(()),
     }
 }
 

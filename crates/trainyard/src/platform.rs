@@ -38,15 +38,24 @@ impl Default for ProjectSection {
 pub struct StoreSection {
     /// SQLite database file, relative to the project directory.
     pub sqlite_path: String,
+    /// A PostgreSQL URL (`postgres://user@host:port/db`) to use instead of SQLite, so that
+    /// several service or scheduler processes share one database. `TRAINYARD_STORE_URL`
+    /// overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
             sqlite_path: "trainyard.db".into(),
+            url: None,
         }
     }
 }
+
+/// Environment variable that overrides `[store] url`.
+pub const STORE_URL_ENV: &str = "TRAINYARD_STORE_URL";
 
 /// A project's trainyard.toml.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -130,11 +139,18 @@ impl Platform {
             }
         })?;
         let config = ProjectConfig::from_toml(&text)?;
-        let store = SqliteStore::open(dir.join(&config.store.sqlite_path)).await?;
+        let url = std::env::var(STORE_URL_ENV)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| config.store.url.clone());
+        let store: Arc<dyn Store> = match url {
+            Some(url) => trainyard_store::open_url(&url).await?,
+            None => Arc::new(SqliteStore::open(dir.join(&config.store.sqlite_path)).await?),
+        };
         Ok(Platform::with_store(
             dir,
             config,
-            Arc::new(store),
+            store,
             Arc::new(SystemClock),
         ))
     }
