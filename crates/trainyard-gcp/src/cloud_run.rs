@@ -70,6 +70,10 @@ pub struct CloudRunDeployer {
     operations: OperationSettings,
 }
 
+/// Cloud Run Admin API v2: a serviceId "must contain fewer than 50 characters" (stricter than
+/// the 63 of `validate_service_name`).
+pub const MAX_SERVICE_ID_LEN: usize = 49;
+
 /// Request timeout in seconds from the deployment config (`"300"`).
 fn timeout_secs(config: &DeploymentConfig) -> Result<u32, ValidationError> {
     config
@@ -182,6 +186,17 @@ impl CloudRunDeployer {
     async fn deploy_inner(&self, request: &DeployRequest) -> trainyard_core::Result<String> {
         validate_service_name(&request.service_name)
             .map_err(|e| ValidationError::field("service_name", e.to_string()))?;
+        if request.service_name.len() > MAX_SERVICE_ID_LEN {
+            return Err(ValidationError::field(
+                "service_name",
+                format!(
+                    "Cloud Run v2 service ids must have fewer than 50 characters; {:?} has {}",
+                    request.service_name,
+                    request.service_name.len()
+                ),
+            )
+            .into());
+        }
         if !request.model_path.starts_with("gs://") {
             return Err(ValidationError::field(
                 "model_path",

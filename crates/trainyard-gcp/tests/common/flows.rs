@@ -23,7 +23,7 @@ use trainyard_gcp::{
     VertexModelRegistry, VertexPipelineExecutor,
 };
 
-use super::{config_for, registered_model, run, schedule, FakeGoogle};
+use super::{registered_model, run, schedule, FakeGoogle};
 
 pub const BUCKET: &str = "trainyard-test";
 
@@ -108,7 +108,7 @@ async fn poll_to_end(
 }
 
 pub async fn pipeline_flow(fake: &FakeGoogle) {
-    let cfg = config_for(&fake.base);
+    let cfg = fake.config();
     let exec = VertexPipelineExecutor::new(http(&cfg), &cfg);
     let r = run(17, 3, "Shop Recs");
     let mut files = BTreeMap::new();
@@ -261,7 +261,7 @@ pub async fn pipeline_flow(fake: &FakeGoogle) {
 
 pub async fn registry_flow(fake: &FakeGoogle) {
     seed_pushed_models(fake);
-    let cfg = config_for(&fake.base);
+    let cfg = fake.config();
     let reg = VertexModelRegistry::new(http(&cfg), &cfg);
     let mut model = registered_model("Shop Recs Retrieval");
     let mut r = run(17, 3, "shop");
@@ -355,7 +355,7 @@ pub async fn registry_flow(fake: &FakeGoogle) {
 }
 
 pub async fn endpoints_flow(fake: &FakeGoogle) {
-    let cfg = config_for(&fake.base);
+    let cfg = fake.config();
     let model = "projects/123/locations/europe-central2/models/shop-recs-retrieval";
     fake.add_endpoint(json!({
         "name": "projects/123/locations/europe-central2/endpoints/5550001",
@@ -410,7 +410,7 @@ pub async fn endpoints_flow(fake: &FakeGoogle) {
 
 pub async fn deploy_flow(fake: &FakeGoogle) {
     seed_pushed_models(fake);
-    let cfg = config_for(&fake.base);
+    let cfg = fake.config();
     let dep = CloudRunDeployer::new(http(&cfg), &cfg);
     let mut req = DeployRequest {
         service_name: "shop-recs-serving".into(),
@@ -465,6 +465,9 @@ pub async fn deploy_flow(fake: &FakeGoogle) {
     bad.service_name = "Shop_Recs".into();
     let err = dep.deploy(&bad).await.unwrap_err();
     assert!(matches!(err, trainyard_core::Error::Validation(_)), "{err}");
+    bad.service_name = format!("shop-{}-serving", "r".repeat(45));
+    let err = dep.deploy(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("fewer than 50"), "{err}");
     assert_eq!(fake.exchanges().len(), before);
 
     dep.undeploy("shop-recs-serving").await.expect("undeploy");
@@ -475,7 +478,7 @@ pub async fn deploy_flow(fake: &FakeGoogle) {
 }
 
 pub async fn scheduler_flow(fake: &FakeGoogle) {
-    let cfg = config_for(&fake.base);
+    let cfg = fake.config();
     let trig = CloudSchedulerTrigger::new(http(&cfg), &cfg).unwrap();
     let mut s = schedule(7, "Europe/Berlin", "active");
     let name = trig.upsert(&s, "30 2 * * *").await.expect("create job");
@@ -533,7 +536,7 @@ pub async fn scheduler_flow(fake: &FakeGoogle) {
 }
 
 pub async fn artifact_flow(fake: &FakeGoogle) {
-    let cfg = config_for(&fake.base);
+    let cfg = fake.config();
     let store = GcsClient::from_config(http(&cfg), &cfg);
     let notes = br#"{"hello": "world"}"#;
     store

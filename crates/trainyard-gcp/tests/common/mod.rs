@@ -220,6 +220,8 @@ async fn scripted_handler(State(s): State<Scripted>, uri: Uri, headers: HeaderMa
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Exchange {
+    /// Which API's host got it: aiplatform, run, cloudscheduler or storage.
+    pub api: String,
     pub method: String,
     /// Raw (percent-encoded) path.
     pub path: String,
@@ -240,7 +242,8 @@ pub struct FakeState {
     pub pipeline_jobs: BTreeMap<String, (Value, u32)>,
     /// model name -> (model json, versions)
     pub models: BTreeMap<String, Vec<Value>>,
-    pub operations: BTreeMap<String, (u32, Value)>,
+    /// name -> (polls, response, metadata)
+    pub operations: BTreeMap<String, (u32, Value, Value)>,
     pub services: BTreeMap<String, Value>,
     pub jobs: BTreeMap<String, Value>,
     pub endpoints: Vec<Value>,
@@ -249,10 +252,18 @@ pub struct FakeState {
     pub page_size: usize,
 }
 
+/// One listener per API (as Google has one host per API), sharing one state.
 #[derive(Clone)]
 pub struct FakeGoogle {
     pub state: Arc<Mutex<FakeState>>,
-    pub base: String,
+    /// api name -> base URL
+    pub bases: BTreeMap<&'static str, String>,
+}
+
+#[derive(Clone)]
+struct Listener {
+    state: Arc<Mutex<FakeState>>,
+    api: &'static str,
 }
 
 const TS: &str = "2026-11-27T10:00:00.123456Z";
@@ -263,14 +274,27 @@ impl FakeGoogle {
             page_size: 2,
             ..Default::default()
         }));
-        let app = axum::Router::new()
-            .fallback(fake_handler)
-            .with_state(state.clone());
-        let addr = serve(app).await;
-        FakeGoogle {
-            state,
-            base: format!("http://{addr}"),
+        let mut bases = BTreeMap::new();
+        for api in ["aiplatform", "run", "cloudscheduler", "storage"] {
+            let app = axum::Router::new()
+                .fallback(fake_handler)
+                .with_state(Listener {
+                    state: state.clone(),
+                    api,
+                });
+            bases.insert(api, format!("http://{}", serve(app).await));
         }
+        FakeGoogle { state, bases }
+    }
+
+    /// A config pointing every API at its listener.
+    pub fn config(&self) -> GcpConfig {
+        let mut c = config_for("http://127.0.0.1:9");
+        c.endpoints.vertex = Some(self.bases["aiplatform"].clone());
+        c.endpoints.cloud_run = Some(self.bases["run"].clone());
+        c.endpoints.scheduler = Some(self.bases["cloudscheduler"].clone());
+        c.endpoints.storage = Some(self.bases["storage"].clone());
+        c
     }
 
     pub fn put_object(&self, bucket: &str, name: &str, bytes: &[u8]) {
@@ -331,11 +355,23 @@ fn object_json(bucket: &str, name: &str, bytes: &[u8]) -> Value {
     })
 }
 
-fn operation(st: &mut FakeState, parent: &str, response: Value, kind: &str) -> Value {
+/// A pending operation; `metadata` is what Vertex (UploadModelOperationMetadata) or Cloud Run
+/// (the Service) puts there.
+fn operation(st: &mut FakeState, parent: &str, response: Value, metadata: Value) -> Value {
     st.next_id += 1;
     let name = format!("{parent}/operations/{}", 9000 + st.next_id);
-    st.operations.insert(name.clone(), (0, response));
-    json!({"name": name, "done": false, "metadata": {"@type": kind, "createTime": TS}})
+    st.operations
+        .insert(name.clone(), (0, response, metadata.clone()));
+    json!({"name": name, "done": false, "metadata": metadata})
+}
+
+fn upload_metadata() -> Value {
+    json!({"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata",
+        "genericMetadata": {"createTime": TS, "updateTime": TS}})
+}
+
+fn run_metadata(name: &str) -> Value {
+    json!({"@type": "type.googleapis.com/google.cloud.run.v2.Service", "name": name, "createTime": TS})
 }
 
 fn pipeline_progress(job: &mut Value, polls: u32) {
@@ -490,7 +526,7 @@ fn page<T: Clone>(items: &[T], token: Option<&str>, size: usize) -> (Vec<T>, Opt
 }
 
 async fn fake_handler(
-    State(state): State<Arc<Mutex<FakeState>>>,
+    State(Listener { state, api }): State<Listener>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -652,7 +688,7 @@ async fn fake_handler(
                     "@type": "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse",
                     "model": model_name, "modelVersionId": version.to_string()
                 });
-                (200, operation(&mut st, &parent, resp, "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelOperationMetadata"))
+                (200, operation(&mut st, &parent, resp, upload_metadata()))
             }
             ("v1", "GET", "models") if res_id.ends_with(":listVersions") => {
                 let name = format!("projects/{}/locations/{}/models/{}", parts[1], parts[3], res_id.trim_end_matches(":listVersions"));
@@ -692,12 +728,12 @@ async fn fake_handler(
             },
             ("v1" | "v2", "GET", "operations") => match st.operations.get_mut(&full) {
                 None => err(404, "NOT_FOUND", "operation not found"),
-                Some((polls, response)) => {
+                Some((polls, response, metadata)) => {
                     *polls += 1;
                     if *polls < 2 {
-                        (200, json!({"name": full, "done": false, "metadata": {"@type": "type.googleapis.com/google.cloud.aiplatform.v1.GenericOperationMetadata"}}))
+                        (200, json!({"name": full, "done": false, "metadata": metadata.clone()}))
                     } else {
-                        (200, json!({"name": full, "done": true, "response": response.clone()}))
+                        (200, json!({"name": full, "done": true, "metadata": metadata.clone(), "response": response.clone()}))
                     }
                 }
             },
@@ -713,10 +749,13 @@ async fn fake_handler(
                     return err(409, "ALREADY_EXISTS", "Resource already exists");
                 }
                 let svc = run_service(&name, &id, req_json.clone().unwrap(), 1);
-                st.services.insert(name, svc.clone());
+                st.services.insert(name.clone(), svc.clone());
                 let mut r = svc;
                 r["@type"] = "type.googleapis.com/google.cloud.run.v2.Service".into();
-                (200, operation(&mut st, &parent, r, "type.googleapis.com/google.cloud.run.v2.Service"))
+                {
+                    let md = run_metadata(&name);
+                    (200, operation(&mut st, &parent, r, md))
+                }
             }
             ("v2", "PATCH", "services") => {
                 let gen = match st.services.get(&full) {
@@ -727,13 +766,19 @@ async fn fake_handler(
                 st.services.insert(full.clone(), svc.clone());
                 let mut r = svc;
                 r["@type"] = "type.googleapis.com/google.cloud.run.v2.Service".into();
-                (200, operation(&mut st, &parent, r, "type.googleapis.com/google.cloud.run.v2.Service"))
+                {
+                    let md = run_metadata(&full);
+                    (200, operation(&mut st, &parent, r, md))
+                }
             }
             ("v2", "DELETE", "services") => match st.services.remove(&full) {
                 None => err(404, "NOT_FOUND", "Service not found"),
                 Some(mut s) => {
                     s["@type"] = "type.googleapis.com/google.cloud.run.v2.Service".into();
-                    (200, operation(&mut st, &parent, s, "type.googleapis.com/google.cloud.run.v2.Service"))
+                    {
+                        let md = run_metadata(&full);
+                        (200, operation(&mut st, &parent, s, md))
+                    }
                 }
             },
             // cloud scheduler
@@ -782,6 +827,7 @@ async fn fake_handler(
         }
     })();
     st.exchanges.push(Exchange {
+        api: api.to_string(),
         method: m.to_string(),
         path: path.clone(),
         query: query.clone(),
