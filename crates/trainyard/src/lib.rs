@@ -4,6 +4,8 @@
 //! issues land, schedules and deployments) — and the [`Platform`] that wires them to backends
 //! picked from a project's `trainyard.toml`. Re-exports the domain types of `trainyard-core`.
 
+#[cfg(feature = "http")]
+pub mod http;
 mod platform;
 mod registry;
 mod schedules;
