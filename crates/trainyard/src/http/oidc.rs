@@ -262,7 +262,7 @@ impl OidcVerifier {
         if claims.iat.is_some_and(|iat| iat - leeway > now) {
             return Err(AuthError::NotYetValid);
         }
-        if !self.config.issuers.iter().any(|i| *i == claims.iss) {
+        if !self.config.issuers.contains(&claims.iss) {
             return Err(AuthError::Issuer(claims.iss));
         }
         if !claims.aud.contains(&self.config.audience) {
