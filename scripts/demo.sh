@@ -34,6 +34,11 @@ step "registered models and name check"
 "$TY" --project "$DIR" models list
 "$TY" --project "$DIR" models check-name product-retrieval
 
+step "a weekly retraining schedule (Monday 09:00, Europe/Warsaw) and its next 5 fires"
+"$TY" --project "$DIR" schedule create --from-run 1 --name "Weekly retraining" \
+  --type weekly --time 09:00 --day-of-week 0 --tz Europe/Warsaw
+"$TY" --project "$DIR" schedule show 1 --count 5
+
 step "metrics extraction (the spec's multitask example)"
 "$TY" metrics extract crates/trainyard-core/tests/fixtures/multitask_training_metrics.json --model-type multitask
 

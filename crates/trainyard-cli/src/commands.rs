@@ -497,7 +497,7 @@ const SCHEDULE_HEADERS: [&str; 8] = [
     "tz",
     "status",
     "next_run_at",
-    "runs ok/fail",
+    "runs total/ok/failed",
 ];
 
 fn fire_summary(o: &FireOutcome) -> String {
