@@ -13,7 +13,7 @@ use trainyard::core::run::{ConfigPatch, NewTrainingRun, TrainingRun};
 use trainyard::core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleType, TrainingSchedule};
 use trainyard::core::timing::{rfc3339_local, ScheduleTiming};
 use trainyard::core::RunStatus;
-use trainyard::{Error, NewSchedule, Platform, ScheduleEdit, WizardSchedule};
+use trainyard::{Backend, Error, NewSchedule, Platform, ScheduleEdit, WizardSchedule};
 
 use crate::output::{opt_f64, print_json, print_table};
 
@@ -27,6 +27,16 @@ pub struct Cli {
     /// Project directory (holds trainyard.toml); defaults to $TRAINYARD_PROJECT or the current directory.
     #[arg(long, global = true, env = "TRAINYARD_PROJECT")]
     project: Option<PathBuf>,
+    /// local: everything on this machine; gcp: Vertex AI, Cloud Scheduler, Cloud Run and GCS as
+    /// configured in trainyard.toml's [gcp] (and TRAINYARD_GCP_* variables).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "TRAINYARD_BACKEND",
+        default_value = "local"
+    )]
+    backend: BackendArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -396,6 +406,20 @@ fn project_dir(cli_project: &Option<PathBuf>) -> PathBuf {
     cli_project.clone().unwrap_or_else(|| PathBuf::from("."))
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Local,
+    Gcp,
+}
+
+async fn open(project: &Option<PathBuf>, backend: BackendArg) -> Result<Platform, CliError> {
+    let backend = match backend {
+        BackendArg::Local => Backend::Local,
+        BackendArg::Gcp => Backend::Gcp,
+    };
+    Ok(Platform::open_with(project_dir(project), backend).await?)
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Init { dir } => {
@@ -438,16 +462,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Runs(cmd) => {
-            let p = Platform::open(project_dir(&cli.project)).await?;
+            let p = open(&cli.project, cli.backend).await?;
             runs(&p, cmd).await
         }
         Command::Models(cmd) => {
-            let p = Platform::open(project_dir(&cli.project)).await?;
+            let p = open(&cli.project, cli.backend).await?;
             models(&p, cmd).await
         }
-        Command::Schedule(cmd) => schedules(&cli.project, cmd).await,
+        Command::Schedule(cmd) => schedules(&cli.project, cli.backend, cmd).await,
         Command::Scheduler(SchedulerCommand::Run { tick_ms }) => {
-            let p = Platform::open(project_dir(&cli.project)).await?;
+            let p = open(&cli.project, cli.backend).await?;
             let scheduler = p.embedded_scheduler(trainyard_local::SchedulerConfig {
                 tick: std::time::Duration::from_millis(tick_ms.max(10)),
                 ..Default::default()
@@ -510,7 +534,11 @@ fn fire_summary(o: &FireOutcome) -> String {
     }
 }
 
-async fn schedules(project: &Option<PathBuf>, cmd: ScheduleCommand) -> Result<(), CliError> {
+async fn schedules(
+    project: &Option<PathBuf>,
+    backend: BackendArg,
+    cmd: ScheduleCommand,
+) -> Result<(), CliError> {
     // Cron strings and previews need no project.
     let cmd = match cmd {
         ScheduleCommand::Cron { timing } => {
@@ -548,7 +576,7 @@ async fn schedules(project: &Option<PathBuf>, cmd: ScheduleCommand) -> Result<()
         }
         other => other,
     };
-    let p = Platform::open(project_dir(project)).await?;
+    let p = open(project, backend).await?;
     let svc = p.schedules();
     match cmd {
         ScheduleCommand::Create {

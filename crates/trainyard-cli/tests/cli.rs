@@ -163,6 +163,11 @@ fn init_create_list_show() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["total"], 2);
 
+    // The gcp backend without a [gcp] section names the missing setting.
+    let o = trainyard(&["--backend", "gcp", "runs", "list"], Some(&project));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("gcp.project"), "{}", stderr(&o));
+
     // A directory without trainyard.toml.
     let o = trainyard(&["runs", "list"], Some(dir.path()));
     assert_eq!(o.status.code(), Some(2));

@@ -11,7 +11,7 @@ mod registry;
 mod schedules;
 mod training;
 
-pub use platform::{Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
+pub use platform::{Backend, Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
 pub use registry::RegistryService;
 pub use schedules::{NewSchedule, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule};
 pub use training::{Launch, RunConfigView, TrainingService};

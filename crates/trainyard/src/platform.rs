@@ -63,6 +63,20 @@ pub const STORE_URL_ENV: &str = "TRAINYARD_STORE_URL";
 pub struct ProjectConfig {
     pub project: ProjectSection,
     pub store: StoreSection,
+    /// Google Cloud settings, used by `Backend::Gcp` (env overrides: `TRAINYARD_GCP_*`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gcp: Option<trainyard_gcp::GcpConfig>,
+}
+
+/// Where pipelines, schedules and models go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Embedded defaults: everything on this machine.
+    #[default]
+    Local,
+    /// Google Cloud: Vertex AI, Cloud Scheduler, Cloud Run, GCS (from `[gcp]`).
+    Gcp,
 }
 
 impl ProjectConfig {
@@ -121,7 +135,35 @@ impl Platform {
         Platform::open(dir).await
     }
 
-    /// Opens an existing project directory.
+    /// Opens a project directory with the backends of `backend`.
+    pub async fn open_with(dir: impl AsRef<Path>, backend: Backend) -> Result<Platform> {
+        let platform = Platform::open(dir).await?;
+        match backend {
+            Backend::Local => Ok(platform),
+            Backend::Gcp => {
+                let config = platform
+                    .config
+                    .gcp
+                    .clone()
+                    .unwrap_or_default()
+                    .with_env_overrides();
+                let gcp =
+                    trainyard_gcp::GcpBackends::from_config(&config).map_err(|e| match e {
+                        // A missing or bad setting is the user's input, not a backend failure.
+                        trainyard_gcp::GcpError::Config(why) => {
+                            Error::Validation(ValidationError::field("gcp", why))
+                        }
+                        other => other.into(),
+                    })?;
+                Ok(match gcp.scheduler {
+                    Some(trigger) => platform.with_schedule_trigger(trigger),
+                    None => platform,
+                })
+            }
+        }
+    }
+
+    /// Opens an existing project directory with the embedded backends.
     pub async fn open(dir: impl AsRef<Path>) -> Result<Platform> {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join(CONFIG_FILE);
