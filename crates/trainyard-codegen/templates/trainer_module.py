@@ -346,7 +346,8 @@ class Candidates:
 #%if retrieval
 def evaluate_retrieval(model, dataset, candidates):
     """recall@k on held-out interactions: the share whose purchased product ranks in the top k
-    of all candidates (brute force). A product that is not a candidate counts as a miss."""
+    of all candidates (brute force). A product that is not a candidate counts as a miss; ties
+    count against the true product."""
     cand = tf.constant(candidates.embeddings(model))
     hits = {k: 0 for k in RECALL_KS}
     total = 0
@@ -361,7 +362,9 @@ def evaluate_retrieval(model, dataset, candidates):
         if not valid.any():
             continue
         true_scores = scores[np.arange(len(rows)), np.maximum(rows, 0)]
-        rank = (scores > true_scores[:, None]).sum(axis=1)
+        # pessimistic ties: every other candidate scoring >= the true one ranks above it, so a
+        # collapsed model (all scores equal) gets recall 0, not 1
+        rank = (scores >= true_scores[:, None]).sum(axis=1) - 1
         for k in RECALL_KS:
             hits[k] += int(np.sum(valid & (rank < k)))
     return {k: (hits[k] / total if total else 0.0) for k in RECALL_KS}

@@ -96,7 +96,7 @@ fn model(model_type: ModelType, algo: RetrievalAlgorithm) -> ModelConfig {
         optimizer: OptimizerConfig {
             name: OptimizerName::Adam,
             learning_rate: 0.01,
-            clipnorm: Some(10.0),
+            clipnorm: Some(1.0),
         },
         rating_head: vec![DenseLayer::relu(32)],
         ..ModelConfig::default()
@@ -174,7 +174,7 @@ struct Trained {
     serving_dir: PathBuf,
 }
 
-fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32) -> Trained {
+fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32, extra: &[&str]) -> Trained {
     let f = fixture();
     let modules = f.root.join(name).join("modules");
     let gen = generate(
@@ -187,7 +187,12 @@ fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32) -> Trained {
     write_modules(&gen, &modules).unwrap();
     check_modules(&modules, &python()).unwrap();
     let out_dir = f.root.join(name).join("out");
-    let log = run_harness(&[
+    let (devices, gpu_count, epochs) = (
+        devices.to_string(),
+        gpu_count.to_string(),
+        EPOCHS.to_string(),
+    );
+    let mut args = vec![
         "train",
         "--modules",
         modules.to_str().unwrap(),
@@ -196,12 +201,14 @@ fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32) -> Trained {
         "--out",
         out_dir.to_str().unwrap(),
         "--devices",
-        &devices.to_string(),
+        &devices,
         "--gpu-count",
-        &gpu_count.to_string(),
+        &gpu_count,
         "--epochs",
-        &EPOCHS.to_string(),
-    ]);
+        &epochs,
+    ];
+    args.extend_from_slice(extra);
+    let log = run_harness(&args);
     assert!(log.contains("RUN_FN_OK"), "{log}");
     let metrics_path = out_dir.join("model_run/training_metrics.json");
     let metrics: Value =
@@ -387,7 +394,14 @@ fn static_checks_pass_for_every_variant_and_catch_undefined_names() {
 fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
     let f = fixture();
     let m = model(ModelType::Retrieval, RetrievalAlgorithm::BruteForce);
-    let t = train("retrieval_bf_1dev", &m, 1, 0);
+    let mlflow = f.root.join("mlflow_calls.json");
+    let t = train(
+        "retrieval_bf_1dev",
+        &m,
+        1,
+        0,
+        &["--mlflow-stub", mlflow.to_str().unwrap()],
+    );
     assert_strategy(&t, 1);
     for k in [5, 10, 50, 100] {
         let v = per_epoch(&t.metrics, &format!("recall_at_{k}"));
@@ -416,6 +430,40 @@ fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
 
     let resp = serve(&t.serving_dir, &[f.buyer_request.clone(), unknown_buyer()]);
     assert_recommendations(&resp, 2, 100);
+
+    // MLflow (MLFLOW_TRACKING_URI set): one run, per-epoch and final metrics, finished
+    let calls: Value = serde_json::from_str(&std::fs::read_to_string(&mlflow).unwrap()).unwrap();
+    let calls = calls.as_array().unwrap();
+    let paths: Vec<&str> = calls.iter().map(|c| c["path"].as_str().unwrap()).collect();
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.ends_with("/api/2.0/mlflow/runs/create")),
+        "{paths:?}"
+    );
+    let logged: Vec<(String, i64)> = calls
+        .iter()
+        .filter(|c| c["path"].as_str().unwrap().ends_with("runs/log-batch"))
+        .flat_map(|c| c["body"]["metrics"].as_array().unwrap().clone())
+        .map(|m| {
+            (
+                m["key"].as_str().unwrap().to_string(),
+                m["step"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    for epoch in 0..EPOCHS as i64 {
+        assert!(
+            logged.contains(&("recall_at_100".into(), epoch)),
+            "{logged:?}"
+        );
+        assert!(logged.contains(&("loss".into(), epoch)), "{logged:?}");
+    }
+    assert!(logged.iter().any(|(k, _)| k == "test_recall_at_100"));
+    let last = calls.last().unwrap();
+    assert!(last["path"].as_str().unwrap().ends_with("runs/update"));
+    assert_eq!(last["body"]["status"], "FINISHED");
+    assert_eq!(last["body"]["run_id"], "run-1");
 }
 
 #[test]
@@ -423,7 +471,7 @@ fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
 fn retrieval_scann_trains_on_two_replicas_and_serves_original_ids() {
     let f = fixture();
     let m = model(ModelType::Retrieval, RetrievalAlgorithm::Scann);
-    let t = train("retrieval_scann_2rep", &m, 2, 2);
+    let t = train("retrieval_scann_2rep", &m, 2, 2, &[]);
     assert_strategy(&t, 2);
     assert!(t.log.contains("ScaNN index:"), "{}", t.log);
     let r = extract_results(ModelType::Retrieval, &t.metrics).unwrap();
@@ -455,7 +503,7 @@ fn ranking_trains_on_one_and_two_replicas_and_serves_ratings() {
     let f = fixture();
     let m = model(ModelType::Ranking, RetrievalAlgorithm::BruteForce);
     for (name, devices, gpus) in [("ranking_1dev", 1, 0), ("ranking_2rep", 2, 2)] {
-        let t = train(name, &m, devices, gpus);
+        let t = train(name, &m, devices, gpus, &[]);
         assert_strategy(&t, devices);
         check_ranking_metrics(&t, ModelType::Ranking);
         let resp = serve(&t.serving_dir, std::slice::from_ref(&f.product_request));
@@ -475,7 +523,7 @@ fn multitask_trains_on_one_and_two_replicas_and_serves_ids_and_ratings() {
         ("multitask_scann_2rep", 2, 2, RetrievalAlgorithm::Scann),
     ] {
         let m = model(ModelType::Multitask, algo);
-        let t = train(name, &m, devices, gpus);
+        let t = train(name, &m, devices, gpus, &[]);
         assert_strategy(&t, devices);
         check_ranking_metrics(&t, ModelType::Multitask);
         let r = extract_results(ModelType::Multitask, &t.metrics).unwrap();

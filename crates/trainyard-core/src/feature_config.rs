@@ -293,7 +293,7 @@ impl Default for FeatureConfig {
                     "timestamp",
                     BqType::Timestamp,
                     Cyclical {
-                        periods: vec![CyclicalPeriod::DayOfWeek, CyclicalPeriod::DayOfYear],
+                        periods: vec![CyclicalPeriod::DayOfWeek, CyclicalPeriod::HourOfDay],
                     },
                 ),
             ],

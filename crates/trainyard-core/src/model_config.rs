@@ -207,9 +207,11 @@ impl Default for ModelConfig {
             rating_head: vec![DenseLayer::relu(64), DenseLayer::relu(32)],
             loss: RankingLoss::Mse,
             loss_weights: LossWeights::default(),
+            // losses are global-batch MEANS (correct under distribution); Adam is insensitive
+            // to that scale, Adagrad(0.1) tuned for TFRS's default SUM loss learns far slower
             optimizer: OptimizerConfig {
-                name: OptimizerName::Adagrad,
-                learning_rate: 0.1,
+                name: OptimizerName::Adam,
+                learning_rate: 0.01,
                 clipnorm: Some(1.0),
             },
             retrieval_algorithm: RetrievalAlgorithm::BruteForce,
@@ -368,7 +370,7 @@ mod tests {
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(json["model_type"], "retrieval");
         assert_eq!(json["retrieval_algorithm"], "brute_force");
-        assert_eq!(json["optimizer"]["name"], "adagrad");
+        assert_eq!(json["optimizer"]["name"], "adam");
         let back: ModelConfig = serde_json::from_value(json).unwrap();
         assert_eq!(back, m);
     }
