@@ -1,0 +1,26 @@
+//! trainyard._native: the Python extension module of the trainyard wheel.
+//!
+//! The pure-Python package `trainyard` (python/trainyard) re-exports it. This is the only crate
+//! that depends on pyo3; it wraps the facade (`trainyard`) and maps its errors in one place
+//! (errors.rs).
+
+use pyo3::prelude::*;
+
+mod codegen;
+mod convert;
+mod errors;
+mod models;
+mod platform;
+mod runtime;
+mod services;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    models::register(m)?;
+    services::register(m)?;
+    m.add_class::<platform::PyPlatform>()?;
+    m.add_function(wrap_pyfunction!(codegen::generate, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The tokio runtime behind every call, and the two ways a call reaches it: blocking (with the
+//! GIL released) and as an asyncio awaitable.
+//!
+//! Fork safety: tokio's worker threads do not exist in a forked child, so a runtime inherited
+//! through `os.fork()` would hang every call. The runtime is tagged with the pid that built it;
+//! a process with another pid builds its own and abandons (leaks, never drops: dropping would
+//! join threads that are gone) the inherited one. The slot is a lock-free pointer, so no lock
+//! held by a vanished parent thread can wedge the child.
+
+use std::future::Future;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use pyo3::prelude::*;
+use pyo3::IntoPyObjectExt;
+use tokio::runtime::{Builder, Runtime};
+
+use crate::errors::PyTyError;
+
+struct Slot {
+    pid: u32,
+    runtime: Runtime,
+}
+
+static SLOT: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
+
+fn build() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
+        .thread_name("trainyard-rt")
+        .enable_all()
+        .build()
+        .expect("cannot start the trainyard tokio runtime")
+}
+
+/// This process's runtime (built on first use, and again in a forked child).
+pub fn runtime() -> &'static Runtime {
+    let pid = std::process::id();
+    loop {
+        let current = SLOT.load(Ordering::Acquire);
+        // SAFETY: slots are leaked boxes, never freed, so a published pointer stays valid.
+        if let Some(slot) = unsafe { current.as_ref() } {
+            if slot.pid == pid {
+                return &slot.runtime;
+            }
+        }
+        let fresh = Box::into_raw(Box::new(Slot {
+            pid,
+            runtime: build(),
+        }));
+        match SLOT.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+            // The replaced slot (if any) belonged to the parent: it stays leaked.
+            // SAFETY: `fresh` was just published and is never freed.
+            Ok(_) => return unsafe { &(*fresh).runtime },
+            Err(_) => {
+                // Another thread of this process published first; ours was never shared.
+                // SAFETY: `fresh` came from Box::into_raw above and nobody else has it.
+                let lost = unsafe { Box::from_raw(fresh) };
+                lost.runtime.shutdown_background();
+            }
+        }
+    }
+}
+
+/// Runs a future to completion on the runtime with the GIL released.
+pub fn block<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
+where
+    F: Future<Output = Result<T, trainyard_core::Error>> + Send,
+    T: Send,
+{
+    let rt = runtime();
+    py.detach(|| rt.block_on(fut))
+        .map_err(|e| PyTyError(e).into())
+}
+
+/// Completes an asyncio future from the loop's thread, unless it was cancelled meanwhile.
+#[pyfunction]
+fn _resolve_future(fut: &Bound<'_, PyAny>, ok: bool, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    if fut.call_method0("done")?.is_truthy()? {
+        return Ok(());
+    }
+    if ok {
+        fut.call_method1("set_result", (value,))?;
+    } else {
+        fut.call_method1("set_exception", (value,))?;
+    }
+    Ok(())
+}
+
+/// Spawns a future on the runtime and returns an asyncio future (of the running loop) that
+/// resolves with its result, or raises its mapped error.
+pub fn awaitable<'py, T, F>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Result<T, trainyard_core::Error>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+    let py_fut = event_loop.call_method0("create_future")?;
+    let event_loop = event_loop.unbind();
+    let target = py_fut.clone().unbind();
+    runtime().spawn(async move {
+        let result = fut.await;
+        Python::attach(|py| {
+            let outcome = result
+                .map_err(|e| PyErr::from(PyTyError(e)))
+                .and_then(|v| v.into_bound_py_any(py));
+            let (ok, value) = match outcome {
+                Ok(obj) => (true, obj),
+                Err(e) => (false, e.into_value(py).into_bound(py).into_any()),
+            };
+            let resolve = match wrap_pyfunction!(_resolve_future, py) {
+                Ok(f) => f,
+                Err(e) => {
+                    e.write_unraisable(py, None);
+                    return;
+                }
+            };
+            // A loop closed before the result came has nobody to tell.
+            let _ = event_loop.bind(py).call_method1(
+                "call_soon_threadsafe",
+                (resolve, target.bind(py), ok, value),
+            );
+        });
+    });
+    Ok(py_fut)
+}

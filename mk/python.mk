@@ -1,0 +1,44 @@
+# The Python wheel (issue 8): build it with maturin, install it into a fresh venv, run the
+# pytest suite, mypy's stubtest on the hand-written stubs, and the notebook example headless.
+#   make test-python   everything above
+#   make wheel         just the wheel, into target/wheels
+#
+# .venv-py holds the pinned tools (maturin, pytest, mypy, pandas, matplotlib); it is rebuilt
+# only when python/requirements-dev.txt changes (stamp file). .venv-py-wheel is created fresh on
+# every run and gets only the wheel; the tools reach it through a .pth file, so nothing but the
+# wheel provides `trainyard` there.
+
+PY_BASE ?= $(firstword $(wildcard /usr/local/bin/python3.11 $(HOME)/.pyenv/versions/3.11.7/bin/python3.11) python3)
+PY_TOOLS := .venv-py
+PY_WHEEL_VENV := .venv-py-wheel
+PY_REQS := python/requirements-dev.txt
+PY_TOOLS_STAMP := $(PY_TOOLS)/.stamp-$(shell sha256sum $(PY_REQS) 2>/dev/null | cut -c1-16)
+WHEEL_DIR := target/wheels
+# maturin runs the `cargo` on PATH over the shared target dir; the dev profile (deps at
+# opt-level 1) keeps a warm rebuild to seconds.
+MATURIN_FLAGS ?= --profile dev --strip
+
+.PHONY: test-python wheel
+
+$(PY_TOOLS_STAMP): $(PY_REQS)
+	rm -rf $(PY_TOOLS)
+	$(PY_BASE) -m venv $(PY_TOOLS)
+	$(PY_TOOLS)/bin/pip install -q --disable-pip-version-check -r $(PY_REQS)
+	touch $@
+
+wheel: $(PY_TOOLS_STAMP)
+	rm -f $(WHEEL_DIR)/trainyard-*.whl
+	$(PY_TOOLS)/bin/maturin build $(MATURIN_FLAGS) -o $(WHEEL_DIR) -i $(PY_TOOLS)/bin/python
+
+test-python: wheel
+	rm -rf $(PY_WHEEL_VENV)
+	$(PY_BASE) -m venv $(PY_WHEEL_VENV)
+	$(PY_WHEEL_VENV)/bin/pip install -q --disable-pip-version-check --no-index --no-deps $(WHEEL_DIR)/trainyard-*.whl
+	$(PY_WHEEL_VENV)/bin/python -c "import trainyard, sys; assert 'site-packages' in trainyard.__file__, trainyard.__file__; print('wheel', trainyard.__version__, 'imports in a fresh venv')"
+	$(PY_TOOLS)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
+		> $$($(PY_WHEEL_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-trainyard-tools.pth
+	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider .
+	cd python/tests && $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m mypy.stubtest trainyard --mypy-config-file $(CURDIR)/python/mypy.ini
+	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python $(CURDIR)/examples/notebooks/retraining_tour.py
+
+TEST_TARGETS += test-python

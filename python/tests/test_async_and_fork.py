@@ -1,0 +1,143 @@
+"""Awaitables, GIL release and fork safety of the native runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import complete
+
+import trainyard
+from trainyard import NotFound, ValidationError
+
+
+def test_awaitables(project: Path) -> None:
+    async def main() -> None:
+        p = await trainyard.Platform.init_async(project)
+        runs = await asyncio.gather(*(p.training.create_async("m") for _ in range(10)))
+        assert sorted(r.run_number for r in runs) == list(range(1, 11))
+        got = await p.training.get_async(runs[0].id)
+        assert got == runs[0]
+        page = await p.training.list_async(page_size=3)
+        assert (page.total, len(page)) == (10, 3)
+        with pytest.raises(NotFound, match="training run 99 not found"):
+            await p.training.get_async(99)
+        with pytest.raises(ValidationError):
+            await p.training.create_async("")
+        sched = await p.schedules.create_from_run_async(
+            runs[0].id, {"name": "d", "schedule_type": "daily", "schedule_time": "03:00"}
+        )
+        assert (await p.schedules.get_async(sched.id)).name == "d"
+        assert len(await p.schedules.upcoming_async(sched.id, 4)) == 4
+        assert await p.schedules.delete_async(sched.id) is None
+        models = await p.registry.list_async()
+        assert [m.model_name for m in models] == ["m"]
+        reopened = await trainyard.Platform.open_async(project)
+        assert (await reopened.training.history_async(runs[0].id)) == []
+
+    asyncio.run(main())
+
+
+def test_awaitable_needs_a_running_loop(platform: trainyard.Platform) -> None:
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        platform.training.get_async(1)
+
+
+def test_cancelled_awaitable_is_harmless(platform: trainyard.Platform) -> None:
+    errors: list[Any] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        fut = platform.training.create_async("m")
+        fut.cancel()
+        await asyncio.sleep(0.3)  # the result arrives for a cancelled future
+        assert (await platform.training.list_async()).total == 1
+
+    asyncio.run(main())
+    assert errors == []
+
+
+def test_blocking_calls_release_the_gil(platform: trainyard.Platform) -> None:
+    """A Python thread keeps running while other threads sit in native calls."""
+    stop = threading.Event()
+    ticks = 0
+
+    def spin() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0)
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        before = ticks
+        for _ in range(20):
+            platform.training.create("m")
+        during = ticks - before
+    finally:
+        stop.set()
+        spinner.join()
+    assert during > 0
+
+
+def _in_child(body: Any) -> int:
+    """Runs body() in a forked child (with a deadline) and returns its exit status."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's outcome is its exit code
+        code = 1
+        try:
+            signal.alarm(30)
+            body()
+            code = 0
+        except BaseException as e:  # noqa: BLE001
+            print("child failed:", repr(e), flush=True)
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_platform_survives_fork(platform: trainyard.Platform) -> None:
+    first = platform.training.create("m")  # the runtime and the store are live before the fork
+    complete(platform, first.id)
+
+    def child() -> None:
+        run = platform.training.create("m")  # the parent's Platform object, used in the child
+        assert run.run_number == 2, run
+        assert platform.training.get(first.id).status == "completed"
+        assert len(platform.registry.versions(run.registered_model_id or 0)) == 2
+
+        async def go() -> int:
+            return (await platform.training.list_async()).total
+
+        assert asyncio.run(go()) == 2
+
+    assert _in_child(child) == 0
+    # The parent's runtime and store still work, and see the child's run.
+    assert platform.training.list().total == 2
+    assert platform.training.create("m").run_number == 3
+
+
+def test_child_can_open_its_own_platform(project: Path, platform: trainyard.Platform) -> None:
+    platform.training.create("m")
+
+    def child() -> None:
+        p = trainyard.Platform.open(project)
+        assert p.training.list().total == 1
+        p.training.create("from-child")
+
+    assert _in_child(child) == 0
+    assert platform.training.list(search="from-child").total == 1
+
+
+def test_failing_child_reports_failure(platform: trainyard.Platform) -> None:
+    def child() -> None:
+        platform.training.get(12345)
+
+    assert _in_child(child) == 1, "the fork helper would not hide a failure"
