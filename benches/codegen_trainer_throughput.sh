@@ -29,7 +29,10 @@ cat > "$WORK/params.json" <<JSON
 {"epochs": $EPOCHS, "batch_size": $BATCH, "learning_rate": $LR, "optimizer": "adam",
  "early_stopping": {"enabled": false, "patience": 3, "monitor": "val_loss", "min_delta": 0.0}}
 JSON
-$CARGO run -q -p trainyard-codegen --example generate -- "$WORK/modules" - - "$WORK/params.json"
+# Same model as the tutorial (id embeddings, dot product) unless BENCH_MODEL/BENCH_FEATURES say otherwise
+MODEL_JSON=${BENCH_MODEL:-$ROOT/benches/codegen_bench_model.json}
+FEATURES_JSON=${BENCH_FEATURES:-$ROOT/benches/codegen_bench_features.json}
+$CARGO run -q -p trainyard-codegen --example generate -- "$WORK/modules" "$MODEL_JSON" "$FEATURES_JSON" "$WORK/params.json"
 
 echo "== tf.Transform"
 "$PY" "$HARNESS" transform --modules "$WORK/modules" --data "$WORK/data" --work "$WORK/work" 2>&1 | grep TRANSFORM_OK

@@ -289,6 +289,56 @@ mod tests {
     }
 
     #[test]
+    fn projection_only_where_needed() {
+        use trainyard_core::feature_config::{BqType, FeatureSpec, FeatureTransform};
+        let vocab = |c: &str| {
+            FeatureSpec::new(
+                c,
+                BqType::String,
+                FeatureTransform::Vocabulary {
+                    embedding_dim: 32,
+                    num_oov_buckets: 1,
+                    top_k: None,
+                },
+            )
+        };
+        let f = FeatureConfig {
+            buyer_features: vec![vocab("customer_id")],
+            product_features: vec![vocab("product_id")],
+            buyer_crosses: vec![],
+            ..FeatureConfig::default()
+        };
+        let mut m = ModelConfig::default();
+        m.buyer_tower.layers.clear();
+        m.product_tower.layers.clear();
+        let src = generate(&f, &m, &TrainingParams::default(), &GpuConfig::default())
+            .unwrap()
+            .files
+            .remove(TRAINER_MODULE)
+            .unwrap();
+        assert!(
+            !src.contains("self.projection"),
+            "identity towers need no projection"
+        );
+        // default features (57 and 44 wide) with hidden layers: projected to 32
+        let src = &gen(&ModelConfig::default()).files[TRAINER_MODULE];
+        assert_eq!(
+            src.matches("self.projection = tf.keras.layers.Dense(32")
+                .count(),
+            2
+        );
+        let d = FeatureConfig::default();
+        assert_eq!(
+            trainer::tower_input_width(&d.buyer_features, &d.buyer_crosses),
+            57
+        );
+        assert_eq!(
+            trainer::tower_input_width(&d.product_features, &d.product_crosses),
+            44
+        );
+    }
+
+    #[test]
     fn invalid_configs_are_rejected() {
         let f = FeatureConfig {
             target: None,

@@ -246,6 +246,7 @@ fn tower_class(
     let (layers, l2) = (&tower.layers, tower.l2_regularization);
     let mut init = String::new();
     let mut parts = Vec::new();
+    let width = tower_input_width(features, crosses);
     for feat in features {
         let c = &feat.column;
         let names = feat.output_names();
@@ -332,11 +333,19 @@ fn tower_class(
         "        self.hidden = {}",
         layers_code(layers, l2, prefix)
     );
-    let _ = writeln!(
-        s,
-        "        self.projection = tf.keras.layers.Dense({out_dim}, kernel_regularizer={reg}, name={})\n",
-        py_str(&format!("{prefix}_projection"))
-    );
+    // No hidden layers and the features already have the output width: the concatenated
+    // embeddings ARE the tower output. A linear projection there adds nothing a model can
+    // express and measurably slows learning (benches/codegen_trainer_throughput.sh).
+    let project = !layers.is_empty() || width != out_dim;
+    if project {
+        let _ = writeln!(
+            s,
+            "        self.projection = tf.keras.layers.Dense({out_dim}, kernel_regularizer={reg}, name={})\n",
+            py_str(&format!("{prefix}_projection"))
+        );
+    } else {
+        s.push('\n');
+    }
     let _ = writeln!(s, "    def call(self, features, training=False):");
     let _ = writeln!(s, "        x = tf.concat(\n            [");
     for part in &parts {
@@ -345,8 +354,39 @@ fn tower_class(
     let _ = writeln!(s, "            ],\n            axis=1,\n        )");
     let _ = writeln!(s, "        for layer in self.hidden:");
     let _ = writeln!(s, "            x = layer(x, training=training)");
-    let _ = writeln!(s, "        return self.projection(x)");
+    if project {
+        let _ = writeln!(s, "        return self.projection(x)");
+    } else {
+        let _ = writeln!(
+            s,
+            "        return x  # {width} = output_embedding_dim: no projection needed"
+        );
+    }
     s
+}
+
+/// Width of a tower's concatenated feature inputs.
+pub fn tower_input_width(features: &[FeatureSpec], crosses: &[FeatureCross]) -> u32 {
+    let f: u32 = features
+        .iter()
+        .map(|feat| match &feat.transform {
+            FeatureTransform::Vocabulary { embedding_dim, .. } => *embedding_dim,
+            FeatureTransform::Normalize { .. } => 1,
+            FeatureTransform::Bucketize {
+                num_buckets,
+                embedding_dim: None,
+            } => num_buckets + 1,
+            FeatureTransform::Bucketize {
+                embedding_dim: Some(d),
+                ..
+            }
+            | FeatureTransform::TimestampBucketize {
+                embedding_dim: d, ..
+            } => *d,
+            FeatureTransform::Cyclical { periods } => 2 * periods.len() as u32,
+        })
+        .sum();
+    f + crosses.iter().map(|c| c.embedding_dim).sum::<u32>()
 }
 
 pub fn towers(f: &FeatureConfig, m: &ModelConfig) -> String {

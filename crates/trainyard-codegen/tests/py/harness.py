@@ -110,6 +110,10 @@ def cmd_transform(a):
                         os.path.join(a.work, "transformed", s, "data"), file_name_suffix=".tfrecord", num_shards=1
                     )
                 )
+    # the raw schema next to transform_fn, as TFX Transform writes it (TFTransformOutput.raw_metadata)
+    from tensorflow_transform.tf_metadata import metadata_io
+
+    metadata_io.write_metadata(raw_metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     n = {s: len(v) for s, v in splits.items()}
     print("TRANSFORM_OK rows=%s seconds=%.1f" % (json.dumps(n), time.time() - t0), flush=True)
     del tf
