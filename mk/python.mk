@@ -39,6 +39,7 @@ test-python: wheel
 		> $$($(PY_WHEEL_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-trainyard-tools.pth
 	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider .
 	cd python/tests && $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m mypy.stubtest trainyard --mypy-config-file $(CURDIR)/python/mypy.ini
-	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python $(CURDIR)/examples/notebooks/retraining_tour.py
+	rm -rf target/python-tour
+	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python $(CURDIR)/examples/notebooks/retraining_tour.py $(CURDIR)/target/python-tour
 
 TEST_TARGETS += test-python

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -87,20 +89,40 @@ def test_blocking_calls_release_the_gil(platform: trainyard.Platform) -> None:
     assert during > 0
 
 
-def _in_child(body: Any) -> int:
-    """Runs body() in a forked child (with a deadline) and returns its exit status."""
+def _stacks(pid: int) -> str:
+    """Native stacks of a stuck child, when gdb is there (diagnostics for a hang)."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return "(no gdb to show the child's stacks)"
+    done = subprocess.run(
+        [gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt 25"],
+        capture_output=True, text=True, timeout=60,
+    )
+    return done.stdout[-12000:]
+
+
+def _in_child(body: Any, deadline: float = 30.0) -> int:
+    """Runs body() in a forked child and returns its exit status; a child still running after
+    `deadline` seconds has its stacks printed, is killed, and counts as a failure."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's outcome is its exit code
         code = 1
         try:
-            signal.alarm(30)
             body()
             code = 0
         except BaseException as e:  # noqa: BLE001
             print("child failed:", repr(e), flush=True)
         os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.005)
+    print(f"child {pid} hung; its stacks:\n{_stacks(pid)}", flush=True)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return -1
 
 
 def test_platform_survives_fork(platform: trainyard.Platform) -> None:
@@ -134,6 +156,23 @@ def test_child_can_open_its_own_platform(project: Path, platform: trainyard.Plat
 
     assert _in_child(child) == 0
     assert platform.training.list(search="from-child").total == 1
+
+
+def test_forks_right_after_calls(platform: trainyard.Platform) -> None:
+    """Fork immediately after each call, many times: the at-fork hook lets the background work
+    of the call (its pool connection going back) finish, so no child inherits a held lock."""
+    from trainyard import _native
+
+    for i in range(20):
+        run = platform.training.create("m")
+        platform.training.handle_event(run.id, {"event": "stage_started", "stage": "train"})
+
+        def child() -> None:
+            assert platform.training.create("c").status == "pending"
+
+        assert _in_child(child) == 0, f"fork {i}"
+    assert _native._before_fork() is True
+    assert platform.training.list(search="c").total == 20
 
 
 def test_failing_child_reports_failure(platform: trainyard.Platform) -> None:

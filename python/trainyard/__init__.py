@@ -10,6 +10,8 @@ Every operation has a blocking form (the GIL is released while it runs) and an a
 ``*_async`` form. Errors are subclasses of :class:`TrainyardError`.
 """
 
+import os as _os
+
 from trainyard import codegen
 from trainyard._native import (
     FireOutcome,
@@ -34,6 +36,13 @@ from trainyard.exceptions import (
     TrainyardError,
     ValidationError,
 )
+
+# A fork while a runtime thread is inside SQLite would leave SQLite's locks held in the child:
+# let in-flight work finish first. The child builds its own runtime and reopens its stores.
+if hasattr(_os, "register_at_fork"):
+    from trainyard._native import _before_fork
+
+    _os.register_at_fork(before=_before_fork)
 
 __all__ = [
     "BackendError",

@@ -28,6 +28,7 @@ __all__ = [
     "TrainyardError",
     "ValidationError",
     "__version__",
+    "_before_fork",
     "generate",
 ]
 
@@ -376,6 +377,9 @@ class Platform:
     def schedules(self) -> ScheduleService: ...
     @property
     def registry(self) -> RegistryService: ...
+
+def _before_fork() -> bool:
+    """Waits (up to 5 s) until no call or task runs on the native runtime; True when idle."""
 
 def generate(
     feature_config: _Input,

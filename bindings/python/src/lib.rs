@@ -21,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     services::register(m)?;
     m.add_class::<platform::PyPlatform>()?;
     m.add_function(wrap_pyfunction!(codegen::generate, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::_before_fork, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -9,7 +9,8 @@
 
 use std::future::Future;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::IntoPyObjectExt;
@@ -23,6 +24,50 @@ struct Slot {
 }
 
 static SLOT: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
+/// Calls in progress: blocking ones (run on the caller's thread) and awaitables (tasks).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (up to `limit`) until no call of this module is in progress.
+///
+/// Run before `fork()` (Python's `os.register_at_fork(before=...)`): a thread that is inside
+/// SQLite (or any library with process-wide locks) at the instant of the fork leaves those
+/// locks held forever in the child, so calls running on other Python threads or as awaitables
+/// get to finish first. (Store pools keep long-lived maintenance tasks, so "no task alive" is
+/// never reached and is not waited for.)
+pub fn quiesce(limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if IN_FLIGHT.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// The `before` hook of `os.register_at_fork`: quiesces the runtime (GIL released, so a task
+/// finishing an awaitable can take it). Returns whether it became idle within 5 seconds.
+#[pyfunction]
+pub fn _before_fork(py: Python<'_>) -> bool {
+    py.detach(|| quiesce(Duration::from_secs(5)))
+}
 
 fn build() -> Runtime {
     Builder::new_multi_thread()
@@ -69,8 +114,11 @@ where
     T: Send,
 {
     let rt = runtime();
-    py.detach(|| rt.block_on(fut))
-        .map_err(|e| PyTyError(e).into())
+    py.detach(|| {
+        let _counted = InFlight::enter();
+        rt.block_on(fut)
+    })
+    .map_err(|e| PyTyError(e).into())
 }
 
 /// Completes an asyncio future from the loop's thread, unless it was cancelled meanwhile.
@@ -98,9 +146,14 @@ where
     let py_fut = event_loop.call_method0("create_future")?;
     let event_loop = event_loop.unbind();
     let target = py_fut.clone().unbind();
+    let counted = InFlight::enter();
     runtime().spawn(async move {
+        let _counted = counted;
         let result = fut.await;
-        Python::attach(|py| {
+        Python::attach(move |py| {
+            // Dropped here, with the GIL held: dropping them without it would queue their
+            // decrefs in pyo3's process-wide pool from a runtime thread.
+            let (event_loop, target) = (event_loop, target);
             let outcome = result
                 .map_err(|e| PyErr::from(PyTyError(e)))
                 .and_then(|v| v.into_bound_py_any(py));
