@@ -18,6 +18,9 @@ WHEEL_DIR := target/wheels
 # opt-level 1) keeps a warm rebuild to seconds.
 MATURIN_FLAGS ?= --profile dev --strip
 
+# Other CPythons the abi3 wheel is smoke-tested on (those present on this machine).
+PY_ABI3_SMOKE ?= $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python3 $(HOME)/.pyenv/versions/3.13*/bin/python3)
+
 .PHONY: test-python wheel
 
 $(PY_TOOLS_STAMP): $(PY_REQS)
@@ -41,5 +44,10 @@ test-python: wheel
 	cd python/tests && $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m mypy.stubtest trainyard --mypy-config-file $(CURDIR)/python/mypy.ini
 	rm -rf target/python-tour
 	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python $(CURDIR)/examples/notebooks/retraining_tour.py $(CURDIR)/target/python-tour
+	@for py in $(PY_ABI3_SMOKE); do \
+		v=target/abi3-venv-$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+		rm -rf $$v && $$py -m venv $$v && $$v/bin/pip install -q --disable-pip-version-check --no-index --no-deps $(WHEEL_DIR)/trainyard-*.whl \
+			&& $$v/bin/python python/tests/abi3_smoke.py || exit 1; \
+	done
 
 TEST_TARGETS += test-python
