@@ -1,8 +1,10 @@
-# trainyard-pipeline: the strict KFP IR parse in the managed env (the golden comparison and the
-# GPU job-spec checks run in plain `cargo test`), and the end-to-end local runs.
+# trainyard-pipeline and the local runner, in the managed env: the strict KFP IR parse (the
+# golden comparison and GPU job-spec checks also run in plain `cargo test`), and end-to-end local
+# TFX runs through TrainingService (retrieval, multitask, cancel).
 
 .PHONY: test-pipeline
 test-pipeline: pyenv
 	TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard-pipeline -- --include-ignored
+	TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard --test local_run -- --ignored --test-threads=1
 
 TEST_TARGETS += test-pipeline

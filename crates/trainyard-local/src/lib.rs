@@ -1,9 +1,12 @@
 //! trainyard-local: the embedded backends that run everything on one machine.
 //!
-//! Owns the durable in-process scheduler ([`EmbeddedScheduler`]): it fires due schedules from
+//! Owns the local pipeline runner ([`LocalRunner`]: TFX's LocalDagRunner in the managed
+//! Python env, as a child process group) and the durable in-process scheduler ([`EmbeddedScheduler`]): it fires due schedules from
 //! the Store, so its state survives restarts and several scheduler processes can share one
 //! database without firing anything twice.
 
+mod runner;
 mod scheduler;
 
+pub use runner::{group_alive, LocalRunner};
 pub use scheduler::{EmbeddedScheduler, SchedulerConfig, TickReport};

@@ -43,6 +43,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 MODULES_DIR = {modules_dir}
 sys.path.insert(0, MODULES_DIR)
 
+from absl import logging as absl_logging  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
 from tfx.components.example_gen.custom_executors import parquet_executor  # noqa: E402,F401
 from tfx.dsl.components.base import executor_spec  # noqa: E402,F401
@@ -97,6 +98,8 @@ def create_pipeline():
 
 
 if __name__ == "__main__":
+    # INFO carries LocalDagRunner's "Component X is running/finished." lines: the run's stages.
+    absl_logging.set_verbosity(absl_logging.INFO)
     tfx.orchestration.LocalDagRunner().run(create_pipeline())
     print("[trainyard] PIPELINE_DONE", flush=True)
 "#,

@@ -6,12 +6,16 @@
 
 #[cfg(feature = "http")]
 pub mod http;
+mod pipelines;
 mod platform;
 mod registry;
 mod schedules;
 mod training;
 
-pub use platform::{Backend, Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
+pub use pipelines::{
+    handle_of, RunCompiler, Target, VertexSettings, PYTHON_ENV, WHEEL_FILE_PREFIX,
+};
+pub use platform::{Backend, LocalSection, Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
 pub use registry::RegistryService;
 pub use schedules::{NewSchedule, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule};
 pub use training::{Launch, RunConfigView, TrainingService};

@@ -54,6 +54,15 @@ impl Default for StoreSection {
     }
 }
 
+/// `[local]` of trainyard.toml: the embedded backends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalSection {
+    /// The managed env's Python that runs local pipelines (`TRAINYARD_PYTHON` overrides).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+}
+
 /// Environment variable that overrides `[store] url`.
 pub const STORE_URL_ENV: &str = "TRAINYARD_STORE_URL";
 
@@ -63,6 +72,7 @@ pub const STORE_URL_ENV: &str = "TRAINYARD_STORE_URL";
 pub struct ProjectConfig {
     pub project: ProjectSection,
     pub store: StoreSection,
+    pub local: LocalSection,
     /// Google Cloud settings, used by `Backend::Gcp` (env overrides: `TRAINYARD_GCP_*`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gcp: Option<trainyard_gcp::GcpConfig>,

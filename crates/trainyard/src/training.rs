@@ -158,15 +158,31 @@ impl TrainingService {
         )))
     }
 
-    /// Cancels a pending, scheduled, submitting or running run.
+    /// Cancels a pending, scheduled, submitting or running run, stopping its pipeline.
     pub async fn cancel(&self, id: RunId) -> Result<TrainingRun> {
         let now = self.clock.now();
-        self.mutate(id, |run| {
-            run.transition(RunEvent::Cancel, now)?;
-            run.update_stages(|s| s.cancel_remaining(now));
-            Ok(())
-        })
-        .await
+        let run = self
+            .mutate(id, |run| {
+                run.transition(RunEvent::Cancel, now)?;
+                run.update_stages(|s| s.cancel_remaining(now));
+                Ok(())
+            })
+            .await?;
+        if let (Some(launch), Some(handle)) = (&self.launch, crate::pipelines::handle_of(&run)) {
+            launch.executor.cancel(&handle).await?;
+        }
+        Ok(run)
+    }
+
+    /// Events the executor has for a submitted pipeline.
+    pub async fn poll_events(
+        &self,
+        handle: &trainyard_core::ports::PipelineHandle,
+    ) -> Result<Vec<PipelineEvent>> {
+        match &self.launch {
+            Some(launch) => launch.executor.poll(handle).await,
+            None => Ok(Vec::new()),
+        }
     }
 
     /// A new run with the same name and config as a run whose training has finished; the

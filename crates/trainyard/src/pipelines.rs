@@ -1,0 +1,244 @@
+//! From a training run to a pipeline an executor runs: the code generator makes the transform
+//! and trainer modules, the pipeline builder the local TFX pipeline module or the Vertex IR.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use trainyard_core::config::DataSource;
+use trainyard_core::ports::{PipelineCompiler, PipelineHandle, VERTEX_PIPELINE_JOB_FILE};
+use trainyard_core::run::{RunId, TrainingRun};
+use trainyard_core::{Error, Result, ValidationError};
+use trainyard_pipeline::PipelineInputs;
+
+use crate::Platform;
+
+/// Where a compiled pipeline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A local TFX pipeline module for LocalDagRunner.
+    Local,
+    /// A Vertex AI PipelineJob body (and its user-code wheels, base64, under `_wheels/`).
+    Vertex,
+}
+
+/// Prefix of the wheel entries in a vertex submission's files (content base64-encoded).
+pub const WHEEL_FILE_PREFIX: &str = "_wheels/";
+
+/// Google Cloud settings the Vertex target needs.
+#[derive(Debug, Clone, Default)]
+pub struct VertexSettings {
+    pub project: String,
+    pub region: String,
+    pub tfx_image: Option<String>,
+    pub trainer_image: Option<String>,
+}
+
+/// Compiles runs with the code generator and the pipeline builder.
+#[derive(Debug, Clone)]
+pub struct RunCompiler {
+    target: Target,
+    /// Relative data paths are resolved against this directory (the project).
+    base_dir: PathBuf,
+    vertex: VertexSettings,
+}
+
+fn pipeline_name(run: &TrainingRun) -> String {
+    let slug = trainyard_core::deployment::service_name_from(&run.name, "");
+    format!("run-{}-{slug}", run.id)
+        .chars()
+        .take(120)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::Validation(ValidationError::field("pipeline", e.to_string()))
+}
+
+impl RunCompiler {
+    pub fn local(base_dir: impl Into<PathBuf>) -> Self {
+        RunCompiler {
+            target: Target::Local,
+            base_dir: base_dir.into(),
+            vertex: VertexSettings::default(),
+        }
+    }
+
+    pub fn vertex(vertex: VertexSettings) -> Self {
+        RunCompiler {
+            target: Target::Vertex,
+            base_dir: PathBuf::from("."),
+            vertex,
+        }
+    }
+
+    /// The pipeline's inputs for a run: generated modules, data, settings.
+    pub fn inputs(&self, run: &TrainingRun, pipeline_root: &str) -> Result<PipelineInputs> {
+        let c = &run.config;
+        let modules = trainyard_codegen::generate(
+            &c.feature_config,
+            &c.model_config,
+            &c.training_params,
+            &c.gpu_config,
+        )
+        .map_err(invalid)?;
+        let data = match &c.dataset.source {
+            DataSource::Csv { path } => DataSource::Csv {
+                path: self.resolve(path),
+            },
+            DataSource::Parquet { path } => DataSource::Parquet {
+                path: self.resolve(path),
+            },
+            bq => bq.clone(),
+        };
+        let default_image = trainyard_pipeline::DEFAULT_TFX_IMAGE.to_string();
+        Ok(PipelineInputs {
+            name: pipeline_name(run),
+            pipeline_root: pipeline_root.to_string(),
+            data,
+            model_type: run.model_type(),
+            modules: modules.files,
+            training: c.training_params.clone(),
+            gpu: c.gpu_config.clone(),
+            evaluator: c.evaluator_config.clone(),
+            serving_dir: format!("{}/pushed_model", pipeline_root.trim_end_matches('/')),
+            project: self.vertex.project.clone(),
+            region: self.vertex.region.clone(),
+            tfx_image: self
+                .vertex
+                .tfx_image
+                .clone()
+                .unwrap_or_else(|| default_image.clone()),
+            trainer_image: self.vertex.trainer_image.clone().unwrap_or(default_image),
+            labels: BTreeMap::from([
+                ("trainyard_run_id".to_string(), run.id.to_string()),
+                (
+                    "trainyard_model_type".to_string(),
+                    run.model_type().as_str().to_string(),
+                ),
+            ]),
+        })
+    }
+
+    fn resolve(&self, path: &str) -> String {
+        let p = Path::new(path);
+        if p.is_absolute() || path.contains("://") {
+            path.to_string()
+        } else {
+            self.base_dir.join(p).display().to_string()
+        }
+    }
+}
+
+impl PipelineCompiler for RunCompiler {
+    fn compile(&self, run: &TrainingRun, pipeline_root: &str) -> Result<BTreeMap<String, String>> {
+        let inputs = self.inputs(run, pipeline_root)?;
+        match self.target {
+            Target::Local => {
+                let root = Path::new(pipeline_root);
+                let modules_dir = root.join("modules").display().to_string();
+                let metadata = root.join("metadata.sqlite").display().to_string();
+                Ok(
+                    trainyard_pipeline::local::files(&inputs, &modules_dir, &metadata)
+                        .map_err(invalid)?
+                        .into_iter()
+                        .collect(),
+                )
+            }
+            Target::Vertex => {
+                let compiled = trainyard_pipeline::vertex::compile(&inputs).map_err(invalid)?;
+                let mut files = BTreeMap::from([(
+                    VERTEX_PIPELINE_JOB_FILE.to_string(),
+                    serde_json::to_string_pretty(&compiled.job).map_err(invalid)?,
+                )]);
+                for w in compiled.wheels {
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&w.bytes);
+                    files.insert(format!("{WHEEL_FILE_PREFIX}{}", w.file_name), encoded);
+                }
+                Ok(files)
+            }
+        }
+    }
+}
+
+/// Environment variable naming the managed env's Python for local runs.
+pub const PYTHON_ENV: &str = "TRAINYARD_PYTHON";
+
+impl Platform {
+    /// The local runner over the managed Python env: `$TRAINYARD_PYTHON`, else
+    /// `[local] python` of trainyard.toml. Artifacts go under `<project>/runs/<id>`.
+    pub fn with_local_runner(self) -> Result<Platform> {
+        let python = std::env::var(PYTHON_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| self.config().local.python.clone())
+            .ok_or_else(|| {
+                Error::Validation(ValidationError::field(
+                    "local.python",
+                    format!("no managed Python env: run `make pyenv` and set {PYTHON_ENV} (or [local] python in trainyard.toml)"),
+                ))
+            })?;
+        let root = self
+            .dir()
+            .canonicalize()
+            .unwrap_or_else(|_| self.dir().to_path_buf());
+        let runner = Arc::new(trainyard_local::LocalRunner::new(python));
+        let compiler = Arc::new(RunCompiler::local(&root));
+        Ok(self.with_executor(runner, compiler, root.display().to_string()))
+    }
+
+    /// Submits a run and applies what its pipeline reports until training finishes (or
+    /// `timeout` passes); returns the run as it then is.
+    pub async fn run_to_completion(
+        &self,
+        id: RunId,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<TrainingRun> {
+        let training = self.training();
+        let run = training.submit(id).await?;
+        training.follow(run.id, poll, timeout).await
+    }
+}
+
+impl crate::TrainingService {
+    /// Polls the run's pipeline and applies its events until training finishes or `timeout`.
+    pub async fn follow(
+        &self,
+        id: RunId,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<TrainingRun> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let run = self.get(id).await?;
+            if !run.status.is_active() {
+                return Ok(run);
+            }
+            if let Some(handle) = handle_of(&run) {
+                for event in self.poll_events(&handle).await? {
+                    self.handle_event(id, &event).await?;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Backend(format!(
+                    "training run {id} still {} after {timeout:?}",
+                    run.status
+                )));
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+/// The executor handle a submitted run keeps in its job fields.
+pub fn handle_of(run: &TrainingRun) -> Option<PipelineHandle> {
+    Some(PipelineHandle {
+        job_name: run.vertex_pipeline_job_name.clone()?,
+        job_id: run.vertex_pipeline_job_id.clone()?,
+    })
+}

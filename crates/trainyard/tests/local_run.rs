@@ -1,0 +1,245 @@
+//! End-to-end local runs through TrainingService: generated modules, the local TFX pipeline
+//! in the managed env (LocalDagRunner), stages, epochs, results, blessing, cancel.
+//! Run by `make test` (mk/pipeline.mk) with TRAINYARD_PYTHON set.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use trainyard::core::config::{DataSource, DatasetSpec, EvaluatorConfig, TrainingParams};
+use trainyard::core::model_config::{ModelConfig, ModelType};
+use trainyard::core::ports::{PipelineExecutor, RunFilter};
+use trainyard::core::run::{NewTrainingRun, RunConfig};
+use trainyard::core::stages::{StageName, StageStatus};
+use trainyard::{handle_of, Platform, RunCompiler};
+use trainyard_core::RunStatus;
+use trainyard_local::{group_alive, LocalRunner};
+
+fn python() -> String {
+    std::env::var("TRAINYARD_PYTHON")
+        .expect("TRAINYARD_PYTHON must name the managed env's python (make pyenv)")
+}
+
+async fn project(dir: &Path) -> (Platform, Arc<LocalRunner>) {
+    let data = trainyard_synth::generate(&trainyard_synth::SynthConfig::tiny()).unwrap();
+    data.write_joined(&dir.join("data/interactions.csv"), &data.transactions)
+        .unwrap();
+    let p = Platform::init(dir).await.unwrap();
+    let runner = Arc::new(LocalRunner::new(python()));
+    let root = dir.canonicalize().unwrap();
+    let p = p.with_executor(
+        runner.clone(),
+        Arc::new(RunCompiler::local(&root)),
+        root.display().to_string(),
+    );
+    (p, runner)
+}
+
+fn new_run(
+    name: &str,
+    model_type: ModelType,
+    epochs: u32,
+    evaluator: EvaluatorConfig,
+) -> NewTrainingRun {
+    NewTrainingRun {
+        ml_model: "shop".into(),
+        name: name.into(),
+        description: String::new(),
+        config: RunConfig {
+            dataset: DatasetSpec {
+                name: "synthetic".into(),
+                source: DataSource::Csv {
+                    path: "data".into(),
+                },
+            },
+            model_config: ModelConfig {
+                model_type,
+                ..ModelConfig::default()
+            },
+            training_params: TrainingParams {
+                epochs,
+                batch_size: 512,
+                ..TrainingParams::default()
+            },
+            evaluator_config: evaluator,
+            ..RunConfig::default()
+        },
+    }
+}
+
+fn saved_models(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.join("saved_model.pb").is_file() {
+            found.push(p);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs TRAINYARD_PYTHON (the managed TFX env); run by make test"]
+async fn retrieval_and_multitask_runs_complete_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _runner) = project(dir.path()).await;
+    let svc = p.training();
+    let poll = Duration::from_millis(500);
+    let limit = Duration::from_secs(900);
+
+    let retrieval = new_run(
+        "local-retrieval",
+        ModelType::Retrieval,
+        2,
+        EvaluatorConfig {
+            enabled: true,
+            blessing_metric: "recall_at_100".into(),
+            blessing_threshold: 0.0,
+        },
+    );
+    let run = svc.create_training_run(retrieval).await.unwrap();
+    let done = p.run_to_completion(run.id, poll, limit).await.unwrap();
+    assert_eq!(
+        done.status,
+        RunStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    assert!(
+        done.results.recall_at_100.is_some_and(|r| r > 0.0),
+        "{:?}",
+        done.results
+    );
+    assert_eq!(done.results.is_blessed, Some(true));
+    for s in done.stage_details.iter() {
+        assert!(s.status.is_done(), "{:?} is {:?}", s.name, s.status);
+    }
+    assert_eq!(
+        done.stage_details.get(StageName::Train).status,
+        StageStatus::Completed
+    );
+    let pushed = saved_models(
+        &dir.path()
+            .canonicalize()
+            .unwrap()
+            .join(format!("runs/{}/pushed_model", run.id)),
+    );
+    assert_eq!(pushed.len(), 1, "one versioned SavedModel pushed");
+    let history = svc.history(run.id).await.unwrap();
+    assert_eq!(history.len(), 2, "one history row per epoch");
+    // Stages and epochs were streamed from the pipeline's output while it ran.
+    let log = std::fs::read_to_string(done.artifacts["log"].as_str()).unwrap();
+    assert!(
+        log.contains("Component Trainer is running."),
+        "stage lines in the log"
+    );
+    assert_eq!(
+        log.matches("[trainyard] EPOCH ").count(),
+        2,
+        "one epoch line per epoch"
+    );
+    assert!(history
+        .iter()
+        .all(|h| h.metrics.loss.is_some() && h.metrics.recall_at_100.is_some()));
+
+    // A multitask run with a threshold it cannot reach is trained but not blessed.
+    let multitask = new_run(
+        "local-multitask",
+        ModelType::Multitask,
+        2,
+        EvaluatorConfig {
+            enabled: true,
+            blessing_metric: "rmse".into(),
+            blessing_threshold: 0.0001,
+        },
+    );
+    let run = svc.create_training_run(multitask).await.unwrap();
+    let done = p.run_to_completion(run.id, poll, limit).await.unwrap();
+    assert_eq!(
+        done.status,
+        RunStatus::NotBlessed,
+        "{:?}",
+        done.error_message
+    );
+    let r = &done.results;
+    assert!(
+        r.rmse.is_some() && r.mae.is_some() && r.test_rmse.is_some() && r.test_mae.is_some(),
+        "{r:?}"
+    );
+    assert_eq!(
+        done.stage_details.get(StageName::Register).status,
+        StageStatus::Skipped
+    );
+    let pushed = saved_models(
+        &dir.path()
+            .canonicalize()
+            .unwrap()
+            .join(format!("runs/{}/pushed_model", run.id)),
+    );
+    assert!(pushed.is_empty(), "an unblessed model is not pushed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs TRAINYARD_PYTHON (the managed TFX env); run by make test"]
+async fn cancel_during_training_stops_every_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, runner) = project(dir.path()).await;
+    let svc = p.training();
+    // Long enough to be inside model.fit when cancelled: no early stopping, many epochs.
+    let mut long = new_run(
+        "cancel-me",
+        ModelType::Retrieval,
+        5000,
+        EvaluatorConfig::default(),
+    );
+    long.config.training_params.early_stopping.enabled = false;
+    let run = svc.create_training_run(long).await.unwrap();
+    let run = svc.submit(run.id).await.unwrap();
+    let handle = handle_of(&run).unwrap();
+    let pgid = runner.process_group(&handle).unwrap();
+    // Follow until the Trainer runs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    'follow: loop {
+        for e in runner.poll(&handle).await.unwrap() {
+            let now = svc.handle_event(run.id, &e).await.unwrap();
+            if now.current_stage == Some(StageName::Train) {
+                break 'follow;
+            }
+        }
+        let now = svc.get(run.id).await.unwrap();
+        assert!(
+            now.status.is_active(),
+            "the run ended before training: {} {:?}",
+            now.status,
+            now.error_message
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached the train stage"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // inside model.fit
+    let started = std::time::Instant::now();
+    let cancelled = svc.cancel(run.id).await.unwrap();
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    while group_alive(pgid) && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !group_alive(pgid),
+        "processes of the run are left after 10 s"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Nothing the dead pipeline printed later changes the run.
+    assert!(runner.poll(&handle).await.unwrap().is_empty());
+    assert_eq!(svc.get(run.id).await.unwrap().status, RunStatus::Cancelled);
+    let active = svc
+        .list(&RunFilter {
+            statuses: vec![RunStatus::Running, RunStatus::Submitting],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(active.total, 0);
+}
