@@ -258,3 +258,8 @@ def test_check_name_and_reopen(project: Path, tmp_path: Path) -> None:
         trainyard.Platform.open(str(empty))
     (empty / "trainyard.toml").write_text('[project]\nml_model = "shop"\n')
     assert trainyard.Platform.open(empty).ml_model == "shop"
+    by_file = trainyard.Platform.open(empty / "trainyard.toml")
+    assert (by_file.ml_model, by_file.dir) == ("shop", str(empty))
+    (empty / "other.toml").write_text("")
+    with pytest.raises(ValidationError, match="is a file; pass a project directory or its trainyard.toml"):
+        trainyard.Platform.open(empty / "other.toml")

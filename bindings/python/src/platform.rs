@@ -10,6 +10,29 @@ use trainyard_core::Result;
 use crate::runtime::{awaitable, block};
 use crate::services::{PyRegistry, PySchedules, PyTraining};
 
+/// A project directory, or the directory of a given trainyard.toml.
+fn project_dir(path: PathBuf) -> Result<PathBuf> {
+    if !path.is_file() {
+        return Ok(path);
+    }
+    if path.file_name() == Some(std::ffi::OsStr::new(trainyard::CONFIG_FILE)) {
+        return Ok(path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_else(|| PathBuf::from(".")));
+    }
+    Err(trainyard_core::Error::Validation(
+        trainyard_core::ValidationError::field(
+            "project",
+            format!(
+                "{} is a file; pass a project directory or its {}",
+                path.display(),
+                trainyard::CONFIG_FILE
+            ),
+        ),
+    ))
+}
+
 /// One opened project. The inner Platform belongs to the process that opened it: a forked
 /// child reopens the project (its store's connections and threads stayed with the parent).
 pub struct Ctx {
@@ -19,7 +42,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    async fn open(dir: PathBuf, init: bool) -> Result<Arc<Ctx>> {
+    async fn open(path: PathBuf, init: bool) -> Result<Arc<Ctx>> {
+        let dir = project_dir(path)?;
         let platform = if init {
             Platform::init(&dir).await?
         } else {
@@ -60,7 +84,7 @@ pub struct PyPlatform {
 
 #[pymethods]
 impl PyPlatform {
-    /// Opens an existing project directory (one with trainyard.toml).
+    /// Opens an existing project: its directory (with trainyard.toml) or its trainyard.toml.
     #[staticmethod]
     fn open(py: Python<'_>, dir: PathBuf) -> PyResult<PyPlatform> {
         block(py, async move {
