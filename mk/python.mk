@@ -1,5 +1,6 @@
 # The Python wheel (issue 8): build it with maturin, install it into a fresh venv, run the
-# pytest suite, mypy's stubtest on the hand-written stubs, and the notebook example headless.
+# pytest suite, mypy's stubtest on the hand-written stubs (and mypy --strict on the tests and
+# the example, which use them), and the notebook example headless.
 #   make test-python   everything above
 #   make wheel         just the wheel, into target/wheels
 #
@@ -42,6 +43,7 @@ test-python: wheel
 		> $$($(PY_WHEEL_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-trainyard-tools.pth
 	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider .
 	cd python/tests && $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m mypy.stubtest trainyard --mypy-config-file $(CURDIR)/python/mypy.ini
+	cd python/tests && $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m mypy --config-file $(CURDIR)/python/mypy.ini . $(CURDIR)/examples/notebooks/retraining_tour.py
 	rm -rf target/python-tour
 	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python $(CURDIR)/examples/notebooks/retraining_tour.py $(CURDIR)/target/python-tour
 	@for py in $(PY_ABI3_SMOKE); do \

@@ -37,7 +37,9 @@ def test_awaitables(project: Path) -> None:
         )
         assert (await p.schedules.get_async(sched.id)).name == "d"
         assert len(await p.schedules.upcoming_async(sched.id, 4)) == 4
-        assert await p.schedules.delete_async(sched.id) is None
+        await p.schedules.delete_async(sched.id)
+        with pytest.raises(NotFound):
+            await p.schedules.get_async(sched.id)
         models = await p.registry.list_async()
         assert [m.model_name for m in models] == ["m"]
         reopened = await trainyard.Platform.open_async(project)

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import pandas as pd  # type: ignore[import-untyped]  # noqa: E402
 import pytest  # noqa: E402
 from conftest import MULTITASK_METRICS, complete, config  # noqa: E402
 

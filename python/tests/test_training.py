@@ -182,9 +182,9 @@ def test_cancel_rerun_and_edit(platform: trainyard.Platform) -> None:
     assert "cloud_scheduler_job_name" not in again.config["schedule_config"]
     assert again.config["schedule_config"]["schedule_time"] == "09:00"
 
-    with pytest.raises(NotFound, match="training run 999 not found") as e:
+    with pytest.raises(NotFound, match="training run 999 not found") as missing:
         t.get(999)
-    assert (e.value.entity, e.value.id) == ("training run", "999")
+    assert (missing.value.entity, missing.value.id) == ("training run", "999")
     with pytest.raises(NotFound):
         t.cancel(999)
 
