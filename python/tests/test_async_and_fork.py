@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -65,6 +66,26 @@ def test_cancelled_awaitable_is_harmless(platform: trainyard.Platform) -> None:
 
     asyncio.run(main())
     assert errors == []
+
+
+def test_exit_with_awaitables_never_awaited(tmp_path: Path) -> None:
+    """Results that arrive after their loop closed, or while the interpreter shuts down, are
+    dropped quietly: the process exits cleanly."""
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import asyncio, sys, trainyard\n"
+        "p = trainyard.Platform.init(sys.argv[1])\n"
+        "async def main():\n"
+        "    for _ in range(30):\n"
+        "        p.training.create_async('m')\n"
+        "asyncio.run(main())\n"
+        "print('bye')\n"
+    )
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, str(script), str(tmp_path / "p")], capture_output=True, text=True, timeout=60
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, "bye\n", "")
 
 
 def test_blocking_calls_release_the_gil(platform: trainyard.Platform) -> None:

@@ -150,10 +150,13 @@ where
     runtime().spawn(async move {
         let _counted = counted;
         let result = fut.await;
-        Python::attach(move |py| {
+        let mut handles = Some((event_loop, target));
+        let delivered = Python::try_attach(|py| {
             // Dropped here, with the GIL held: dropping them without it would queue their
             // decrefs in pyo3's process-wide pool from a runtime thread.
-            let (event_loop, target) = (event_loop, target);
+            let Some((event_loop, target)) = handles.take() else {
+                return;
+            };
             let outcome = result
                 .map_err(|e| PyErr::from(PyTyError(e)))
                 .and_then(|v| v.into_bound_py_any(py));
@@ -174,6 +177,11 @@ where
                 (resolve, target.bind(py), ok, value),
             );
         });
+        if delivered.is_none() {
+            // The interpreter is shutting down: nobody awaits any more, and Python objects
+            // cannot be released without it.
+            std::mem::forget(handles.take());
+        }
     });
     Ok(py_fut)
 }
