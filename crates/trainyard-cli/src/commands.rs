@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::time::Duration;
 use trainyard::core::deployment::validate_service_name;
 use trainyard::core::metrics::{extract_results_from_str, kpi_metrics};
 use trainyard::core::model_config::ModelType;
@@ -11,9 +12,13 @@ use trainyard::core::ports::FireOutcome;
 use trainyard::core::ports::{PipelineEvent, RunFilter};
 use trainyard::core::run::{ConfigPatch, NewTrainingRun, TrainingRun};
 use trainyard::core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleType, TrainingSchedule};
+use trainyard::core::stages::StageStatus;
 use trainyard::core::timing::{rfc3339_local, ScheduleTiming};
 use trainyard::core::RunStatus;
-use trainyard::{Backend, Error, NewSchedule, Platform, ScheduleEdit, WizardSchedule};
+use trainyard::{
+    handle_of, Backend, Error, NewSchedule, Platform, RunCompiler, ScheduleEdit, TrainingService,
+    VertexSettings, WizardSchedule,
+};
 
 use crate::output::{opt_f64, print_json, print_table};
 
@@ -63,6 +68,40 @@ enum Command {
     /// The embedded scheduler.
     #[command(subcommand)]
     Scheduler(SchedulerCommand),
+    /// Training pipelines.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelineCommand {
+    /// Compile a run's pipeline (deterministic): `vertex` writes the PipelineJob body to --out and
+    /// its user-code wheels to `_wheels/` beside it; `local` writes pipeline.py and the modules
+    /// into the --out directory.
+    Compile {
+        /// A training run config (JSON, as for `runs create`).
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long, value_enum)]
+        target: TargetArg,
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the pipeline writes artifacts (vertex: a gs:// prefix; local: default OUT/root).
+        #[arg(long)]
+        pipeline_root: Option<String>,
+        /// Google Cloud project (vertex).
+        #[arg(long = "gcp-project", default_value = "")]
+        gcp_project: String,
+        /// Orchestration region (vertex).
+        #[arg(long = "gcp-region", default_value = "us-central1")]
+        gcp_region: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TargetArg {
+    Vertex,
+    Local,
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +145,16 @@ enum RunsCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Cancel a pending, scheduled, submitting or running run.
+    /// Compile and submit a pending run (local: the managed env's TFX; gcp: Vertex AI).
+    Submit {
+        id: i64,
+        /// Follow the pipeline until training finishes, printing progress.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+    /// Cancel a pending, scheduled, submitting or running run (stops its pipeline).
     Cancel { id: i64 },
     /// Create a new run with the config of a finished one.
     Rerun {
@@ -462,7 +510,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Runs(cmd) => {
-            let p = open(&cli.project, cli.backend).await?;
+            let mut p = open(&cli.project, cli.backend).await?;
+            // Submitting and cancelling reach the pipeline: locally through the managed env.
+            if matches!(cmd, RunsCommand::Submit { .. } | RunsCommand::Cancel { .. })
+                && !p.training().can_submit()
+            {
+                p = p.with_local_runner()?;
+            }
             runs(&p, cmd).await
         }
         Command::Models(cmd) => {
@@ -470,6 +524,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             models(&p, cmd).await
         }
         Command::Schedule(cmd) => schedules(&cli.project, cli.backend, cmd).await,
+        Command::Pipeline(PipelineCommand::Compile {
+            run,
+            target,
+            out,
+            pipeline_root,
+            gcp_project,
+            gcp_region,
+        }) => compile_pipeline(&run, target, &out, pipeline_root, gcp_project, gcp_region),
         Command::Scheduler(SchedulerCommand::Run { tick_ms }) => {
             let p = open(&cli.project, cli.backend).await?;
             let scheduler = p.embedded_scheduler(trainyard_local::SchedulerConfig {
@@ -747,6 +809,132 @@ fn print_run(r: &TrainingRun) {
     }
 }
 
+/// Applies the pipeline's events as they come, printing stage changes and epochs.
+async fn follow_with_progress(
+    svc: &TrainingService,
+    id: i64,
+    timeout: Duration,
+) -> Result<TrainingRun, CliError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut stage = None;
+    loop {
+        let run = svc.get(id).await?;
+        if !run.status.is_active() {
+            return Ok(run);
+        }
+        if let Some(handle) = handle_of(&run) {
+            for event in svc.poll_events(&handle).await? {
+                let after = svc.handle_event(id, &event).await?;
+                if let PipelineEvent::EpochCompleted { epoch, metrics } = &event {
+                    let shown: Vec<String> =
+                        metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+                    println!("  epoch {epoch}: {}", shown.join(", "));
+                }
+                if after.current_stage != stage {
+                    stage = after.current_stage;
+                    let bar: String = after
+                        .stage_details
+                        .iter()
+                        .map(|s| match s.status {
+                            StageStatus::Completed => '#',
+                            StageStatus::Running => '>',
+                            StageStatus::Failed => 'x',
+                            StageStatus::Skipped => '-',
+                            StageStatus::Pending => '.',
+                        })
+                        .collect();
+                    println!("[{bar}] {}", stage.map_or("done", |s| s.as_str()));
+                }
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(CliError::Failed(format!(
+                "training run {id} still {} after {timeout:?}",
+                run.status
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `pipeline compile`: the same pipeline for Vertex AI or for LocalDagRunner, from a run config.
+fn compile_pipeline(
+    run: &Path,
+    target: TargetArg,
+    out: &Path,
+    pipeline_root: Option<String>,
+    project: String,
+    region: String,
+) -> Result<(), CliError> {
+    let mut new: NewTrainingRun = parse_json(run)?;
+    if new.ml_model.is_empty() {
+        new.ml_model = "default".into();
+    }
+    new.validate()
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    // A fixed creation time keeps the output a function of the config alone.
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    let run = TrainingRun::new(new, None, epoch);
+    let io = |e: std::io::Error| CliError::Failed(format!("{}: {e}", out.display()));
+    match target {
+        TargetArg::Vertex => {
+            let root = pipeline_root.ok_or_else(|| {
+                CliError::BadInput("--pipeline-root (gs://...) is required for vertex".into())
+            })?;
+            let compiler = RunCompiler::vertex(VertexSettings {
+                project,
+                region,
+                tfx_image: None,
+                trainer_image: None,
+            });
+            let inputs = compiler.inputs(&run, &root)?;
+            let compiled = trainyard_pipeline::vertex::compile(&inputs)
+                .map_err(|e| CliError::BadInput(e.to_string()))?;
+            let dir = out
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir.join("_wheels")).map_err(io)?;
+            std::fs::write(
+                out,
+                serde_json::to_string_pretty(&compiled.job).unwrap_or_default() + "\n",
+            )
+            .map_err(io)?;
+            for w in &compiled.wheels {
+                std::fs::write(dir.join("_wheels").join(&w.file_name), &w.bytes).map_err(io)?;
+            }
+            println!(
+                "wrote {} and {} wheels (upload them to {root}/_wheels/)",
+                out.display(),
+                compiled.wheels.len()
+            );
+        }
+        TargetArg::Local => {
+            std::fs::create_dir_all(out).map_err(io)?;
+            let out = out.canonicalize().map_err(io)?;
+            let root = pipeline_root.unwrap_or_else(|| out.join("root").display().to_string());
+            let compiler = RunCompiler::local(std::env::current_dir().map_err(io)?);
+            let inputs = compiler.inputs(&run, &root)?;
+            let files = trainyard_pipeline::local::files(
+                &inputs,
+                &out.display().to_string(),
+                &format!("{root}/metadata.sqlite"),
+            )
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+            for (name, source) in &files {
+                std::fs::write(out.join(name), source).map_err(io)?;
+            }
+            println!(
+                "wrote {} files to {} (run: TF_USE_LEGACY_KERAS=1 python {}/pipeline.py)",
+                files.len(),
+                out.display(),
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
     let svc = p.training();
     match cmd {
@@ -824,6 +1012,28 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
                 r.name
             );
             Ok(())
+        }
+        RunsCommand::Submit {
+            id,
+            wait,
+            timeout_secs,
+        } => {
+            let run = svc.submit(id).await?;
+            println!(
+                "submitted training run {id}: {} ({})",
+                run.status,
+                run.vertex_pipeline_job_id.as_deref().unwrap_or("-")
+            );
+            if !wait {
+                return Ok(());
+            }
+            let done = follow_with_progress(&svc, id, Duration::from_secs(timeout_secs)).await?;
+            println!();
+            print_run(&done);
+            match done.status {
+                RunStatus::Failed => Err(CliError::Failed(format!("training run {id} failed"))),
+                _ => Ok(()),
+            }
         }
         RunsCommand::Cancel { id } => {
             let r = svc.cancel(id).await?;

@@ -173,3 +173,116 @@ fn init_create_list_show() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("trainyard init"));
 }
+
+#[test]
+fn pipeline_compile_is_deterministic_for_both_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/tour/retrieval_run.json"
+    );
+    let mut outputs = Vec::new();
+    for i in 0..2 {
+        let out = dir.path().join(format!("v{i}/job.json"));
+        let o = trainyard(
+            &[
+                "pipeline",
+                "compile",
+                "--run",
+                run,
+                "--target",
+                "vertex",
+                "--out",
+                out.to_str().unwrap(),
+                "--pipeline-root",
+                "gs://bucket/root",
+                "--gcp-project",
+                "p",
+                "--gcp-region",
+                "europe-west4",
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        outputs.push(std::fs::read(&out).unwrap());
+        let wheels = std::fs::read_dir(dir.path().join(format!("v{i}/_wheels")))
+            .unwrap()
+            .count();
+        assert_eq!(wheels, 2);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let job: serde_json::Value = serde_json::from_slice(&outputs[0]).unwrap();
+    assert_eq!(
+        job["pipelineSpec"]["root"]["dag"]["tasks"]
+            .as_object()
+            .unwrap()
+            .len(),
+        7
+    );
+
+    let local = dir.path().join("local");
+    let o = trainyard(
+        &[
+            "pipeline",
+            "compile",
+            "--run",
+            run,
+            "--target",
+            "local",
+            "--out",
+            local.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in [
+        "pipeline.py",
+        "transform_module.py",
+        "trainer_module.py",
+        "trainyard_evaluator.py",
+    ] {
+        assert!(local.join(f).is_file(), "{f}");
+    }
+    let o = trainyard(
+        &[
+            "pipeline",
+            "compile",
+            "--run",
+            run,
+            "--target",
+            "vertex",
+            "--out",
+            "/tmp/x.json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "vertex needs a pipeline root");
+}
+
+#[test]
+fn submit_without_a_managed_env_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = trainyard(&["init", dir.path().to_str().unwrap()], None);
+    assert!(o.status.success());
+    let run_json = dir.path().join("run.json");
+    std::fs::write(&run_json, r#"{"name": "m"}"#).unwrap();
+    assert!(trainyard(
+        &["runs", "create", "--config", run_json.to_str().unwrap()],
+        Some(dir.path())
+    )
+    .status
+    .success());
+    let o = Command::new(env!("CARGO_BIN_EXE_trainyard"))
+        .args([
+            "--project",
+            dir.path().to_str().unwrap(),
+            "runs",
+            "submit",
+            "1",
+        ])
+        .env_remove("TRAINYARD_PYTHON")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("make pyenv"), "{}", stderr(&o));
+}

@@ -242,3 +242,32 @@ pub fn handle_of(run: &TrainingRun) -> Option<PipelineHandle> {
         job_id: run.vertex_pipeline_job_id.clone()?,
     })
 }
+
+/// Uploads the user-code wheels of a Vertex submission to `<pipeline_root>/_wheels/` before
+/// handing the PipelineJob to the executor, which only posts the job body.
+pub struct WheelUploadingExecutor {
+    pub artifacts: Arc<dyn trainyard_core::ports::ArtifactStore>,
+    pub inner: Arc<dyn trainyard_core::ports::PipelineExecutor>,
+}
+
+#[async_trait::async_trait]
+impl trainyard_core::ports::PipelineExecutor for WheelUploadingExecutor {
+    async fn submit(&self, sub: &trainyard_core::ports::PipelineSubmission) -> Result<PipelineHandle> {
+        for (name, encoded) in sub.files.iter().filter(|(n, _)| n.starts_with(WHEEL_FILE_PREFIX)) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| Error::Backend(format!("{name}: {e}")))?;
+            let path = format!("{}/{name}", sub.pipeline_root.trim_end_matches('/'));
+            self.artifacts.write(&path, &bytes).await?;
+        }
+        self.inner.submit(sub).await
+    }
+
+    async fn poll(&self, handle: &PipelineHandle) -> Result<Vec<trainyard_core::ports::PipelineEvent>> {
+        self.inner.poll(handle).await
+    }
+
+    async fn cancel(&self, handle: &PipelineHandle) -> Result<()> {
+        self.inner.cancel(handle).await
+    }
+}

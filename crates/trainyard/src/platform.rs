@@ -165,6 +165,18 @@ impl Platform {
                         }
                         other => other.into(),
                     })?;
+                let executor = Arc::new(crate::pipelines::WheelUploadingExecutor {
+                    artifacts: gcp.artifacts.clone(),
+                    inner: gcp.executor.clone(),
+                });
+                let compiler = Arc::new(crate::RunCompiler::vertex(crate::VertexSettings {
+                    project: config.project.clone(),
+                    region: config.region.clone(),
+                    tfx_image: None,
+                    trainer_image: None,
+                }));
+                let root = format!("gs://{}/pipeline_root", config.bucket);
+                let platform = platform.with_executor(executor, compiler, root);
                 Ok(match gcp.scheduler {
                     Some(trigger) => platform.with_schedule_trigger(trigger),
                     None => platform,
