@@ -168,13 +168,9 @@ async fn three_schedulers_on_one_postgres_database() {
     let admin = std::env::var("TRAINYARD_TEST_POSTGRES_URL")
         .expect("TRAINYARD_TEST_POSTGRES_URL must point at a PostgreSQL server");
     let name = format!("ty_sched_{}", std::process::id());
-    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
+    let url = trainyard_store::create_database(&admin, &name)
         .await
         .unwrap();
-    pool.close().await;
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
     let dir = tempfile::tempdir().unwrap();
     init_project(dir.path(), Some(&url));
     exactly_once(dir.path(), 3).await;

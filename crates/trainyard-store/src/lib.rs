@@ -10,7 +10,7 @@ mod rows;
 mod sql;
 mod sqlite;
 
-pub use postgres::PostgresStore;
+pub use postgres::{create_database, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use std::sync::Arc;

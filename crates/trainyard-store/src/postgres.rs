@@ -31,3 +31,31 @@ impl PostgresStore {
         Ok(PostgresStore { pool })
     }
 }
+
+/// Creates an empty database `name` on the server of `admin_url` (a URL ending in
+/// `/DATABASE`) and returns the URL of the new one: scratch databases for tests and tools.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(Error::Validation(ValidationError::field(
+            "database name",
+            "lowercase letters, digits and underscores only",
+        )));
+    }
+    let (base, _) = admin_url.rsplit_once('/').ok_or_else(|| {
+        Error::Validation(ValidationError::field(
+            "postgres url",
+            "must end with /DATABASE",
+        ))
+    })?;
+    let pool = PgPool::connect(admin_url).await.map_err(storage)?;
+    let created = sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await;
+    pool.close().await;
+    created.map_err(storage)?;
+    Ok(format!("{base}/{name}"))
+}

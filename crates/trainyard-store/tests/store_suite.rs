@@ -59,16 +59,9 @@ async fn postgres() -> (Db, Arc<dyn Store>) {
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     );
-    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
+    let url = trainyard_store::create_database(&admin, &name)
         .await
         .unwrap();
-    pool.close().await;
-    let url = match admin.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => panic!("TRAINYARD_TEST_POSTGRES_URL must end with /DATABASE"),
-    };
     (
         Db::Postgres,
         Arc::new(PostgresStore::connect(&url).await.unwrap()),
