@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -198,8 +199,25 @@ def test_forks_right_after_calls(platform: trainyard.Platform) -> None:
             assert platform.training.create("c").status == "pending"
 
         assert _in_child(child) == 0, f"fork {i}"
-    assert _native._before_fork() is True
+    assert _native._before_fork() is True, "idle: no call in flight"
+    _native._after_fork()  # the hooks pair up; SQLite's locks are free again
     assert platform.training.list(search="c").total == 20
+
+
+def test_forks_while_dropped_platforms_close_their_stores(project: Path, platform: trainyard.Platform) -> None:
+    """A platform dropped just before a fork closes its SQLite connections on background
+    threads; the at-fork hooks keep SQLite's global locks out of their hands at the fork."""
+    for i in range(20):
+        other = trainyard.Platform.open(project)
+        other.training.list()
+        del other
+        gc.collect()
+
+        def child() -> None:
+            platform.training.create("c")
+
+        assert _in_child(child) == 0, f"fork {i}"
+    assert platform.training.list().total == 20
 
 
 def test_failing_child_reports_failure(platform: trainyard.Platform) -> None:

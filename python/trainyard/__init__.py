@@ -37,12 +37,13 @@ from trainyard.exceptions import (
     ValidationError,
 )
 
-# A fork while a runtime thread is inside SQLite would leave SQLite's locks held in the child:
-# let in-flight work finish first. The child builds its own runtime and reopens its stores.
+# A fork while another thread holds a lock (inside a call, or inside SQLite) would leave it held
+# in the child: the hooks let calls finish and hold SQLite's global locks across the fork. The
+# child builds its own runtime and reopens its stores.
 if hasattr(_os, "register_at_fork"):
-    from trainyard._native import _before_fork
+    from trainyard._native import _after_fork, _before_fork
 
-    _os.register_at_fork(before=_before_fork)
+    _os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
 
 __all__ = [
     "BackendError",

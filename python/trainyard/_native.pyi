@@ -29,6 +29,7 @@ __all__ = [
     "TrainyardError",
     "ValidationError",
     "__version__",
+    "_after_fork",
     "_before_fork",
     "generate",
 ]
@@ -380,7 +381,11 @@ class Platform:
     def registry(self) -> RegistryService: ...
 
 def _before_fork() -> bool:
-    """Waits (up to 5 s) until no call or task runs on the native runtime; True when idle."""
+    """os.register_at_fork `before` hook: waits (up to 5 s) for in-flight calls, True when they
+    finished, then holds SQLite's global locks until `_after_fork`."""
+
+def _after_fork() -> None:
+    """`after_in_parent` / `after_in_child` hook: releases what `_before_fork` took."""
 
 def generate(
     feature_config: _Input,

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod codegen;
 mod convert;
 mod errors;
+mod fork;
 mod models;
 mod platform;
 mod runtime;
@@ -21,7 +22,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     services::register(m)?;
     m.add_class::<platform::PyPlatform>()?;
     m.add_function(wrap_pyfunction!(codegen::generate, m)?)?;
-    m.add_function(wrap_pyfunction!(runtime::_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_after_fork, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

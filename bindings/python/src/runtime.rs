@@ -62,13 +62,6 @@ pub fn quiesce(limit: Duration) -> bool {
     }
 }
 
-/// The `before` hook of `os.register_at_fork`: quiesces the runtime (GIL released, so a task
-/// finishing an awaitable can take it). Returns whether it became idle within 5 seconds.
-#[pyfunction]
-pub fn _before_fork(py: Python<'_>) -> bool {
-    py.detach(|| quiesce(Duration::from_secs(5)))
-}
-
 fn build() -> Runtime {
     Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
