@@ -482,6 +482,7 @@ pub fn serving(f: &FeatureConfig, m: &ModelConfig) -> String {
         del candidates  # ranking scores the (buyer, product) pairs it is given
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
+        self.raw_spec = tft_output.raw_feature_spec()
 
     @tf.function(
         input_signature=[
@@ -490,7 +491,7 @@ pub fn serving(f: &FeatureConfig, m: &ModelConfig) -> String {
     )
     def serve(self, {params}):
         raw = {{{dict}}}
-        transformed = self.tft_layer(raw)
+        transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
         buyer = self.model.buyer_tower({{k: transformed[k] for k in BUYER_FEATURES}}, training=False)
         product = self.model.product_tower({{k: transformed[k] for k in PRODUCT_FEATURES}}, training=False)
         rating = _served_target(self.model.rating(buyer, product))
@@ -530,6 +531,7 @@ pub fn serving(f: &FeatureConfig, m: &ModelConfig) -> String {
         super().__init__()
         self.buyer_tower = model.buyer_tower
         self.tft_layer = tft_output.transform_features_layer()
+        self.raw_spec = tft_output.raw_feature_spec()
         # ORIGINAL product ids (from the vocabulary), one per candidate row -- never indices
         self.product_ids = tf.constant(candidates.product_ids.tolist(), dtype=PRODUCT_ID_DTYPE)
         embeddings = candidates.embeddings(model)
@@ -543,7 +545,7 @@ pub fn serving(f: &FeatureConfig, m: &ModelConfig) -> String {
     )
     def serve(self, {params}):
         raw = {{{dict}}}
-        transformed = self.tft_layer(raw)
+        transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
         query = self.buyer_tower({{k: transformed[k] for k in BUYER_FEATURES}}, training=False)
         scores, rows = self.index(query, k=self.k)
         out = {{"product_ids": tf.gather(self.product_ids, rows), "scores": scores}}

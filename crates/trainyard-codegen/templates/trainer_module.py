@@ -305,6 +305,18 @@ def _to_numpy(batch):
     return out
 
 
+def _as_raw_spec(raw, spec):
+    """Shapes [batch] serving tensors the way the Transform graph was traced: TFX's SchemaGen
+    (infer_feature_shape) makes a single-valued feature [batch, 1], a plain feature spec [batch]."""
+    out = {}
+    for k, v in raw.items():
+        f = spec.get(k)
+        if isinstance(f, tf.io.FixedLenFeature) and list(f.shape) == [1]:
+            v = tf.expand_dims(v, -1)
+        out[k] = v
+    return out
+
+
 class Candidates:
     """Every product seen in the training data: its vocabulary index, its ORIGINAL id (read
     from the Transform vocabulary, never the index) and its transformed product features."""
@@ -449,6 +461,8 @@ class MetricsCollector:
     def epoch(self, epoch, values):
         for k, v in values.items():
             self.doc["loss"].setdefault(k, []).append(float(v))
+        # One line per epoch for runners that stream progress (trainyard's local runner).
+        print("[trainyard] EPOCH " + json.dumps({"epoch": epoch, "metrics": {k: float(v) for k, v in values.items()}}), flush=True)
         if self.mlflow is not None:
             self.mlflow.log(values, step=epoch)
 
