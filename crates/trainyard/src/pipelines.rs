@@ -252,8 +252,15 @@ pub struct WheelUploadingExecutor {
 
 #[async_trait::async_trait]
 impl trainyard_core::ports::PipelineExecutor for WheelUploadingExecutor {
-    async fn submit(&self, sub: &trainyard_core::ports::PipelineSubmission) -> Result<PipelineHandle> {
-        for (name, encoded) in sub.files.iter().filter(|(n, _)| n.starts_with(WHEEL_FILE_PREFIX)) {
+    async fn submit(
+        &self,
+        sub: &trainyard_core::ports::PipelineSubmission,
+    ) -> Result<PipelineHandle> {
+        for (name, encoded) in sub
+            .files
+            .iter()
+            .filter(|(n, _)| n.starts_with(WHEEL_FILE_PREFIX))
+        {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
                 .map_err(|e| Error::Backend(format!("{name}: {e}")))?;
@@ -263,7 +270,10 @@ impl trainyard_core::ports::PipelineExecutor for WheelUploadingExecutor {
         self.inner.submit(sub).await
     }
 
-    async fn poll(&self, handle: &PipelineHandle) -> Result<Vec<trainyard_core::ports::PipelineEvent>> {
+    async fn poll(
+        &self,
+        handle: &PipelineHandle,
+    ) -> Result<Vec<trainyard_core::ports::PipelineEvent>> {
         self.inner.poll(handle).await
     }
 
