@@ -597,8 +597,10 @@ mod tests {
 
     #[test]
     fn rejects_product_id_without_vocabulary() {
-        let mut c = FeatureConfig::default();
-        c.product_id_column = "price".into();
+        let c = FeatureConfig {
+            product_id_column: "price".into(),
+            ..FeatureConfig::default()
+        };
         assert_eq!(
             c.validate(),
             Err(FeatureConfigError::ProductIdNotVocabulary("price".into()))

@@ -406,8 +406,10 @@ mod tests {
             m.validate(),
             Err(ModelConfigError::BadFraction { .. })
         ));
-        let mut m = ModelConfig::default();
-        m.output_embedding_dim = 0;
+        let m = ModelConfig {
+            output_embedding_dim: 0,
+            ..ModelConfig::default()
+        };
         assert!(matches!(
             m.validate(),
             Err(ModelConfigError::OutOfRange { .. })
