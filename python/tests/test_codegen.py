@@ -1,6 +1,12 @@
-"""trainyard.codegen.generate: the generated modules compile, bad configs are ValidationErrors."""
+"""trainyard.codegen.generate and training.compile: the generated modules and pipelines compile,
+bad configs and settings are ValidationErrors."""
 
 from __future__ import annotations
+
+import base64
+import json
+import zipfile
+from io import BytesIO
 
 import pytest
 
@@ -33,3 +39,34 @@ def test_bad_configs_name_their_field(platform: trainyard.Platform) -> None:
     with pytest.raises(trainyard.ValidationError) as e:
         codegen.generate({"name": "x"}, cfg["model_config"])
     assert e.value.field == "feature_config"
+
+
+def test_pipeline_compile_local_and_vertex(platform: trainyard.Platform) -> None:
+    run = platform.training.create("m", {"model_config": {"model_type": "multitask"}})
+    local = platform.training.compile(run.id)
+    assert {"pipeline.py", "transform_module.py", "trainer_module.py"} <= set(local)
+    for name, source in local.items():
+        compile(source, name, "exec")
+    assert str(platform.dir) in local["pipeline.py"] and f"runs/{run.id}" in local["pipeline.py"]
+
+    vertex = platform.training.compile(
+        run.id, "vertex", pipeline_root="gs://bucket/root", project="p1", region="europe-west4"
+    )
+    job = json.loads(vertex["pipeline_job.json"])
+    assert job["runtimeConfig"]["gcsOutputDirectory"].startswith("gs://bucket/root")
+    assert job["labels"]["trainyard_run_id"] == str(run.id)
+    wheels = [k for k in vertex if k.startswith("_wheels/")]
+    assert len(wheels) == 2
+    with zipfile.ZipFile(BytesIO(base64.b64decode(vertex[wheels[0]]))) as whl:
+        assert any(n.endswith(".py") for n in whl.namelist())
+    assert vertex == platform.training.compile(
+        run.id, "vertex", pipeline_root="gs://bucket/root", project="p1", region="europe-west4"
+    ), "deterministic"
+
+    with pytest.raises(trainyard.ValidationError) as e:
+        platform.training.compile(run.id, "vertex", pipeline_root="gs://b/r", region="europe-west4")
+    assert (e.value.field, e.value.reason) == ("project", "is required for the vertex target")
+    with pytest.raises(trainyard.ValidationError, match='unknown target "k8s"'):
+        platform.training.compile(run.id, "k8s")
+    with pytest.raises(trainyard.NotFound):
+        platform.training.compile(999)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -194,6 +195,40 @@ def test_submit_without_an_executor_is_a_backend_error(platform: trainyard.Platf
     with pytest.raises(BackendError, match="no pipeline executor is configured"):
         platform.training.submit(run.id)
     assert platform.training.get(run.id).status == "pending"
+
+
+def test_local_runner_submits_and_follows(platform: trainyard.Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Submit and follow through the local runner. The interpreter here has no TFX, so the
+    pipeline starts and fails at its first import: the failure comes back as the run's."""
+    monkeypatch.delenv("TRAINYARD_PYTHON", raising=False)
+    with pytest.raises(ValidationError, match="no managed Python env") as e:
+        platform.with_local_runner()
+    assert e.value.field == "local.python"
+    monkeypatch.setenv("TRAINYARD_PYTHON", sys.executable)
+    local = platform.with_local_runner()
+    assert (platform.can_submit, local.can_submit, local.backend) == (False, True, "local")
+
+    run = local.training.create("m")
+    submitted = local.training.submit(run.id)
+    assert submitted.status == "running"
+    assert submitted.vertex_pipeline_job_id
+    done = local.training.follow(run.id, poll=0.1, timeout=60)
+    assert done.status == "failed"
+    assert done.error_message is not None and "No module named" in done.error_message
+    assert any(s["status"] == "failed" for s in done.stages)
+    with pytest.raises(ValidationError, match="poll: must be between"):
+        local.training.follow(run.id, poll=0)
+
+
+def test_backends(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRAINYARD_GCP_PROJECT", raising=False)
+    trainyard.Platform.init(project)
+    with pytest.raises(ValidationError, match="unknown variant `azure`"):
+        trainyard.Platform.open(project, backend="azure")
+    with pytest.raises(ValidationError, match="gcp.project: is required") as e:
+        trainyard.Platform.open(project, backend="gcp")
+    assert e.value.field == "gcp"
+    assert repr(trainyard.Platform.open(project)).endswith("ml_model='default', backend='local')")
 
 
 def test_list_filters_and_pages(platform: trainyard.Platform) -> None:

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use trainyard::Platform;
+use trainyard::{Backend, Platform};
 use trainyard_core::Result;
 
 use crate::runtime::{awaitable, block};
@@ -38,22 +38,50 @@ fn project_dir(path: PathBuf) -> Result<PathBuf> {
 pub struct Ctx {
     pub dir: PathBuf,
     pub ml_model: String,
+    /// How the platform was opened, to open it again the same way in a forked child.
+    backend: Backend,
+    local_runner: bool,
     slot: Mutex<(u32, Platform)>,
 }
 
+fn backend_of(name: &str) -> PyResult<Backend> {
+    crate::convert::from_json("backend", serde_json::Value::String(name.into()))
+}
+
 impl Ctx {
-    async fn open(path: PathBuf, init: bool) -> Result<Arc<Ctx>> {
+    async fn open(path: PathBuf, init: bool, backend: Backend) -> Result<Arc<Ctx>> {
         let dir = project_dir(path)?;
-        let platform = if init {
-            Platform::init(&dir).await?
-        } else {
-            Platform::open(&dir).await?
-        };
+        if init {
+            Platform::init(&dir).await?;
+        }
+        let platform = Platform::open_with(&dir, backend).await?;
         Ok(Arc::new(Ctx {
             dir,
             ml_model: platform.config().project.ml_model.clone(),
+            backend,
+            local_runner: false,
             slot: Mutex::new((std::process::id(), platform)),
         }))
+    }
+
+    /// A context over the same project whose platform submits to the local runner.
+    async fn with_local_runner(&self) -> Result<Arc<Ctx>> {
+        let platform = self.platform().await?.with_local_runner()?;
+        Ok(Arc::new(Ctx {
+            dir: self.dir.clone(),
+            ml_model: self.ml_model.clone(),
+            backend: self.backend,
+            local_runner: true,
+            slot: Mutex::new((std::process::id(), platform)),
+        }))
+    }
+
+    async fn reopen(&self) -> Result<Platform> {
+        let platform = Platform::open_with(&self.dir, self.backend).await?;
+        if self.local_runner {
+            return platform.with_local_runner();
+        }
+        Ok(platform)
     }
 
     /// The platform of this process.
@@ -65,7 +93,7 @@ impl Ctx {
                 return Ok(slot.1.clone());
             }
         }
-        let fresh = Platform::open(&self.dir).await?;
+        let fresh = self.reopen().await?;
         let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
         if slot.0 != pid {
             let inherited = std::mem::replace(&mut *slot, (pid, fresh));
@@ -85,42 +113,90 @@ pub struct PyPlatform {
 #[pymethods]
 impl PyPlatform {
     /// Opens an existing project: its directory (with trainyard.toml) or its trainyard.toml.
+    /// `backend` is "local" (embedded defaults) or "gcp" (Vertex AI and Cloud Scheduler from
+    /// the [gcp] section).
     #[staticmethod]
-    fn open(py: Python<'_>, dir: PathBuf) -> PyResult<PyPlatform> {
+    #[pyo3(signature = (dir, backend="local"))]
+    fn open(py: Python<'_>, dir: PathBuf, backend: &str) -> PyResult<PyPlatform> {
+        let backend = backend_of(backend)?;
         block(py, async move {
             Ok(PyPlatform {
-                ctx: Ctx::open(dir, false).await?,
+                ctx: Ctx::open(dir, false, backend).await?,
             })
         })
     }
 
-    /// Creates a project directory (trainyard.toml unless present, and the database), then opens it.
+    /// Creates a project directory (trainyard.toml unless present, and the database), then
+    /// opens it.
     #[staticmethod]
-    fn init(py: Python<'_>, dir: PathBuf) -> PyResult<PyPlatform> {
+    #[pyo3(signature = (dir, backend="local"))]
+    fn init(py: Python<'_>, dir: PathBuf, backend: &str) -> PyResult<PyPlatform> {
+        let backend = backend_of(backend)?;
         block(py, async move {
             Ok(PyPlatform {
-                ctx: Ctx::open(dir, true).await?,
+                ctx: Ctx::open(dir, true, backend).await?,
             })
         })
     }
 
     /// `await Platform.open_async(dir)`
     #[staticmethod]
-    fn open_async(py: Python<'_>, dir: PathBuf) -> PyResult<Bound<'_, PyAny>> {
+    #[pyo3(signature = (dir, backend="local"))]
+    fn open_async<'py>(
+        py: Python<'py>,
+        dir: PathBuf,
+        backend: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let backend = backend_of(backend)?;
         awaitable(py, async move {
             Ok(PyPlatform {
-                ctx: Ctx::open(dir, false).await?,
+                ctx: Ctx::open(dir, false, backend).await?,
             })
         })
     }
 
     /// `await Platform.init_async(dir)`
     #[staticmethod]
-    fn init_async(py: Python<'_>, dir: PathBuf) -> PyResult<Bound<'_, PyAny>> {
+    #[pyo3(signature = (dir, backend="local"))]
+    fn init_async<'py>(
+        py: Python<'py>,
+        dir: PathBuf,
+        backend: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let backend = backend_of(backend)?;
         awaitable(py, async move {
             Ok(PyPlatform {
-                ctx: Ctx::open(dir, true).await?,
+                ctx: Ctx::open(dir, true, backend).await?,
             })
+        })
+    }
+
+    /// This project with the local pipeline runner as its executor (TFX LocalDagRunner in the
+    /// managed Python env: $TRAINYARD_PYTHON or [local] python); ValidationError without one.
+    fn with_local_runner(&self, py: Python<'_>) -> PyResult<PyPlatform> {
+        let ctx = self.ctx.clone();
+        block(py, async move {
+            Ok(PyPlatform {
+                ctx: ctx.with_local_runner().await?,
+            })
+        })
+    }
+
+    /// "local" or "gcp".
+    #[getter]
+    fn backend(&self) -> &'static str {
+        match self.ctx.backend {
+            Backend::Local => "local",
+            Backend::Gcp => "gcp",
+        }
+    }
+
+    /// Whether runs can be submitted (a pipeline executor is configured).
+    #[getter]
+    fn can_submit(&self, py: Python<'_>) -> PyResult<bool> {
+        let ctx = self.ctx.clone();
+        block(py, async move {
+            Ok(ctx.platform().await?.training().can_submit())
         })
     }
 
@@ -159,9 +235,10 @@ impl PyPlatform {
 
     fn __repr__(&self) -> String {
         format!(
-            "Platform(dir={}, ml_model={})",
+            "Platform(dir={}, ml_model={}, backend={})",
             crate::models::pyq(&self.ctx.dir.display().to_string()),
-            crate::models::pyq(&self.ctx.ml_model)
+            crate::models::pyq(&self.ctx.ml_model),
+            crate::models::pyq(self.backend())
         )
     }
 }

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use pyo3::prelude::*;
@@ -76,6 +77,20 @@ fn statuses(status: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<RunStatus>> {
             })
         })
         .collect()
+}
+
+fn durations(poll: f64, timeout: f64) -> PyResult<(Duration, Duration)> {
+    let secs = |field: &str, v: f64, min: f64| {
+        if v.is_finite() && v >= min && v <= 7.0 * 86400.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(invalid(
+                field,
+                format!("must be between {min} and 604800 seconds"),
+            ))
+        }
+    };
+    Ok((secs("poll", poll, 0.01)?, secs("timeout", timeout, 0.0)?))
 }
 
 /// Training runs of a platform.
@@ -218,6 +233,91 @@ impl PyTraining {
 
     fn submit_async<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
         aw!(py, self.run_op(move |t| async move { t.submit(id).await }))
+    }
+
+    /// The files a run's pipeline is made of, {name: content}: for target "local" the
+    /// generated modules and the LocalDagRunner pipeline module; for "vertex" the Vertex AI
+    /// PipelineJob body (pipeline_job.json) and the user-code wheels (base64, under
+    /// `_wheels/`). `pipeline_root` defaults to `<project>/runs/<id>` (local) or is required as
+    /// a gs:// prefix (vertex), as are `project` and `region`.
+    #[pyo3(signature = (id, target="local", *, pipeline_root=None, project=None, region=None))]
+    fn compile(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        target: &str,
+        pipeline_root: Option<String>,
+        project: Option<String>,
+        region: Option<String>,
+    ) -> PyResult<std::collections::BTreeMap<String, String>> {
+        let ctx = self.ctx.clone();
+        let target = target.to_string();
+        sync!(py, async move {
+            use trainyard_core::ports::PipelineCompiler;
+            let run = ctx.platform().await?.training().get(id).await?;
+            let need = |field: &str, v: Option<String>| {
+                v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                    trainyard_core::Error::Validation(trainyard_core::ValidationError::field(
+                        field,
+                        "is required for the vertex target",
+                    ))
+                })
+            };
+            let (compiler, root) = match target.as_str() {
+                "local" => {
+                    let base = ctx.dir.canonicalize().unwrap_or_else(|_| ctx.dir.clone());
+                    let root = pipeline_root.unwrap_or_else(|| {
+                        base.join("runs").join(id.to_string()).display().to_string()
+                    });
+                    (trainyard::RunCompiler::local(base), root)
+                }
+                "vertex" => {
+                    let root = need("pipeline_root", pipeline_root)?;
+                    let settings = trainyard::VertexSettings {
+                        project: need("project", project)?,
+                        region: need("region", region)?,
+                        tfx_image: None,
+                        trainer_image: None,
+                    };
+                    (trainyard::RunCompiler::vertex(settings), root)
+                }
+                other => {
+                    return Err(trainyard_core::Error::Validation(
+                        trainyard_core::ValidationError::field(
+                            "target",
+                            format!("unknown target {other:?}; expected local or vertex"),
+                        ),
+                    ))
+                }
+            };
+            compiler.compile(&run, &root)
+        })
+    }
+
+    /// Polls the run's pipeline and applies its events until training finishes (or `timeout`
+    /// seconds pass: BackendError); returns the run as it then is.
+    #[pyo3(signature = (id, poll=2.0, timeout=3600.0))]
+    fn follow(&self, py: Python<'_>, id: i64, poll: f64, timeout: f64) -> PyResult<PyRun> {
+        let (poll, timeout) = durations(poll, timeout)?;
+        sync!(
+            py,
+            self.run_op(move |t| async move { t.follow(id, poll, timeout).await })
+        )
+    }
+
+    #[pyo3(signature = (id, poll=2.0, timeout=3600.0))]
+    fn follow_async<'py>(
+        &self,
+        py: Python<'py>,
+        id: i64,
+        poll: f64,
+        timeout: f64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (poll, timeout) = durations(poll, timeout)?;
+        aw!(
+            py,
+            self.run_op(move |t| async move { t.follow(id, poll, timeout).await })
+        )
     }
 
     /// Marks a pending or scheduled run as handed to an executor (status `submitting`).
