@@ -71,6 +71,25 @@ enum Command {
     /// Training pipelines.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Generate the TFX transform and TFRS trainer modules from feature and model configs, or
+    /// run the static checks on modules already generated (--check DIR).
+    Codegen {
+        #[arg(long, required_unless_present = "check")]
+        feature_config: Option<PathBuf>,
+        #[arg(long, required_unless_present = "check")]
+        model_config: Option<PathBuf>,
+        #[arg(long)]
+        training_params: Option<PathBuf>,
+        #[arg(long)]
+        gpu_config: Option<PathBuf>,
+        #[arg(long, required_unless_present = "check")]
+        out: Option<PathBuf>,
+        /// py_compile + pyflakes (in the managed env) over the modules in DIR.
+        #[arg(long, conflicts_with_all = ["feature_config", "model_config", "out"])]
+        check: Option<PathBuf>,
+    },
+    /// Report each component of the managed Python env (version, or what is missing).
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -524,6 +543,35 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             models(&p, cmd).await
         }
         Command::Schedule(cmd) => schedules(&cli.project, cli.backend, cmd).await,
+        Command::Codegen {
+            feature_config,
+            model_config,
+            training_params,
+            gpu_config,
+            out,
+            check,
+        } => codegen(
+            feature_config,
+            model_config,
+            training_params,
+            gpu_config,
+            out,
+            check,
+        ),
+        Command::Doctor => {
+            let python =
+                trainyard_codegen::default_python(&std::env::current_dir().unwrap_or_default());
+            let report =
+                trainyard_codegen::doctor(&python).map_err(|e| CliError::Failed(e.to_string()))?;
+            print!("{}", report.render());
+            if report.ok() {
+                Ok(())
+            } else {
+                Err(CliError::Failed(
+                    "the managed Python env is incomplete (make pyenv)".into(),
+                ))
+            }
+        }
         Command::Pipeline(PipelineCommand::Compile {
             run,
             target,
@@ -855,6 +903,54 @@ async fn follow_with_progress(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// `codegen`: generate modules (deterministic) or check existing ones.
+fn codegen(
+    feature_config: Option<PathBuf>,
+    model_config: Option<PathBuf>,
+    training_params: Option<PathBuf>,
+    gpu_config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    check: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let bad = |e: trainyard_codegen::CodegenError| {
+        CliError::BadInput(e.to_string().lines().next().unwrap_or_default().to_string())
+    };
+    if let Some(dir) = check {
+        let python =
+            trainyard_codegen::default_python(&std::env::current_dir().unwrap_or_default());
+        let report = trainyard_codegen::check_modules(&dir, &python)
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+        println!(
+            "{} modules pass py_compile and pyflakes",
+            report.files.len()
+        );
+        return Ok(());
+    }
+    let (Some(features), Some(model), Some(out)) = (feature_config, model_config, out) else {
+        return Err(CliError::BadInput(
+            "--feature-config, --model-config and --out are required".into(),
+        ));
+    };
+    let features = parse_json(&features)?;
+    let model = parse_json(&model)?;
+    let params = training_params
+        .map(|p| parse_json(&p))
+        .transpose()?
+        .unwrap_or_default();
+    let gpu = gpu_config
+        .map(|p| parse_json(&p))
+        .transpose()?
+        .unwrap_or_default();
+    let modules = trainyard_codegen::generate(&features, &model, &params, &gpu).map_err(bad)?;
+    let written = trainyard_codegen::write_modules(&modules, &out)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    println!("config-sha256 {}", modules.config_hash);
+    Ok(())
 }
 
 /// `pipeline compile`: the same pipeline for Vertex AI or for LocalDagRunner, from a run config.

@@ -286,3 +286,64 @@ fn submit_without_a_managed_env_says_how_to_get_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("make pyenv"), "{}", stderr(&o));
 }
+
+#[test]
+fn codegen_writes_deterministic_modules_and_refuses_bad_configs() {
+    use trainyard_core::feature_config::FeatureConfig;
+    use trainyard_core::model_config::ModelConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("features.json");
+    let m = dir.path().join("model.json");
+    std::fs::write(
+        &f,
+        serde_json::to_string(&FeatureConfig::default()).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&m, serde_json::to_string(&ModelConfig::default()).unwrap()).unwrap();
+    let mut sources = Vec::new();
+    for i in 0..2 {
+        let out = dir.path().join(format!("out{i}"));
+        let o = trainyard(
+            &[
+                "codegen",
+                "--feature-config",
+                f.to_str().unwrap(),
+                "--model-config",
+                m.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        sources.push((
+            std::fs::read_to_string(out.join("trainer_module.py")).unwrap(),
+            std::fs::read_to_string(out.join("transform_module.py")).unwrap(),
+        ));
+    }
+    assert_eq!(sources[0], sources[1], "byte-identical output");
+    assert!(sources[0].0.contains("def run_fn(fn_args)"));
+    assert!(sources[0].1.contains("def preprocessing_fn(inputs)"));
+
+    let bad = ModelConfig {
+        output_embedding_dim: 0,
+        ..ModelConfig::default()
+    };
+    std::fs::write(&m, serde_json::to_string(&bad).unwrap()).unwrap();
+    let out = dir.path().join("bad");
+    let o = trainyard(
+        &[
+            "codegen",
+            "--feature-config",
+            f.to_str().unwrap(),
+            "--model-config",
+            m.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{}", stderr(&o));
+    assert!(!out.exists(), "nothing written for a bad config");
+}
