@@ -397,37 +397,40 @@ impl ScheduleService {
     }
 
     pub async fn pause(&self, id: ScheduleId) -> Result<TrainingSchedule> {
-        let s = self
-            .set_status(id, &[ScheduleStatus::Active], ScheduleStatus::Paused)
-            .await?;
-        if let Some(t) = &self.trigger {
-            t.pause(&s.cloud_scheduler_job_name).await?;
-        }
-        self.with_stats(s).await
+        self.change_status(id, &[ScheduleStatus::Active], ScheduleStatus::Paused)
+            .await
     }
 
     /// Resumes from now: fires missed while paused are not caught up.
     pub async fn resume(&self, id: ScheduleId) -> Result<TrainingSchedule> {
-        let s = self
-            .set_status(id, &[ScheduleStatus::Paused], ScheduleStatus::Active)
-            .await?;
-        if let Some(t) = &self.trigger {
-            t.resume(&s.cloud_scheduler_job_name).await?;
-        }
-        self.with_stats(s).await
+        self.change_status(id, &[ScheduleStatus::Paused], ScheduleStatus::Active)
+            .await
     }
 
     /// Stops a schedule for good but keeps its record (delete removes it).
     pub async fn cancel(&self, id: ScheduleId) -> Result<TrainingSchedule> {
-        let s = self
-            .set_status(
-                id,
-                &[ScheduleStatus::Active, ScheduleStatus::Paused],
-                ScheduleStatus::Cancelled,
-            )
-            .await?;
+        let from = [ScheduleStatus::Active, ScheduleStatus::Paused];
+        self.change_status(id, &from, ScheduleStatus::Cancelled)
+            .await
+    }
+
+    /// Moves the record's status, then the external trigger's job to match.
+    async fn change_status(
+        &self,
+        id: ScheduleId,
+        from: &[ScheduleStatus],
+        to: ScheduleStatus,
+    ) -> Result<TrainingSchedule> {
+        let s = self.set_status(id, from, to).await?;
         if let Some(t) = &self.trigger {
-            t.delete(&s.cloud_scheduler_job_name).await?;
+            let job = &s.cloud_scheduler_job_name;
+            if !job.is_empty() {
+                match to {
+                    ScheduleStatus::Paused => t.pause(job).await?,
+                    ScheduleStatus::Active => t.resume(job).await?,
+                    ScheduleStatus::Cancelled | ScheduleStatus::Completed => t.delete(job).await?,
+                }
+            }
         }
         self.with_stats(s).await
     }
