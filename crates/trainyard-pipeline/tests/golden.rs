@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use trainyard_core::config::{DataSource, EvaluatorConfig, GpuConfig, GpuType, TrainingParams};
+use trainyard_core::config::{
+    DataSource, EvaluatorConfig, GpuConfig, GpuType, OptimizerName, TrainingParams,
+};
 use trainyard_core::model_config::ModelType;
 use trainyard_pipeline::{vertex, PipelineInputs};
 
@@ -43,6 +45,8 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
             epochs: 7,
             batch_size: 2048,
             learning_rate: 0.05,
+            // Pinned: the golden files must not move with the defaults.
+            optimizer: OptimizerName::Adagrad,
             ..Default::default()
         },
         gpu: GpuConfig::default(),
