@@ -8,7 +8,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
@@ -291,11 +291,6 @@ impl ScheduleTiming {
 /// A schedule's local wall-clock time for display, e.g. `2026-01-27T09:00:00+01:00`.
 pub fn rfc3339_local(t: &DateTime<Tz>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-}
-
-/// UTC midnight of a calendar day, for building grid windows.
-pub fn utc_day(y: i32, m: u32, d: u32) -> Option<DateTime<Utc>> {
-    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single()
 }
 
 /// Weekday of a local fire, 0=Monday.
