@@ -12,7 +12,7 @@ use crate::config::DeploymentConfig;
 use crate::error::Result;
 use crate::metrics::{EpochMetrics, RunResults};
 use crate::model_config::ModelType;
-use crate::registry::{DeployedEndpoint, RegisteredModel};
+use crate::registry::{DeployedEndpoint, RegisteredModel, RegistryEvent};
 use crate::run::{
     EndpointId, RegisteredModelId, RunId, ScheduleId, TrainingMetricsHistory, TrainingRun,
 };
@@ -145,6 +145,11 @@ pub trait Store: Send + Sync {
         &self,
         registered_model_id: Option<RegisteredModelId>,
     ) -> Result<Vec<DeployedEndpoint>>;
+
+    /// Appends an alias or endpoint change to a model's history.
+    async fn insert_registry_event(&self, event: &RegistryEvent) -> Result<RegistryEvent>;
+    /// A model's alias and endpoint history, oldest first.
+    async fn registry_events(&self, id: RegisteredModelId) -> Result<Vec<RegistryEvent>>;
 }
 
 /// What a pipeline reports about a run, through webhooks or a runner's progress stream.

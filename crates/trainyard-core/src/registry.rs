@@ -86,3 +86,65 @@ pub struct DeployedEndpoint {
     pub updated_at: DateTime<Utc>,
     pub version: i64,
 }
+
+/// What a registry event is about: an alias (e.g. `production`) or a serving endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryEventKind {
+    Alias,
+    Endpoint,
+}
+
+/// One change of which version an alias points at, or which version an endpoint serves.
+/// Append-only: the current state of an alias or endpoint is its newest event, and the list
+/// of events is the history users ask for ("which version was `production` last Tuesday").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryEvent {
+    pub id: i64,
+    pub registered_model_id: RegisteredModelId,
+    pub kind: RegistryEventKind,
+    /// The alias, or the endpoint's service name.
+    pub name: String,
+    /// The version now held; `None` when the alias was removed or the endpoint undeployed.
+    pub training_run_id: Option<RunId>,
+    /// The registry's version number of `training_run_id` ("1", "2", ...); empty when none.
+    pub model_version: String,
+    pub at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// Aliases are short lowercase labels like `production` or `staging`.
+pub fn validate_alias(alias: &str) -> Result<(), crate::ValidationError> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 63
+        && alias.starts_with(|c: char| c.is_ascii_lowercase())
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::ValidationError::field(
+            "alias",
+            format!(
+                "{alias:?} is not a valid alias: use 1-63 lowercase letters, digits, '-' or '_', starting with a letter"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::validate_alias;
+
+    #[test]
+    fn aliases_are_short_lowercase_labels() {
+        for ok in ["production", "staging", "canary-2", "a_b"] {
+            assert!(validate_alias(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Production", "2nd", "-x", "has space", &"x".repeat(64)] {
+            let e = validate_alias(bad).unwrap_err();
+            assert_eq!(e.field, "alias", "{bad}");
+        }
+    }
+}

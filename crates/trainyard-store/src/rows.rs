@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use trainyard_core::registry::{DeployedEndpoint, RegisteredModel};
+use trainyard_core::registry::{DeployedEndpoint, RegisteredModel, RegistryEvent};
 use trainyard_core::run::TrainingRun;
 use trainyard_core::schedule::TrainingSchedule;
 use trainyard_core::{Error, ValidationError};
@@ -139,5 +139,17 @@ impl Stored for DeployedEndpoint {
             ("service_name", Col::Text(self.service_name.clone())),
             ("is_active", Col::Int(i64::from(self.is_active))),
         ])
+    }
+}
+
+impl Stored for RegistryEvent {
+    const TABLE: &'static str = "registry_events";
+    const ENTITY: &'static str = "registry event";
+    identity!();
+    fn columns(&self) -> trainyard_core::Result<Vec<(&'static str, Col)>> {
+        Ok(vec![(
+            "registered_model_id",
+            Col::Int(self.registered_model_id),
+        )])
     }
 }

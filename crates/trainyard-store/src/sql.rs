@@ -11,7 +11,7 @@ macro_rules! sql_store {
 
         use trainyard_core::metrics::EpochMetrics;
         use trainyard_core::ports::{RunFilter, RunKpi, RunPage, Store};
-        use trainyard_core::registry::{DeployedEndpoint, RegisteredModel};
+        use trainyard_core::registry::{DeployedEndpoint, RegisteredModel, RegistryEvent};
         use trainyard_core::run::{
             EndpointId, RegisteredModelId, RunId, ScheduleId, TrainingMetricsHistory, TrainingRun,
         };
@@ -394,6 +394,14 @@ macro_rules! sql_store {
 
             async fn list_endpoints(&self, registered_model_id: Option<RegisteredModelId>) -> Result<Vec<DeployedEndpoint>> {
                 self.list(registered_model_id.map(|id| ("registered_model_id", Col::Int(id)))).await
+            }
+
+            async fn insert_registry_event(&self, event: &RegistryEvent) -> Result<RegistryEvent> {
+                self.insert(event).await
+            }
+
+            async fn registry_events(&self, id: RegisteredModelId) -> Result<Vec<RegistryEvent>> {
+                self.list(Some(("registered_model_id", Col::Int(id)))).await
             }
         }
     };

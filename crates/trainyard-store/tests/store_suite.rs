@@ -5,7 +5,9 @@ use trainyard_core::config::ScheduleConfig;
 use trainyard_core::metrics::EpochMetrics;
 use trainyard_core::model_config::{ModelConfig, ModelType};
 use trainyard_core::ports::{RunFilter, Store};
-use trainyard_core::registry::{DeployedEndpoint, RegisteredModel};
+use trainyard_core::registry::{
+    DeployedEndpoint, RegisteredModel, RegistryEvent, RegistryEventKind,
+};
 use trainyard_core::run::{NewTrainingRun, RunConfig, TrainingRun};
 use trainyard_core::schedule::{ScheduleStatus, ScheduleType, TrainingSchedule};
 use trainyard_core::timing::ScheduleTiming;
@@ -410,7 +412,7 @@ async fn reopening_keeps_data_and_backup_is_readable() {
     let path = dir.path().join("t.db");
     let id = {
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
         let r = store
             .insert_run(&run("shop", "keep", ModelType::Retrieval))
             .await
@@ -506,6 +508,52 @@ async fn due_schedules_are_active_and_past(store: Arc<dyn Store>) {
     assert_eq!(store.due_schedules(now(), 1).await.unwrap().len(), 1);
 }
 
+async fn registry_events_keep_each_models_history_in_order(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for name in ["a", "b"] {
+        let m = RegisteredModel::new("shop", name, ModelType::Retrieval, "", now());
+        ids.push(store.insert_registered_model(&m).await.unwrap().id);
+    }
+    let event = |model: i64, name: &str, run: Option<i64>, v: &str| RegistryEvent {
+        id: 0,
+        registered_model_id: model,
+        kind: RegistryEventKind::Alias,
+        name: name.into(),
+        training_run_id: run,
+        model_version: v.into(),
+        at: now(),
+        version: 0,
+    };
+    store
+        .insert_registry_event(&event(ids[0], "production", Some(7), "1"))
+        .await
+        .unwrap();
+    store
+        .insert_registry_event(&event(ids[1], "production", Some(9), "1"))
+        .await
+        .unwrap();
+    store
+        .insert_registry_event(&event(ids[0], "production", Some(8), "2"))
+        .await
+        .unwrap();
+    store
+        .insert_registry_event(&event(ids[0], "production", None, ""))
+        .await
+        .unwrap();
+    let history = store.registry_events(ids[0]).await.unwrap();
+    let held: Vec<Option<i64>> = history.iter().map(|e| e.training_run_id).collect();
+    assert_eq!(held, vec![Some(7), Some(8), None]);
+    assert_eq!(history[1].model_version, "2");
+    assert_eq!(store.registry_events(ids[1]).await.unwrap().len(), 1);
+    let missing = store
+        .insert_registry_event(&event(ids[1] + 100, "x", None, ""))
+        .await;
+    assert!(
+        missing.is_err(),
+        "an event of a model that does not exist is refused"
+    );
+}
+
 /// Each case, on SQLite and (ignored unless run with --ignored by `make test`) on PostgreSQL.
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -542,4 +590,5 @@ on_both_backends!(
     epoch_history_upserts_per_epoch,
     scheduled_fires_are_unique,
     due_schedules_are_active_and_past,
+    registry_events_keep_each_models_history_in_order,
 );
