@@ -262,6 +262,10 @@ pub trait ArtifactStore: Send + Sync {
 pub struct RegistryVersion {
     pub model_resource_name: String,
     pub version: String,
+    /// Where this version's SavedModel lives, when the registry keeps its own copy (the
+    /// filesystem registry) or knows the folder it registered; deployments serve from here.
+    #[serde(default)]
+    pub artifact_uri: Option<String>,
 }
 
 /// Registers pushed models as versions of a named model (filesystem, Vertex AI Model Registry).
@@ -294,6 +298,12 @@ pub trait Deployer: Send + Sync {
     async fn undeploy(&self, service_name: &str) -> Result<()>;
     /// Whether the service is up and serving a model right now.
     async fn is_serving(&self, service_name: &str) -> Result<bool>;
+    /// Refuses, before anything is deployed, a model the server would serve wrongly (a
+    /// retrieval signature whose `product_ids` are vocabulary indices, not the original ids).
+    /// Deployers that cannot look inside the model accept it.
+    async fn check_model(&self, _model_path: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Fires schedules (in-process scheduler, Cloud Scheduler).

@@ -218,6 +218,7 @@ impl VertexModelRegistry {
             .map(|v| RegistryVersion {
                 model_resource_name: strip_version(&v.name).to_string(),
                 version: v.version_id,
+                artifact_uri: None,
             }))
     }
 
@@ -235,6 +236,7 @@ impl VertexModelRegistry {
         Ok(RegistryVersion {
             model_resource_name: strip_version(&r.model).to_string(),
             version: r.model_version_id,
+            artifact_uri: None,
         })
     }
 
@@ -257,6 +259,23 @@ impl VertexModelRegistry {
         labels: &BTreeMap<String, String>,
     ) -> GcpResult<RegistryVersion> {
         let artifact_uri = self.artifact_uri(model_path).await?;
+        let registered = self
+            .register_uploading(model, run, &artifact_uri, labels)
+            .await?;
+        Ok(RegistryVersion {
+            artifact_uri: Some(artifact_uri),
+            ..registered
+        })
+    }
+
+    async fn register_uploading(
+        &self,
+        model: &RegisteredModel,
+        run: &TrainingRun,
+        artifact_uri: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> GcpResult<RegistryVersion> {
+        let artifact_uri = artifact_uri.to_string();
         let known = !model.vertex_model_resource_name.is_empty();
         let model_name = self.model_resource_name(model);
         if known {
@@ -312,6 +331,7 @@ impl ModelRegistry for VertexModelRegistry {
             .map(|v| RegistryVersion {
                 model_resource_name: strip_version(&v.name).to_string(),
                 version: v.version_id,
+                artifact_uri: None,
             })
             .collect())
     }

@@ -5,8 +5,14 @@
 //! the Store, so its state survives restarts and several scheduler processes can share one
 //! database without firing anything twice.
 
+mod deployer;
+mod registry;
 mod runner;
 mod scheduler;
 
+pub use deployer::{
+    check_product_ids_are_strings, LocalDeployer, LocalEndpointState, SERVED_MODEL_NAME,
+};
+pub use registry::{pushed_version_dir, LocalModelRegistry, VersionManifest, MANIFEST_FILE};
 pub use runner::{group_alive, LocalRunner};
 pub use scheduler::{EmbeddedScheduler, SchedulerConfig, TickReport};
