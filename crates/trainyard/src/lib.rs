@@ -4,6 +4,7 @@
 //! issues land, schedules and deployments) — and the [`Platform`] that wires them to backends
 //! picked from a project's `trainyard.toml`. Re-exports the domain types of `trainyard-core`.
 
+mod deployments;
 #[cfg(feature = "http")]
 pub mod http;
 mod pipelines;
@@ -12,11 +13,18 @@ mod registry;
 mod schedules;
 mod training;
 
+pub use deployments::{
+    DeployOptions, DeploymentService, DeploymentView, EndpointView, ServingImages,
+    REGISTERED_MODEL_ARTIFACT,
+};
 pub use pipelines::{
     handle_of, RunCompiler, Target, VertexSettings, PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{Backend, LocalSection, Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
-pub use registry::RegistryService;
+pub use registry::{
+    registration_labels, ModelFilter, ModelListing, ModelSummary, ModelVersion, RegistryKpi,
+    RegistryService,
+};
 pub use schedules::{NewSchedule, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule};
 pub use training::{Launch, RunConfigView, TrainingService};
 pub use trainyard_core as core;

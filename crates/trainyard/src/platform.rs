@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trainyard_core::ports::{
-    Clock, PipelineCompiler, PipelineExecutor, ScheduleTrigger, Store, SystemClock,
+    Clock, Deployer, ModelRegistry, PipelineCompiler, PipelineExecutor, ScheduleTrigger, Store,
+    SystemClock,
 };
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_store::SqliteStore;
 
+use crate::deployments::DeploymentService;
 use crate::registry::RegistryService;
 use crate::schedules::ScheduleService;
 use crate::training::{Launch, TrainingService};
@@ -117,6 +119,8 @@ pub struct Platform {
     clock: Arc<dyn Clock>,
     launch: Option<Launch>,
     trigger: Option<Arc<dyn ScheduleTrigger>>,
+    model_registry: Option<Arc<dyn ModelRegistry>>,
+    deployer: Option<Arc<dyn Deployer>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -176,7 +180,10 @@ impl Platform {
                     trainer_image: None,
                 }));
                 let root = format!("gs://{}/pipeline_root", config.bucket);
-                let platform = platform.with_executor(executor, compiler, root);
+                let platform = platform
+                    .with_executor(executor, compiler, root)
+                    .with_model_registry(gcp.registry.clone())
+                    .with_deployer(gcp.deployer.clone());
                 Ok(match gcp.scheduler {
                     Some(trigger) => platform.with_schedule_trigger(trigger),
                     None => platform,
@@ -211,12 +218,7 @@ impl Platform {
             Some(url) => trainyard_store::open_url(&url).await?,
             None => Arc::new(SqliteStore::open(dir.join(&config.store.sqlite_path)).await?),
         };
-        Ok(Platform::with_store(
-            dir,
-            config,
-            store,
-            Arc::new(SystemClock),
-        ))
+        Ok(Platform::with_store(dir, config, store, Arc::new(SystemClock)).with_local_serving())
     }
 
     /// A platform over any store and clock (tests, embedding apps).
@@ -233,7 +235,42 @@ impl Platform {
             clock,
             launch: None,
             trigger: None,
+            model_registry: None,
+            deployer: None,
         }
+    }
+
+    /// Registered versions go to `registry` (filesystem registry, Vertex AI Model Registry).
+    pub fn with_model_registry(mut self, registry: Arc<dyn ModelRegistry>) -> Platform {
+        self.model_registry = Some(registry);
+        self
+    }
+
+    /// Endpoints are served by `deployer` (local trainyard-serve processes, Cloud Run).
+    pub fn with_deployer(mut self, deployer: Arc<dyn Deployer>) -> Platform {
+        self.deployer = Some(deployer);
+        self
+    }
+
+    /// The embedded registry and deployer: versions under `<project>/registry`, endpoints as
+    /// trainyard-serve processes recorded under `<project>/.trainyard/endpoints`.
+    pub fn with_local_serving(self) -> Platform {
+        let registry = Arc::new(trainyard_local::LocalModelRegistry::new(
+            self.dir.join("registry"),
+        ));
+        let mut deployer = trainyard_local::LocalDeployer::new(
+            self.dir.join(".trainyard").join("endpoints"),
+            trainyard_local::LocalDeployer::default_serve_bin(),
+        );
+        let python = std::env::var(crate::PYTHON_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| self.config.local.python.clone());
+        if let Some(python) = python {
+            deployer = deployer.with_env(crate::PYTHON_ENV, python);
+        }
+        self.with_model_registry(registry)
+            .with_deployer(Arc::new(deployer))
     }
 
     /// Runs are compiled by `compiler` and submitted to `executor`; artifacts go under
@@ -275,8 +312,19 @@ impl Platform {
         &self.store
     }
 
+    /// Training runs; a blessed run that completes is registered (and auto-deployed when
+    /// its deployment_config says so) when a registry is configured.
     pub fn training(&self) -> TrainingService {
         TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
+            .with_registry(self.registry())
+    }
+
+    pub fn deployments(&self) -> DeploymentService {
+        DeploymentService::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.deployer.clone(),
+        )
     }
 
     /// The durable in-process scheduler over this platform's store, firing through its
@@ -303,6 +351,11 @@ impl Platform {
     }
 
     pub fn registry(&self) -> RegistryService {
-        RegistryService::new(self.store.clone(), self.clock.clone())
+        let service = RegistryService::new(self.store.clone(), self.clock.clone())
+            .with_deployments(self.deployments());
+        match &self.model_registry {
+            Some(backend) => service.with_backend(backend.clone()),
+            None => service,
+        }
     }
 }

@@ -57,6 +57,12 @@ impl TrainingService {
         }
     }
 
+    /// Registers blessed runs when they complete (when `registry` has a backend).
+    pub fn with_registry(mut self, registry: RegistryService) -> Self {
+        self.registry = registry;
+        self
+    }
+
     /// Whether a pipeline executor is configured.
     pub fn can_submit(&self) -> bool {
         self.launch.is_some()
@@ -138,24 +144,11 @@ impl TrainingService {
         self.store.history(id).await
     }
 
-    /// Loads, changes and saves a run; on a concurrent write, reloads and applies `f` again,
-    /// so the change is made against the newest state or refused by it.
-    async fn mutate<F>(&self, id: RunId, mut f: F) -> Result<TrainingRun>
+    async fn mutate<F>(&self, id: RunId, f: F) -> Result<TrainingRun>
     where
         F: FnMut(&mut TrainingRun) -> Result<()> + Send,
     {
-        for _ in 0..CONFLICT_RETRIES {
-            let mut run = self.store.get_run(id).await?;
-            f(&mut run)?;
-            run.updated_at = self.clock.now();
-            match self.store.update_run(&run).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict(format!(
-            "training run {id} kept changing under {CONFLICT_RETRIES} attempts; try again"
-        )))
+        mutate_run(&self.store, &self.clock, id, f).await
     }
 
     /// Cancels a pending, scheduled, submitting or running run, stopping its pipeline.
@@ -275,6 +268,7 @@ impl TrainingService {
             return Ok(run);
         }
         let mut history: Vec<EpochMetrics> = Vec::new();
+        let registers = self.registry.can_register();
         let run = self
             .mutate(id, |run| {
                 match event {
@@ -327,7 +321,11 @@ impl TrainingService {
                         run.update_stages(|s| {
                             s.complete(StageName::Evaluate, now);
                             if *blessed {
-                                s.complete(StageName::Register, now);
+                                // With a registry, registration follows and completes the
+                                // stage; without one, the Pusher's push is the registration.
+                                if !registers {
+                                    s.complete(StageName::Register, now);
+                                }
                             } else {
                                 // The Pusher does not push an unblessed model.
                                 s.skip(StageName::Register);
@@ -344,8 +342,43 @@ impl TrainingService {
         if !history.is_empty() {
             self.store.record_epochs(id, &history, now).await?;
         }
+        if registers && matches!(event, PipelineEvent::Completed { blessed: true, .. }) {
+            // Auto-registration; a failure is kept on the run's register stage.
+            return match self.registry.push(id).await {
+                Ok(run) => Ok(run),
+                Err(e) => {
+                    tracing::warn!(run_id = id, error = %e, "registration after completion failed");
+                    self.store.get_run(id).await
+                }
+            };
+        }
         Ok(run)
     }
+}
+
+/// Loads, changes and saves a run; on a concurrent write, reloads and applies `f` again, so
+/// the change is made against the newest state or refused by it.
+pub(crate) async fn mutate_run<F>(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    id: RunId,
+    mut f: F,
+) -> Result<TrainingRun>
+where
+    F: FnMut(&mut TrainingRun) -> Result<()> + Send,
+{
+    for _ in 0..CONFLICT_RETRIES {
+        let mut run = store.get_run(id).await?;
+        f(&mut run)?;
+        run.updated_at = clock.now();
+        match store.update_run(&run).await {
+            Err(Error::Conflict(_)) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::Conflict(format!(
+        "training run {id} kept changing under {CONFLICT_RETRIES} attempts; try again"
+    )))
 }
 
 /// A pipeline that reports in was submitted and runs, whoever submitted it: a run still

@@ -100,7 +100,15 @@ fn multitask_metrics() -> serde_json::Value {
 
 #[tokio::test]
 async fn pipeline_events_drive_status_stages_results_and_history() {
-    let (_dir, p) = platform().await;
+    let (dir, p) = platform().await;
+    // What the Pusher leaves: the blessed model is registered from here on completion.
+    let pushed = dir
+        .path()
+        .join("pipeline")
+        .join("pushed_model")
+        .join("1764000000");
+    std::fs::create_dir_all(&pushed).unwrap();
+    std::fs::write(pushed.join("saved_model.pb"), b"model").unwrap();
     let svc = p.training();
     let run = svc
         .create_training_run(new_run("hybrid", ModelType::Multitask))
@@ -147,7 +155,10 @@ async fn pipeline_events_drive_status_stages_results_and_history() {
             &PipelineEvent::Completed {
                 training_metrics: multitask_metrics(),
                 blessed: true,
-                artifacts: BTreeMap::new(),
+                artifacts: BTreeMap::from([(
+                    "pipeline_root".to_string(),
+                    dir.path().join("pipeline").display().to_string(),
+                )]),
             },
         )
         .await
@@ -165,6 +176,11 @@ async fn pipeline_events_drive_status_stages_results_and_history() {
     assert_eq!(
         done.stage_details.get(StageName::Deploy).status,
         StageStatus::Skipped
+    );
+    assert_eq!(done.vertex_model_version.as_deref(), Some("1"));
+    assert_eq!(
+        done.stage_details.get(StageName::Register).status,
+        StageStatus::Completed
     );
     assert!(done.duration_seconds.is_some());
     // The full per-epoch history replaces the streamed rows.

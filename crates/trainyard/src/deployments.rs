@@ -1,0 +1,515 @@
+//! DeploymentService: serve a registered version on an endpoint owned by its RegisteredModel,
+//! undeploy it, and say whether it is serving — asked of the live deployer every time, never
+//! read from a stored flag.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use trainyard_core::config::{DeploymentConfig, DeploymentPreset};
+use trainyard_core::deployment::{
+    default_service_name, live_status, validate_service_name, DeploymentStatus,
+    LiveDeploymentStatus,
+};
+use trainyard_core::model_config::RetrievalAlgorithm;
+use trainyard_core::ports::{Clock, DeployRequest, Deployer, Store};
+use trainyard_core::registry::{DeployedEndpoint, RegistryEvent, RegistryEventKind};
+use trainyard_core::run::{RegisteredModelId, RunId, TrainingRun};
+use trainyard_core::stages::StageName;
+use trainyard_core::{Error, Result, RunEvent, RunStatus, ValidationError};
+
+use crate::training::mutate_run;
+
+/// Run artifact key of the folder the registry keeps for a registered version.
+pub const REGISTERED_MODEL_ARTIFACT: &str = "registered_model_uri";
+
+/// Serving images by retrieval algorithm (DESIGN: brute force -> native TF Serving image,
+/// ScaNN -> a ScaNN-capable image). The local deployer runs trainyard-serve for both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServingImages {
+    pub native: String,
+    pub scann: String,
+}
+
+impl Default for ServingImages {
+    fn default() -> Self {
+        ServingImages {
+            native: "tf-serving-native:latest".into(),
+            scann: "tf-serving-scann:latest".into(),
+        }
+    }
+}
+
+impl ServingImages {
+    pub fn for_run(&self, run: &TrainingRun) -> &str {
+        match run.config.model_config.retrieval_algorithm {
+            RetrievalAlgorithm::Scann => &self.scann,
+            RetrievalAlgorithm::BruteForce => &self.native,
+        }
+    }
+}
+
+/// How to deploy: resources and which endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeployOptions {
+    /// A named preset; `custom` needs `resources`. Default: the run's deployment_config.
+    pub preset: Option<DeploymentPreset>,
+    /// Custom resources (min/max instances, memory, cpu, timeout).
+    pub resources: Option<DeploymentConfig>,
+    /// Update this existing endpoint; it must belong to the run's registered model.
+    pub endpoint: Option<String>,
+    /// Name for a new endpoint; default: the DESIGN.md chain + "-serving".
+    pub service_name: Option<String>,
+}
+
+/// Deployment of one run as users see it. `deployment_status` is what the pipeline and the
+/// last deploy did; `has_active_endpoint` and `status` are what the endpoint does right now.
+/// They are kept apart on purpose (DESIGN bug 11).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentView {
+    pub training_run_id: RunId,
+    pub run_status: RunStatus,
+    pub deployment_status: DeploymentStatus,
+    pub has_active_endpoint: bool,
+    pub status: LiveDeploymentStatus,
+    pub endpoint: Option<DeployedEndpoint>,
+}
+
+/// An endpoint and whether it is serving now (`None` with the error when that is unknown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointView {
+    #[serde(flatten)]
+    pub endpoint: DeployedEndpoint,
+    pub serving: Option<bool>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct DeploymentService {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    deployer: Option<Arc<dyn Deployer>>,
+    images: ServingImages,
+}
+
+impl DeploymentService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        deployer: Option<Arc<dyn Deployer>>,
+    ) -> Self {
+        DeploymentService {
+            store,
+            clock,
+            deployer,
+            images: ServingImages::default(),
+        }
+    }
+
+    pub fn with_images(mut self, images: ServingImages) -> Self {
+        self.images = images;
+        self
+    }
+
+    fn deployer(&self) -> Result<&Arc<dyn Deployer>> {
+        self.deployer
+            .as_ref()
+            .ok_or_else(|| Error::Backend("no deployer is configured for this platform".into()))
+    }
+
+    /// The endpoint named `service_name`.
+    pub async fn endpoint(&self, service_name: &str) -> Result<DeployedEndpoint> {
+        self.store
+            .list_endpoints(None)
+            .await?
+            .into_iter()
+            .find(|e| e.service_name == service_name)
+            .ok_or_else(|| Error::not_found("endpoint", service_name))
+    }
+
+    /// Deploys a registered run. Input errors (not registered, a name that breaks the rules,
+    /// an endpoint of another model, a model serving indices) change nothing. Once the deploy
+    /// starts the run moves deploying -> deployed, or deploy_failed with the error kept (and
+    /// the error is returned).
+    pub async fn deploy(&self, run_id: RunId, options: &DeployOptions) -> Result<TrainingRun> {
+        let run = self.store.get_run(run_id).await?;
+        let version = run.vertex_model_version.clone().ok_or_else(|| {
+            Error::Validation(ValidationError::field(
+                "training_run",
+                format!(
+                    "run {run_id} is not registered; push it to the registry first (`trainyard registry push {run_id}`)"
+                ),
+            ))
+        })?;
+        // Refuse a status the state machine refuses before touching anything.
+        trainyard_core::status::apply(run.status, RunEvent::Deploy)?;
+        let model_id = run.registered_model_id.ok_or_else(|| {
+            Error::Validation(ValidationError::field(
+                "training_run",
+                format!("run {run_id} has no registered model"),
+            ))
+        })?;
+        let model = self.store.get_registered_model(model_id).await?;
+        let config = resolve_config(&run.config.deployment_config, options)?;
+        let existing = self.pick_endpoint(&run, &model, &config, options).await?;
+        let service_name = match &existing {
+            Endpoint::Existing(ep) => ep.service_name.clone(),
+            Endpoint::New(name) => name.clone(),
+        };
+        let model_path = model_path_of(&run)?;
+        let deployer = self.deployer()?;
+        deployer.check_model(&model_path).await?;
+
+        let now = self.clock.now();
+        mutate_run(&self.store, &self.clock, run_id, |r| {
+            r.transition(RunEvent::Deploy, now)?;
+            r.deployment_status = DeploymentStatus::Deploying;
+            r.deployment_started_at = Some(now);
+            r.deployment_completed_at = None;
+            r.deployment_error.clear();
+            r.update_stages(|s| s.start(StageName::Deploy, now));
+            Ok(())
+        })
+        .await?;
+        let request = DeployRequest {
+            service_name: service_name.clone(),
+            model_path,
+            image: self.images.for_run(&run).to_string(),
+            config: config.clone(),
+        };
+        let url = match deployer.deploy(&request).await {
+            Ok(url) => url,
+            Err(e) => {
+                let error = e.to_string();
+                let now = self.clock.now();
+                mutate_run(&self.store, &self.clock, run_id, |r| {
+                    r.transition(RunEvent::DeployError, now)?;
+                    r.deployment_status = DeploymentStatus::Failed;
+                    r.deployment_error.clone_from(&error);
+                    r.update_stages(|s| s.fail(StageName::Deploy, now, error.clone()));
+                    Ok(())
+                })
+                .await?;
+                return Err(e);
+            }
+        };
+
+        let now = self.clock.now();
+        let endpoint = match existing {
+            Endpoint::Existing(mut ep) => {
+                let replaced = ep.deployed_training_run_id.filter(|id| *id != run_id);
+                ep.service_url = url;
+                ep.deployed_version.clone_from(&version);
+                ep.deployed_training_run_id = Some(run_id);
+                ep.is_active = true;
+                ep.deployment_config = config.clone();
+                ep.updated_at = now;
+                let ep = self.store.update_endpoint(&ep).await?;
+                if let Some(old) = replaced {
+                    self.release_run(old, ep.id).await?;
+                }
+                ep
+            }
+            Endpoint::New(name) => {
+                self.store
+                    .insert_endpoint(&DeployedEndpoint {
+                        id: 0,
+                        registered_model_id: model_id,
+                        service_name: name,
+                        service_url: url,
+                        deployed_version: version.clone(),
+                        deployed_training_run_id: Some(run_id),
+                        is_active: true,
+                        deployment_config: config.clone(),
+                        created_at: now,
+                        updated_at: now,
+                        version: 0,
+                    })
+                    .await?
+            }
+        };
+        let run = mutate_run(&self.store, &self.clock, run_id, |r| {
+            r.transition(RunEvent::Deployed, now)?;
+            r.deployment_status = DeploymentStatus::Deployed;
+            r.deployment_completed_at = Some(now);
+            r.deployed_endpoint_id = Some(endpoint.id);
+            r.config.deployment_config.clone_from(&config);
+            r.config
+                .deployment_config
+                .service_name
+                .clone_from(&endpoint.service_name);
+            r.update_stages(|s| s.complete(StageName::Deploy, now));
+            Ok(())
+        })
+        .await?;
+        self.record_endpoint_event(&endpoint, Some(run_id), &version)
+            .await?;
+        self.sync_model_deployment(model_id).await?;
+        Ok(run)
+    }
+
+    /// The endpoint a deploy goes to: the named existing one (which must be this model's), or
+    /// a new one named by the options or the default chain. A new name that is taken by this
+    /// model's endpoint updates it; taken by another model's, it is refused.
+    async fn pick_endpoint(
+        &self,
+        run: &TrainingRun,
+        model: &trainyard_core::registry::RegisteredModel,
+        config: &DeploymentConfig,
+        options: &DeployOptions,
+    ) -> Result<Endpoint> {
+        let all = self.store.list_endpoints(None).await?;
+        let owned_or_refused = |ep: DeployedEndpoint| -> Result<Endpoint> {
+            if ep.registered_model_id == model.id {
+                Ok(Endpoint::Existing(Box::new(ep)))
+            } else {
+                Err(Error::Conflict(format!(
+                    "endpoint {} belongs to another registered model (id {}); a version of {:?} cannot be deployed to it",
+                    ep.service_name, ep.registered_model_id, model.model_name
+                )))
+            }
+        };
+        if let Some(name) = &options.endpoint {
+            let ep = all
+                .into_iter()
+                .find(|e| &e.service_name == name)
+                .ok_or_else(|| Error::not_found("endpoint", name))?;
+            return owned_or_refused(ep);
+        }
+        let name = match (&options.service_name, config.custom_name) {
+            (Some(n), _) => n.clone(),
+            (None, true) if !config.service_name.is_empty() => config.service_name.clone(),
+            _ => default_service_name(
+                run.vertex_model_name.as_deref(),
+                Some(&model.model_name),
+                Some(&run.name),
+                &run.ml_model,
+            ),
+        };
+        validate_service_name(&name).map_err(|e| {
+            Error::Validation(ValidationError::field(
+                "service_name",
+                format!("{name:?}: {e}"),
+            ))
+        })?;
+        match all.into_iter().find(|e| e.service_name == name) {
+            Some(ep) => owned_or_refused(ep),
+            None => Ok(Endpoint::New(name)),
+        }
+    }
+
+    /// Stops serving on an endpoint: the server is stopped, the endpoint marked inactive and
+    /// the run it served goes back to completed (or not_blessed), so it can be deployed again.
+    pub async fn undeploy(&self, service_name: &str) -> Result<DeployedEndpoint> {
+        let mut ep = self.endpoint(service_name).await?;
+        self.deployer()?.undeploy(service_name).await?;
+        let served = ep.deployed_training_run_id;
+        ep.is_active = false;
+        ep.updated_at = self.clock.now();
+        let ep = self.store.update_endpoint(&ep).await?;
+        if let Some(run_id) = served {
+            self.release_run(run_id, ep.id).await?;
+        }
+        self.record_endpoint_event(&ep, None, "").await?;
+        self.sync_model_deployment(ep.registered_model_id).await?;
+        Ok(ep)
+    }
+
+    /// A run no longer served by endpoint `endpoint_id` leaves `deployed`.
+    async fn release_run(&self, run_id: RunId, endpoint_id: i64) -> Result<()> {
+        let now = self.clock.now();
+        let result = mutate_run(&self.store, &self.clock, run_id, |r| {
+            if r.deployed_endpoint_id != Some(endpoint_id) {
+                return Ok(());
+            }
+            if r.status == RunStatus::Deployed {
+                let is_blessed = r.results.is_blessed.unwrap_or(true);
+                r.transition(RunEvent::Undeploy { is_blessed }, now)?;
+            }
+            r.deployed_endpoint_id = None;
+            Ok(())
+        })
+        .await;
+        match result {
+            Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_endpoint_event(
+        &self,
+        ep: &DeployedEndpoint,
+        run_id: Option<RunId>,
+        version: &str,
+    ) -> Result<()> {
+        self.store
+            .insert_registry_event(&RegistryEvent {
+                id: 0,
+                registered_model_id: ep.registered_model_id,
+                kind: RegistryEventKind::Endpoint,
+                name: ep.service_name.clone(),
+                training_run_id: run_id,
+                model_version: version.to_string(),
+                at: self.clock.now(),
+                version: 0,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The model's deployment record (is_deployed, deployed_version_id) from its active
+    /// endpoints, written after every deploy and undeploy.
+    async fn sync_model_deployment(&self, model_id: RegisteredModelId) -> Result<()> {
+        for _ in 0..8 {
+            let mut model = self.store.get_registered_model(model_id).await?;
+            let active: Vec<DeployedEndpoint> = self
+                .store
+                .list_endpoints(Some(model_id))
+                .await?
+                .into_iter()
+                .filter(|e| e.is_active)
+                .collect();
+            model.is_deployed = !active.is_empty();
+            model.deployed_version_id = active
+                .iter()
+                .max_by_key(|e| e.updated_at)
+                .and_then(|e| e.deployed_training_run_id);
+            model.updated_at = self.clock.now();
+            match self.store.update_registered_model(&model).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "registered model {model_id} kept changing; try again"
+        )))
+    }
+
+    /// Whether an active endpoint serves right now; `Err` with the reason when that cannot be
+    /// told (shown as "unknown").
+    pub async fn is_serving(&self, ep: &DeployedEndpoint) -> std::result::Result<bool, String> {
+        if !ep.is_active {
+            return Ok(false);
+        }
+        match &self.deployer {
+            None => Err("no deployer is configured for this platform".into()),
+            Some(d) => d
+                .is_serving(&ep.service_name)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The run's deployment: its recorded result and its endpoint's live state.
+    pub async fn status(&self, run_id: RunId) -> Result<DeploymentView> {
+        let run = self.store.get_run(run_id).await?;
+        let endpoint = match run.deployed_endpoint_id {
+            Some(id) => match self.store.get_endpoint(id).await {
+                Ok(ep) => Some(ep),
+                Err(Error::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let serving = match &endpoint {
+            Some(ep) if ep.deployed_training_run_id == Some(run_id) => self.is_serving(ep).await,
+            _ => Ok(false),
+        };
+        let has_active_endpoint = matches!(serving, Ok(true));
+        let is_blessed = run.results.is_blessed.unwrap_or(false);
+        Ok(DeploymentView {
+            training_run_id: run_id,
+            run_status: run.status,
+            deployment_status: run.deployment_status,
+            has_active_endpoint,
+            status: live_status(is_blessed, serving),
+            endpoint,
+        })
+    }
+
+    /// A model's endpoints (all when `None`) with their live state.
+    pub async fn endpoints(
+        &self,
+        model_id: Option<RegisteredModelId>,
+    ) -> Result<Vec<EndpointView>> {
+        let mut out = Vec::new();
+        for ep in self.store.list_endpoints(model_id).await? {
+            let live = self.is_serving(&ep).await;
+            out.push(EndpointView {
+                serving: live.as_ref().ok().copied(),
+                error: live.err(),
+                endpoint: ep,
+            });
+        }
+        Ok(out)
+    }
+}
+
+enum Endpoint {
+    Existing(Box<DeployedEndpoint>),
+    New(String),
+}
+
+/// Resources of a deploy: the run's deployment_config, overridden by a preset or custom
+/// resources from the options.
+fn resolve_config(base: &DeploymentConfig, options: &DeployOptions) -> Result<DeploymentConfig> {
+    let mut config = match (&options.resources, options.preset) {
+        (Some(custom), _) => DeploymentConfig {
+            preset: DeploymentPreset::Custom,
+            ..custom.clone()
+        },
+        (None, Some(DeploymentPreset::Custom)) => {
+            return Err(Error::Validation(ValidationError::field(
+                "preset",
+                "the custom preset needs resources (min/max instances, memory, cpu)",
+            )))
+        }
+        (None, Some(preset)) => DeploymentConfig::from_preset(preset),
+        (None, None) => base.clone(),
+    };
+    config.enabled = base.enabled;
+    if options.service_name.is_none() {
+        config.service_name.clone_from(&base.service_name);
+        config.custom_name = base.custom_name;
+    }
+    if config.min_instances > config.max_instances {
+        return Err(Error::Validation(ValidationError::field(
+            "min_instances",
+            format!(
+                "{} is more than max_instances {}",
+                config.min_instances, config.max_instances
+            ),
+        )));
+    }
+    Ok(config)
+}
+
+/// Where a run's model is served from: the registry's copy of its version, else the
+/// pushed_model folder of its pipeline (the deployer picks the newest numeric version in it).
+pub(crate) fn model_path_of(run: &TrainingRun) -> Result<String> {
+    if let Some(uri) = run.artifacts.get(REGISTERED_MODEL_ARTIFACT) {
+        return Ok(uri.clone());
+    }
+    pushed_model_path(run)
+}
+
+/// `<pipeline_root>/pushed_model`, where the Pusher writes.
+pub(crate) fn pushed_model_path(run: &TrainingRun) -> Result<String> {
+    run.artifacts
+        .get("pushed_model")
+        .cloned()
+        .or_else(|| {
+            run.artifacts
+                .get("pipeline_root")
+                .map(|root| format!("{}/pushed_model", root.trim_end_matches('/')))
+        })
+        .ok_or_else(|| {
+            Error::Validation(ValidationError::field(
+                "training_run",
+                format!(
+                    "run {} has no pushed model (no pipeline_root artifact)",
+                    run.id
+                ),
+            ))
+        })
+}
