@@ -14,5 +14,5 @@ pub use deployer::{
     check_product_ids_are_strings, LocalDeployer, LocalEndpointState, SERVED_MODEL_NAME,
 };
 pub use registry::{pushed_version_dir, LocalModelRegistry, VersionManifest, MANIFEST_FILE};
-pub use runner::{group_alive, LocalRunner};
+pub use runner::{group_alive, LocalRunner, COMPONENT_LOG_DIR, PIPELINE_LOG_FILE};
 pub use scheduler::{EmbeddedScheduler, SchedulerConfig, TickReport};

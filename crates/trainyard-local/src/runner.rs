@@ -24,6 +24,11 @@ use trainyard_core::{Error, Result};
 const ERROR_TAIL_LINES: usize = 25;
 /// How long a cancelled pipeline gets to stop before SIGKILL.
 const CANCEL_GRACE: Duration = Duration::from_secs(3);
+/// Folder, under the pipeline root, of the per-component logs (`<Component>.log`): the lines
+/// between TFX's "Component X is running." and "Component X is finished.".
+pub const COMPONENT_LOG_DIR: &str = "logs";
+/// The whole pipeline's output, under the pipeline root.
+pub const PIPELINE_LOG_FILE: &str = "pipeline.log";
 
 #[derive(Default)]
 struct Job {
@@ -63,14 +68,7 @@ fn parse_line(line: &str) -> Option<LineEvent> {
         let v: serde_json::Value = serde_json::from_str(rest.trim()).ok()?;
         return Some(LineEvent::Blessed(v.get("blessed")?.as_bool()?));
     }
-    let component = |marker: &str| -> Option<StageName> {
-        let i = line.find("Component ")?;
-        let rest = &line[i + "Component ".len()..];
-        let name = rest
-            .strip_suffix(marker)
-            .or_else(|| rest.trim_end().strip_suffix(marker))?;
-        StageName::from_component(name.trim())
-    };
+    let component = |marker: &str| StageName::from_component(component_name(line, marker)?);
     if let Some(stage) = component(" is running.") {
         return Some(LineEvent::Pipeline(PipelineEvent::StageStarted { stage }));
     }
@@ -78,6 +76,56 @@ fn parse_line(line: &str) -> Option<LineEvent> {
         return Some(LineEvent::Pipeline(PipelineEvent::StageCompleted { stage }));
     }
     None
+}
+
+/// The TFX component a "Component X is running." / "... is finished." line names.
+fn component_name<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    let i = line.find("Component ")?;
+    let rest = &line[i + "Component ".len()..];
+    let name = rest
+        .strip_suffix(marker)
+        .or_else(|| rest.trim_end().strip_suffix(marker))?
+        .trim();
+    // a component id, never free text that happens to contain the words
+    (!name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    .then_some(name)
+}
+
+/// Appends each line to the log of the component that is running when it is printed.
+struct ComponentLogs {
+    dir: PathBuf,
+    current: Option<tokio::fs::File>,
+}
+
+impl ComponentLogs {
+    async fn line(&mut self, line: &str) {
+        if let Some(name) = component_name(line, " is running.") {
+            let _ = tokio::fs::create_dir_all(&self.dir).await;
+            self.current = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(format!("{name}.log")))
+                .await
+                .ok();
+        }
+        if let Some(f) = self.current.as_mut() {
+            let _ = f.write_all(line.as_bytes()).await;
+            let _ = f.write_all(b"\n").await;
+        }
+        if component_name(line, " is finished.").is_some() {
+            self.close().await;
+        }
+    }
+
+    /// Flushes the open log (tokio's File may still hold the last write when dropped).
+    async fn close(&mut self) {
+        if let Some(mut f) = self.current.take() {
+            let _ = f.flush().await;
+        }
+    }
 }
 
 enum LineEvent {
@@ -146,7 +194,7 @@ impl PipelineExecutor for LocalRunner {
                 .await
                 .map_err(backend)?;
         }
-        let log_path = root.join("pipeline.log");
+        let log_path = root.join(PIPELINE_LOG_FILE);
         let mut log = tokio::fs::File::create(&log_path).await.map_err(backend)?;
         let mut child = Command::new(&self.python)
             .arg(modules.join(LOCAL_PIPELINE_FILE))
@@ -205,9 +253,14 @@ impl PipelineExecutor for LocalRunner {
             let mut tail: VecDeque<String> = VecDeque::new();
             let mut blessed = None;
             let mut stage = None;
+            let mut components = ComponentLogs {
+                dir: root.join(COMPONENT_LOG_DIR),
+                current: None,
+            };
             while let Some(line) = rx.recv().await {
                 let _ = log.write_all(line.as_bytes()).await;
                 let _ = log.write_all(b"\n").await;
+                components.line(&line).await;
                 match parse_line(&line) {
                     Some(LineEvent::Pipeline(e)) => {
                         if let PipelineEvent::StageStarted { stage: s } = &e {
@@ -224,6 +277,7 @@ impl PipelineExecutor for LocalRunner {
                 }
             }
             let _ = log.flush().await;
+            components.close().await;
             let status = child.wait().await;
             let cancelled = jobs
                 .lock()
@@ -241,6 +295,10 @@ impl PipelineExecutor for LocalRunner {
                                     ("pipeline_root".to_string(), root.display().to_string()),
                                     ("training_metrics".to_string(), path.display().to_string()),
                                     ("log".to_string(), log_path.display().to_string()),
+                                    (
+                                        "component_logs".to_string(),
+                                        root.join(COMPONENT_LOG_DIR).display().to_string(),
+                                    ),
                                 ]),
                             },
                             _ => PipelineEvent::Failed {
@@ -333,6 +391,36 @@ pub fn group_alive(pgid: u32) -> bool {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn each_component_gets_its_own_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut logs = ComponentLogs {
+            dir: dir.path().join(COMPONENT_LOG_DIR),
+            current: None,
+        };
+        for line in [
+            "pipeline starts",
+            "INFO:absl:Component CsvExampleGen is running.",
+            "reading csv",
+            "INFO:absl:Component CsvExampleGen is finished.",
+            "between components",
+            "INFO:absl:Component Trainer is running.",
+            "[trainyard] EPOCH {}",
+        ] {
+            logs.line(line).await;
+        }
+        logs.close().await;
+        let read = |n: &str| std::fs::read_to_string(dir.path().join("logs").join(n)).unwrap();
+        assert_eq!(
+            read("CsvExampleGen.log"),
+            "INFO:absl:Component CsvExampleGen is running.\nreading csv\nINFO:absl:Component CsvExampleGen is finished.\n"
+        );
+        assert_eq!(
+            read("Trainer.log"),
+            "INFO:absl:Component Trainer is running.\n[trainyard] EPOCH {}\n"
+        );
+    }
+
     #[test]
     fn lines_become_events() {
         let started = parse_line("INFO:absl:Component CsvExampleGen is running.");
@@ -366,6 +454,14 @@ mod tests {
             Some(LineEvent::Blessed(false))
         ));
         assert!(parse_line("Component Unknown is running.").is_none());
+        assert_eq!(
+            component_name("INFO:absl:Component Trainer is running.", " is running."),
+            Some("Trainer")
+        );
+        assert_eq!(
+            component_name("the Component we like is running.", " is running."),
+            None
+        );
         assert!(parse_line("[trainyard] EPOCH {broken").is_none());
     }
 }
