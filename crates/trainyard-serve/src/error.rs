@@ -1,0 +1,77 @@
+//! Typed errors of the model server. Each names what is missing or wrong, so the deployer and
+//! the CLI can show it as it is.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// Neither a TensorFlow package dir nor a Python that can find one.
+    #[error(
+        "TensorFlow C library not found: {reason}; set TRAINYARD_TF_LIB_DIR (or --tf-lib-dir) \
+         to the tensorflow package dir of a pip TensorFlow, or TRAINYARD_PYTHON (or --python) \
+         to a Python that has tensorflow installed"
+    )]
+    TfNotFound { reason: String },
+    #[error("TensorFlow C library at {path} could not be loaded: {reason}")]
+    TfLoad { path: PathBuf, reason: String },
+    #[error("cannot prepare the TensorFlow library shim in {dir}: {source}")]
+    Shim {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model dir has no SavedModel, neither itself nor in a numeric version folder.
+    #[error(
+        "no SavedModel under {dir}: expected {dir}/saved_model.pb or a numeric version folder \
+         holding saved_model.pb"
+    )]
+    NoSavedModel { dir: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The model uses ScaNN ops and scann's op library is not where the TF package says.
+    #[error(
+        "the model needs ScaNN's TensorFlow ops (Scann>...) but {path} does not exist: install \
+         scann (matching the TensorFlow minor version) next to tensorflow"
+    )]
+    ScannOpsMissing { path: PathBuf },
+    #[error("TensorFlow failed to {what}: {message}")]
+    Tf { what: String, message: String },
+    #[error("the model has no `{0}` signature")]
+    NoSignature(String),
+    /// The serving contract (DESIGN: serving returns original product ids, bug 4).
+    #[error("model refused: {0}")]
+    Contract(String),
+    #[error("server: {0}")]
+    Server(String),
+}
+
+impl ServeError {
+    pub(crate) fn tf(what: impl Into<String>, e: tensorflow::Status) -> Self {
+        ServeError::Tf {
+            what: what.into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<ServeError> for trainyard_core::Error {
+    fn from(e: ServeError) -> Self {
+        match e {
+            ServeError::Contract(_) | ServeError::NoSavedModel { .. } => {
+                trainyard_core::Error::Validation(trainyard_core::ValidationError::field(
+                    "model",
+                    e.to_string(),
+                ))
+            }
+            other => trainyard_core::Error::Backend(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = ServeError> = std::result::Result<T, E>;

@@ -1,0 +1,205 @@
+//! `trainyard-serve --model DIR --name NAME [...]` serves a SavedModel over TF Serving's REST
+//! API; `trainyard-serve inspect --model DIR [--check]` prints its serving signature as JSON.
+//! Exit codes: 0 ok, 1 a typed error (message on stderr), 2 bad arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use trainyard_serve::{
+    check_serving_contract, write_ready_file, BatchConfig, Model, ReadyInfo, ServeError,
+    ServerConfig, TfOptions,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "trainyard-serve",
+    version,
+    about,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the model's serving_default signature (inputs and outputs, dtype and shape) as JSON.
+    Inspect {
+        /// A SavedModel dir, or a dir of numeric version folders (the newest with
+        /// saved_model.pb is used).
+        #[arg(long)]
+        model: PathBuf,
+        /// Also apply the serving contract (string product ids); exit 1 when it is refused.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// A SavedModel dir, or a dir of numeric version folders (the newest with saved_model.pb).
+    #[arg(long, required = true)]
+    model: Option<PathBuf>,
+    /// The model name in /v1/models/{name}.
+    #[arg(long, required = true)]
+    name: Option<String>,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// 0 picks a free port (see --ready-file).
+    #[arg(long, default_value_t = 8501)]
+    port: u16,
+    #[arg(long, default_value_t = 64)]
+    max_batch_size: usize,
+    /// Longest wait for more requests to join a batch (only while some are still arriving).
+    #[arg(long, default_value_t = 10_000)]
+    batch_timeout_micros: u64,
+    /// Threads running session runs at once.
+    #[arg(long, default_value_t = 1)]
+    batch_threads: usize,
+    #[arg(long, default_value_t = trainyard_serve::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Written (atomically) once the model is loaded and the socket bound:
+    /// {"url", "pid", "model_path", "name"}.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// The tensorflow package dir of a pip TensorFlow [env: TRAINYARD_TF_LIB_DIR].
+    #[arg(long, global = true)]
+    tf_lib_dir: Option<PathBuf>,
+    /// A Python with tensorflow installed, asked where it is [env: TRAINYARD_PYTHON;
+    /// default .venv-tf/bin/python].
+    #[arg(long, global = true)]
+    python: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRAINYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tensorflow_sys_runtime=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // TensorFlow's C++ logging: warnings and errors only, unless the caller chose otherwise
+    if std::env::var_os("TF_CPP_MIN_LOG_LEVEL").is_none() {
+        std::env::set_var("TF_CPP_MIN_LOG_LEVEL", "1");
+    }
+    init_logging(cli.common.log_format);
+    let tf = tf_options(&cli.common);
+    let result = match cli.command {
+        Some(Command::Inspect { model, check }) => inspect(model, check, &tf),
+        None => serve(cli.serve, &tf),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "trainyard-serve failed");
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn tf_options(c: &Common) -> TfOptions {
+    TfOptions {
+        tf_lib_dir: c.tf_lib_dir.clone(),
+        python: c.python.clone(),
+    }
+}
+
+fn inspect(model: PathBuf, check: bool, tf: &TfOptions) -> Result<(), ServeError> {
+    let sig = trainyard_serve::inspect(&model, tf)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&sig).expect("signature serializes")
+    );
+    if check {
+        check_serving_contract(&sig)?;
+    }
+    Ok(())
+}
+
+fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
+    // clap enforces both (required unless a subcommand is given)
+    let (Some(model_dir), Some(name)) = (args.model, args.name) else {
+        unreachable!("clap requires --model and --name")
+    };
+    let model = Model::load(&model_dir, tf)?;
+    check_serving_contract(model.signature())?;
+    let model_path = model.signature().model_path.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Server(format!("tokio runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .map_err(|e| {
+                ServeError::Server(format!("cannot bind {}:{}: {e}", args.host, args.port))
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServeError::Server(e.to_string()))?;
+        let url = format!("http://{addr}");
+        if let Some(path) = &args.ready_file {
+            write_ready_file(
+                path,
+                &ReadyInfo {
+                    url: url.clone(),
+                    pid: std::process::id(),
+                    model_path: model_path.clone(),
+                    name: name.clone(),
+                },
+            )?;
+        }
+        tracing::info!(%url, name = %name, model_path = %model_path.display(), "serving");
+        let cfg = ServerConfig {
+            name,
+            batch: BatchConfig {
+                max_batch_size: args.max_batch_size,
+                batch_timeout: Duration::from_micros(args.batch_timeout_micros),
+                threads: args.batch_threads,
+            },
+            max_body_bytes: args.max_body_bytes,
+        };
+        trainyard_serve::serve(listener, Arc::new(model), cfg, shutdown_signal()).await?;
+        tracing::info!("stopped: in-flight requests finished");
+        Ok(())
+    })
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,293 @@
+//! A SavedModel loaded through the TensorFlow C API, run with plain-Rust tensors.
+
+use std::path::{Path, PathBuf};
+
+use tensorflow::{
+    Graph, Operation, SavedModelBundle, SessionOptions, SessionRunArgs, Tensor, TensorType,
+};
+
+use crate::error::{Result, ServeError};
+use crate::signature::{Dtype, ModelSignature, TensorSpec, SERVING_DEFAULT};
+use crate::tensor::{Column, Values};
+use crate::tflib::{self, TfOptions};
+
+/// The folder a server loads for `dir`: `dir` itself when it holds saved_model.pb, else the
+/// newest numeric version folder under it that holds saved_model.pb (TFX's Pusher layout;
+/// DESIGN bug 8). Returns the folder and its version (1 for an unversioned dir).
+pub fn resolve_model_dir(dir: &Path) -> Result<(PathBuf, u64)> {
+    let dir = &dir.canonicalize().map_err(|source| ServeError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let version_of = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    if dir.join("saved_model.pb").is_file() {
+        return Ok((dir.to_path_buf(), version_of(dir).unwrap_or(1)));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| ServeError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    // a listing of the files that exist, in the form core's rule reads
+    let listing: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("saved_model.pb").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .map(|name| format!("{name}/saved_model.pb"))
+        .collect();
+    let picked =
+        trainyard_core::deployment::versioned_model_path(listing.iter().map(String::as_str))
+            .ok_or_else(|| ServeError::NoSavedModel {
+                dir: dir.to_path_buf(),
+            })?;
+    let path = dir.join(picked);
+    let version = version_of(&path).unwrap_or(1);
+    Ok((path, version))
+}
+
+struct Binding {
+    op: Operation,
+    index: i32,
+}
+
+/// A loaded `serving_default`. `run` may be called from several threads at once (a TF session
+/// is thread-safe).
+pub struct Model {
+    bundle: SavedModelBundle,
+    _graph: Graph,
+    signature: ModelSignature,
+    /// In the order of `signature.inputs` / `signature.outputs` (sorted by name).
+    inputs: Vec<(String, TensorSpec, Binding)>,
+    outputs: Vec<(String, TensorSpec, Binding)>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("signature", &self.signature)
+            .finish()
+    }
+}
+
+/// Whether the graph uses ScaNN's custom ops (they live in the `Scann>` op namespace).
+fn needs_scann(saved_model_pb: &Path) -> Result<bool> {
+    let bytes = std::fs::read(saved_model_pb).map_err(|source| ServeError::Io {
+        path: saved_model_pb.to_path_buf(),
+        source,
+    })?;
+    Ok(bytes.windows(6).any(|w| w == b"Scann>"))
+}
+
+impl Model {
+    /// Loads the servable under `dir` (see [`resolve_model_dir`]), loading TensorFlow and,
+    /// when the graph needs them, ScaNN's ops first.
+    pub fn load(dir: &Path, tf: &TfOptions) -> Result<Model> {
+        let (path, version) = resolve_model_dir(dir)?;
+        let rt = tflib::init(tf)?;
+        if needs_scann(&path.join("saved_model.pb"))? {
+            tflib::load_scann_ops(rt)?;
+        }
+        let started = std::time::Instant::now();
+        let (bundle, graph) = match Self::load_bundle(&path) {
+            // a Scann op the byte scan missed (e.g. a renamed namespace): register and retry
+            Err(e) if e.to_string().contains("Op type not registered 'Scann") => {
+                tflib::load_scann_ops(rt)?;
+                Self::load_bundle(&path)?
+            }
+            other => other?,
+        };
+        let model = Self::bind(bundle, graph, path, version)?;
+        tracing::info!(
+            model_path = %model.signature.model_path.display(),
+            version,
+            load_ms = started.elapsed().as_millis() as u64,
+            "loaded SavedModel"
+        );
+        Ok(model)
+    }
+
+    fn load_bundle(path: &Path) -> Result<(SavedModelBundle, Graph)> {
+        let mut graph = Graph::new();
+        let bundle = SavedModelBundle::load(&SessionOptions::new(), ["serve"], &mut graph, path)
+            .map_err(|e| ServeError::tf(format!("load the SavedModel {}", path.display()), e))?;
+        Ok((bundle, graph))
+    }
+
+    fn bind(bundle: SavedModelBundle, graph: Graph, path: PathBuf, version: u64) -> Result<Model> {
+        let sig = bundle
+            .meta_graph_def()
+            .get_signature(SERVING_DEFAULT)
+            .map_err(|_| ServeError::NoSignature(SERVING_DEFAULT.into()))?;
+        let bind = |infos: &std::collections::HashMap<String, tensorflow::TensorInfo>| {
+            let mut v = infos
+                .iter()
+                .map(|(name, info)| {
+                    let op = graph
+                        .operation_by_name_required(&info.name().name)
+                        .map_err(|e| ServeError::tf(format!("find the tensor of `{name}`"), e))?;
+                    let binding = Binding {
+                        op,
+                        index: info.name().index,
+                    };
+                    Ok((name.clone(), TensorSpec::from_info(info), binding))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok::<_, ServeError>(v)
+        };
+        let inputs = bind(sig.inputs())?;
+        let outputs = bind(sig.outputs())?;
+        let signature = ModelSignature {
+            model_path: path,
+            version,
+            signature_name: SERVING_DEFAULT.into(),
+            method_name: sig.method_name().to_string(),
+            inputs: inputs
+                .iter()
+                .map(|(n, s, _)| (n.clone(), s.clone()))
+                .collect(),
+            outputs: outputs
+                .iter()
+                .map(|(n, s, _)| (n.clone(), s.clone()))
+                .collect(),
+        };
+        Ok(Model {
+            bundle,
+            _graph: graph,
+            signature,
+            inputs,
+            outputs,
+        })
+    }
+
+    pub fn signature(&self) -> &ModelSignature {
+        &self.signature
+    }
+
+    /// Input specs in feed order (sorted by name).
+    pub fn input_specs(&self) -> impl Iterator<Item = (&str, &TensorSpec)> {
+        self.inputs.iter().map(|(n, s, _)| (n.as_str(), s))
+    }
+
+    /// Output names in the order `run` returns them.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        self.outputs.iter().map(|(n, _, _)| n.as_str())
+    }
+
+    /// One session run: `inputs` in the order of [`Model::input_specs`]; returns every output
+    /// in the order of [`Model::output_names`].
+    pub fn run(&self, inputs: &[Column]) -> Result<Vec<Column>> {
+        assert_eq!(inputs.len(), self.inputs.len(), "one column per input");
+        let feeds = inputs.iter().map(to_tensor).collect::<Result<Vec<_>>>()?;
+        let mut args = SessionRunArgs::new();
+        for ((_, _, b), t) in self.inputs.iter().zip(&feeds) {
+            match t {
+                Feed::Str(t) => args.add_feed(&b.op, b.index, t),
+                Feed::I64(t) => args.add_feed(&b.op, b.index, t),
+                Feed::I32(t) => args.add_feed(&b.op, b.index, t),
+                Feed::F32(t) => args.add_feed(&b.op, b.index, t),
+                Feed::F64(t) => args.add_feed(&b.op, b.index, t),
+                Feed::Bool(t) => args.add_feed(&b.op, b.index, t),
+            }
+        }
+        let tokens: Vec<_> = self
+            .outputs
+            .iter()
+            .map(|(_, _, b)| args.request_fetch(&b.op, b.index))
+            .collect();
+        self.bundle
+            .session
+            .run(&mut args)
+            .map_err(|e| ServeError::tf("run the signature", e))?;
+        self.outputs
+            .iter()
+            .zip(tokens)
+            .map(|((name, spec, _), tok)| {
+                let err = |e| ServeError::tf(format!("fetch `{name}`"), e);
+                Ok(match spec.dtype {
+                    Dtype::String => column(args.fetch::<String>(tok).map_err(err)?, Values::Str),
+                    Dtype::Int64 => column(args.fetch::<i64>(tok).map_err(err)?, Values::I64),
+                    Dtype::Int32 => column(args.fetch::<i32>(tok).map_err(err)?, Values::I32),
+                    Dtype::Float32 => column(args.fetch::<f32>(tok).map_err(err)?, Values::F32),
+                    Dtype::Float64 => column(args.fetch::<f64>(tok).map_err(err)?, Values::F64),
+                    Dtype::Bool => column(args.fetch::<bool>(tok).map_err(err)?, Values::Bool),
+                    Dtype::Unsupported => {
+                        return Err(ServeError::Tf {
+                            what: format!("fetch `{name}`"),
+                            message: format!("output type {} is not served", spec.tf_dtype),
+                        })
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+enum Feed {
+    Str(Tensor<String>),
+    I64(Tensor<i64>),
+    I32(Tensor<i32>),
+    F32(Tensor<f32>),
+    F64(Tensor<f64>),
+    Bool(Tensor<bool>),
+}
+
+fn tensor<T: TensorType>(dims: &[u64], v: &[T]) -> Result<Tensor<T>> {
+    Tensor::new(dims)
+        .with_values(v)
+        .map_err(|e| ServeError::tf("build an input tensor", e))
+}
+
+fn to_tensor(c: &Column) -> Result<Feed> {
+    Ok(match &c.values {
+        Values::Str(v) => Feed::Str(tensor(&c.dims, v)?),
+        Values::I64(v) => Feed::I64(tensor(&c.dims, v)?),
+        Values::I32(v) => Feed::I32(tensor(&c.dims, v)?),
+        Values::F32(v) => Feed::F32(tensor(&c.dims, v)?),
+        Values::F64(v) => Feed::F64(tensor(&c.dims, v)?),
+        Values::Bool(v) => Feed::Bool(tensor(&c.dims, v)?),
+    })
+}
+
+fn column<T: TensorType + Clone>(t: Tensor<T>, wrap: fn(Vec<T>) -> Values) -> Column {
+    Column {
+        dims: t.dims().to_vec(),
+        values: wrap(t.to_vec()),
+    }
+}
+
+/// Loads `dir` and returns its `serving_default` signature.
+pub fn inspect(dir: &Path, tf: &TfOptions) -> Result<ModelSignature> {
+    Ok(Model::load(dir, tf)?.signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_the_newest_version_that_holds_a_saved_model() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (v, has_pb) in [("1", true), ("2", true), ("10", false), ("latest", true)] {
+            let d = tmp.path().join(v);
+            std::fs::create_dir_all(&d).unwrap();
+            if has_pb {
+                std::fs::write(d.join("saved_model.pb"), b"").unwrap();
+            }
+        }
+        let root = tmp.path().canonicalize().unwrap();
+        let (p, v) = resolve_model_dir(tmp.path()).unwrap();
+        assert_eq!((p, v), (root.join("2"), 2));
+        // a dir that is itself the SavedModel is used as it is
+        assert_eq!(
+            resolve_model_dir(&tmp.path().join("1")).unwrap(),
+            (root.join("1"), 1)
+        );
+        let empty = tempfile::tempdir().unwrap();
+        let err = resolve_model_dir(empty.path()).unwrap_err();
+        assert!(matches!(err, ServeError::NoSavedModel { .. }), "{err:?}");
+    }
+}

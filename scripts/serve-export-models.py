@@ -1,0 +1,190 @@
+"""Exports small, real TFRS retrieval SavedModels for the trainyard-serve tests and benchmark.
+
+  TF_USE_LEGACY_KERAS=1 .venv-tf/bin/python scripts/serve-export-models.py test  OUT
+  TF_USE_LEGACY_KERAS=1 .venv-tf/bin/python scripts/serve-export-models.py bench OUT [N]
+
+`test` writes (1,000 products, k=10, fixed seeds, no training: weights come from the seed):
+  OUT/bf/1/      tfrs BruteForce indexing the ORIGINAL string product ids
+  OUT/bf/7/      an empty numeric folder (no saved_model.pb): must not be picked (bug 8)
+  OUT/scann/1/   tfrs ScaNN over the same candidates (needs the Scann op library to load)
+  OUT/bad/1/     BruteForce indexing int64 vocabulary indices (bug 4: must be refused)
+  OUT/expected.json  requests and what the reloaded SavedModels answer in Python (all rows
+                     in one call, and each row alone)
+Every test model: serving_default(customer_id: string [None], city: string [None],
+  revenue: float32 [None], visits: int64 [None, 1]) -> {product_ids [None, 10], scores [None, 10]}
+The numeric features move the query, so feeding them wrongly changes the answer.
+
+`bench` writes OUT/bf_<N>/1 shaped like reference/baselines/make_model.py (customer_id only,
+dim 64, k 100, default N 100,000) plus OUT/requests.json, and OUT/scann_<N>/1 with the
+baseline's ScaNN settings, and OUT/check.json (ScaNN recall@100 vs brute force in Python).
+"""
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
+import tf_keras  # noqa: E402
+
+SEED = 20260101
+
+
+def string_lookup_embedding(vocab, dim, rng):
+    lookup = tf_keras.layers.StringLookup(vocabulary=vocab, mask_token=None, num_oov_indices=1)
+    emb = tf_keras.layers.Embedding(len(vocab) + 1, dim)
+    emb.build((None,))
+    emb.set_weights([rng.normal(0, 1 / np.sqrt(dim), size=(len(vocab) + 1, dim)).astype(np.float32)])
+    return lookup, emb
+
+
+class TestRetrieval(tf.Module):
+    """Raw features -> query embedding -> a TFRS top-k layer (BruteForce or ScaNN)."""
+
+    def __init__(self, customers, cities, dim, index, k):
+        super().__init__()
+        rng = np.random.default_rng(SEED)
+        self.cust_lookup, self.cust_emb = string_lookup_embedding(customers, dim, rng)
+        self.city_lookup, self.city_emb = string_lookup_embedding(cities, dim, rng)
+        self.w_revenue = tf.constant(rng.normal(size=(dim,)).astype(np.float32))
+        self.w_visits = tf.constant(rng.normal(size=(dim,)).astype(np.float32))
+        self.index = index
+        self.k = k
+
+    def query(self, customer_id, city, revenue, visits):
+        q = self.cust_emb(self.cust_lookup(customer_id)) + self.city_emb(self.city_lookup(city))
+        q += tf.math.log1p(tf.maximum(revenue, 0.0))[:, None] * self.w_revenue * 0.05
+        q += tf.cast(visits, tf.float32) * self.w_visits * 0.01  # visits is [batch, 1]
+        return q
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name="customer_id"),
+        tf.TensorSpec([None], tf.string, name="city"),
+        tf.TensorSpec([None], tf.float32, name="revenue"),
+        tf.TensorSpec([None, 1], tf.int64, name="visits"),
+    ])
+    def serve(self, customer_id, city, revenue, visits):
+        scores, ids = self.index(self.query(customer_id, city, revenue, visits), k=self.k)
+        return {"product_ids": tf.ensure_shape(ids, [None, self.k]),
+                "scores": tf.ensure_shape(scores, [None, self.k])}
+
+
+def save(module, path, scann=False):
+    options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]) if scann else None
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve}, options=options)
+    print("saved", path, flush=True)
+
+
+def to_json(outputs):
+    """Signature outputs -> one dict per row, the way a TF Serving client reads them."""
+    cols = {}
+    for name, t in outputs.items():
+        a = t.numpy()
+        cols[name] = [[x.decode() for x in row] for row in a] if a.dtype == object else a.tolist()
+    n = len(next(iter(cols.values())))
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
+
+
+def export_test(out):
+    n_products, dim, k = 1000, 16, 10
+    rng = np.random.default_rng(SEED + 1)
+    customers = [f"C{i:04d}" for i in range(200)]
+    cities = ["Warsaw", "Krakow", "Gdansk", "Poznan", "Wroclaw"]
+    product_ids = np.array([f"PROD-{i:05d}" for i in range(n_products)])
+    emb = rng.normal(0, 1 / np.sqrt(dim), size=(n_products, dim)).astype(np.float32)
+
+    bf = tfrs.layers.factorized_top_k.BruteForce(k=k)
+    bf.index(tf.constant(emb), tf.constant(product_ids))
+    save(TestRetrieval(customers, cities, dim, bf, k), os.path.join(out, "bf", "1"))
+    os.makedirs(os.path.join(out, "bf", "7"), exist_ok=True)
+
+    sc = tfrs.layers.factorized_top_k.ScaNN(k=k, num_leaves=32, num_leaves_to_search=8,
+                                            num_reordering_candidates=100)
+    sc.index(tf.constant(emb), tf.constant(product_ids))
+    save(TestRetrieval(customers, cities, dim, sc, k), os.path.join(out, "scann", "1"), scann=True)
+
+    bad = tfrs.layers.factorized_top_k.BruteForce(k=k)
+    bad.index(tf.constant(emb), tf.range(n_products, dtype=tf.int64))  # indices, not ids
+    save(TestRetrieval(customers, cities, dim, bad, k), os.path.join(out, "bad", "1"))
+
+    # requests: known customers, an unknown one (OOV row), every city, varied numbers
+    instances = [
+        {"customer_id": customers[(i * 37) % len(customers)] if i != 5 else "NOBODY",
+         "city": cities[i % len(cities)] if i != 3 else "Atlantis",
+         "revenue": float(np.float32(1000.0 * i + 0.5)), "visits": [i * 3]}
+        for i in range(12)
+    ]
+    import scann  # noqa: F401  registers the Scann ops before the ScaNN model loads
+
+    expected = {"k": k, "catalog": product_ids.tolist(), "instances": instances, "models": {},
+                "single": {}}
+    feed = {
+        "customer_id": tf.constant([x["customer_id"] for x in instances]),
+        "city": tf.constant([x["city"] for x in instances]),
+        "revenue": tf.constant([x["revenue"] for x in instances], tf.float32),
+        "visits": tf.constant([x["visits"] for x in instances], tf.int64),
+    }
+    for name in ["bf", "scann", "bad"]:
+        f = tf.saved_model.load(os.path.join(out, name, "1")).signatures["serving_default"]
+        expected["models"][name] = to_json(f(**feed))
+        # one instance per call too: ScaNN's batched search may answer a row differently in a
+        # batch than alone, so the server is compared call for call
+        expected["single"][name] = [
+            to_json(f(**{key: v[i:i + 1] for key, v in feed.items()}))[0]
+            for i in range(len(instances))
+        ]
+    with open(os.path.join(out, "expected.json"), "w") as fh:
+        json.dump(expected, fh)
+    print("wrote", os.path.join(out, "expected.json"))
+
+
+class BenchRetrieval(tf.Module):
+    """reference/baselines/make_model.py's shape: customer_id -> top-100 of N products."""
+
+    def __init__(self, lookup, emb, index, k):
+        super().__init__()
+        self.lookup, self.emb, self.index, self.k = lookup, emb, index, k
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="customer_id")])
+    def serve(self, customer_id):
+        scores, ids = self.index(self.emb(self.lookup(customer_id)), k=self.k)
+        return {"product_ids": tf.ensure_shape(ids, [None, self.k]),
+                "scores": tf.ensure_shape(scores, [None, self.k])}
+
+
+def export_bench(out, n):
+    dim, k, n_cust = 64, 100, 5000
+    rng = np.random.default_rng(SEED + 2)
+    customers = [f"C{i:05d}" for i in range(n_cust)]
+    lookup, cemb = string_lookup_embedding(customers, dim, rng)
+    emb = rng.normal(0, 1 / np.sqrt(dim), size=(n, dim)).astype(np.float32)
+    ids = np.array([f"P{i:06d}" for i in range(n)])
+    bf = tfrs.layers.factorized_top_k.BruteForce(k=k)
+    bf.index(tf.constant(emb), tf.constant(ids))
+    save(BenchRetrieval(lookup, cemb, bf, k), os.path.join(out, f"bf_{n}", "1"))
+    sc = tfrs.layers.factorized_top_k.ScaNN(k=k, num_leaves=100, num_leaves_to_search=10,
+                                            dimensions_per_block=2, num_reordering_candidates=500)
+    sc.index(tf.constant(emb), tf.constant(ids))
+    save(BenchRetrieval(lookup, cemb, sc, k), os.path.join(out, f"scann_{n}", "1"), scann=True)
+    bodies = [json.dumps({"instances": [{"customer_id": customers[(i * 7919) % n_cust]}]})
+              for i in range(1000)]
+    with open(os.path.join(out, "requests.json"), "w") as fh:
+        json.dump(bodies, fh)
+    probe = tf.constant(customers[::25])
+    got_bf = bf(cemb(lookup(probe)), k=k)[1].numpy()
+    got_sc = sc(cemb(lookup(probe)), k=k)[1].numpy()
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got_bf, got_sc)]))
+    with open(os.path.join(out, "check.json"), "w") as fh:
+        json.dump({"n": n, "scann_recall_at_100_vs_bruteforce_python": recall}, fh)
+    print("wrote", out, "recall", recall)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3 or sys.argv[1] not in ("test", "bench"):
+        sys.exit(__doc__)
+    if sys.argv[1] == "test":
+        export_test(sys.argv[2])
+    else:
+        export_bench(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 100_000)
