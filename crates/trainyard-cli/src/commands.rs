@@ -90,6 +90,19 @@ enum Command {
     },
     /// Report each component of the managed Python env (version, or what is missing).
     Doctor,
+    /// The model registry: versions, push, aliases.
+    #[command(subcommand)]
+    Registry(crate::serving::RegistryCommand),
+    /// Deploy a registered run to an endpoint (a local trainyard-serve process, or Cloud Run).
+    Deploy(crate::serving::DeployArgs),
+    /// Stop serving on an endpoint; its run returns to completed.
+    Undeploy(crate::serving::UndeployArgs),
+    /// Endpoints with their live state.
+    Endpoints(crate::serving::EndpointsArgs),
+    /// Serve a SavedModel over TF Serving's REST API in the foreground.
+    Serve(crate::serving::ServeArgs),
+    /// Send instances to an endpoint's predict API and print the answer.
+    Predict(crate::serving::PredictArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -580,6 +593,24 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             gcp_project,
             gcp_region,
         }) => compile_pipeline(&run, target, &out, pipeline_root, gcp_project, gcp_region),
+        Command::Registry(cmd) => {
+            crate::serving::registry(&open(&cli.project, cli.backend).await?, cmd).await
+        }
+        Command::Deploy(args) => {
+            crate::serving::deploy(&open(&cli.project, cli.backend).await?, args).await
+        }
+        Command::Undeploy(args) => {
+            crate::serving::undeploy(&open(&cli.project, cli.backend).await?, args).await
+        }
+        Command::Endpoints(args) => {
+            crate::serving::endpoints(&open(&cli.project, cli.backend).await?, args).await
+        }
+        Command::Serve(args) => {
+            // A project is optional: it only tells where the managed Python env is.
+            let platform = open(&cli.project, cli.backend).await.ok();
+            crate::serving::serve(platform.as_ref(), args)
+        }
+        Command::Predict(args) => crate::serving::predict(args).await,
         Command::Scheduler(SchedulerCommand::Run { tick_ms }) => {
             let p = open(&cli.project, cli.backend).await?;
             let scheduler = p.embedded_scheduler(trainyard_local::SchedulerConfig {

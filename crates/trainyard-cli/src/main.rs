@@ -3,6 +3,7 @@
 
 mod commands;
 mod output;
+mod serving;
 
 use std::process::ExitCode;
 

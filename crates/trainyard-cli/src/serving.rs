@@ -1,0 +1,474 @@
+//! Registry, deployment and serving commands: `registry`, `deploy`, `undeploy`, `endpoints`,
+//! `serve` and `predict`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use trainyard::core::config::DeploymentPreset;
+use trainyard::core::model_config::ModelType;
+use trainyard::core::registry::{RegisteredModel, RegistryEventKind};
+use trainyard::core::run::TrainingRun;
+use trainyard::{DeployOptions, ModelFilter, Platform};
+
+use crate::commands::CliError;
+use crate::output::{opt_f64, print_json, print_table};
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Registered models with their KPI row (total, registered, with schedule, deployed).
+    List {
+        #[arg(long, value_enum)]
+        model_type: Option<TypeArg>,
+        /// Only models with (true) or without (false) an active endpoint on record.
+        #[arg(long)]
+        deployed: Option<bool>,
+        #[arg(long)]
+        has_schedule: Option<bool>,
+        /// Case-insensitive part of the model name.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Registered versions of a model (id or name) with the KPI set of its type.
+    Versions {
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a completed, blessed run as the next version of its model.
+    Push {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Aliases (production, staging, ...) that point at versions.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Point ALIAS of MODEL at VERSION (moving it if it pointed elsewhere).
+    Set {
+        model: String,
+        alias: String,
+        version: String,
+    },
+    /// Remove an alias.
+    Remove { model: String, alias: String },
+    /// Which version held which alias, and served on which endpoint, when.
+    History {
+        model: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TypeArg {
+    Retrieval,
+    Ranking,
+    Multitask,
+}
+
+impl From<TypeArg> for ModelType {
+    fn from(t: TypeArg) -> Self {
+        match t {
+            TypeArg::Retrieval => ModelType::Retrieval,
+            TypeArg::Ranking => ModelType::Ranking,
+            TypeArg::Multitask => ModelType::Multitask,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PresetArg {
+    Development,
+    Production,
+    HighTraffic,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The registered training run to deploy.
+    run: i64,
+    /// Resources: development (0-2 instances, 2Gi, 1 CPU), production (1-10, 4Gi, 2),
+    /// high-traffic (2-50, 8Gi, 4). Default: the run's deployment_config.
+    #[arg(long, value_enum)]
+    preset: Option<PresetArg>,
+    /// Update this existing endpoint (it must belong to the run's registered model).
+    #[arg(long, conflicts_with = "service_name")]
+    endpoint: Option<String>,
+    /// Name of a new endpoint (default: <model name>-serving).
+    #[arg(long)]
+    service_name: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UndeployArgs {
+    /// The endpoint's service name.
+    endpoint: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointsArgs {
+    /// Only this model's endpoints (id or name).
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A SavedModel folder, or a model base folder with numeric version folders.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, default_value_t = 8501)]
+    port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// The name in /v1/models/{name}:predict.
+    #[arg(long, default_value = trainyard_local::SERVED_MODEL_NAME)]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Base URL of the endpoint, e.g. http://127.0.0.1:8501.
+    #[arg(long)]
+    endpoint: String,
+    /// JSON file with a list of instances or {"instances": [...]}; `-` reads stdin.
+    #[arg(long)]
+    instances: PathBuf,
+    #[arg(long, default_value = trainyard_local::SERVED_MODEL_NAME)]
+    model_name: String,
+}
+
+/// A model by id or by name (names are unique per model endpoint; one that is ambiguous
+/// across endpoints must be given by id).
+async fn find_model(platform: &Platform, reference: &str) -> Result<RegisteredModel, CliError> {
+    let registry = platform.registry();
+    if let Ok(id) = reference.parse::<i64>() {
+        return Ok(registry.get(id).await?);
+    }
+    let mut found: Vec<RegisteredModel> = registry
+        .list(None)
+        .await?
+        .into_iter()
+        .filter(|m| m.model_name == reference)
+        .collect();
+    match found.len() {
+        0 => Err(CliError::BadInput(format!(
+            "registered model {reference:?} not found"
+        ))),
+        1 => Ok(found.remove(0)),
+        n => Err(CliError::BadInput(format!(
+            "{n} registered models are named {reference:?}; give its id"
+        ))),
+    }
+}
+
+fn run_line(run: &TrainingRun) -> String {
+    let version = run
+        .vertex_model_version
+        .as_deref()
+        .map(|v| format!(" version {v}"))
+        .unwrap_or_default();
+    let mut line = format!("training run {} is {}{version}", run.id, run.status);
+    if !run.deployment_error.is_empty() {
+        line.push_str(&format!(" (deploy error: {})", run.deployment_error));
+    }
+    line
+}
+
+pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), CliError> {
+    let registry = platform.registry();
+    match cmd {
+        RegistryCommand::List {
+            model_type,
+            deployed,
+            has_schedule,
+            search,
+            json,
+        } => {
+            let listing = registry
+                .list_with_kpi(&ModelFilter {
+                    model_type: model_type.map(Into::into),
+                    deployed,
+                    has_schedule,
+                    search,
+                    ..ModelFilter::default()
+                })
+                .await?;
+            if json {
+                return print_json(&listing);
+            }
+            let k = &listing.kpi;
+            println!(
+                "total {}  registered {}  with schedule {}  deployed {}",
+                k.total, k.registered, k.with_schedule, k.deployed
+            );
+            let rows: Vec<Vec<String>> = listing
+                .registered_models
+                .iter()
+                .map(|m| {
+                    let metrics: Vec<String> = m
+                        .metrics
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", opt_f64(*v)))
+                        .collect();
+                    vec![
+                        m.model.id.to_string(),
+                        m.model.model_name.clone(),
+                        m.model.model_type.as_str().to_string(),
+                        m.model.latest_version_number.clone(),
+                        if m.model.is_deployed {
+                            if m.has_active_endpoint {
+                                "deployed".into()
+                            } else {
+                                "deployed (not answering)".into()
+                            }
+                        } else {
+                            "idle".into()
+                        },
+                        m.schedule_status
+                            .map(|s| format!("{s:?}").to_lowercase())
+                            .unwrap_or_else(|| "-".into()),
+                        metrics.join(" "),
+                    ]
+                })
+                .collect();
+            print_table(
+                &["ID", "MODEL", "TYPE", "LATEST", "DEPLOYMENT", "SCHEDULE", "METRICS"],
+                &rows,
+            );
+            Ok(())
+        }
+        RegistryCommand::Versions { model, json } => {
+            let model = find_model(platform, &model).await?;
+            let versions = registry.model_versions(model.id).await?;
+            if json {
+                return print_json(&versions);
+            }
+            let metric_names: Vec<String> = versions
+                .first()
+                .map(|v| v.metrics.keys().cloned().collect())
+                .unwrap_or_default();
+            let mut headers = vec!["VERSION", "RUN", "STATUS", "ALIASES", "ENDPOINTS"];
+            headers.extend(metric_names.iter().map(String::as_str));
+            let rows: Vec<Vec<String>> = versions
+                .iter()
+                .map(|v| {
+                    let mut row = vec![
+                        v.version.clone(),
+                        v.training_run_id.to_string(),
+                        v.status.to_string(),
+                        v.aliases.join(","),
+                        v.endpoints.join(","),
+                    ];
+                    row.extend(metric_names.iter().map(|m| opt_f64(v.metrics[m])));
+                    row
+                })
+                .collect();
+            print_table(&headers, &rows);
+            Ok(())
+        }
+        RegistryCommand::Push { run, json } => {
+            let run = registry.push(run).await?;
+            if json {
+                return print_json(&run);
+            }
+            println!("{}", run_line(&run));
+            Ok(())
+        }
+        RegistryCommand::Alias(AliasCommand::Set {
+            model,
+            alias,
+            version,
+        }) => {
+            let model = find_model(platform, &model).await?;
+            registry.set_alias(model.id, &alias, &version).await?;
+            println!("{}: {alias} -> version {version}", model.model_name);
+            Ok(())
+        }
+        RegistryCommand::Alias(AliasCommand::Remove { model, alias }) => {
+            let model = find_model(platform, &model).await?;
+            registry.remove_alias(model.id, &alias).await?;
+            println!("{}: {alias} removed", model.model_name);
+            Ok(())
+        }
+        RegistryCommand::Alias(AliasCommand::History { model, json }) => {
+            let model = find_model(platform, &model).await?;
+            let history = registry.history(model.id).await?;
+            if json {
+                return print_json(&history);
+            }
+            let rows: Vec<Vec<String>> = history
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.at.to_rfc3339(),
+                        match e.kind {
+                            RegistryEventKind::Alias => "alias".into(),
+                            RegistryEventKind::Endpoint => "endpoint".into(),
+                        },
+                        e.name.clone(),
+                        if e.model_version.is_empty() {
+                            "(none)".into()
+                        } else {
+                            format!("version {}", e.model_version)
+                        },
+                    ]
+                })
+                .collect();
+            print_table(&["AT", "KIND", "NAME", "HELD"], &rows);
+            Ok(())
+        }
+    }
+}
+
+pub async fn deploy(platform: &Platform, args: DeployArgs) -> Result<(), CliError> {
+    let options = DeployOptions {
+        preset: args.preset.map(|p| match p {
+            PresetArg::Development => DeploymentPreset::Development,
+            PresetArg::Production => DeploymentPreset::Production,
+            PresetArg::HighTraffic => DeploymentPreset::HighTraffic,
+        }),
+        endpoint: args.endpoint,
+        service_name: args.service_name,
+        ..DeployOptions::default()
+    };
+    let deployments = platform.deployments();
+    let run = deployments.deploy(args.run, &options).await?;
+    let view = deployments.status(run.id).await?;
+    if args.json {
+        return print_json(&view);
+    }
+    println!("{}", run_line(&run));
+    if let Some(ep) = &view.endpoint {
+        println!(
+            "endpoint {} serves version {} at {}",
+            ep.service_name, ep.deployed_version, ep.service_url
+        );
+        println!(
+            "predict: POST {}/v1/models/{}:predict",
+            ep.service_url.trim_end_matches('/'),
+            trainyard_local::SERVED_MODEL_NAME
+        );
+    }
+    Ok(())
+}
+
+pub async fn undeploy(platform: &Platform, args: UndeployArgs) -> Result<(), CliError> {
+    let ep = platform.deployments().undeploy(&args.endpoint).await?;
+    println!("endpoint {} undeployed", ep.service_name);
+    Ok(())
+}
+
+pub async fn endpoints(platform: &Platform, args: EndpointsArgs) -> Result<(), CliError> {
+    let model_id = match &args.model {
+        Some(m) => Some(find_model(platform, m).await?.id),
+        None => None,
+    };
+    let endpoints = platform.deployments().endpoints(model_id).await?;
+    if args.json {
+        return print_json(&endpoints);
+    }
+    let rows: Vec<Vec<String>> = endpoints
+        .iter()
+        .map(|e| {
+            vec![
+                e.endpoint.service_name.clone(),
+                e.endpoint.registered_model_id.to_string(),
+                e.endpoint.deployed_version.clone(),
+                e.endpoint.service_url.clone(),
+                match (e.serving, &e.error) {
+                    (Some(true), _) => "serving".into(),
+                    (Some(false), _) => "down".into(),
+                    (None, Some(err)) => format!("unknown: {err}"),
+                    (None, None) => "unknown".into(),
+                },
+            ]
+        })
+        .collect();
+    print_table(&["ENDPOINT", "MODEL", "VERSION", "URL", "LIVE"], &rows);
+    Ok(())
+}
+
+/// Runs trainyard-serve in the foreground (it handles Ctrl-C and SIGTERM itself).
+pub fn serve(platform: Option<&Platform>, args: ServeArgs) -> Result<(), CliError> {
+    let bin = trainyard_local::LocalDeployer::default_serve_bin();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("--model")
+        .arg(&args.model)
+        .args(["--name", &args.name, "--host", &args.host])
+        .args(["--port", &args.port.to_string()]);
+    if std::env::var_os(trainyard::PYTHON_ENV).is_none() {
+        if let Some(python) = platform.and_then(|p| p.config().local.python.clone()) {
+            cmd.env(trainyard::PYTHON_ENV, python);
+        }
+    }
+    let status = cmd.status().map_err(|e| {
+        CliError::Failed(format!(
+            "cannot start {} (build it with `cargo build -p trainyard-serve` or set TRAINYARD_SERVE_BIN): {e}",
+            bin.display()
+        ))
+    })?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(2) => Err(CliError::BadInput("trainyard-serve refused its arguments".into())),
+        _ => Err(CliError::Failed(format!("trainyard-serve exited with {status}"))),
+    }
+}
+
+/// Reads instances (a list, or an object with `instances`) and POSTs them to the endpoint.
+pub async fn predict(args: PredictArgs) -> Result<(), CliError> {
+    let text = if args.instances.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| CliError::BadInput(e.to_string()))?
+    } else {
+        std::fs::read_to_string(&args.instances).map_err(|e| {
+            CliError::BadInput(format!("{}: {e}", args.instances.display()))
+        })?
+    };
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        CliError::BadInput(format!("{}: not JSON: {e}", args.instances.display()))
+    })?;
+    let body = match value {
+        serde_json::Value::Array(items) => serde_json::json!({ "instances": items }),
+        serde_json::Value::Object(map) if map.contains_key("instances") => {
+            serde_json::Value::Object(map)
+        }
+        _ => {
+            return Err(CliError::BadInput(
+                "instances must be a JSON list or an object with \"instances\"".into(),
+            ))
+        }
+    };
+    let url = format!(
+        "{}/v1/models/{}:predict",
+        args.endpoint.trim_end_matches('/'),
+        args.model_name
+    );
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| CliError::Failed(format!("POST {url}: {e}")))?;
+    let status = response.status();
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| CliError::Failed(format!("POST {url}: unreadable answer: {e}")))?;
+    if status.is_client_error() {
+        return Err(CliError::BadInput(format!("{url} answered {status}: {answer}")));
+    }
+    if !status.is_success() {
+        return Err(CliError::Failed(format!("{url} answered {status}: {answer}")));
+    }
+    print_json(&answer)
+}
