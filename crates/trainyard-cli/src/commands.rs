@@ -71,6 +71,20 @@ enum Command {
     /// Training pipelines.
     #[command(subcommand)]
     Pipeline(PipelineCommand),
+    /// Write a self-contained HTML report of a run: training curves, final metrics, stage
+    /// timeline, its registered model's versions and the model's schedule grid.
+    Report {
+        /// Training run id.
+        run: i64,
+        /// Output file (default: training-run-RUN.html).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print a shell completion script, e.g. `trainyard completions bash > /etc/bash_completion.d/trainyard`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Generate the TFX transform and TFRS trainer modules from feature and model configs, or
     /// run the static checks on modules already generated (--check DIR).
     Codegen {
@@ -558,6 +572,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Schedule(cmd) => schedules(&cli.project, cli.backend, cmd).await,
         Command::Codegen {
             feature_config,
+        Command::Report { run, out } => {
+            let p = open(&cli.project, cli.backend).await?;
+            crate::report::write(&p, run, out).await
+        }
+        Command::Completions { shell } => crate::completions::print(shell),
             model_config,
             training_params,
             gpu_config,

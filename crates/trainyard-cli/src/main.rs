@@ -2,7 +2,9 @@
 //! JSON. Exit codes: 0 success, 2 bad input (one line on stderr), 1 any other failure.
 
 mod commands;
+mod completions;
 mod output;
+mod report;
 mod serving;
 
 use std::process::ExitCode;
