@@ -7,6 +7,7 @@
 mod deployments;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod insights;
 mod pipelines;
 mod platform;
 mod registry;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trainyard_core::ports::{
-    Clock, Deployer, ModelRegistry, PipelineCompiler, PipelineExecutor, ScheduleTrigger, Store,
-    SystemClock,
+    ArtifactStore, Clock, Deployer, ModelRegistry, PipelineCompiler, PipelineExecutor,
+    ScheduleTrigger, Store, SystemClock,
 };
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_store::SqliteStore;
@@ -121,6 +121,8 @@ pub struct Platform {
     trigger: Option<Arc<dyn ScheduleTrigger>>,
     model_registry: Option<Arc<dyn ModelRegistry>>,
     deployer: Option<Arc<dyn Deployer>>,
+    /// Reads run outputs in Cloud Storage (insights); local outputs need none.
+    artifacts: Option<Arc<dyn ArtifactStore>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -180,10 +182,11 @@ impl Platform {
                     trainer_image: None,
                 }));
                 let root = format!("gs://{}/pipeline_root", config.bucket);
-                let platform = platform
+                let mut platform = platform
                     .with_executor(executor, compiler, root)
                     .with_model_registry(gcp.registry.clone())
                     .with_deployer(gcp.deployer.clone());
+                platform.artifacts = Some(gcp.artifacts.clone());
                 Ok(match gcp.scheduler {
                     Some(trigger) => platform.with_schedule_trigger(trigger),
                     None => platform,
@@ -237,6 +240,7 @@ impl Platform {
             trigger: None,
             model_registry: None,
             deployer: None,
+            artifacts: None,
         }
     }
 
@@ -347,6 +351,15 @@ impl Platform {
             self.clock.clone(),
             self.training(),
             self.trigger.clone(),
+        )
+    }
+
+    /// Run statistics, schema, weight statistics, logs and the metrics backfill.
+    pub fn insights(&self) -> crate::insights::InsightsService {
+        crate::insights::InsightsService::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.artifacts.clone(),
         )
     }
 
