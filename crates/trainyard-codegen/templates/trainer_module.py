@@ -515,6 +515,98 @@ class EpochMetrics(tf.keras.callbacks.Callback):
         _log("epoch %d: %s", epoch + 1, ", ".join("%s=%.4f" % kv for kv in sorted(values.items())))
 
 
+WEIGHT_HISTOGRAM_BINS = 30
+
+
+def _tensor_stats(arrays, variables):
+    """L1/L2 norms, mean, std, min, max and a WEIGHT_HISTOGRAM_BINS-bin histogram of every value
+    of `arrays` (non-finite values counted apart); bins sum to the number of finite values."""
+    values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays]) if arrays else np.zeros(0)
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(finite, bins=WEIGHT_HISTOGRAM_BINS, range=(lo, hi))
+    return {
+        "count": int(values.size),
+        "nonfinite": int(values.size - finite.size),
+        "l1_norm": float(np.abs(finite).sum()),
+        "l2_norm": float(np.sqrt(np.square(finite).sum())),
+        "mean": float(finite.mean()) if finite.size else 0.0,
+        "std": float(finite.std()) if finite.size else 0.0,
+        "min": float(finite.min()) if finite.size else 0.0,
+        "max": float(finite.max()) if finite.size else 0.0,
+        "histogram": {"bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+        "variables": [{"name": v.name, "shape": [int(d) for d in v.shape]} for v in variables],
+    }
+
+
+class WeightStats(tf.keras.callbacks.Callback):
+    """Per epoch and tower: statistics of the trainable weights and of their gradients, into
+    training_metrics.json["weight_stats"] (and MLflow norms). Gradients are those of the
+    training loss on one fixed probe batch of training data, in inference mode (no dropout,
+    batch-norm moving statistics) so that recording never changes the model."""
+
+    def __init__(self, collector, probe):
+        super().__init__()
+        self.collector = collector
+        self.probe = probe  # a dataset of one global batch
+        self.doc = collector.doc.setdefault("weight_stats", {"histogram_bins": WEIGHT_HISTOGRAM_BINS, "epochs": []})
+
+    def _towers(self):
+        names = ("buyer_tower", "product_tower", "rating_head")
+        return [(n, getattr(self.model, n)) for n in names if hasattr(self.model, n)]
+
+    def _gradients(self, towers):
+        """The gradient of one training step on the probe batch, computed as training does:
+        the batch split over the replicas, per-replica gradients summed."""
+        strategy = self.model.distribute_strategy
+        variables = [v for _, t in towers for v in t.trainable_variables]
+
+        def step(batch):
+            with tf.GradientTape() as tape:
+                total = self.model.compute_loss(batch, training=False) + self.model._regularization()
+            grads = tape.gradient(total, variables)
+            # a variable the loss does not reach has a zero gradient; IndexedSlices -> dense
+            return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for v, g in zip(variables, grads)]
+
+        batch = next(iter(strategy.experimental_distribute_dataset(self.probe)))
+        per_replica = strategy.run(step, args=(batch,))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None).numpy() for g in per_replica]
+
+    def on_epoch_end(self, epoch, logs=None):
+        towers = self._towers()
+        try:
+            grads = self._gradients(towers)
+            error = None
+        except Exception as e:  # statistics must never fail the training
+            grads, error = None, "%s: %s" % (type(e).__name__, e)
+            _log("WARNING: gradient statistics not recorded: %s", error)
+        entry = {"epoch": int(epoch), "towers": {}}
+        i = 0
+        mlflow_values = {}
+        for name, tower in towers:
+            variables = tower.trainable_variables
+            stats = {"weights": _tensor_stats([v.numpy() for v in variables], variables)}
+            if grads is not None:
+                stats["gradients"] = _tensor_stats(grads[i : i + len(variables)], variables)
+            else:
+                stats["gradients"] = None
+                stats["gradients_error"] = error
+            i += len(variables)
+            entry["towers"][name] = stats
+            for kind in ("weights", "gradients"):
+                if stats.get(kind):
+                    mlflow_values["%s_%s_l1_norm" % (name, kind)] = stats[kind]["l1_norm"]
+                    mlflow_values["%s_%s_l2_norm" % (name, kind)] = stats[kind]["l2_norm"]
+        self.doc["epochs"].append(entry)
+        if self.collector.mlflow is not None:
+            try:
+                self.collector.mlflow.log(mlflow_values, step=epoch)
+            except Exception as e:  # tracking must never fail the training
+                _log("WARNING: MLflow weight norms not logged: %s", e)
+
+
 # --------------------------------------------------------------------------------------------
 # Serving
 # --------------------------------------------------------------------------------------------
@@ -607,7 +699,9 @@ def run_fn(fn_args):
     collector = MetricsCollector(mlflow)
 
     model = build_model(tft_output, strategy, s["optimizer"], float(s["learning_rate"]))
-    callbacks = [EpochMetrics(collector, val, candidates)]
+    # one fixed global batch for the gradient statistics (the same every epoch)
+    probe = tf.data.Dataset.from_tensor_slices(next(iter(train.take(1)))).batch(batch_size)
+    callbacks = [EpochMetrics(collector, val, candidates), WeightStats(collector, probe)]
     es = s["early_stopping"]
     if es.get("enabled"):
         monitor = es.get("monitor") or "val_loss"

@@ -215,6 +215,22 @@ fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32, extra: &[&st
         serde_json::from_str(&std::fs::read_to_string(&metrics_path).unwrap()).unwrap();
     assert_eq!(metrics["config_hash"], gen.config_hash.as_str());
     assert_eq!(metrics["model_type"], m.model_type.as_str());
+    // weight and gradient statistics of every tower for every epoch, on 1 device and N replicas
+    let epochs_done = metrics["loss"]["loss"].as_array().map_or(0, Vec::len);
+    let stats = metrics["weight_stats"]["epochs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(stats.len(), epochs_done, "weight_stats per epoch");
+    for e in &stats {
+        for (tower, t) in e["towers"].as_object().unwrap() {
+            assert!(
+                t["gradients"].is_object(),
+                "{tower} gradients: {}",
+                t["gradients_error"]
+            );
+        }
+    }
     Trained {
         log,
         metrics,
