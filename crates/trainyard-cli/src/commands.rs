@@ -221,6 +221,13 @@ enum RunsCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
+    /// Dataset statistics of a run (StatisticsGen): examples, missing values, numeric and
+    /// categorical feature tables, for all splits together or one (--split).
+    Stats(crate::insights::StatsArgs),
+    /// The schema SchemaGen inferred for a run: types, presence, shapes, domains.
+    Schema(crate::insights::SchemaArgs),
+    /// A run's pipeline log, or one component's (--component Trainer); --follow while it runs.
+    Logs(crate::insights::LogsArgs),
     /// Per-epoch metrics history.
     History {
         id: i64,
@@ -248,6 +255,9 @@ enum ValidateCommand {
 
 #[derive(Debug, Subcommand)]
 enum MetricsCommand {
+    /// Re-extract results (recall, RMSE/MAE, ...) of every trained run from its stored training
+    /// history: fills missing values (--force: all), reports updated / skipped / errors.
+    Backfill(crate::insights::BackfillArgs),
     /// Extract a run's results from a training_metrics.json file.
     Extract {
         file: PathBuf,
@@ -554,6 +564,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .collect();
             print_table(&["metric", "value"], &rows);
             Ok(())
+        }
+        Command::Metrics(MetricsCommand::Backfill(a)) => {
+            let p = open(&cli.project, cli.backend).await?;
+            crate::insights::backfill(&p, a).await
         }
         Command::Runs(cmd) => {
             let mut p = open(&cli.project, cli.backend).await?;
@@ -1219,6 +1233,9 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
             );
             Ok(())
         }
+        RunsCommand::Stats(a) => crate::insights::stats(p, a).await,
+        RunsCommand::Schema(a) => crate::insights::schema(p, a).await,
+        RunsCommand::Logs(a) => crate::insights::logs(p, a).await,
         RunsCommand::History { id, out } => {
             let rows = svc.history(id).await?;
             if out.json {

@@ -2,6 +2,7 @@
 //! JSON. Exit codes: 0 success, 2 bad input (one line on stderr), 1 any other failure.
 
 mod commands;
+mod insights;
 mod completions;
 mod output;
 mod report;

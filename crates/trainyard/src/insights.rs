@@ -477,9 +477,14 @@ impl InsightsService {
             match component {
                 Some(c) => {
                     let Some(name) = components.iter().find(|n| n.eq_ignore_ascii_case(c)) else {
+                        let has = if components.is_empty() {
+                            "no per-component logs".to_string()
+                        } else {
+                            format!("logs of {}", components.join(", "))
+                        };
                         return Err(Error::not_found(
                             "component log",
-                            format!("{c} (run {run_id} has: {})", components.join(", ")),
+                            format!("{c} (run {run_id} has {has})"),
                         ));
                     };
                     log_dir.map(|d| format!("{d}/{name}.log"))
