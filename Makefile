@@ -7,7 +7,7 @@ TEST_TARGETS :=
 
 -include mk/*.mk
 
-.PHONY: all build lint test test-rust test-postgres demo clean-demo
+.PHONY: all build lint test test-rust test-postgres demo tour clean-demo
 
 all: build
 
@@ -32,9 +32,23 @@ test-postgres:
 test: lint test-rust test-postgres $(TEST_TARGETS)
 	@echo "make test: all suites passed ($(strip lint test-rust test-postgres $(TEST_TARGETS)))"
 
-demo:
+# The main job (`trainyard quickstart`): synthetic data, a real local TFX training run, the
+# registry, a trainyard-serve endpoint answering a prediction, a weekly schedule. A previous
+# demo's endpoint is stopped first.
+DEMO_DIR := demo-project
+demo: pyenv
+	$(CARGO) build -p trainyard-cli -p trainyard-serve
+	@if [ -f $(DEMO_DIR)/trainyard.toml ]; then \
+		target/debug/trainyard --project $(DEMO_DIR) undeploy quickstart-retrieval-serving >/dev/null 2>&1 || true; fi
+	rm -rf $(DEMO_DIR)
+	TRAINYARD_PYTHON=$(PYENV_PY) target/debug/trainyard quickstart --dir $(DEMO_DIR)
+
+# A scripted tour of the CLI without TensorFlow (pipeline events fed by hand).
+tour:
 	$(CARGO) build -p trainyard-cli
 	bash scripts/demo.sh
 
 clean-demo:
-	rm -rf demo-project
+	@if [ -f $(DEMO_DIR)/trainyard.toml ]; then \
+		target/debug/trainyard --project $(DEMO_DIR) undeploy quickstart-retrieval-serving >/dev/null 2>&1 || true; fi
+	rm -rf $(DEMO_DIR)

@@ -453,9 +453,17 @@ pub async fn predict(args: PredictArgs) -> Result<(), CliError> {
         args.endpoint.trim_end_matches('/'),
         args.model_name
     );
+    print_json(&post_predict(&url, &body).await?)
+}
+
+/// POSTs a predict body; 4xx answers are bad input, other failures are failures.
+pub async fn post_predict(
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, CliError> {
     let response = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
+        .post(url)
+        .json(body)
         .send()
         .await
         .map_err(|e| CliError::Failed(format!("POST {url}: {e}")))?;
@@ -470,5 +478,5 @@ pub async fn predict(args: PredictArgs) -> Result<(), CliError> {
     if !status.is_success() {
         return Err(CliError::Failed(format!("{url} answered {status}: {answer}")));
     }
-    print_json(&answer)
+    Ok(answer)
 }

@@ -251,7 +251,7 @@ impl Deployer for LocalDeployer {
     /// `product_ids` are not strings (vocabulary indices) is refused.
     async fn check_model(&self, model_path: &str) -> Result<()> {
         let out = tokio::process::Command::new(&self.serve_bin)
-            .args(["inspect", "--model", model_path])
+            .args(["inspect", "--check", "--model", model_path])
             .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
             .output()

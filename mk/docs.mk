@@ -1,0 +1,29 @@
+# Docs and Rust examples: every example in crates/trainyard/examples runs (each asserts on its
+# own results and ends by printing "<name>: ok"), and docs/reference/configuration.md must
+# match what the config_reference example generates from the code today.
+#   make test-docs        run the examples and the staleness check
+#   make docs-reference   regenerate docs/reference/configuration.md
+
+DOCS_EXAMPLES := embed_services generate_code compile_vertex
+DOCS_OUT := target/docs
+
+.PHONY: test-docs docs-reference
+test-docs:
+	@mkdir -p $(DOCS_OUT)
+	@for ex in $(DOCS_EXAMPLES); do \
+		echo "example $$ex"; \
+		$(CARGO) run -q -p trainyard --example $$ex > $(DOCS_OUT)/$$ex.out 2>&1 \
+			|| { cat $(DOCS_OUT)/$$ex.out; exit 1; }; \
+		grep -qx "$$ex: ok" $(DOCS_OUT)/$$ex.out \
+			|| { cat $(DOCS_OUT)/$$ex.out; echo "$$ex did not finish"; exit 1; }; \
+	done
+	@$(CARGO) run -q -p trainyard --example config_reference > $(DOCS_OUT)/configuration.md
+	@diff -u docs/reference/configuration.md $(DOCS_OUT)/configuration.md \
+		|| { echo "docs/reference/configuration.md is stale: run make docs-reference"; exit 1; }
+	@echo "docs: examples ran, configuration reference is current"
+
+docs-reference:
+	@mkdir -p docs/reference
+	$(CARGO) run -q -p trainyard --example config_reference > docs/reference/configuration.md
+
+TEST_TARGETS += test-docs
