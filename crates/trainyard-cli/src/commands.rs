@@ -104,6 +104,8 @@ enum Command {
     },
     /// Report each component of the managed Python env (version, or what is missing).
     Doctor,
+    /// Serve the REST API (runs, schedules, registered models) with its OpenAPI document.
+    ServeApi(crate::serve_api::ServeApiArgs),
     /// The model registry: versions, push, aliases.
     #[command(subcommand)]
     Registry(crate::serving::RegistryCommand),
@@ -626,6 +628,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             gcp_project,
             gcp_region,
         }) => compile_pipeline(&run, target, &out, pipeline_root, gcp_project, gcp_region),
+        Command::ServeApi(args) => {
+            let platform = match args.needs_project() {
+                true => Some(open(&cli.project, cli.backend).await?),
+                false => None,
+            };
+            crate::serve_api::run(args, platform, shutdown_signal()).await
+        }
         Command::Registry(cmd) => {
             crate::serving::registry(&open(&cli.project, cli.backend).await?, cmd).await
         }

@@ -6,6 +6,7 @@ mod insights;
 mod completions;
 mod output;
 mod report;
+mod serve_api;
 mod serving;
 
 use std::process::ExitCode;

@@ -2,6 +2,7 @@
 //! with a Google OIDC token, and the pipeline callback routes. Applications mount it into
 //! their own axum app, or `trainyard serve-api` serves it.
 
+pub mod api;
 mod oidc;
 
 use std::collections::BTreeMap;
@@ -85,13 +86,8 @@ impl IntoResponse for ApiError {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
-        let status = match &e {
-            Error::Validation(_) | Error::Metrics(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::Conflict(_) | Error::InvalidTransition(_) => StatusCode::CONFLICT,
-            Error::Storage(_) | Error::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        ApiError(status, e.to_string())
+        // One mapping of error kinds to statuses for every route (see api::status_of).
+        ApiError(api::status_of(&e).0, e.to_string())
     }
 }
 

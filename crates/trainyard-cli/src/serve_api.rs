@@ -1,0 +1,120 @@
+//! `trainyard serve-api`: the REST API (and webhooks) of a project over HTTP, or its OpenAPI
+//! document written to a file.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use trainyard::http::api;
+use trainyard::http::{CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
+use trainyard::Platform;
+
+use crate::commands::CliError;
+
+#[derive(Debug, Args)]
+pub struct ServeApiArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0: any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Write the OpenAPI document to FILE (- for stdout) and exit; needs no project.
+    #[arg(long, value_name = "FILE")]
+    openapi_out: Option<PathBuf>,
+    /// Submit runs through the local runner (the managed Python env); without it, and without
+    /// --backend gcp, submitting through the API answers 409.
+    #[arg(long)]
+    local_runner: bool,
+    /// Mount the pipeline callback webhooks; callers send `Authorization: Bearer SECRET`.
+    #[arg(long, env = "TRAINYARD_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Mount the schedule webhook for Cloud Scheduler tokens of this service account.
+    #[arg(long)]
+    scheduler_service_account: Option<String>,
+    /// The `aud` Cloud Scheduler's tokens carry (default: http://HOST:PORT).
+    #[arg(long)]
+    scheduler_audience: Option<String>,
+}
+
+impl ServeApiArgs {
+    /// Writing the document needs no project.
+    pub fn needs_project(&self) -> bool {
+        self.openapi_out.is_none()
+    }
+}
+
+fn openapi_json() -> Result<String, CliError> {
+    api::openapi()
+        .to_pretty_json()
+        .map_err(|e| CliError::Failed(format!("OpenAPI document: {e}")))
+}
+
+pub async fn run(
+    args: ServeApiArgs,
+    platform: Option<Platform>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CliError> {
+    if let Some(out) = &args.openapi_out {
+        let doc = openapi_json()?;
+        if out.as_os_str() == "-" {
+            println!("{doc}");
+        } else {
+            std::fs::write(out, doc + "\n")
+                .map_err(|e| CliError::Failed(format!("{}: {e}", out.display())))?;
+        }
+        return Ok(());
+    }
+    let mut platform =
+        platform.ok_or_else(|| CliError::Failed("serve-api needs a project (--project)".into()))?;
+    if args.local_runner && !platform.training().can_submit() {
+        platform = platform.with_local_runner()?;
+    }
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| {
+            CliError::Failed(format!("cannot listen on {}:{}: {e}", args.host, args.port))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let webhooks = webhook_auth(&args, &platform, &format!("http://{addr}"));
+    let mounted = webhooks.is_some();
+    let app = api::app(platform, webhooks);
+    // One parseable line: test harnesses read the port from it.
+    println!(
+        "serving the trainyard API on http://{addr} (OpenAPI: http://{addr}{})",
+        api::OPENAPI_PATH
+    );
+    if !mounted {
+        eprintln!("webhooks not mounted (set --webhook-secret or --scheduler-service-account)");
+    }
+    api::serve(listener, app, shutdown)
+        .await
+        .map_err(|e| CliError::Failed(format!("server: {e}")))
+}
+
+fn webhook_auth(args: &ServeApiArgs, platform: &Platform, base: &str) -> Option<WebhookAuth> {
+    if args.webhook_secret.is_none() && args.scheduler_service_account.is_none() {
+        return None;
+    }
+    let audience = args
+        .scheduler_audience
+        .clone()
+        .unwrap_or_else(|| base.to_string());
+    // Without a service account no scheduler token matches: the route refuses every call.
+    let account = args.scheduler_service_account.clone().unwrap_or_default();
+    let scheduler = Arc::new(OidcVerifier::new(
+        OidcConfig::google(audience, account),
+        platform.clock().clone(),
+    ));
+    let callbacks = match &args.webhook_secret {
+        Some(secret) if !secret.is_empty() => CallbackAuth::SharedSecret(secret.clone()),
+        _ => CallbackAuth::Oidc(scheduler.clone()),
+    };
+    Some(WebhookAuth {
+        scheduler,
+        callbacks,
+    })
+}

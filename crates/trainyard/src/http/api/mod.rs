@@ -1,0 +1,114 @@
+//! The REST API of `trainyard serve-api` (feature `http`): the spec's endpoints for training
+//! runs, schedules and registered models over the facade services, with an OpenAPI 3 document
+//! generated from the handlers and their types (`/openapi.json`).
+//!
+//! Responses follow the spec's shapes (`{"success": true, "training_run": {...}}`); every error
+//! is `{"success": false, "error": "...", "kind": "...", "field": "..."}` with the status
+//! [`error::status_of`] gives its kind.
+
+pub mod error;
+mod models;
+mod params;
+mod runs;
+mod schedules;
+mod schema;
+
+use std::future::Future;
+
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{status_of, ApiError, ErrorBody, ErrorKind};
+
+use super::{webhook_router, WebhookAuth};
+use crate::Platform;
+
+/// Path the OpenAPI document is served at.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "trainyard",
+        description = "Training runs, retraining schedules and registered models of a trainyard project"
+    ),
+    components(schemas(ErrorBody, ErrorKind)),
+    tags(
+        (name = "training-runs", description = "Training runs: create, list, cancel, rerun, edit"),
+        (name = "schedules", description = "Retraining schedules of registered models"),
+        (name = "registered-models", description = "Named models whose versions are runs"),
+    )
+)]
+struct ApiDoc;
+
+fn routes() -> OpenApiRouter<Platform> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(runs::list_runs))
+        .routes(routes!(runs::list_model_runs, runs::create_run))
+        .routes(routes!(runs::get_run))
+        .routes(routes!(runs::cancel_run))
+        .routes(routes!(runs::submit_run))
+        .routes(routes!(runs::rerun_run))
+        .routes(routes!(runs::get_config, runs::patch_config))
+        .routes(routes!(runs::run_metrics))
+        .routes(routes!(
+            schedules::list_schedules,
+            schedules::create_schedule
+        ))
+        .routes(routes!(schedules::create_from_run))
+        .routes(routes!(schedules::preview))
+        .routes(routes!(
+            schedules::get_schedule,
+            schedules::edit_schedule,
+            schedules::delete_schedule
+        ))
+        .routes(routes!(schedules::pause_schedule))
+        .routes(routes!(schedules::resume_schedule))
+        .routes(routes!(schedules::cancel_schedule))
+        .routes(routes!(schedules::trigger_schedule))
+        .routes(routes!(schedules::upcoming))
+        .routes(routes!(models::list_models))
+        .routes(routes!(models::check_name))
+        .routes(routes!(models::get_model))
+        .routes(routes!(models::model_versions))
+}
+
+/// The OpenAPI document of the API (needs no project).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().split_for_parts().1
+}
+
+/// The API routes, `/openapi.json`, and (when `webhooks` is given) the webhook routes; unknown
+/// paths answer a JSON 404.
+pub fn app(platform: Platform, webhooks: Option<WebhookAuth>) -> Router {
+    let (api, doc) = routes().with_state(platform.clone()).split_for_parts();
+    let doc = std::sync::Arc::new(doc);
+    let mut app = api.route(
+        OPENAPI_PATH,
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    );
+    if let Some(auth) = webhooks {
+        app = app.merge(webhook_router(platform, auth));
+    }
+    app.fallback(|| async {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, "no such route")
+    })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

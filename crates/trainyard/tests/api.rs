@@ -1,0 +1,643 @@
+//! The REST API over real HTTP (reqwest against a server on a random port, over a temp project).
+
+use std::collections::BTreeMap;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use trainyard::core::model_config::ModelConfig;
+use trainyard::core::ports::PipelineEvent;
+use trainyard::http::api;
+use trainyard::Platform;
+
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    platform: Platform,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Platform::init(dir.path()).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = api::app(platform.clone(), None);
+    tokio::spawn(api::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        http: reqwest::Client::new(),
+        platform,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+impl Server {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path}: body is not JSON ({e}): {text:?}"));
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn create_run(&self, name: &str, extra: Value) -> Value {
+        let mut body = json!({"name": name});
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        let (st, v) = self.post("/api/models/shop/training-runs/", body).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        v["training_run"].clone()
+    }
+
+    /// Drives a run to `completed` the way pipeline callbacks do.
+    async fn complete(&self, id: i64) {
+        let svc = self.platform.training();
+        svc.handle_event(
+            id,
+            &PipelineEvent::Submitted {
+                job_name: None,
+                job_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        svc.handle_event(
+            id,
+            &PipelineEvent::Completed {
+                training_metrics: json!({
+                    "epochs": [0, 1],
+                    "loss": {"loss": [0.9, 0.4]},
+                    "final_metrics": {"test_recall_at_100": 0.31}
+                }),
+                blessed: true,
+                artifacts: BTreeMap::new(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn assert_error(v: &Value, kind: &str, field: Option<&str>) {
+    assert_eq!(v["success"], false, "{v}");
+    assert_eq!(v["kind"], kind, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    if let Some(f) = field {
+        assert_eq!(v["field"], f, "{v}");
+    }
+}
+
+#[tokio::test]
+async fn runs_create_get_list_and_filter() {
+    let s = server().await;
+    let a1 = s.create_run("alpha", json!({})).await;
+    let a2 = s
+        .create_run("alpha", json!({"description": "second"}))
+        .await;
+    let mut ranking = serde_json::to_value(ModelConfig::default()).unwrap();
+    ranking["model_type"] = json!("ranking");
+    let b = s.create_run("beta", json!({"model_config": ranking})).await;
+    assert_eq!(a1["run_number"], 1);
+    assert_eq!(a2["run_number"], 2);
+    assert_eq!(a1["status"], "pending");
+    assert_eq!(a1["registered_model_id"], a2["registered_model_id"]);
+    assert_eq!(b["model_config"]["model_type"], "ranking");
+
+    let (st, v) = s.get(&format!("/api/training-runs/{}/", a2["id"])).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["success"], true);
+    assert_eq!(v["training_run"]["description"], "second");
+
+    let (st, _) = s
+        .post(
+            &format!("/api/training-runs/{}/cancel/", a1["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+
+    let list = |q: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) = s.get(&format!("/api/models/shop/training-runs/{q}")).await;
+            assert_eq!(st, StatusCode::OK, "{q}: {v}");
+            v
+        }
+    };
+    let all = list("").await;
+    assert_eq!(all["pagination"]["total"], 3);
+    assert_eq!(all["training_runs"][0]["id"], b["id"], "newest first");
+    assert_eq!(all["kpi"]["by_status"]["cancelled"], 1);
+    let v = list("?status=cancelled").await;
+    assert_eq!(v["training_runs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["training_runs"][0]["id"], a1["id"]);
+    let v = list("?status=cancelled,pending").await;
+    assert_eq!(v["pagination"]["total"], 3);
+    let v = list("?model_type=ranking").await;
+    assert_eq!(v["pagination"]["total"], 1);
+    let v = list("?search=ALP").await;
+    assert_eq!(v["pagination"]["total"], 2);
+    let v = list("?page=2&page_size=2").await;
+    assert_eq!(v["training_runs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["pagination"]["total_pages"], 2);
+    assert_eq!(v["pagination"]["has_next"], false);
+    assert_eq!(v["pagination"]["has_previous"], true);
+
+    // Another model endpoint's listing does not see these runs; the global one does.
+    let (_, v) = s.get("/api/models/other/training-runs/").await;
+    assert_eq!(v["pagination"]["total"], 0);
+    let (_, v) = s.get("/api/training-runs/?ml_model=shop").await;
+    assert_eq!(v["pagination"]["total"], 3);
+
+    // Bad filters name their parameter.
+    let (st, v) = s.get("/api/training-runs/?status=done").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "bad_request", Some("status"));
+    let (st, v) = s.get("/api/training-runs/?page_size=0").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "bad_request", Some("page_size"));
+    let (st, v) = s.get("/api/training-runs/?registered_model_id=x").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "bad_request", Some("registered_model_id"));
+}
+
+#[tokio::test]
+async fn bad_input_is_400_or_422_naming_the_field_and_unknown_ids_404() {
+    let s = server().await;
+    // A rule of the domain: 400 with the field.
+    let (st, v) = s
+        .post(
+            "/api/models/shop/training-runs/",
+            json!({"name": "m", "training_params": {"epochs": 0}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, "validation", Some("training_params.epochs"));
+    let (st, v) = s
+        .post("/api/models/shop/training-runs/", json!({"name": "   "}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "validation", Some("name"));
+    // Well-formed JSON of the wrong shape: 422 with the path.
+    let (st, v) = s
+        .post("/api/models/shop/training-runs/", json!({"name": 5}))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_error(&v, "invalid_body", Some("name"));
+    let (st, v) = s
+        .post(
+            "/api/models/shop/training-runs/",
+            json!({"description": "no name"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_error(&v, "invalid_body", None);
+    assert!(v["error"].as_str().unwrap().contains("name"), "{v}");
+    // Inside a config part, the path names the nested field.
+    let (st, v) = s
+        .post(
+            "/api/models/shop/training-runs/",
+            json!({"name": "m", "model_config": {"model_type": "ranking"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_error(&v, "invalid_body", Some("model_config"));
+    let (st, v) = s
+        .post(
+            "/api/models/shop/training-runs/",
+            json!({"name": "m", "training_params": {"epochs": "ten"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_error(&v, "invalid_body", Some("training_params.epochs"));
+    let (st, v) = s
+        .post("/api/models/shop/training-runs/", json!(["m"]))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    // Not JSON at all: 400.
+    let resp = s
+        .http
+        .post(format!("{}/api/models/shop/training-runs/", s.base))
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_error(&resp.json().await.unwrap(), "bad_request", None);
+    let resp = s
+        .http
+        .post(format!("{}/api/models/shop/training-runs/", s.base))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    for path in [
+        "/api/training-runs/987654/",
+        "/api/training-runs/987654/config/",
+        "/api/training-runs/987654/metrics/",
+        "/api/training/schedules/987654/",
+        "/api/registered-models/987654/",
+        "/api/registered-models/987654/versions/",
+    ] {
+        let (st, v) = s.get(path).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {v}");
+        assert_error(&v, "not_found", None);
+    }
+    let (st, v) = s.post("/api/training-runs/987654/cancel/", json!({})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st, v) = s.get("/api/training-runs/abc/").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "bad_request", Some("id"));
+    let (st, v) = s.get("/api/no/such/route/").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_error(&v, "not_found", None);
+}
+
+#[tokio::test]
+async fn cancel_rerun_config_and_invalid_transitions() {
+    let s = server().await;
+    let run = s.create_run("gamma", json!({})).await;
+    let id = run["id"].as_i64().unwrap();
+
+    // The config of a run still owned by the pipeline cannot be edited; nor can it be rerun.
+    let patch = json!({"training_params": {"epochs": 3, "batch_size": 256, "learning_rate": 0.05}});
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/training-runs/{id}/config/"),
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_error(&v, "conflict", None);
+    let (st, _) = s
+        .post(&format!("/api/training-runs/{id}/rerun/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    // No executor on this server: submitting is refused, not a server error.
+    let (st, v) = s
+        .post(&format!("/api/training-runs/{id}/submit/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/models/shop/training-runs/",
+            json!({"name": "gamma", "submit": true}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+
+    let (st, v) = s
+        .post(&format!("/api/training-runs/{id}/cancel/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["training_run"]["status"], "cancelled");
+    let (st, v) = s
+        .post(&format!("/api/training-runs/{id}/cancel/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_error(&v, "invalid_transition", None);
+
+    // Finished: the config can be edited, and the change is what GET shows afterwards.
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/training-runs/{id}/config/"),
+            Some(patch),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["updated_fields"], json!(["training_params"]));
+    let (_, v) = s.get(&format!("/api/training-runs/{id}/config/")).await;
+    assert_eq!(v["config"]["training_params"]["epochs"], 3);
+    assert_eq!(v["config"]["name"], "gamma");
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/training-runs/{id}/config/"),
+            Some(json!({"training_params": {"epochs": 0, "batch_size": 1, "learning_rate": 0.1}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "validation", Some("training_params.epochs"));
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/training-runs/{id}/config/"),
+            Some(json!({"dataset": {}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    // Rerun: same name, next number, the edited config.
+    let (st, v) = s
+        .post(&format!("/api/training-runs/{id}/rerun/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let rerun = &v["training_run"];
+    assert_eq!(rerun["name"], "gamma");
+    assert_eq!(rerun["run_number"], 2);
+    assert_eq!(rerun["status"], "pending");
+    assert_eq!(rerun["training_params"]["epochs"], 3);
+    assert_eq!(v["message"], "Re-run created as Training #2");
+
+    // A completed run: metrics history and a rerun of it.
+    let done = s.create_run("delta", json!({})).await;
+    let did = done["id"].as_i64().unwrap();
+    s.complete(did).await;
+    let (_, v) = s.get(&format!("/api/training-runs/{did}/")).await;
+    assert_eq!(v["training_run"]["status"], "completed");
+    let (st, v) = s.get(&format!("/api/training-runs/{did}/metrics/")).await;
+    assert_eq!(st, StatusCode::OK);
+    let epochs: Vec<_> = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["epoch"].clone())
+        .collect();
+    assert_eq!(epochs, vec![json!(0), json!(1)], "{v}");
+    let (st, v) = s
+        .post(&format!("/api/training-runs/{did}/cancel/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_error(&v, "invalid_transition", None);
+}
+
+#[tokio::test]
+async fn schedules_crud_preview_and_fires() {
+    let s = server().await;
+    let run = s.create_run("weekly-model", json!({})).await;
+    let rid = run["id"].as_i64().unwrap();
+
+    let (st, v) = s
+        .get(&format!(
+            "/api/training/schedules/preview/?source_run_id={rid}"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["preview"]["source_run_name"], "weekly-model");
+    assert_eq!(v["preview"]["model_type"], "retrieval");
+    let (st, v) = s.get("/api/training/schedules/preview/").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "bad_request", Some("source_run_id"));
+
+    let weekly = json!({
+        "source_training_run_id": rid,
+        "name": "Weekly retraining",
+        "schedule_type": "weekly",
+        "schedule_time": "09:00",
+        "schedule_day_of_week": 0,
+        "schedule_timezone": "Europe/Warsaw"
+    });
+    let (st, v) = s
+        .post("/api/training/schedules/from-run/", weekly.clone())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let sched = &v["schedule"];
+    let sid = sched["id"].as_i64().unwrap();
+    assert_eq!(sched["cron"], "0 9 * * 1", "Monday is cron day 1");
+    assert_eq!(sched["status"], "active");
+    assert_eq!(sched["is_recurring"], true);
+    assert!(sched["next_run_at"].is_string());
+    // One schedule per registered model.
+    let (st, v) = s.post("/api/training/schedules/from-run/", weekly).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    // Bad timing names its field.
+    let (st, v) = s
+        .post(
+            "/api/training/schedules/from-run/",
+            json!({"source_training_run_id": rid, "name": "x", "schedule_type": "weekly",
+                   "schedule_time": "09:00", "schedule_day_of_week": 7}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, "validation", Some("schedule_day_of_week"));
+
+    let (_, v) = s.get("/api/training/schedules/").await;
+    assert_eq!(v["schedules"].as_array().unwrap().len(), 1);
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/api/training/schedules/{sid}/"),
+            Some(json!({"schedule_time": "10:30", "name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["schedule"]["cron"], "30 10 * * 1");
+    assert_eq!(v["schedule"]["name"], "Renamed");
+    assert_eq!(v["schedule"]["schedule_timezone"], "Europe/Warsaw");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/api/training/schedules/{sid}/"),
+            Some(json!({"training_params": {}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "frozen config: {v}");
+
+    let (st, v) = s
+        .get(&format!("/api/training/schedules/{sid}/upcoming/?count=3"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let fires = v["fires"].as_array().unwrap();
+    assert_eq!(fires.len(), 3);
+    assert!(
+        fires
+            .iter()
+            .all(|f| f.as_str().unwrap().contains("T10:30:00")),
+        "{v}"
+    );
+    let (st, _) = s
+        .get(&format!(
+            "/api/training/schedules/{sid}/upcoming/?count=5000"
+        ))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (st, v) = s
+        .post(&format!("/api/training/schedules/{sid}/pause/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["schedule"]["status"], "paused");
+    let (st, _) = s
+        .post(&format!("/api/training/schedules/{sid}/pause/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, v) = s
+        .post(
+            &format!("/api/training/schedules/{sid}/trigger/"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["outcome"], "created");
+    let fired = v["training_run_id"].as_i64().unwrap();
+    let (_, v) = s.get(&format!("/api/training-runs/{fired}/")).await;
+    assert_eq!(v["training_run"]["schedule_id"], sid);
+    assert_eq!(v["training_run"]["status"], "scheduled");
+    let (_, v) = s
+        .post(&format!("/api/training/schedules/{sid}/resume/"), json!({}))
+        .await;
+    assert_eq!(v["schedule"]["status"], "active");
+    assert_eq!(v["schedule"]["total_runs"], 1);
+
+    // Registered models: the schedule shows on its model, check-name agrees.
+    let (_, v) = s
+        .get("/api/registered-models/check-name/?name=weekly-model&ml_model=shop")
+        .await;
+    assert_eq!(v["exists"], true);
+    assert_eq!(v["has_schedule"], true);
+    assert_eq!(v["schedule_id"], sid);
+    let mid = v["registered_model_id"].as_i64().unwrap();
+    let (_, v) = s.get(&format!("/api/registered-models/{mid}/")).await;
+    assert_eq!(v["registered_model"]["schedule_status"], "active");
+    let (_, v) = s
+        .get(&format!("/api/registered-models/{mid}/versions/"))
+        .await;
+    assert_eq!(
+        v["versions"].as_array().unwrap().len(),
+        2,
+        "source run + fired run"
+    );
+
+    // Cancel, then delete: the model is free for a new schedule.
+    let (_, v) = s
+        .post(&format!("/api/training/schedules/{sid}/cancel/"), json!({}))
+        .await;
+    assert_eq!(v["schedule"]["status"], "cancelled");
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            &format!("/api/training/schedules/{sid}/"),
+            Some(json!({"name": "late"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/training/schedules/{sid}/"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s.get(&format!("/api/training/schedules/{sid}/")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, v) = s
+        .get("/api/registered-models/check-name/?name=weekly-model&ml_model=shop")
+        .await;
+    assert_eq!(v["has_schedule"], false);
+
+    // For the registered model, with its newest run's config.
+    let (st, v) = s
+        .post(
+            "/api/training/schedules/",
+            json!({"registered_model_id": mid, "name": "Daily", "schedule_type": "daily",
+                   "schedule_time": "02:00"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["schedule"]["cron"], "0 2 * * *");
+    // The wizard: a new model name, its config and the schedule in one request.
+    let (st, v) = s
+        .post(
+            "/api/training/schedules/",
+            json!({"name": "wizard-model", "schedule_name": "Monthly", "schedule_type": "monthly",
+                   "schedule_time": "03:15", "schedule_day_of_month": 31,
+                   "training_params": {"epochs": 2, "batch_size": 64, "learning_rate": 0.1}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["schedule"]["name"], "Monthly");
+    assert_eq!(
+        v["schedule"]["training_config"]["training_params"]["epochs"],
+        2
+    );
+    let (_, v) = s
+        .get("/api/registered-models/check-name/?name=wizard-model")
+        .await;
+    assert_eq!(
+        v["exists"], true,
+        "wizard models go to the project's ml_model: {v}"
+    );
+    assert_eq!(v["has_schedule"], true);
+    let (st, v) = s.get("/api/registered-models/check-name/").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "bad_request", Some("name"));
+
+    let (_, v) = s.get("/api/registered-models/?has_schedule=true").await;
+    assert_eq!(v["kpi"]["total"], 2, "{v}");
+    assert_eq!(v["kpi"]["with_schedule"], 2);
+    let (_, v) = s.get("/api/registered-models/?search=wizard").await;
+    assert_eq!(v["registered_models"][0]["model_name"], "wizard-model");
+    assert_eq!(v["registered_models"][0]["has_schedule"], true);
+    let (st, v) = s.get("/api/registered-models/?has_schedule=maybe").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "bad_request", Some("has_schedule"));
+}
+
+/// Every operation the document lists is routed (and vice versa for the main ones): docs and
+/// routes come from the same code, and this keeps it so.
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let s = server().await;
+    let (st, doc) = s.get(api::OPENAPI_PATH).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(doc, serde_json::to_value(api::openapi()).unwrap());
+    let paths = doc["paths"].as_object().unwrap();
+    for required in [
+        "/api/models/{ml_model}/training-runs/",
+        "/api/training-runs/{id}/",
+        "/api/training-runs/{id}/config/",
+        "/api/training/schedules/",
+        "/api/training/schedules/from-run/",
+        "/api/training/schedules/preview/",
+        "/api/registered-models/check-name/",
+    ] {
+        assert!(paths.contains_key(required), "{required} missing");
+    }
+    let mut n = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "987654").replace("{ml_model}", "shop");
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            n += 1;
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = (method != "get" && method != "delete").then(|| json!({}));
+            let (st, v) = s.call(m, &concrete, body).await;
+            assert_ne!(st, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert!(!st.is_server_error(), "{method} {path}: {st} {v}");
+            assert_ne!(
+                v["error"], "no such route",
+                "{method} {path} is documented, not routed"
+            );
+        }
+    }
+    assert!(n >= 20, "{n} operations");
+}
