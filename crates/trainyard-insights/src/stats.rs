@@ -12,8 +12,8 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::proto::{
-    DatasetFeatureStatistics, DatasetFeatureStatisticsList, FeatureNameStatistics, FeatureType,
-    HistogramType,
+    CommonStatistics, DatasetFeatureStatistics, DatasetFeatureStatisticsList,
+    FeatureNameStatistics, FeatureType, HistogramType,
 };
 use crate::InsightsError;
 
@@ -35,7 +35,7 @@ pub struct NumericFeatureSummary {
     /// INT or FLOAT.
     #[serde(rename = "type")]
     pub feature_type: String,
-    /// Examples that have the feature.
+    /// Examples that have a value (see `presence` for blank CSV cells).
     pub count: u64,
     pub missing: u64,
     pub missing_pct: f64,
@@ -121,14 +121,29 @@ fn type_name(t: i32) -> String {
     .to_string()
 }
 
+/// Examples that have at least one value, and those that have none. TFDV counts a feature
+/// that is present with an EMPTY value list as non-missing; CsvExampleGen writes every blank
+/// CSV cell that way. For single-valued features (at most one value per example) the
+/// examples with a value are exactly `tot_num_values`, so blanks count as missing here; for
+/// multivalent ones TFDV's presence count is all there is.
+fn presence(c: &CommonStatistics, total: u64) -> (u64, u64) {
+    let count = if c.max_num_values <= 1 {
+        c.tot_num_values.min(c.num_non_missing)
+    } else {
+        c.num_non_missing
+    };
+    let examples = if total > 0 {
+        total
+    } else {
+        c.num_non_missing + c.num_missing
+    };
+    (count, examples.saturating_sub(count))
+}
+
 fn numeric(f: &FeatureNameStatistics, total: u64) -> Option<NumericFeatureSummary> {
     let n = f.num_stats.as_ref()?;
     let c = n.common_stats.clone().unwrap_or_default();
-    let missing = if total > 0 {
-        total.saturating_sub(c.num_non_missing)
-    } else {
-        c.num_missing
-    };
+    let (count, missing) = presence(&c, total);
     let num_values = if c.tot_num_values > 0 {
         c.tot_num_values
     } else {
@@ -152,9 +167,9 @@ fn numeric(f: &FeatureNameStatistics, total: u64) -> Option<NumericFeatureSummar
     Some(NumericFeatureSummary {
         name: f.feature_name(),
         feature_type: type_name(f.r#type),
-        count: c.num_non_missing,
+        count,
         missing,
-        missing_pct: pct(missing, c.num_non_missing + missing),
+        missing_pct: pct(missing, count + missing),
         num_values,
         mean: n.mean,
         std_dev: n.std_dev,
@@ -170,11 +185,7 @@ fn numeric(f: &FeatureNameStatistics, total: u64) -> Option<NumericFeatureSummar
 fn categorical(f: &FeatureNameStatistics, total: u64) -> Option<CategoricalFeatureSummary> {
     let s = f.string_stats.as_ref()?;
     let c = s.common_stats.clone().unwrap_or_default();
-    let missing = if total > 0 {
-        total.saturating_sub(c.num_non_missing)
-    } else {
-        c.num_missing
-    };
+    let (count, missing) = presence(&c, total);
     let num_values = if c.tot_num_values > 0 {
         c.tot_num_values
     } else {
@@ -192,9 +203,9 @@ fn categorical(f: &FeatureNameStatistics, total: u64) -> Option<CategoricalFeatu
     Some(CategoricalFeatureSummary {
         name: f.feature_name(),
         feature_type: type_name(f.r#type),
-        count: c.num_non_missing,
+        count,
         missing,
-        missing_pct: pct(missing, c.num_non_missing + missing),
+        missing_pct: pct(missing, count + missing),
         num_values,
         unique: s.unique,
         exact: true,
