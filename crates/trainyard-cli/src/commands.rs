@@ -119,6 +119,9 @@ enum Command {
     Serve(crate::serving::ServeArgs),
     /// Send instances to an endpoint's predict API and print the answer.
     Predict(crate::serving::PredictArgs),
+    /// The main job on embedded defaults: synthetic data, a real local training run with
+    /// progress, registration, a local endpoint answering a prediction, a weekly schedule.
+    Quickstart(crate::quickstart::QuickstartArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -586,13 +589,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             models(&p, cmd).await
         }
         Command::Schedule(cmd) => schedules(&cli.project, cli.backend, cmd).await,
-        Command::Codegen {
-            feature_config,
         Command::Report { run, out } => {
             let p = open(&cli.project, cli.backend).await?;
             crate::report::write(&p, run, out).await
         }
         Command::Completions { shell } => crate::completions::print(shell),
+        Command::Codegen {
+            feature_config,
             model_config,
             training_params,
             gpu_config,
@@ -653,6 +656,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             crate::serving::serve(platform.as_ref(), args)
         }
         Command::Predict(args) => crate::serving::predict(args).await,
+        Command::Quickstart(args) => crate::quickstart::run(args).await,
         Command::Scheduler(SchedulerCommand::Run { tick_ms }) => {
             let p = open(&cli.project, cli.backend).await?;
             let scheduler = p.embedded_scheduler(trainyard_local::SchedulerConfig {
@@ -931,7 +935,7 @@ fn print_run(r: &TrainingRun) {
 }
 
 /// Applies the pipeline's events as they come, printing stage changes and epochs.
-async fn follow_with_progress(
+pub(crate) async fn follow_with_progress(
     svc: &TrainingService,
     id: i64,
     timeout: Duration,

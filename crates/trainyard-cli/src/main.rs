@@ -2,9 +2,10 @@
 //! JSON. Exit codes: 0 success, 2 bad input (one line on stderr), 1 any other failure.
 
 mod commands;
-mod insights;
 mod completions;
+mod insights;
 mod output;
+mod quickstart;
 mod report;
 mod serve_api;
 mod serving;

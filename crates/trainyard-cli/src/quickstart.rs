@@ -157,7 +157,8 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
     step("synthetic data and configs");
     let data = trainyard_synth::generate(&cfg).map_err(failed)?;
     let csv = args.dir.join("data").join("interactions.csv");
-    data.write_joined(&csv, &data.transactions).map_err(failed)?;
+    data.write_joined(&csv, &data.transactions)
+        .map_err(failed)?;
     println!(
         "{}: {} transactions of {} customers and {} products",
         csv.display(),
@@ -170,7 +171,10 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
     let config = run_config(ModelType::Retrieval, args.epochs, true);
     write_json(&configs.join("feature_config.json"), &config.feature_config)?;
     write_json(&configs.join("model_config.json"), &config.model_config)?;
-    println!("{}/feature_config.json, model_config.json", configs.display());
+    println!(
+        "{}/feature_config.json, model_config.json",
+        configs.display()
+    );
 
     step("train a retrieval model (local TFX pipeline)");
     let retrieval = train(&platform, ModelType::Retrieval, args.epochs, true).await?;
@@ -237,7 +241,9 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
     if ids.is_empty() {
-        return Err(CliError::Failed(format!("no product ids in the answer: {answer}")));
+        return Err(CliError::Failed(format!(
+            "no product ids in the answer: {answer}"
+        )));
     }
     println!("top 5 of {} recommended products:", ids.len());
     for (id, score) in ids.iter().zip(&scores).take(5) {
@@ -247,7 +253,10 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
         .iter()
         .filter(|id| data.products.iter().any(|p| p.id == **id))
         .count();
-    println!("{known} of {} ids are products of the training data", ids.len());
+    println!(
+        "{known} of {} ids are products of the training data",
+        ids.len()
+    );
 
     step("weekly retraining schedule (Monday 06:00 Europe/Warsaw)");
     let schedules = platform.schedules();
@@ -276,7 +285,10 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
                 .await?
         }
     };
-    println!("schedule {} ({:?}); next 5 fires:", schedule.id, schedule.name);
+    println!(
+        "schedule {} ({:?}); next 5 fires:",
+        schedule.id, schedule.name
+    );
     for fire in schedules.upcoming(schedule.id, 5).await? {
         println!("  {}", fire.format("%a %Y-%m-%d %H:%M %Z"));
     }

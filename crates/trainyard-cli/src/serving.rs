@@ -243,7 +243,15 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
                 })
                 .collect();
             print_table(
-                &["ID", "MODEL", "TYPE", "LATEST", "DEPLOYMENT", "SCHEDULE", "METRICS"],
+                &[
+                    "ID",
+                    "MODEL",
+                    "TYPE",
+                    "LATEST",
+                    "DEPLOYMENT",
+                    "SCHEDULE",
+                    "METRICS",
+                ],
                 &rows,
             );
             Ok(())
@@ -420,8 +428,12 @@ pub fn serve(platform: Option<&Platform>, args: ServeArgs) -> Result<(), CliErro
     })?;
     match status.code() {
         Some(0) => Ok(()),
-        Some(2) => Err(CliError::BadInput("trainyard-serve refused its arguments".into())),
-        _ => Err(CliError::Failed(format!("trainyard-serve exited with {status}"))),
+        Some(2) => Err(CliError::BadInput(
+            "trainyard-serve refused its arguments".into(),
+        )),
+        _ => Err(CliError::Failed(format!(
+            "trainyard-serve exited with {status}"
+        ))),
     }
 }
 
@@ -430,13 +442,11 @@ pub async fn predict(args: PredictArgs) -> Result<(), CliError> {
     let text = if args.instances.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin()).map_err(|e| CliError::BadInput(e.to_string()))?
     } else {
-        std::fs::read_to_string(&args.instances).map_err(|e| {
-            CliError::BadInput(format!("{}: {e}", args.instances.display()))
-        })?
+        std::fs::read_to_string(&args.instances)
+            .map_err(|e| CliError::BadInput(format!("{}: {e}", args.instances.display())))?
     };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        CliError::BadInput(format!("{}: not JSON: {e}", args.instances.display()))
-    })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::BadInput(format!("{}: not JSON: {e}", args.instances.display())))?;
     let body = match value {
         serde_json::Value::Array(items) => serde_json::json!({ "instances": items }),
         serde_json::Value::Object(map) if map.contains_key("instances") => {
@@ -473,10 +483,14 @@ pub async fn post_predict(
         .await
         .map_err(|e| CliError::Failed(format!("POST {url}: unreadable answer: {e}")))?;
     if status.is_client_error() {
-        return Err(CliError::BadInput(format!("{url} answered {status}: {answer}")));
+        return Err(CliError::BadInput(format!(
+            "{url} answered {status}: {answer}"
+        )));
     }
     if !status.is_success() {
-        return Err(CliError::Failed(format!("{url} answered {status}: {answer}")));
+        return Err(CliError::Failed(format!(
+            "{url} answered {status}: {answer}"
+        )));
     }
     Ok(answer)
 }
