@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,61 @@ def complete(
     run_id: int,
     metrics: dict[str, Any] = MULTITASK_METRICS,
     blessed: bool = True,
+    root: Path | None = None,
 ) -> trainyard.Run:
-    """Drives a run to its end as an executor would: submitted, train, epochs, completed."""
+    """Drives a run to its end as an executor would: submitted, train, epochs, completed.
+    With `root` (see pipeline_root) a blessed run is registered on completion; without one
+    its registration finds no model and the register stage stays pending."""
     t = platform.training
     if t.get(run_id).status != "running":
         t.handle_event(run_id, {"event": "submitted", "job_name": "jobs/j", "job_id": "j"})
     t.handle_event(run_id, {"event": "stage_started", "stage": "train"})
+    artifacts = {} if root is None else {"pipeline_root": str(root)}
     return t.handle_event(
-        run_id, {"event": "completed", "training_metrics": metrics, "blessed": blessed}
+        run_id, {"event": "completed", "training_metrics": metrics, "blessed": blessed, "artifacts": artifacts}
+    )
+
+
+RETRIEVAL_METRICS: dict[str, Any] = {
+    "loss": {"loss": [1.0, 0.5]},
+    "final_metrics": {
+        "test_recall_at_100": 0.41,
+        "test_recall_at_50": 0.3,
+        "test_recall_at_10": 0.1,
+        "test_recall_at_5": 0.05,
+    },
+}
+
+
+def pipeline_root(root: Path, saved_model: Path | None = None) -> Path:
+    """A pipeline root as TFX's Pusher leaves it: pushed_model/<digits>/saved_model.pb. With
+    `saved_model` (a SavedModel folder) that model is copied in; otherwise a marker file
+    stands in for it (enough for the filesystem registry, which copies and checksums)."""
+    version = root / "pushed_model" / "1764000000"
+    if saved_model is not None:
+        shutil.copytree(saved_model, version)
+    else:
+        (version / "variables").mkdir(parents=True)
+        (version / "saved_model.pb").write_text(f"model under {root.name}")
+        (version / "variables" / "variables.index").write_bytes(b"i")
+    return root
+
+
+def finished(
+    platform: trainyard.Platform,
+    name: str,
+    root: Path | None,
+    blessed: bool = True,
+    ml_model: str = "shop",
+    deploy: bool = False,
+) -> trainyard.Run:
+    """A retrieval run fed the events of a finished pipeline whose artifacts are under `root`
+    (a blessed one is registered on completion, as the Rust facade does)."""
+    t = platform.training
+    run = t.create(name, config(deployment_config={"enabled": deploy}), ml_model=ml_model)
+    t.handle_event(run.id, {"event": "submitted", "job_name": "local/j", "job_id": "j"})
+    artifacts = {} if root is None else {"pipeline_root": str(root)}
+    return t.handle_event(
+        run.id,
+        {"event": "completed", "training_metrics": RETRIEVAL_METRICS, "blessed": blessed, "artifacts": artifacts},
     )

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import MULTITASK_METRICS, complete, config
+from conftest import MULTITASK_METRICS, complete, config, pipeline_root
 
 import trainyard
 from trainyard import (
@@ -62,7 +62,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(platform: trainyard.Platform
         t.create("typed", config("ranking"))
 
 
-def test_pipeline_events_drive_status_stages_results_and_history(platform: trainyard.Platform) -> None:
+def test_pipeline_events_drive_status_stages_results_and_history(platform: trainyard.Platform, tmp_path: Path) -> None:
     t = platform.training
     run = t.create("hybrid", config("multitask"))
     assert (run.status, run.current_stage, run.run_number) == ("pending", "compile", 1)
@@ -81,7 +81,13 @@ def test_pipeline_events_drive_status_stages_results_and_history(platform: train
     assert [h["epoch"] for h in t.history(run.id)] == [0, 1]
 
     done = t.handle_event(
-        run.id, {"event": "completed", "training_metrics": MULTITASK_METRICS, "blessed": True}
+        run.id,
+        {
+            "event": "completed",
+            "training_metrics": MULTITASK_METRICS,
+            "blessed": True,
+            "artifacts": {"pipeline_root": str(pipeline_root(tmp_path / "root"))},
+        },
     )
     assert done.status == "completed"
     assert done.rmse == pytest.approx(0.6270)
@@ -258,8 +264,8 @@ def test_list_filters_and_pages(platform: trainyard.Platform) -> None:
         t.list(model_type="deep")
 
 
-def test_run_dict_round_trip_and_repr(platform: trainyard.Platform) -> None:
-    run = complete(platform, platform.training.create("m", config("multitask")).id)
+def test_run_dict_round_trip_and_repr(platform: trainyard.Platform, tmp_path: Path) -> None:
+    run = complete(platform, platform.training.create("m", config("multitask")).id, root=pipeline_root(tmp_path / "r"))
     d = run.to_dict()
     json.dumps(d)  # JSON-shaped
     assert d["status"] == "completed" and d["run_number"] == 1

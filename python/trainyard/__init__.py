@@ -8,16 +8,27 @@
 
 Every operation has a blocking form (the GIL is released while it runs) and an awaitable
 ``*_async`` form. Errors are subclasses of :class:`TrainyardError`.
+
+Registered versions and endpoints: ``platform.registry.push(run_id)``,
+``platform.deployments.deploy(run_id)``, then
+``trainyard.predict(endpoint.service_url, [{"customer_id": "C1", ...}])``.
 """
 
 import os as _os
 
 from trainyard import codegen
 from trainyard._native import (
+    DeploymentService,
+    DeploymentView,
+    Endpoint,
     FireOutcome,
+    ModelListing,
+    ModelSummary,
+    ModelVersion,
     NameCheck,
     Platform,
     RegisteredModel,
+    RegistryEvent,
     RegistryService,
     Run,
     RunPage,
@@ -25,6 +36,8 @@ from trainyard._native import (
     ScheduleService,
     TrainingService,
     __version__,
+    predict,
+    predict_async,
 )
 from trainyard.exceptions import (
     BackendError,
@@ -48,13 +61,20 @@ if hasattr(_os, "register_at_fork"):
 __all__ = [
     "BackendError",
     "Conflict",
+    "DeploymentService",
+    "DeploymentView",
+    "Endpoint",
     "FireOutcome",
     "InvalidTransition",
     "MetricsError",
+    "ModelListing",
+    "ModelSummary",
+    "ModelVersion",
     "NameCheck",
     "NotFound",
     "Platform",
     "RegisteredModel",
+    "RegistryEvent",
     "RegistryService",
     "Run",
     "RunPage",
@@ -66,4 +86,6 @@ __all__ = [
     "ValidationError",
     "__version__",
     "codegen",
+    "predict",
+    "predict_async",
 ]

@@ -8,10 +8,13 @@ use pyo3::prelude::*;
 
 mod codegen;
 mod convert;
+mod deployments;
 mod errors;
 mod fork;
 mod models;
 mod platform;
+mod predict;
+mod registry;
 mod runtime;
 mod services;
 
@@ -20,8 +23,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     models::register(m)?;
     services::register(m)?;
+    registry::register(m)?;
+    deployments::register(m)?;
     m.add_class::<platform::PyPlatform>()?;
     m.add_function(wrap_pyfunction!(codegen::generate, m)?)?;
+    m.add_function(wrap_pyfunction!(predict::predict, m)?)?;
+    m.add_function(wrap_pyfunction!(predict::predict_async, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_before_fork, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

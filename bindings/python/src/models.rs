@@ -46,8 +46,17 @@ pub fn pyq(s: &str) -> String {
     out
 }
 
-fn py_repr_opt<T: std::fmt::Display>(v: Option<T>) -> String {
+pub fn py_repr_opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "None".into(), |x| x.to_string())
+}
+
+/// A bool as Python's repr writes it.
+pub fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
 }
 
 fn notebook(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
@@ -334,7 +343,8 @@ impl PyRun {
     }
 }
 
-fn to_py_string<T: serde::Serialize>(v: &T) -> String {
+/// A unit enum's serde name ("completed", "weekly", ...).
+pub fn to_py_string<T: serde::Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),

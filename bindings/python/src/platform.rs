@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use trainyard::{Backend, Platform};
 use trainyard_core::Result;
 
+use crate::deployments::PyDeployments;
 use crate::runtime::{awaitable, block};
 use crate::services::{PyRegistry, PySchedules, PyTraining};
 
@@ -229,6 +230,14 @@ impl PyPlatform {
     #[getter]
     fn registry(&self) -> PyRegistry {
         PyRegistry {
+            ctx: self.ctx.clone(),
+        }
+    }
+
+    /// Deploy, undeploy, and the live state of runs and endpoints.
+    #[getter]
+    fn deployments(&self) -> PyDeployments {
+        PyDeployments {
             ctx: self.ctx.clone(),
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, Utc};
 use pyo3::prelude::*;
 use serde_json::Value;
-use trainyard::{NewSchedule, ScheduleEdit, WizardSchedule};
+use trainyard::{ModelFilter, NewSchedule, ScheduleEdit, WizardSchedule};
 use trainyard_core::model_config::ModelType;
 use trainyard_core::ports::{PipelineEvent, RunFilter};
 use trainyard_core::run::{ConfigPatch, NewTrainingRun, RunConfig};
@@ -23,9 +23,10 @@ use crate::convert::{
 use crate::errors::invalid;
 use crate::models::{PyFireOutcome, PyNameCheck, PyRegisteredModel, PyRun, PyRunPage, PySchedule};
 use crate::platform::Ctx;
+use crate::registry::{PyModelListing, PyModelVersion, PyRegistryEvent};
 use crate::runtime::{awaitable, block};
 
-type Op<T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'static>>;
+pub(crate) type Op<T> = std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send + 'static>>;
 
 /// Both faces of one operation: `sync!(py, op)` blocks, `aw!(py, op)` returns an awaitable.
 macro_rules! sync {
@@ -870,6 +871,107 @@ impl PyRegistry {
             })
         })
     }
+
+    fn registry_op<T, F, Fut>(&self, f: F) -> Op<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(trainyard::RegistryService, Arc<Ctx>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send,
+    {
+        let ctx = self.ctx.clone();
+        Box::pin(async move { f(ctx.platform().await?.registry(), ctx).await })
+    }
+
+    fn push_op(&self, run_id: i64) -> Op<PyRun> {
+        self.registry_op(move |r, ctx| async move { Ok(PyRun::new(r.push(run_id).await?, &ctx)) })
+    }
+
+    fn model_versions_op(&self, model_id: i64) -> Op<Vec<PyModelVersion>> {
+        self.registry_op(move |r, _| async move {
+            let all = r.model_versions(model_id).await?;
+            Ok(all
+                .into_iter()
+                .map(|inner| PyModelVersion { inner })
+                .collect())
+        })
+    }
+
+    fn version_run_op(&self, model_id: i64, version: String) -> Op<PyRun> {
+        self.registry_op(move |r, ctx| async move {
+            Ok(PyRun::new(r.version_run(model_id, &version).await?, &ctx))
+        })
+    }
+
+    fn list_with_kpi_op(&self, filter: ModelFilter) -> Op<PyModelListing> {
+        self.registry_op(move |r, _| async move {
+            Ok(PyModelListing {
+                inner: r.list_with_kpi(&filter).await?,
+            })
+        })
+    }
+
+    fn aliases_op(&self, model_id: i64) -> Op<std::collections::BTreeMap<String, String>> {
+        self.registry_op(move |r, _| async move { r.aliases(model_id).await })
+    }
+
+    fn set_alias_op(&self, model_id: i64, alias: String, version: String) -> Op<PyRegistryEvent> {
+        self.registry_op(move |r, _| async move {
+            Ok(PyRegistryEvent {
+                inner: r.set_alias(model_id, &alias, &version).await?,
+            })
+        })
+    }
+
+    fn remove_alias_op(&self, model_id: i64, alias: String) -> Op<PyRegistryEvent> {
+        self.registry_op(move |r, _| async move {
+            Ok(PyRegistryEvent {
+                inner: r.remove_alias(model_id, &alias).await?,
+            })
+        })
+    }
+
+    fn history_op(&self, model_id: i64) -> Op<Vec<PyRegistryEvent>> {
+        self.registry_op(move |r, _| async move {
+            let all = r.history(model_id).await?;
+            Ok(all
+                .into_iter()
+                .map(|inner| PyRegistryEvent { inner })
+                .collect())
+        })
+    }
+}
+
+/// A version given as "3" or 3.
+fn version_of(version: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = version.extract::<String>() {
+        return Ok(s);
+    }
+    match version.extract::<u64>() {
+        Ok(n) if !version.is_instance_of::<pyo3::types::PyBool>() => Ok(n.to_string()),
+        _ => Err(invalid(
+            "version",
+            "must be a version number like \"3\" or 3",
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn model_filter(
+    ml_model: Option<String>,
+    model_type_: Option<String>,
+    registered: Option<bool>,
+    deployed: Option<bool>,
+    has_schedule: Option<bool>,
+    search: Option<String>,
+) -> PyResult<ModelFilter> {
+    Ok(ModelFilter {
+        ml_model,
+        model_type: model_type_.as_deref().map(model_type).transpose()?,
+        registered,
+        deployed,
+        has_schedule,
+        search,
+    })
 }
 
 #[pymethods]
@@ -924,6 +1026,166 @@ impl PyRegistry {
         ml_model: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         aw!(py, self.check_op(model_name, ml_model))
+    }
+
+    /// "Push to registry": registers a completed, blessed run as the next version of its
+    /// model (and deploys it when its deployment_config is enabled); returns the run. A
+    /// not-blessed or unfinished run is a ValidationError, an already registered one a
+    /// Conflict.
+    fn push(&self, py: Python<'_>, run_id: i64) -> PyResult<PyRun> {
+        sync!(py, self.push_op(run_id))
+    }
+
+    fn push_async<'py>(&self, py: Python<'py>, run_id: i64) -> PyResult<Bound<'py, PyAny>> {
+        aw!(py, self.push_op(run_id))
+    }
+
+    /// Registered versions of a model, oldest first, with KPI metrics, aliases and endpoints
+    /// (`versions` lists every run of the model, registered or not).
+    fn model_versions(&self, py: Python<'_>, model_id: i64) -> PyResult<Vec<PyModelVersion>> {
+        sync!(py, self.model_versions_op(model_id))
+    }
+
+    fn model_versions_async<'py>(
+        &self,
+        py: Python<'py>,
+        model_id: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        aw!(py, self.model_versions_op(model_id))
+    }
+
+    /// The run registered as `version` ("3" or 3) of a model.
+    fn version_run(
+        &self,
+        py: Python<'_>,
+        model_id: i64,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<PyRun> {
+        let version = version_of(version)?;
+        sync!(py, self.version_run_op(model_id, version))
+    }
+
+    fn version_run_async<'py>(
+        &self,
+        py: Python<'py>,
+        model_id: i64,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let version = version_of(version)?;
+        aw!(py, self.version_run_op(model_id, version))
+    }
+
+    /// Models with schedule, aliases, latest metrics and live endpoint state, filtered, and
+    /// the KPI row over the filtered set.
+    #[pyo3(signature = (*, ml_model=None, model_type=None, registered=None, deployed=None, has_schedule=None, search=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_with_kpi(
+        &self,
+        py: Python<'_>,
+        ml_model: Option<String>,
+        model_type: Option<String>,
+        registered: Option<bool>,
+        deployed: Option<bool>,
+        has_schedule: Option<bool>,
+        search: Option<String>,
+    ) -> PyResult<PyModelListing> {
+        let filter = model_filter(
+            ml_model,
+            model_type,
+            registered,
+            deployed,
+            has_schedule,
+            search,
+        )?;
+        sync!(py, self.list_with_kpi_op(filter))
+    }
+
+    #[pyo3(signature = (*, ml_model=None, model_type=None, registered=None, deployed=None, has_schedule=None, search=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_with_kpi_async<'py>(
+        &self,
+        py: Python<'py>,
+        ml_model: Option<String>,
+        model_type: Option<String>,
+        registered: Option<bool>,
+        deployed: Option<bool>,
+        has_schedule: Option<bool>,
+        search: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let filter = model_filter(
+            ml_model,
+            model_type,
+            registered,
+            deployed,
+            has_schedule,
+            search,
+        )?;
+        aw!(py, self.list_with_kpi_op(filter))
+    }
+
+    /// Current aliases of a model: {alias: version}.
+    fn aliases(
+        &self,
+        py: Python<'_>,
+        model_id: i64,
+    ) -> PyResult<std::collections::BTreeMap<String, String>> {
+        sync!(py, self.aliases_op(model_id))
+    }
+
+    fn aliases_async<'py>(&self, py: Python<'py>, model_id: i64) -> PyResult<Bound<'py, PyAny>> {
+        aw!(py, self.aliases_op(model_id))
+    }
+
+    /// Points `alias` (e.g. "production") at a registered version ("3" or 3), moving it if
+    /// it pointed elsewhere; NotFound for a version the model does not have.
+    fn set_alias(
+        &self,
+        py: Python<'_>,
+        model_id: i64,
+        alias: String,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<PyRegistryEvent> {
+        let version = version_of(version)?;
+        sync!(py, self.set_alias_op(model_id, alias, version))
+    }
+
+    fn set_alias_async<'py>(
+        &self,
+        py: Python<'py>,
+        model_id: i64,
+        alias: String,
+        version: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let version = version_of(version)?;
+        aw!(py, self.set_alias_op(model_id, alias, version))
+    }
+
+    /// Removes an alias; NotFound when it points nowhere.
+    fn remove_alias(
+        &self,
+        py: Python<'_>,
+        model_id: i64,
+        alias: String,
+    ) -> PyResult<PyRegistryEvent> {
+        sync!(py, self.remove_alias_op(model_id, alias))
+    }
+
+    fn remove_alias_async<'py>(
+        &self,
+        py: Python<'py>,
+        model_id: i64,
+        alias: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        aw!(py, self.remove_alias_op(model_id, alias))
+    }
+
+    /// Which version held which alias, and served on which endpoint, when (oldest first).
+    fn history(&self, py: Python<'_>, model_id: i64) -> PyResult<Vec<PyRegistryEvent>> {
+        sync!(py, self.history_op(model_id))
+    }
+
+    fn history_async<'py>(&self, py: Python<'py>, model_id: i64) -> PyResult<Bound<'py, PyAny>> {
+        aw!(py, self.history_op(model_id))
     }
 
     fn __repr__(&self) -> String {
