@@ -181,6 +181,7 @@ impl DeploymentService {
             Ok(url) => url,
             Err(e) => {
                 let error = e.to_string();
+                tracing::warn!(run_id, service = %service_name, error = %error, "deploy failed");
                 let now = self.clock.now();
                 mutate_run(&self.store, &self.clock, run_id, |r| {
                     r.transition(RunEvent::DeployError, now)?;
@@ -244,6 +245,7 @@ impl DeploymentService {
         .await?;
         self.record_endpoint_event(&endpoint, Some(run_id), &version)
             .await?;
+        tracing::info!(run_id, service = %endpoint.service_name, url = %endpoint.service_url, version = %version, "deployed");
         self.sync_model_deployment(model_id).await?;
         Ok(run)
     }
@@ -311,6 +313,7 @@ impl DeploymentService {
             self.release_run(run_id, ep.id).await?;
         }
         self.record_endpoint_event(&ep, None, "").await?;
+        tracing::info!(service = %ep.service_name, "undeployed");
         self.sync_model_deployment(ep.registered_model_id).await?;
         Ok(ep)
     }

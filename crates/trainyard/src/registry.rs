@@ -270,6 +270,7 @@ impl RegistryService {
             Err(e) => {
                 let now = self.clock.now();
                 let error = e.to_string();
+                tracing::warn!(run_id, error = %error, "registration failed");
                 mutate_run(&self.store, &self.clock, run_id, |r| {
                     r.update_stages(|s| s.fail(StageName::Register, now, error.clone()));
                     Ok(())
@@ -297,6 +298,7 @@ impl RegistryService {
         })
         .await?;
         self.update_after_registration(model.id, &run).await?;
+        tracing::info!(run_id, model = %model.model_name, version = %registered.version, "registered");
         if run.deploy_enabled || run.config.deployment_config.enabled {
             if let Some(deployments) = &self.deployments {
                 if let Err(e) = deployments.deploy(run_id, &DeployOptions::default()).await {

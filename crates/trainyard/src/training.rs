@@ -95,6 +95,7 @@ impl TrainingService {
         };
         match submitted {
             Ok(handle) => {
+                tracing::info!(run_id = id, job = %handle.job_name, "pipeline submitted");
                 let event = PipelineEvent::Submitted {
                     job_name: Some(handle.job_name),
                     job_id: Some(handle.job_id),
@@ -102,6 +103,7 @@ impl TrainingService {
                 self.handle_event(id, &event).await
             }
             Err(e) => {
+                tracing::warn!(run_id = id, error = %e, "pipeline submission failed");
                 let event = PipelineEvent::Failed {
                     error: format!("submission failed: {e}"),
                     stage: Some(StageName::Compile),
@@ -341,6 +343,9 @@ impl TrainingService {
             .await?;
         if !history.is_empty() {
             self.store.record_epochs(id, &history, now).await?;
+        }
+        if !run.status.is_active() {
+            tracing::info!(run_id = id, status = %run.status, "training finished");
         }
         if registers && matches!(event, PipelineEvent::Completed { blessed: true, .. }) {
             // Auto-registration; a failure is kept on the run's register stage.
