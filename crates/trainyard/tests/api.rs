@@ -1,13 +1,18 @@
 //! The REST API over real HTTP (reqwest against a server on a random port, over a temp project).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use trainyard::core::model_config::ModelConfig;
 use trainyard::core::ports::PipelineEvent;
+use trainyard::core::ports::SystemClock;
 use trainyard::http::api;
+use trainyard::http::{CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
 use trainyard::Platform;
+
+const SECRET: &str = "api-test-secret";
 
 struct Server {
     base: String,
@@ -23,7 +28,20 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = api::app(platform.clone(), None);
+    // Webhooks mounted as serve-api mounts them: a callback secret, and a scheduler verifier
+    // no token of these tests can satisfy.
+    let scheduler = Arc::new(OidcVerifier::new(
+        OidcConfig::google(
+            "http://trainyard.test",
+            "scheduler@test.iam.gserviceaccount.com",
+        ),
+        Arc::new(SystemClock),
+    ));
+    let auth = WebhookAuth {
+        scheduler,
+        callbacks: CallbackAuth::SharedSecret(SECRET.into()),
+    };
+    let app = api::app(platform.clone(), Some(auth));
     tokio::spawn(api::serve(listener, app, async {
         let _ = stopped.await;
     }));
@@ -70,6 +88,10 @@ impl Server {
 
     /// Drives a run to `completed` the way pipeline callbacks do.
     async fn complete(&self, id: i64) {
+        self.complete_with(id, BTreeMap::new()).await
+    }
+
+    async fn complete_with(&self, id: i64, artifacts: BTreeMap<String, String>) {
         let svc = self.platform.training();
         svc.handle_event(
             id,
@@ -89,7 +111,7 @@ impl Server {
                     "final_metrics": {"test_recall_at_100": 0.31}
                 }),
                 blessed: true,
-                artifacts: BTreeMap::new(),
+                artifacts,
             },
         )
         .await
@@ -599,6 +621,119 @@ async fn schedules_crud_preview_and_fires() {
     assert_error(&v, "bad_request", Some("has_schedule"));
 }
 
+#[tokio::test]
+async fn registry_push_aliases_and_deployment_routes() {
+    let s = server().await;
+    let pending = s.create_run("served-model", json!({})).await;
+    let pid = pending["id"].as_i64().unwrap();
+    // Not completed: pushing and deploying are refused as bad input, naming the run.
+    let (st, v) = s
+        .post(&format!("/api/training-runs/{pid}/push/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, "validation", Some("training_run"));
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &format!("/api/training-runs/{pid}/deploy-cloud-run/"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "empty body = defaults: {v}");
+    assert_error(&v, "validation", Some("training_run"));
+    let (st, v) = s
+        .post(
+            &format!("/api/training-runs/{pid}/deploy-cloud-run/"),
+            json!({"preset": "huge"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_error(&v, "invalid_body", Some("preset"));
+    let (st, v) = s
+        .get(&format!("/api/training-runs/{pid}/deployment/"))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["deployment"]["has_active_endpoint"], false);
+    assert_eq!(v["deployment"]["deployment_status"], "skipped");
+
+    // A completed, blessed run whose pipeline pushed a SavedModel: the platform registers it
+    // as version 1 on completion, so a push of it is a conflict.
+    let done = s.create_run("served-model", json!({})).await;
+    let did = done["id"].as_i64().unwrap();
+    let pushed = s.platform.dir().join("pushed_model");
+    std::fs::create_dir_all(pushed.join("1700000000")).unwrap();
+    std::fs::write(pushed.join("1700000000/saved_model.pb"), b"graph").unwrap();
+    let artifacts = BTreeMap::from([("pushed_model".to_string(), pushed.display().to_string())]);
+    s.complete_with(did, artifacts).await;
+    let (_, v) = s.get(&format!("/api/training-runs/{did}/")).await;
+    assert_eq!(v["training_run"]["vertex_model_version"], "1", "{v}");
+    let mid = v["training_run"]["registered_model_id"].as_i64().unwrap();
+    let (st, v) = s
+        .post(&format!("/api/training-runs/{did}/push/"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "registered twice: {v}");
+    assert_error(&v, "conflict", None);
+
+    let (_, v) = s.get(&format!("/api/registered-models/{mid}/")).await;
+    assert_eq!(v["registered_model"]["is_registered"], true, "{v}");
+    assert_eq!(v["registered_model"]["has_active_endpoint"], false);
+    let (_, v) = s.get("/api/registered-models/?registered=true").await;
+    assert_eq!(v["kpi"]["registered"], 1, "{v}");
+    let (_, v) = s
+        .get(&format!("/api/registered-models/{mid}/versions/"))
+        .await;
+    assert_eq!(v["versions"].as_array().unwrap().len(), 2, "both runs: {v}");
+    assert_eq!(v["registered_versions"][0]["version"], "1");
+    assert_eq!(v["registered_versions"][0]["training_run_id"], did);
+
+    let alias = format!("/api/registered-models/{mid}/aliases/production/");
+    let (st, v) = s
+        .call(Method::PUT, &alias, Some(json!({"version": "7"})))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "no version 7: {v}");
+    let (st, v) = s
+        .call(Method::PUT, &alias, Some(json!({"version": "1"})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["aliases"], json!({"production": "1"}));
+    let (_, v) = s
+        .get(&format!("/api/registered-models/{mid}/aliases/"))
+        .await;
+    assert_eq!(v["aliases"], json!({"production": "1"}));
+    let (st, _) = s.call(Method::DELETE, &alias, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s.call(Method::DELETE, &alias, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, v) = s
+        .get(&format!("/api/registered-models/{mid}/history/"))
+        .await;
+    let aliases: Vec<_> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "alias")
+        .map(|e| (e["name"].clone(), e["model_version"].clone()))
+        .collect();
+    assert_eq!(
+        aliases,
+        vec![
+            (json!("production"), json!("1")),
+            (json!("production"), json!(""))
+        ],
+        "{v}"
+    );
+
+    let (st, v) = s
+        .get(&format!("/api/registered-models/{mid}/endpoints/"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["endpoints"], json!([]));
+    let (st, _) = s.get("/api/registered-models/987654/endpoints/").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = s.post("/api/endpoints/987654/undeploy/", json!({})).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+}
+
 /// Every operation the document lists is routed (and vice versa for the main ones): docs and
 /// routes come from the same code, and this keeps it so.
 #[tokio::test]
@@ -622,7 +757,10 @@ async fn openapi_document_matches_the_routes() {
     }
     let mut n = 0;
     for (path, item) in paths {
-        let concrete = path.replace("{id}", "987654").replace("{ml_model}", "shop");
+        let concrete = path
+            .replace("{id}", "987654")
+            .replace("{ml_model}", "shop")
+            .replace("{alias}", "production");
         for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_none() {
                 continue;
@@ -639,5 +777,23 @@ async fn openapi_document_matches_the_routes() {
             );
         }
     }
-    assert!(n >= 20, "{n} operations");
+    assert!(n >= 30, "{n} operations");
+    assert!(paths.contains_key("/api/training-runs/{id}/webhook/completed/"));
+
+    // The documented webhooks are mounted: a callback with the secret reaches its handler.
+    let run = s.create_run("hooked", json!({})).await;
+    let resp = s
+        .http
+        .post(format!(
+            "{}/api/training-runs/{}/webhook/stage-complete/",
+            s.base, run["id"]
+        ))
+        .bearer_auth(SECRET)
+        .json(&json!({"stage": "examples"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, v) = s.get(&format!("/api/training-runs/{}/", run["id"])).await;
+    assert_eq!(v["training_run"]["status"], "running", "{v}");
 }

@@ -63,19 +63,34 @@ call POST /api/training/schedules/ \
 call POST "/api/training/schedules/$(cat "$work/sid")/trigger/" >/dev/null
 echo "api-fuzz: seeded runs $r1 $r2 $r3 and two schedules"
 
+# Ids of the seeded records (runs, schedules and models all start at 1): path and body ids
+# come from them most of the time, so the fuzzer reaches real records, not only 404s.
+cat >"$work/schemathesis.toml" <<'TOML'
+[dictionaries.seeded]
+values = [1, 2, 3, 4, 5, 6]
+
+[parameters]
+"path.id" = { dictionary = "seeded", probability = 0.8 }
+"query.source_run_id" = { dictionary = "seeded", probability = 0.8 }
+"query.registered_model_id" = { dictionary = "seeded", probability = 0.5 }
+"body.source_training_run_id" = { dictionary = "seeded", probability = 0.8 }
+"body.registered_model_id" = { dictionary = "seeded", probability = 0.8 }
+TOML
+
 report_dir=$(realpath -m "${API_FUZZ_REPORT_DIR:-target/api-fuzz}")
 venv=$(realpath "$venv")
 status=0
 # From the temp dir: schemathesis keeps state in ./.schemathesis.
-(cd "$work" && "$venv/bin/st" run "$base/openapi.json" \
+(cd "$work" && "$venv/bin/st" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
     --checks not_a_server_error \
+    --header "Authorization: Bearer fuzz-secret" \
     --max-examples "$examples" \
     --seed "$seed" \
     --workers 2 \
     --request-timeout 20 \
     --generation-database none \
     --no-color \
-    --report junit --report-dir "$report_dir") || status=$?
+    --report "${API_FUZZ_REPORTS:-junit}" --report-dir "$report_dir") || status=$?
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "api-fuzz: the server died" >&2

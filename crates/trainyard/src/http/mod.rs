@@ -192,7 +192,7 @@ async fn stage_complete(
     State(st): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    Json(b): Json<StageBody>,
+    api::error::ApiJson(b): api::error::ApiJson<StageBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     apply(
         &st,
@@ -214,7 +214,7 @@ async fn epoch_complete(
     State(st): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    Json(b): Json<EpochBody>,
+    api::error::ApiJson(b): api::error::ApiJson<EpochBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     apply(
         &st,
@@ -239,7 +239,7 @@ async fn failed(
     State(st): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    Json(b): Json<FailedBody>,
+    api::error::ApiJson(b): api::error::ApiJson<FailedBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     apply(
         &st,
@@ -265,7 +265,7 @@ async fn completed(
     State(st): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
-    Json(b): Json<CompletedBody>,
+    api::error::ApiJson(b): api::error::ApiJson<CompletedBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let event = PipelineEvent::Completed {
         training_metrics: b.training_metrics,

@@ -145,6 +145,33 @@ where
     }
 }
 
+/// A JSON body that may be left out: an empty body reads as `T::default()`.
+pub struct ApiJsonOrDefault<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJsonOrDefault<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+            || (req.headers().get(header::CONTENT_TYPE).is_none()
+                && req.headers().get(header::CONTENT_LENGTH).is_none()
+                && req.headers().get(header::TRANSFER_ENCODING).is_none());
+        if empty {
+            return Ok(ApiJsonOrDefault(T::default()));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| ApiJsonOrDefault(v))
+    }
+}
+
 /// Parses a whole JSON document into `T`: bad syntax is 400, a bad shape 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);

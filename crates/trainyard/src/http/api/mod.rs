@@ -1,17 +1,19 @@
 //! The REST API of `trainyard serve-api` (feature `http`): the spec's endpoints for training
-//! runs, schedules and registered models over the facade services, with an OpenAPI 3 document
+//! runs, schedules, registered models and deployments over the facade services, with an OpenAPI 3 document
 //! generated from the handlers and their types (`/openapi.json`).
 //!
 //! Responses follow the spec's shapes (`{"success": true, "training_run": {...}}`); every error
 //! is `{"success": false, "error": "...", "kind": "...", "field": "..."}` with the status
 //! [`error::status_of`] gives its kind.
 
+mod deployments;
 pub mod error;
 mod models;
 mod params;
 mod runs;
 mod schedules;
 mod schema;
+mod webhooks;
 
 use std::future::Future;
 
@@ -41,6 +43,8 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
         (name = "training-runs", description = "Training runs: create, list, cancel, rerun, edit"),
         (name = "schedules", description = "Retraining schedules of registered models"),
         (name = "registered-models", description = "Named models whose versions are runs"),
+        (name = "deployments", description = "Registry push, deploy, endpoints, undeploy"),
+        (name = "webhooks", description = "Pipeline callbacks and the Cloud Scheduler webhook (bearer token)"),
     )
 )]
 struct ApiDoc;
@@ -75,17 +79,31 @@ fn routes() -> OpenApiRouter<Platform> {
         .routes(routes!(models::check_name))
         .routes(routes!(models::get_model))
         .routes(routes!(models::model_versions))
+        .routes(routes!(models::model_aliases))
+        .routes(routes!(models::set_alias, models::remove_alias))
+        .routes(routes!(models::model_history))
+        .routes(routes!(deployments::push_run))
+        .routes(routes!(deployments::deploy_run))
+        .routes(routes!(deployments::deployment_status))
+        .routes(routes!(deployments::model_endpoints))
+        .routes(routes!(deployments::list_endpoints))
+        .routes(routes!(deployments::undeploy_endpoint))
 }
 
-/// The OpenAPI document of the API (needs no project).
+/// The OpenAPI document of the whole API, webhooks included (needs no project).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut doc = routes().split_for_parts().1;
+    webhooks::document(&mut doc);
+    doc
 }
 
 /// The API routes, `/openapi.json`, and (when `webhooks` is given) the webhook routes; unknown
-/// paths answer a JSON 404.
+/// paths answer a JSON 404. The served document lists exactly the mounted routes.
 pub fn app(platform: Platform, webhooks: Option<WebhookAuth>) -> Router {
-    let (api, doc) = routes().with_state(platform.clone()).split_for_parts();
+    let (api, mut doc) = routes().with_state(platform.clone()).split_for_parts();
+    if webhooks.is_some() {
+        webhooks::document(&mut doc);
+    }
     let doc = std::sync::Arc::new(doc);
     let mut app = api.route(
         OPENAPI_PATH,

@@ -1,42 +1,20 @@
 //! Registered models: the spec's "RegisteredModel Endpoints" (list with schedule info and KPI,
-//! details, versions, check-name).
+//! details, versions, check-name) and the registry's aliases and history.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use trainyard_core::registry::{NameCheck, RegisteredModel};
-use trainyard_core::run::{RegisteredModelId, ScheduleId, TrainingRun};
-use trainyard_core::schedule::{ScheduleStatus, TrainingSchedule};
+use trainyard_core::registry::{NameCheck, RegistryEvent};
+use trainyard_core::run::{RegisteredModelId, TrainingRun};
+use trainyard_core::Error;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::params::{self, Pagination};
+use crate::registry::{ModelFilter, ModelSummary, ModelVersion, RegistryKpi};
 use crate::Platform;
-
-/// A registered model with what the registry table shows beside it.
-#[derive(Serialize, ToSchema)]
-pub struct ModelView {
-    #[serde(flatten)]
-    #[schema(value_type = Object)]
-    pub model: RegisteredModel,
-    pub is_registered: bool,
-    pub has_schedule: bool,
-    pub schedule_id: Option<ScheduleId>,
-    #[schema(schema_with = params::schedule_status_schema)]
-    pub schedule_status: Option<ScheduleStatus>,
-}
-
-fn view(model: RegisteredModel, schedule: Option<&TrainingSchedule>) -> ModelView {
-    ModelView {
-        is_registered: model.is_registered(),
-        has_schedule: schedule.is_some(),
-        schedule_id: schedule.map(|s| s.id),
-        schedule_status: schedule.map(|s| s.status),
-        model,
-    }
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -45,6 +23,12 @@ pub struct ModelListQuery {
     pub ml_model: Option<String>,
     #[param(schema_with = params::model_type_schema)]
     pub model_type: Option<String>,
+    /// Registered to the registry at least once.
+    #[param(value_type = Option<bool>)]
+    pub registered: Option<String>,
+    /// Has an active endpoint on record.
+    #[param(value_type = Option<bool>)]
+    pub deployed: Option<String>,
     #[param(value_type = Option<bool>)]
     pub has_schedule: Option<String>,
     /// Case-insensitive substring of the model name.
@@ -55,24 +39,20 @@ pub struct ModelListQuery {
     pub page_size: Option<String>,
 }
 
-/// Counts over the models that match the filters.
-#[derive(Serialize, ToSchema)]
-pub struct ModelKpi {
-    pub total: u64,
-    pub registered: u64,
-    pub with_schedule: u64,
-    pub deployed: u64,
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct ModelListResponse {
     pub success: bool,
-    pub registered_models: Vec<ModelView>,
-    pub kpi: ModelKpi,
+    /// Each model with its schedule, aliases, latest version's KPI metrics, the recorded
+    /// `is_deployed` and the live `has_active_endpoint`.
+    #[schema(value_type = Vec<Object>)]
+    pub registered_models: Vec<ModelSummary>,
+    /// total, registered, with_schedule, deployed over the filtered models.
+    #[schema(value_type = Object)]
+    pub kpi: RegistryKpi,
     pub pagination: Pagination,
 }
 
-/// List registered models with their schedule, newest first.
+/// List registered models with schedule, KPI and deployment state, newest first.
 #[utoipa::path(get, path = "/api/registered-models/", tag = "registered-models",
     params(ModelListQuery),
     responses((status = 200, body = ModelListResponse), (status = 400, body = ErrorBody)))]
@@ -84,57 +64,32 @@ pub async fn list_models(
         None | Some("") => None,
         Some(t) => Some(params::enum_value("model_type", t, &params::model_types())?),
     };
-    let has_schedule = params::boolean("has_schedule", &q.has_schedule)?;
+    let filter = ModelFilter {
+        ml_model: q.ml_model.clone().filter(|m| !m.trim().is_empty()),
+        model_type,
+        registered: params::boolean("registered", &q.registered)?,
+        deployed: params::boolean("deployed", &q.deployed)?,
+        has_schedule: params::boolean("has_schedule", &q.has_schedule)?,
+        search: q
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    };
     let (page, size) = params::page(&q.page, &q.page_size)?;
-    let ml_model = q.ml_model.as_deref().filter(|m| !m.trim().is_empty());
-    let search = q
-        .search
-        .as_deref()
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty());
-
-    let schedules: HashMap<RegisteredModelId, TrainingSchedule> = p
-        .schedules()
-        .list(ml_model)
-        .await?
-        .into_iter()
-        .map(|s| (s.registered_model_id, s))
-        .collect();
-    let mut models: Vec<ModelView> = p
-        .registry()
-        .list(ml_model)
-        .await?
-        .into_iter()
-        .filter(|m| model_type.is_none_or(|t| m.model_type == t))
-        .filter(|m| {
-            search
-                .as_deref()
-                .is_none_or(|s| m.model_name.to_lowercase().contains(s))
-        })
-        .map(|m| {
-            let s = schedules.get(&m.id);
-            view(m, s)
-        })
-        .filter(|v| has_schedule.is_none_or(|h| v.has_schedule == h))
-        .collect();
-    models.sort_by(|a, b| {
+    let mut listing = p.registry().list_with_kpi(&filter).await?;
+    listing.registered_models.sort_by(|a, b| {
         b.model
             .created_at
             .cmp(&a.model.created_at)
             .then(b.model.id.cmp(&a.model.id))
     });
-    let count = |f: fn(&ModelView) -> bool| models.iter().filter(|v| f(v)).count() as u64;
-    let kpi = ModelKpi {
-        total: models.len() as u64,
-        registered: count(|v| v.is_registered),
-        with_schedule: count(|v| v.has_schedule),
-        deployed: count(|v| v.model.is_deployed),
-    };
-    let (items, pagination) = params::page_of(models, page, size);
+    let (items, pagination) = params::page_of(listing.registered_models, page, size);
     Ok(Json(ModelListResponse {
         success: true,
         registered_models: items,
-        kpi,
+        kpi: listing.kpi,
         pagination,
     }))
 }
@@ -142,10 +97,11 @@ pub async fn list_models(
 #[derive(Serialize, ToSchema)]
 pub struct ModelResponse {
     pub success: bool,
-    pub registered_model: ModelView,
+    #[schema(value_type = Object)]
+    pub registered_model: ModelSummary,
 }
 
-/// Get a registered model with its schedule info.
+/// Get a registered model as the list shows it.
 #[utoipa::path(get, path = "/api/registered-models/{id}/", tag = "registered-models",
     params(("id" = i64, Path, description = "Registered model id")),
     responses((status = 200, body = ModelResponse), (status = 404, body = ErrorBody)))]
@@ -153,18 +109,24 @@ pub async fn get_model(
     State(p): State<Platform>,
     ApiPath(id): ApiPath<RegisteredModelId>,
 ) -> Result<Json<ModelResponse>, ApiError> {
-    let model = p.registry().get(id).await?;
-    let check = p
-        .registry()
-        .check_name(&model.ml_model, &model.model_name)
-        .await?;
-    let schedule = match check.schedule_id {
-        Some(sid) => Some(p.schedules().get(sid).await?),
-        None => None,
+    let registry = p.registry();
+    let model = registry.get(id).await?;
+    // The list's row of this model: narrowed by endpoint and name, then picked by id.
+    let filter = ModelFilter {
+        ml_model: Some(model.ml_model.clone()),
+        search: Some(model.model_name.clone()),
+        ..ModelFilter::default()
     };
+    let summary = registry
+        .list_with_kpi(&filter)
+        .await?
+        .registered_models
+        .into_iter()
+        .find(|m| m.model.id == id)
+        .ok_or_else(|| Error::not_found("registered model", id))?;
     Ok(Json(ModelResponse {
         success: true,
-        registered_model: view(model, schedule.as_ref()),
+        registered_model: summary,
     }))
 }
 
@@ -174,9 +136,12 @@ pub struct VersionsResponse {
     /// The model's training runs, newest first.
     #[schema(value_type = Vec<Object>)]
     pub versions: Vec<TrainingRun>,
+    /// The registered versions, oldest first, with their KPI metrics, aliases and endpoints.
+    #[schema(value_type = Vec<Object>)]
+    pub registered_versions: Vec<ModelVersion>,
 }
 
-/// All versions (training runs) of a registered model.
+/// All versions (training runs) of a registered model, and its registered versions with KPI.
 #[utoipa::path(get, path = "/api/registered-models/{id}/versions/", tag = "registered-models",
     params(("id" = i64, Path, description = "Registered model id")),
     responses((status = 200, body = VersionsResponse), (status = 404, body = ErrorBody)))]
@@ -184,9 +149,113 @@ pub async fn model_versions(
     State(p): State<Platform>,
     ApiPath(id): ApiPath<RegisteredModelId>,
 ) -> Result<Json<VersionsResponse>, ApiError> {
+    let registry = p.registry();
     Ok(Json(VersionsResponse {
         success: true,
-        versions: p.registry().versions(id).await?,
+        versions: registry.versions(id).await?,
+        registered_versions: registry.model_versions(id).await?,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasesResponse {
+    pub success: bool,
+    /// alias -> version
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// A model's aliases.
+#[utoipa::path(get, path = "/api/registered-models/{id}/aliases/", tag = "registered-models",
+    params(("id" = i64, Path, description = "Registered model id")),
+    responses((status = 200, body = AliasesResponse), (status = 404, body = ErrorBody)))]
+pub async fn model_aliases(
+    State(p): State<Platform>,
+    ApiPath(id): ApiPath<RegisteredModelId>,
+) -> Result<Json<AliasesResponse>, ApiError> {
+    let registry = p.registry();
+    registry.get(id).await?;
+    Ok(Json(AliasesResponse {
+        success: true,
+        aliases: registry.aliases(id).await?,
+    }))
+}
+
+/// Which version an alias points at.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AliasBody {
+    /// A registered version of the model ("1", "2", ...).
+    pub version: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AliasEventResponse {
+    pub success: bool,
+    /// The history entry the change made.
+    #[schema(value_type = Object)]
+    pub event: RegistryEvent,
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// Point an alias at a registered version (moving it if it pointed elsewhere).
+#[utoipa::path(put, path = "/api/registered-models/{id}/aliases/{alias}/", tag = "registered-models",
+    params(("id" = i64, Path, description = "Registered model id"),
+        ("alias" = String, Path, description = "Alias, e.g. production")),
+    request_body = AliasBody,
+    responses((status = 200, body = AliasEventResponse), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn set_alias(
+    State(p): State<Platform>,
+    ApiPath((id, alias)): ApiPath<(RegisteredModelId, String)>,
+    ApiJson(body): ApiJson<AliasBody>,
+) -> Result<Json<AliasEventResponse>, ApiError> {
+    let registry = p.registry();
+    registry.get(id).await?;
+    let event = registry.set_alias(id, &alias, &body.version).await?;
+    Ok(Json(AliasEventResponse {
+        success: true,
+        event,
+        aliases: registry.aliases(id).await?,
+    }))
+}
+
+/// Remove an alias.
+#[utoipa::path(delete, path = "/api/registered-models/{id}/aliases/{alias}/", tag = "registered-models",
+    params(("id" = i64, Path, description = "Registered model id"),
+        ("alias" = String, Path, description = "Alias")),
+    responses((status = 200, body = AliasEventResponse), (status = 404, body = ErrorBody)))]
+pub async fn remove_alias(
+    State(p): State<Platform>,
+    ApiPath((id, alias)): ApiPath<(RegisteredModelId, String)>,
+) -> Result<Json<AliasEventResponse>, ApiError> {
+    let registry = p.registry();
+    registry.get(id).await?;
+    let event = registry.remove_alias(id, &alias).await?;
+    Ok(Json(AliasEventResponse {
+        success: true,
+        event,
+        aliases: registry.aliases(id).await?,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryResponse {
+    pub success: bool,
+    /// Alias moves and endpoint changes, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<RegistryEvent>,
+}
+
+/// Which version held which alias, and served on which endpoint, when.
+#[utoipa::path(get, path = "/api/registered-models/{id}/history/", tag = "registered-models",
+    params(("id" = i64, Path, description = "Registered model id")),
+    responses((status = 200, body = HistoryResponse), (status = 404, body = ErrorBody)))]
+pub async fn model_history(
+    State(p): State<Platform>,
+    ApiPath(id): ApiPath<RegisteredModelId>,
+) -> Result<Json<HistoryResponse>, ApiError> {
+    Ok(Json(HistoryResponse {
+        success: true,
+        history: p.registry().history(id).await?,
     }))
 }
 
