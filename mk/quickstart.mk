@@ -1,0 +1,17 @@
+# The main job as a test: `trainyard quickstart` on a fresh project must end with a prediction
+# whose product ids all come from the training data and a schedule preview; the endpoint is
+# stopped at the end (--undeploy).
+
+QUICKSTART_TEST_DIR := target/quickstart-test
+
+.PHONY: test-quickstart
+test-quickstart: pyenv
+	$(CARGO) build -p trainyard-cli -p trainyard-serve
+	rm -rf $(QUICKSTART_TEST_DIR)
+	TRAINYARD_PYTHON=$(PYENV_PY) target/debug/trainyard quickstart --dir $(QUICKSTART_TEST_DIR) --undeploy \
+		> $(QUICKSTART_TEST_DIR).log 2>&1; rc=$$?; cat $(QUICKSTART_TEST_DIR).log; exit $$rc
+	grep -Eq '^([0-9]+) of \1 ids are products of the training data' $(QUICKSTART_TEST_DIR).log
+	test "$$(grep -cE '^  Mon [0-9]{4}-[0-9]{2}-[0-9]{2} 06:00 CE' $(QUICKSTART_TEST_DIR).log)" = 5
+	grep -q 'endpoint quickstart-retrieval-serving undeployed' $(QUICKSTART_TEST_DIR).log
+
+TEST_TARGETS += test-quickstart
