@@ -458,6 +458,34 @@ async fn schedules_crud_preview_and_fires() {
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     assert_error(&v, "validation", Some("schedule_day_of_week"));
 
+    // Wrong types in the body are named too (the service types flatten their parts).
+    for (body, field) in [
+        (
+            json!({"source_training_run_id": rid, "name": {"x": 1}, "schedule_type": "daily",
+                "schedule_time": "09:00"}),
+            "name",
+        ),
+        (
+            json!({"source_training_run_id": rid, "name": "n", "schedule_type": "daily",
+                "schedule_time": "09:00", "catch_up": "sometimes"}),
+            "catch_up",
+        ),
+        (
+            json!({"source_training_run_id": rid, "name": "n", "schedule_type": "daily",
+                "schedule_time": 900}),
+            "schedule_time",
+        ),
+        (
+            json!({"source_training_run_id": "one", "name": "n", "schedule_type": "daily",
+                "schedule_time": "09:00"}),
+            "source_training_run_id",
+        ),
+    ] {
+        let (st, v) = s.post("/api/training/schedules/from-run/", body).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_error(&v, "invalid_body", Some(field));
+    }
+
     let (_, v) = s.get("/api/training/schedules/").await;
     assert_eq!(v["schedules"].as_array().unwrap().len(), 1);
     let (st, v) = s

@@ -207,6 +207,35 @@ impl utoipa::PartialSchema for CreateScheduleBody {
 
 impl ToSchema for CreateScheduleBody {}
 
+/// The schedule bodies' own (non-flattened) fields, read first so that a bad one is named:
+/// `#[serde(flatten)]` in the service types hides the path of every field.
+#[derive(Deserialize)]
+#[allow(dead_code)] // read for their errors only
+struct OwnFields {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    schedule_name: Option<String>,
+    #[serde(default)]
+    schedule_description: Option<String>,
+    #[serde(default)]
+    ml_model: Option<String>,
+    #[serde(default)]
+    catch_up: Option<CatchUpPolicy>,
+    #[serde(default)]
+    concurrency: Option<ConcurrencyPolicy>,
+}
+
+/// Reads the parts of a schedule body that the full parse would report without a field.
+fn check_parts(body: &Value) -> Result<(), ApiError> {
+    require_object(body)?;
+    from_value::<OwnFields>(body)?;
+    from_value::<ScheduleTiming>(body)?;
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct ForModel {
     registered_model_id: RegisteredModelId,
@@ -224,9 +253,7 @@ pub async fn create_schedule(
     State(p): State<Platform>,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<ScheduleResponse>), ApiError> {
-    require_object(&body)?;
-    // The flattened parts first, so that a bad field in them is named.
-    from_value::<ScheduleTiming>(&body)?;
+    check_parts(&body)?;
     let by_model = body
         .get("registered_model_id")
         .is_some_and(|v| !v.is_null());
@@ -290,8 +317,7 @@ pub async fn create_from_run(
     State(p): State<Platform>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<ScheduleResponse>), ApiError> {
-    require_object(&body)?;
-    from_value::<ScheduleTiming>(&body)?;
+    check_parts(&body)?;
     let b: FromRunBody = from_value(&body)?;
     let s = p
         .schedules()
