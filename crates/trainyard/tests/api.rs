@@ -406,6 +406,19 @@ async fn cancel_rerun_config_and_invalid_transitions() {
         .await;
     assert_eq!(st, StatusCode::CONFLICT);
     assert_error(&v, "invalid_transition", None);
+    // Insights of a run whose pipeline left no artifacts: 404 naming what is missing, never 5xx.
+    for what in ["statistics/", "schema/", "weight-stats/?epoch=3"] {
+        let (st, v) = s.get(&format!("/api/training-runs/{did}/{what}")).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{what}: {v}");
+        assert_error(&v, "not_found", None);
+    }
+    let (st, v) = s
+        .get(&format!("/api/training-runs/{did}/weight-stats/?epoch=x"))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, "bad_request", Some("epoch"));
+    let (st, _) = s.get("/api/training-runs/987654/logs/").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

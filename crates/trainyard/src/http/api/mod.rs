@@ -8,6 +8,7 @@
 
 mod deployments;
 pub mod error;
+mod insights;
 mod models;
 mod params;
 mod runs;
@@ -59,6 +60,10 @@ fn routes() -> OpenApiRouter<Platform> {
         .routes(routes!(runs::rerun_run))
         .routes(routes!(runs::get_config, runs::patch_config))
         .routes(routes!(runs::run_metrics))
+        .routes(routes!(insights::run_logs))
+        .routes(routes!(insights::run_statistics))
+        .routes(routes!(insights::run_schema))
+        .routes(routes!(insights::run_weight_stats))
         .routes(routes!(
             schedules::list_schedules,
             schedules::create_schedule
