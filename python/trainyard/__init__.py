@@ -14,6 +14,7 @@ Registered versions and endpoints: ``platform.registry.push(run_id)``,
 ``trainyard.predict(endpoint.service_url, [{"customer_id": "C1", ...}])``.
 """
 
+import atexit as _atexit
 import os as _os
 
 from trainyard import codegen
@@ -49,6 +50,12 @@ from trainyard.exceptions import (
     TrainyardError,
     ValidationError,
 )
+
+# Results of awaitables that are still being handed to Python finish before the interpreter
+# finalizes (a runtime thread caught by finalization would abort the process).
+from trainyard._native import _before_exit
+
+_atexit.register(_before_exit)
 
 # A fork while another thread holds a lock (inside a call, or inside SQLite) would leave it held
 # in the child: the hooks let calls finish and hold SQLite's global locks across the fork. The

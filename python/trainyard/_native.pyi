@@ -37,6 +37,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "_after_fork",
+    "_before_exit",
     "_before_fork",
     "generate",
     "predict",
@@ -606,6 +607,10 @@ class Platform:
 def _before_fork() -> bool:
     """os.register_at_fork `before` hook: waits (up to 5 s) for in-flight calls, True when they
     finished, then holds SQLite's global locks until `_after_fork`."""
+
+def _before_exit() -> None:
+    """atexit hook: lets results being delivered to asyncio loops finish (up to 5 s) and stops
+    new deliveries, so no runtime thread is inside Python when the interpreter finalizes."""
 
 def _after_fork() -> None:
     """`after_in_parent` / `after_in_child` hook: releases what `_before_fork` took."""

@@ -31,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(predict::predict_async, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_before_fork, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::_before_exit, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

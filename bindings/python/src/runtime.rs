@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
@@ -26,6 +26,44 @@ struct Slot {
 static SLOT: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
 /// Calls in progress: blocking ones (run on the caller's thread) and awaitables (tasks).
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Set by the interpreter's atexit hook: no runtime thread attaches to Python any more.
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Runtime threads delivering a result to Python (attached, or about to attach).
+static DELIVERING: AtomicUsize = AtomicUsize::new(0);
+
+struct Delivering;
+
+impl Drop for Delivering {
+    fn drop(&mut self) {
+        DELIVERING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Enters the delivery section unless the interpreter is exiting. Count first, then check:
+/// the atexit hook sets the flag, then waits for the count, so either it waits for us or we
+/// see the flag.
+fn start_delivery() -> Option<Delivering> {
+    DELIVERING.fetch_add(1, Ordering::SeqCst);
+    let guard = Delivering;
+    (!EXITING.load(Ordering::SeqCst)).then_some(guard)
+}
+
+/// The `atexit` hook (registered by trainyard/__init__.py). A runtime thread that delivers a
+/// result releases the GIL inside the loop's `call_soon_threadsafe` (its self-pipe write); if
+/// the main thread finishes and finalizes meanwhile, that thread's attempt to take the GIL back
+/// ends it with `pthread_exit`, whose unwinding through Rust frames aborts the process. So at
+/// exit, deliveries in progress finish first (GIL released, up to 5 s) and no new one starts.
+#[pyfunction]
+pub fn _before_exit(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let start = Instant::now();
+        while DELIVERING.load(Ordering::SeqCst) != 0 && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+}
 
 struct InFlight;
 
@@ -144,32 +182,36 @@ where
         let _counted = counted;
         let result = fut.await;
         let mut handles = Some((event_loop, target));
-        let delivered = Python::try_attach(|py| {
-            // Dropped here, with the GIL held: dropping them without it would queue their
-            // decrefs in pyo3's process-wide pool from a runtime thread.
-            let Some((event_loop, target)) = handles.take() else {
-                return;
-            };
-            let outcome = result
-                .map_err(|e| PyErr::from(PyTyError(e)))
-                .and_then(|v| v.into_bound_py_any(py));
-            let (ok, value) = match outcome {
-                Ok(obj) => (true, obj),
-                Err(e) => (false, e.into_value(py).into_bound(py).into_any()),
-            };
-            let resolve = match wrap_pyfunction!(_resolve_future, py) {
-                Ok(f) => f,
-                Err(e) => {
-                    e.write_unraisable(py, None);
+        let delivering = start_delivery();
+        let delivered = delivering.as_ref().and_then(|_| {
+            Python::try_attach(|py| {
+                // Dropped here, with the GIL held: dropping them without it would queue their
+                // decrefs in pyo3's process-wide pool from a runtime thread.
+                let Some((event_loop, target)) = handles.take() else {
                     return;
-                }
-            };
-            // A loop closed before the result came has nobody to tell.
-            let _ = event_loop.bind(py).call_method1(
-                "call_soon_threadsafe",
-                (resolve, target.bind(py), ok, value),
-            );
+                };
+                let outcome = result
+                    .map_err(|e| PyErr::from(PyTyError(e)))
+                    .and_then(|v| v.into_bound_py_any(py));
+                let (ok, value) = match outcome {
+                    Ok(obj) => (true, obj),
+                    Err(e) => (false, e.into_value(py).into_bound(py).into_any()),
+                };
+                let resolve = match wrap_pyfunction!(_resolve_future, py) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        e.write_unraisable(py, None);
+                        return;
+                    }
+                };
+                // A loop closed before the result came has nobody to tell.
+                let _ = event_loop.bind(py).call_method1(
+                    "call_soon_threadsafe",
+                    (resolve, target.bind(py), ok, value),
+                );
+            })
         });
+        drop(delivering);
         if delivered.is_none() {
             // The interpreter is shutting down: nobody awaits any more, and Python objects
             // cannot be released without it.
