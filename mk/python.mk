@@ -4,6 +4,10 @@
 #   make test-python   everything above
 #   make wheel         just the wheel, into target/wheels
 #
+# One end-to-end test (python/tests/test_serving_e2e.py) deploys a real SavedModel with
+# trainyard-serve: test-python builds the server and the test models of mk/serve.mk (which need
+# the managed env, `make pyenv`) and hands their paths to pytest.
+#
 # .venv-py holds the pinned tools (maturin, pytest, mypy, pandas, matplotlib); it is rebuilt
 # only when python/requirements-dev.txt changes (stamp file). .venv-py-wheel is created fresh on
 # every run and gets only the wheel; the tools reach it through a .pth file, so nothing but the
@@ -34,18 +38,22 @@ wheel: $(PY_TOOLS_STAMP)
 	rm -f $(WHEEL_DIR)/trainyard-*.whl
 	$(PY_TOOLS)/bin/maturin build $(MATURIN_FLAGS) -o $(WHEEL_DIR) -i $(PY_TOOLS)/bin/python
 
-test-python: wheel
+PY_E2E_ENV = TRAINYARD_SERVE_BIN=$(CURDIR)/target/debug/trainyard-serve TRAINYARD_PYTHON=$(PYENV_PY) \
+	TRAINYARD_SERVE_TEST_MODELS=$(SERVE_MODELS)
+
+test-python: wheel serve-test-models
+	$(CARGO) build -p trainyard-serve
 	rm -rf $(PY_WHEEL_VENV)
 	$(PY_BASE) -m venv $(PY_WHEEL_VENV)
 	$(PY_WHEEL_VENV)/bin/pip install -q --disable-pip-version-check --no-index --no-deps $(WHEEL_DIR)/trainyard-*.whl
 	$(PY_WHEEL_VENV)/bin/python -c "import trainyard, sys; assert 'site-packages' in trainyard.__file__, trainyard.__file__; print('wheel', trainyard.__version__, 'imports in a fresh venv')"
 	$(PY_TOOLS)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
 		> $$($(PY_WHEEL_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-trainyard-tools.pth
-	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider .
+	cd python/tests && MPLBACKEND=Agg $(PY_E2E_ENV) $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m pytest -q -p no:cacheprovider -rs .
 	cd python/tests && $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m mypy.stubtest trainyard --mypy-config-file $(CURDIR)/python/mypy.ini
 	cd python/tests && $(CURDIR)/$(PY_WHEEL_VENV)/bin/python -m mypy --config-file $(CURDIR)/python/mypy.ini . $(CURDIR)/examples/notebooks/retraining_tour.py
 	rm -rf target/python-tour
-	cd python/tests && MPLBACKEND=Agg $(CURDIR)/$(PY_WHEEL_VENV)/bin/python $(CURDIR)/examples/notebooks/retraining_tour.py $(CURDIR)/target/python-tour
+	cd python/tests && MPLBACKEND=Agg $(PY_E2E_ENV) $(CURDIR)/$(PY_WHEEL_VENV)/bin/python $(CURDIR)/examples/notebooks/retraining_tour.py $(CURDIR)/target/python-tour
 	@for py in $(PY_ABI3_SMOKE); do \
 		v=target/abi3-venv-$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 		rm -rf $$v && $$py -m venv $$v && $$v/bin/pip install -q --disable-pip-version-check --no-index --no-deps $(WHEEL_DIR)/trainyard-*.whl \

@@ -10,6 +10,8 @@
 # figure to the output directory).
 
 # %%
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -53,7 +55,27 @@ metrics = {
     },
     "final_metrics": {"test_rmse": 0.6071, "test_mae": 0.4124},
 }
-run = t.handle_event(run.id, {"event": "completed", "training_metrics": metrics, "blessed": True})
+# TFX's Pusher leaves the blessed SavedModel under <pipeline_root>/pushed_model/<version>/. This
+# tour trains nothing: it stands in the small exported test model of scripts/serve-export-models.py
+# when TRAINYARD_SERVE_TEST_MODELS points at one (as in `make test`), else a placeholder file (the
+# filesystem registry copies and checksums files; only serving loads them).
+pipeline_root = out / "runs" / str(run.id)
+pushed = pipeline_root / "pushed_model" / "1764000000"
+test_models = Path(os.environ.get("TRAINYARD_SERVE_TEST_MODELS", "/nonexistent"))
+if (test_models / "bf" / "1" / "saved_model.pb").exists():
+    shutil.copytree(test_models / "bf" / "1", pushed)
+else:
+    pushed.mkdir(parents=True)
+    (pushed / "saved_model.pb").write_text("placeholder")
+run = t.handle_event(
+    run.id,
+    {
+        "event": "completed",
+        "training_metrics": metrics,
+        "blessed": True,
+        "artifacts": {"pipeline_root": str(pipeline_root)},
+    },
+)
 print(run, "rmse:", run.rmse, "recall@100:", run.recall_at_100)
 assert run.status == "completed" and run.is_blessed
 
@@ -91,5 +113,47 @@ print(platform.schedules.get(schedule.id))
 models = platform.registry.list()
 print(models)
 assert [m.model_name for m in models] == ["product-retrieval"]
-assert len(platform.registry.versions(models[0].id)) == 2
+assert len(platform.registry.versions(models[0].id)) == 2, "both runs of the model"
+
+# %% [markdown]
+# ## The registry: the blessed run became version 1; aliases; the model list with its KPIs
+
+# %%
+model_id = models[0].id
+versions = platform.registry.model_versions(model_id)
+print(versions)
+assert [v.version for v in versions] == ["1"] and versions[0].training_run_id == run.id
+platform.registry.set_alias(model_id, "production", "1")
+print("aliases:", platform.registry.aliases(model_id))
+listing = platform.registry.list_with_kpi()
+print(listing, listing.kpi)
+for summary in listing:
+    print(" ", summary)
+print(platform.deployments.status(run.id))  # the record ("skipped": auto-deploy was off) and the live state
+
+# %% [markdown]
+# ## Deploy version 1 and ask it for recommendations
+#
+# The local deployer runs `trainyard-serve` (TRAINYARD_SERVE_BIN) with TensorFlow from the
+# managed env (TRAINYARD_PYTHON); without them this cell only says so.
+
+# %%
+serve_bin = os.environ.get("TRAINYARD_SERVE_BIN", "")
+if serve_bin and Path(serve_bin).exists() and os.environ.get("TRAINYARD_PYTHON") and test_models.exists():
+    deployed = platform.deployments.deploy(run.id, preset="development")
+    endpoint = platform.deployments.endpoint(deployed.config["deployment_config"]["service_name"])
+    print(endpoint)
+    try:
+        answer = trainyard.predict(
+            endpoint.service_url,
+            [{"customer_id": "C0000", "city": "Warsaw", "revenue": 120.0, "visits": [3]}],
+        )
+        top = answer[0]
+        print("top products:", list(zip(top["product_ids"], top["scores"]))[:5])
+        assert all(isinstance(p, str) for p in top["product_ids"])
+        assert top["scores"] == sorted(top["scores"], reverse=True)
+    finally:
+        print(platform.deployments.undeploy(endpoint.service_name))
+else:
+    print("no model server here: set TRAINYARD_SERVE_BIN and TRAINYARD_PYTHON to deploy")
 print("tour finished; outputs in", out)
