@@ -15,7 +15,7 @@ Every test model: serving_default(customer_id: string [None], city: string [None
 The numeric features move the query, so feeding them wrongly changes the answer.
 
 `bench` writes OUT/bf_<N>/1 shaped like reference/baselines/make_model.py (customer_id only,
-dim 64, k 100, default N 100,000) plus OUT/requests.json, and OUT/scann_<N>/1 with the
+dim 64, k 100, default N 100,000, customers C00000..C04999), and OUT/scann_<N>/1 with the
 baseline's ScaNN settings, and OUT/check.json (ScaNN recall@100 vs brute force in Python).
 """
 import json
@@ -168,10 +168,6 @@ def export_bench(out, n):
                                             dimensions_per_block=2, num_reordering_candidates=500)
     sc.index(tf.constant(emb), tf.constant(ids))
     save(BenchRetrieval(lookup, cemb, sc, k), os.path.join(out, f"scann_{n}", "1"), scann=True)
-    bodies = [json.dumps({"instances": [{"customer_id": customers[(i * 7919) % n_cust]}]})
-              for i in range(1000)]
-    with open(os.path.join(out, "requests.json"), "w") as fh:
-        json.dump(bodies, fh)
     probe = tf.constant(customers[::25])
     got_bf = bf(cemb(lookup(probe)), k=k)[1].numpy()
     got_sc = sc(cemb(lookup(probe)), k=k)[1].numpy()

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use batcher::BatchConfig;
 pub use error::{Result, ServeError};
-pub use model::{inspect, resolve_model_dir, Model};
+pub use model::{inspect, resolve_model_dir, Model, SessionConfig};
 pub use server::{serve, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 pub use signature::{check_serving_contract, Dtype, ModelSignature, TensorSpec};
 pub use tflib::{TfOptions, TfRuntime};

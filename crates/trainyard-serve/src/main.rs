@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use trainyard_serve::{
     check_serving_contract, write_ready_file, BatchConfig, Model, ReadyInfo, ServeError,
-    ServerConfig, TfOptions,
+    ServerConfig, SessionConfig, TfOptions,
 };
 
 #[derive(Parser, Debug)]
@@ -66,6 +66,16 @@ struct ServeArgs {
     batch_threads: usize,
     #[arg(long, default_value_t = trainyard_serve::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// TensorFlow threads per op (default: TensorFlow's, one per core).
+    #[arg(long)]
+    intra_op_threads: Option<u32>,
+    /// TensorFlow ops run at once (default: TensorFlow's, one per core).
+    #[arg(long)]
+    inter_op_threads: Option<u32>,
+    /// Let idle TensorFlow threads spin (TensorFlow's default); by default they sleep, which
+    /// leaves the cores to the HTTP side on small machines.
+    #[arg(long)]
+    tf_thread_spinning: bool,
     /// Written (atomically) once the model is loaded and the socket bound:
     /// {"url", "pid", "model_path", "name"}.
     #[arg(long)]
@@ -149,7 +159,12 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
     let (Some(model_dir), Some(name)) = (args.model, args.name) else {
         unreachable!("clap requires --model and --name")
     };
-    let model = Model::load(&model_dir, tf)?;
+    let session = SessionConfig {
+        intra_op_threads: args.intra_op_threads,
+        inter_op_threads: args.inter_op_threads,
+        disable_thread_spinning: !args.tf_thread_spinning,
+    };
+    let model = Model::load_with(&model_dir, tf, session)?;
     check_serving_contract(model.signature())?;
     let model_path = model.signature().model_path.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()

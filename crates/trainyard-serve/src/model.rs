@@ -48,6 +48,45 @@ pub fn resolve_model_dir(dir: &Path) -> Result<(PathBuf, u64)> {
     Ok((path, version))
 }
 
+/// TensorFlow session settings (ConfigProto). `None`/`false` keep TensorFlow's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Threads one op may use (TF default: one per core).
+    pub intra_op_threads: Option<u32>,
+    /// Ops run at once (TF default: one per core).
+    pub inter_op_threads: Option<u32>,
+    /// Idle TF threads sleep instead of spinning, leaving the cores to the HTTP side.
+    pub disable_thread_spinning: bool,
+}
+
+impl SessionConfig {
+    /// The serialized ConfigProto (hand-encoded: three fields do not need a protobuf stack).
+    fn to_proto(self) -> Vec<u8> {
+        fn varint(out: &mut Vec<u8>, mut v: u64) {
+            while v >= 0x80 {
+                out.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+        }
+        let mut out = Vec::new();
+        if let Some(n) = self.intra_op_threads {
+            out.push(2 << 3); // intra_op_parallelism_threads = 2 (varint)
+            varint(&mut out, n.into());
+        }
+        if let Some(n) = self.inter_op_threads {
+            out.push(5 << 3); // inter_op_parallelism_threads = 5 (varint)
+            varint(&mut out, n.into());
+        }
+        if self.disable_thread_spinning {
+            // experimental = 16 (message) { disable_thread_spinning = 9 (varint): true }
+            varint(&mut out, (16 << 3) | 2);
+            out.extend_from_slice(&[2, 9 << 3, 1]);
+        }
+        out
+    }
+}
+
 struct Binding {
     op: Operation,
     index: i32,
@@ -85,17 +124,22 @@ impl Model {
     /// Loads the servable under `dir` (see [`resolve_model_dir`]), loading TensorFlow and,
     /// when the graph needs them, ScaNN's ops first.
     pub fn load(dir: &Path, tf: &TfOptions) -> Result<Model> {
+        Self::load_with(dir, tf, SessionConfig::default())
+    }
+
+    /// [`Model::load`] with TensorFlow session settings.
+    pub fn load_with(dir: &Path, tf: &TfOptions, session: SessionConfig) -> Result<Model> {
         let (path, version) = resolve_model_dir(dir)?;
         let rt = tflib::init(tf)?;
         if needs_scann(&path.join("saved_model.pb"))? {
             tflib::load_scann_ops(rt)?;
         }
         let started = std::time::Instant::now();
-        let (bundle, graph) = match Self::load_bundle(&path) {
+        let (bundle, graph) = match Self::load_bundle(&path, session) {
             // a Scann op the byte scan missed (e.g. a renamed namespace): register and retry
             Err(e) if e.to_string().contains("Op type not registered 'Scann") => {
                 tflib::load_scann_ops(rt)?;
-                Self::load_bundle(&path)?
+                Self::load_bundle(&path, session)?
             }
             other => other?,
         };
@@ -109,9 +153,12 @@ impl Model {
         Ok(model)
     }
 
-    fn load_bundle(path: &Path) -> Result<(SavedModelBundle, Graph)> {
+    fn load_bundle(path: &Path, session: SessionConfig) -> Result<(SavedModelBundle, Graph)> {
         let mut graph = Graph::new();
-        let bundle = SavedModelBundle::load(&SessionOptions::new(), ["serve"], &mut graph, path)
+        let mut opts = SessionOptions::new();
+        opts.set_config(&session.to_proto())
+            .map_err(|e| ServeError::tf("set the session config", e))?;
+        let bundle = SavedModelBundle::load(&opts, ["serve"], &mut graph, path)
             .map_err(|e| ServeError::tf(format!("load the SavedModel {}", path.display()), e))?;
         Ok((bundle, graph))
     }
@@ -267,6 +314,21 @@ pub fn inspect(dir: &Path, tf: &TfOptions) -> Result<ModelSignature> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_config_encodes_as_a_config_proto() {
+        assert!(SessionConfig::default().to_proto().is_empty());
+        let all = SessionConfig {
+            intra_op_threads: Some(2),
+            inter_op_threads: Some(300),
+            disable_thread_spinning: true,
+        };
+        // field 2 = 2; field 5 = 300 (varint ac 02); field 16 {field 9 = true}
+        assert_eq!(
+            all.to_proto(),
+            vec![0x10, 2, 0x28, 0xac, 0x02, 0x82, 0x01, 2, 0x48, 1]
+        );
+    }
 
     #[test]
     fn resolves_the_newest_version_that_holds_a_saved_model() {

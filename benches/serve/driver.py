@@ -1,0 +1,255 @@
+"""trainyard-serve vs the Flask + gunicorn baseline (benches/serve/flask_server.py) on the same
+SavedModels and the same wrk requests; prints a table and the ratios DESIGN.md targets.
+Run through benches/serve/run.sh (it prepares wrk, flask/gunicorn, the models, the release build).
+
+  python driver.py --bin BIN --models DIR --pylib DIR --out JSON [--secs 10] [--no-scann]
+
+Before each server starts it samples whole-machine CPU busy% (other processes skew a 2-core
+machine) and waits up to 120 s for it to drop below 15%; the busy% seen is reported with each
+run, and the load average during the runs.
+Only processes started here are signalled, by PID.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NAME = "retrieval"
+
+
+def cpu_busy(sec=1.0):
+    def snap():
+        v = list(map(int, open("/proc/stat").readline().split()[1:]))
+        return sum(v), v[3] + v[4]
+    t0, i0 = snap()
+    time.sleep(sec)
+    t1, i1 = snap()
+    return 100.0 * (1 - (i1 - i0) / max(1, t1 - t0))
+
+
+def wait_quiet(limit=15.0, wait_s=120.0):
+    end = time.time() + wait_s
+    b = cpu_busy()
+    while b > limit and time.time() < end:
+        time.sleep(3)
+        b = cpu_busy()
+    return round(b, 1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_ok(url):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+class Server:
+    def __init__(self, kind, model_dir, args):
+        self.kind = kind
+        self.tmp = tempfile.mkdtemp(prefix=f"serve-bench-{kind}-")
+        self.log = open(os.path.join(self.tmp, "server.log"), "w")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
+        if kind == "trainyard":
+            ready = os.path.join(self.tmp, "ready.json")
+            cmd = [args.bin, "--model", model_dir, "--name", NAME, "--port", "0",
+                   "--ready-file", ready, "--python", sys.executable]
+            env["TRAINYARD_LOG"] = "warn"
+        else:
+            port = free_port()
+            self.url = f"http://127.0.0.1:{port}"
+            ready_dir = os.path.join(self.tmp, "ready")
+            os.makedirs(ready_dir)
+            env.update(MODEL_NAME=NAME, MODEL_BASE_PATH=model_dir, READY_DIR=ready_dir,
+                       PYTHONPATH=os.pathsep.join([args.pylib, HERE]), CUDA_VISIBLE_DEVICES="")
+            # the baseline's command: 2 workers x gthread 4 threads, no --preload (TF is not fork-safe)
+            cmd = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4",
+                   "-b", f"127.0.0.1:{port}", "flask_server:app"]
+        self.proc = subprocess.Popen(cmd, env=env, cwd=HERE, stdout=self.log, stderr=self.log,
+                                     start_new_session=True)
+        end = time.time() + 300
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{kind} server exited: see {self.log.name}")
+            if kind == "trainyard" and os.path.exists(ready):
+                self.url = json.load(open(ready))["url"]
+                break
+            if kind == "flask" and len(os.listdir(ready_dir)) >= 2 and http_ok(
+                    f"{self.url}/v1/models/{NAME}"):
+                break
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"{kind} server not ready in 300 s")
+        self.predict = f"{self.url}/v1/models/{NAME}:predict"
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # our own session: gunicorn and its workers
+        except ProcessLookupError:
+            pass
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+
+def wrk(url, conns, secs):
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", "-s",
+                          os.path.join(HERE, "post.lua"), url],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"WRK_JSON (\{.*\})", out)
+    if not m:
+        raise RuntimeError(f"no WRK_JSON in wrk output:\n{out}")
+    r = json.loads(m.group(1))
+    r["errors"] = sum(r[k] for k in r if k.startswith("err_"))
+    return r
+
+
+def predict_ids(url, customer_ids):
+    body = json.dumps({"instances": [{"customer_id": c} for c in customer_ids]}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return [p["product_ids"] for p in json.load(r)["predictions"]]
+
+
+def floor(model_dir):
+    """The in-process floor of one request: numpy 1x64 @ 64xN + top-100 on one thread (the
+    memory-bandwidth bound), and the SavedModel's signature called from Python, p50 ms."""
+    code = r"""
+import os, json, sys, time
+os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                  TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+import numpy as np
+n, dim, k = 100_000, 64, 100
+rng = np.random.default_rng(0)
+emb = rng.normal(size=(n, dim)).astype(np.float32)
+q = rng.normal(size=(1, dim)).astype(np.float32)
+def p50(f, reps):
+    for _ in range(20): f()
+    t = []
+    for _ in range(reps):
+        s = time.perf_counter(); f(); t.append(time.perf_counter() - s)
+    return float(np.median(t) * 1e3)
+def np_query():
+    s = q @ emb.T
+    idx = np.argpartition(-s[0], k)[:k]
+    return idx[np.argsort(-s[0, idx])]
+out = {"numpy_floor_p50_ms": p50(np_query, 300)}
+import tensorflow as tf
+f = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+ids = [tf.constant([f"C{(i * 7919) % 5000:05d}"]) for i in range(300)]
+it = iter(range(10**9))
+out["tf_signature_python_p50_ms"] = p50(lambda: f(customer_id=ids[next(it) % 300]), 300)
+print("FLOOR_JSON " + json.dumps(out))
+"""
+    r = subprocess.run([sys.executable, "-c", code, os.path.join(model_dir, "1")],
+                       capture_output=True, text=True, check=True)
+    return json.loads(re.search(r"FLOOR_JSON (\{.*\})", r.stdout).group(1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--pylib", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--secs", type=int, default=10)
+    ap.add_argument("--no-scann", action="store_true")
+    args = ap.parse_args()
+    args.pylib, args.bin = os.path.abspath(args.pylib), os.path.abspath(args.bin)
+    args.models = os.path.abspath(args.models)
+    models = {"bf_100k": os.path.join(args.models, "bf_100000")}
+    if not args.no_scann:
+        models["scann_100k"] = os.path.join(args.models, "scann_100000")
+    results = {"runs": [], "machine": {"cpus": os.cpu_count()}}
+    busy = wait_quiet()
+    results["floor"] = dict(floor(models["bf_100k"]), busy_before=busy)
+    print("in-process floor:", results["floor"], flush=True)
+    probe = [f"C{i:05d}" for i in range(0, 5000, 25)]
+    answers = {}
+    for model, mdir in models.items():
+        for kind in ["flask", "trainyard"]:
+            # sampled before the server starts: a running server's TF threads count as busy
+            busy = wait_quiet()
+            srv = Server(kind, mdir, args)
+            try:
+                if kind == "trainyard":
+                    answers[model] = predict_ids(srv.predict, probe)
+                wrk(srv.predict, 16, 3)  # warm-up
+                for conns in [1, 16]:
+                    time.sleep(1)
+                    r = wrk(srv.predict, conns, args.secs)
+                    r.update(server=kind, model=model, conns=conns, busy_before=busy,
+                             loadavg_1m_after=float(open("/proc/loadavg").read().split()[0]))
+                    results["runs"].append(r)
+                    print(f"{model:11s} {kind:9s} c={conns:2d}: {r['rps']:8.1f} req/s  "
+                          f"p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
+                          f"errors {r['errors']}  busy-before {busy}%  load {r['loadavg_1m_after']}",
+                          flush=True)
+            finally:
+                rc = srv.stop()
+                if kind == "trainyard":
+                    results.setdefault("sigterm_exit", {})[model] = rc
+    if "scann_100k" in answers:
+        bf, sc = answers["bf_100k"], answers["scann_100k"]
+        results["scann_recall_at_100_vs_bruteforce"] = sum(
+            len(set(a) & set(b)) / len(a) for a, b in zip(bf, sc)) / len(bf)
+
+    def get(model, kind, conns):
+        return next(r for r in results["runs"]
+                    if (r["model"], r["server"], r["conns"]) == (model, kind, conns))
+
+    ratios = {}
+    for model in models:
+        f16, t16 = get(model, "flask", 16), get(model, "trainyard", 16)
+        f1, t1 = get(model, "flask", 1), get(model, "trainyard", 1)
+        ratios[model] = {
+            "c16_rps_ratio": t16["rps"] / f16["rps"],
+            "c16_p99_ratio": t16["p99_ms"] / f16["p99_ms"],
+            "c1_p50_ratio_vs_flask": t1["p50_ms"] / f1["p50_ms"],
+            "c1_p50_over_numpy_floor": t1["p50_ms"] / results["floor"]["numpy_floor_p50_ms"],
+            "c1_p50_over_tf_signature_in_python":
+                t1["p50_ms"] / results["floor"]["tf_signature_python_p50_ms"],
+        }
+    results["ratios"] = ratios
+    with open(args.out, "w") as fh:
+        json.dump(results, fh, indent=1)
+
+    print("\n| model | server | conns | req/s | p50 ms | p90 ms | p99 ms | errors | busy% before | load 1m |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results["runs"]:
+        print(f"| {r['model']} | {r['server']} | {r['conns']} | {r['rps']:.0f} | {r['p50_ms']:.2f} "
+              f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {r['busy_before']} "
+              f"| {r['loadavg_1m_after']} |")
+    fl = results["floor"]
+    print(f"\nin-process floor: numpy (1 thread) p50 {fl['numpy_floor_p50_ms']:.3f} ms; "
+          f"TF signature from Python p50 {fl['tf_signature_python_p50_ms']:.3f} ms")
+    for model, r in ratios.items():
+        print(f"{model}: c=16 req/s {r['c16_rps_ratio']:.2f}x Flask (target >= 5x), "
+              f"p99 {r['c16_p99_ratio']:.3f} of Flask's (target <= 0.333); "
+              f"c=1 p50 {r['c1_p50_over_numpy_floor']:.2f}x the numpy floor (target <= 1.3x), "
+              f"{r['c1_p50_ratio_vs_flask']:.2f}x Flask's")
+    if "scann_recall_at_100_vs_bruteforce" in results:
+        print(f"ScaNN recall@100 vs brute force (through trainyard-serve): "
+              f"{results['scann_recall_at_100_vs_bruteforce']:.3f}")
+    print(f"trainyard-serve exit status after SIGTERM: {results.get('sigterm_exit')}")
+    print(f"results: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
