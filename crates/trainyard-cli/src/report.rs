@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use trainyard::core::ports::RunFilter;
 use trainyard::core::run::{RunId, TrainingRun};
-use trainyard::Platform;
+use trainyard::insights::WeightStatsHistory;
+use trainyard::{Error, Platform};
 use trainyard_report::{render, ReportInput, ScheduleData};
 
 use crate::commands::CliError;
@@ -28,6 +29,24 @@ async fn schedule_runs(p: &Platform, schedule_id: i64) -> Result<Vec<TrainingRun
             return Ok(runs);
         }
         filter.page += 1;
+    }
+}
+
+/// The run's weight and gradient statistics through InsightsService: none recorded (no
+/// training history yet, or an older trainer) is an empty history; unreadable ones are the
+/// reason, which the report shows in their place.
+async fn weight_stats(
+    p: &Platform,
+    id: RunId,
+) -> Result<Result<WeightStatsHistory, String>, CliError> {
+    match p.insights().weight_stats(id, None).await {
+        Ok(w) => Ok(Ok(WeightStatsHistory {
+            histogram_bins: w.histogram_bins,
+            epochs: w.epochs,
+        })),
+        Err(Error::NotFound { .. }) => Ok(Ok(WeightStatsHistory::default())),
+        Err(Error::Backend(why)) => Ok(Err(why)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -53,12 +72,14 @@ pub async fn gather(p: &Platform, id: RunId) -> Result<ReportInput, CliError> {
             schedule = Some(ScheduleData { schedule: s, runs });
         }
     }
+    let weight_stats = weight_stats(p, id).await?;
     Ok(ReportInput {
         run,
         history,
         model,
         versions,
         schedule,
+        weight_stats,
         generated_at: p.clock().now(),
     })
 }
@@ -70,7 +91,7 @@ pub async fn write(p: &Platform, id: RunId, out: Option<PathBuf>) -> Result<(), 
     let html = render(&input);
     write_file(&out, &html)?;
     println!(
-        "wrote {} ({} KB): {} ({}), {} epochs, {} versions, {}",
+        "wrote {} ({} KB): {} ({}), {} epochs, {} versions, {}, {}",
         out.display(),
         html.len().div_ceil(1024),
         input.run.display_name(),
@@ -81,6 +102,11 @@ pub async fn write(p: &Platform, id: RunId, out: Option<PathBuf>) -> Result<(), 
             "schedule grid"
         } else {
             "no schedule"
+        },
+        match &input.weight_stats {
+            Ok(w) if w.epochs.is_empty() => "no weight statistics".to_string(),
+            Ok(w) => format!("weight statistics of {} towers", w.towers().len()),
+            Err(_) => "unreadable weight statistics".to_string(),
         }
     );
     Ok(())

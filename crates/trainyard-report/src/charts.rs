@@ -85,7 +85,7 @@ pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
     ticks
 }
 
-fn tick_label(v: f64) -> String {
+pub(crate) fn tick_label(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e6 {
         format!("{v:.0}")
     } else {

@@ -7,13 +7,15 @@
 //! archived or opened offline.
 //!
 //! Stable hooks for tools and tests: every chart is `<svg data-chart="ID">` (ids `loss`,
-//! `recall`, `error`, `stages`, `versions`, `schedule-grid`, `insights-*`); a chart without data
+//! `recall`, `error`, `stages`, `versions`, `schedule-grid`, `insights-*`, among them the weight
+//! statistics' [`insights::WEIGHT_CHART_IDS`]); a chart without data
 //! is `<p class="no-data" data-chart-empty="ID">`; sections are `<section id="...">`.
 
 pub mod charts;
 mod grid;
 pub mod html;
 pub mod insights;
+pub mod ridgeline;
 
 use std::fmt::Write;
 
@@ -24,6 +26,7 @@ use trainyard_core::registry::RegisteredModel;
 use trainyard_core::run::TrainingRun;
 use trainyard_core::schedule::TrainingSchedule;
 use trainyard_core::stages::StageStatus;
+pub use trainyard_insights::WeightStatsHistory;
 
 use charts::{stage_timeline, LineChart, Series, StageBar};
 pub use grid::{DayState, Grid, PAST_WEEKS, WEEKS};
@@ -48,6 +51,10 @@ pub struct ReportInput {
     pub versions: Vec<TrainingRun>,
     /// The model's retraining schedule, if it has one.
     pub schedule: Option<ScheduleData>,
+    /// The towers' per-epoch weight and gradient statistics (training_metrics.json
+    /// `weight_stats`; empty when the trainer recorded none); `Err` says why they could not be
+    /// read, and the report shows it instead of the charts.
+    pub weight_stats: Result<WeightStatsHistory, String>,
     /// "Now" for the schedule grid and the footer.
     pub generated_at: DateTime<Utc>,
 }
@@ -71,6 +78,7 @@ header .sub{color:#d1d5db}
 main{max-width:1100px;margin:0 auto;padding:16px 32px 48px}
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:16px 0}
 section h2{margin:0 0 12px;font-size:17px}
+section h3{margin:16px 0 6px;font-size:15px}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}
 dl.facts dt{color:var(--muted)}
 dl.facts dd{margin:0}
@@ -95,6 +103,7 @@ svg .axis{stroke:#9ca3af;stroke-width:1}
 svg .tick{fill:var(--muted);font-size:11px}
 svg .axis-label{fill:var(--fg);font-size:12px}
 svg .series{fill:none;stroke-width:2}
+svg .ridge{stroke:#1e3a8a;stroke-width:1;fill-opacity:.85}
 svg .highlight{stroke:#f59e0b;stroke-width:2;stroke-dasharray:4 3}
 svg .stage{fill:#9ca3af}
 svg .stage.completed{fill:#22c55e}
@@ -525,7 +534,7 @@ fn schedule(s: &mut String, input: &ReportInput) {
 
 fn insights_section(s: &mut String, input: &ReportInput) {
     s.push_str("<section id=\"training-insights\"><h2>Training insights</h2>\n");
-    for b in insights::blocks(&input.run, &input.history) {
+    for b in insights::blocks(input) {
         s.push_str(&b.render());
     }
     s.push_str("</section>\n");
@@ -556,14 +565,11 @@ pub fn self_contained(html: &str) -> Result<(), String> {
                 return Err(format!("report has a <{bad}> element"));
             }
         }
-        let attrs: Vec<&str> = tag.split_whitespace().skip(1).collect();
-        for a in &attrs {
-            let loads = ["src=", "href=", "xlink:href=", "srcset="]
-                .iter()
-                .any(|p| a.starts_with(p));
-            let handler = a.starts_with("on") && a.contains('=');
-            if loads || handler || a.contains("url(") {
-                return Err(format!("report has a tag with {a:?}: <{tag}>"));
+        for (name, value) in attributes(tag) {
+            let loads = ["src", "href", "xlink:href", "srcset"].contains(&name);
+            let handler = name.starts_with("on");
+            if loads || handler || value.contains("url(") {
+                return Err(format!("report has a tag with {name}={value:?}: <{tag}>"));
             }
         }
         rest = &after[close..];
@@ -577,6 +583,45 @@ pub fn self_contained(html: &str) -> Result<(), String> {
         return Err("report CSS fetches something".into());
     }
     Ok(())
+}
+
+/// The attributes of a tag's text (`name a="1" b=2 c`), values unquoted. A quoted value runs
+/// to its closing quote, so escaped user text inside it (`&quot; onclick=...`) stays a value.
+fn attributes(tag: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = tag
+        .trim_end_matches('/')
+        .split_once(char::is_whitespace)
+        .map_or("", |(_, r)| r);
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return out;
+        }
+        let end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        rest = rest[end..].trim_start();
+        let Some(after_eq) = rest.strip_prefix('=') else {
+            out.push((name, ""));
+            continue;
+        };
+        let after_eq = after_eq.trim_start();
+        let (value, next) = match after_eq.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let body = &after_eq[1..];
+                let close = body.find(q).unwrap_or(body.len());
+                (&body[..close], body.get(close + 1..).unwrap_or(""))
+            }
+            _ => {
+                let end = after_eq.find(char::is_whitespace).unwrap_or(after_eq.len());
+                (&after_eq[..end], &after_eq[end..])
+            }
+        };
+        out.push((name, value));
+        rest = next;
+    }
 }
 
 /// Formats a metric the way the report does (for tests and callers that look values up).

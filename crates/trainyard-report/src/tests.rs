@@ -13,6 +13,7 @@ use trainyard_core::schedule::{
 use trainyard_core::stages::StageName;
 use trainyard_core::timing::ScheduleTiming;
 use trainyard_core::RunStatus;
+use trainyard_insights::weights::{EpochWeightStats, TensorHistogram, TensorStats, TowerStats};
 
 use super::*;
 
@@ -147,7 +148,60 @@ fn full_input() -> ReportInput {
             schedule: weekly("UTC", ScheduleStatus::Active),
             runs: Vec::new(),
         }),
+        weight_stats: Ok(weight_history(3, &["buyer_tower", "product_tower"])),
         generated_at: now(),
+    }
+}
+
+/// Histogram and norms of `n` values spread evenly over [lo, hi] into `bins` bins.
+fn tensor(lo: f64, hi: f64, bins: usize, n: u64) -> TensorStats {
+    let edges: Vec<f64> = (0..=bins)
+        .map(|i| lo + (hi - lo) * i as f64 / bins as f64)
+        .collect();
+    let mut counts = vec![n / bins as u64; bins];
+    counts[bins / 2] += n % bins as u64;
+    TensorStats {
+        count: n,
+        nonfinite: 0,
+        l1_norm: n as f64 * (hi - lo) / 4.0,
+        l2_norm: (n as f64).sqrt() * (hi - lo) / 3.0,
+        mean: (lo + hi) / 2.0,
+        std: (hi - lo) / 3.5,
+        min: lo,
+        max: hi,
+        histogram: TensorHistogram {
+            bin_edges: edges,
+            counts,
+        },
+        variables: Vec::new(),
+    }
+}
+
+/// `epochs` epochs of weight stats for `towers`; bin counts differ per tower (7 + tower index)
+/// so that a test can tell the rows apart, and the weights spread out as training goes on.
+fn weight_history(epochs: u32, towers: &[&str]) -> WeightStatsHistory {
+    WeightStatsHistory {
+        histogram_bins: 30,
+        epochs: (0..epochs)
+            .map(|e| EpochWeightStats {
+                epoch: e,
+                towers: towers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let spread = 0.05 * f64::from(e + 1) * (i + 1) as f64;
+                        (
+                            t.to_string(),
+                            TowerStats {
+                                weights: tensor(-spread, spread, 7 + i, 500),
+                                gradients: Some(tensor(-spread / 100.0, spread / 50.0, 5 + i, 500)),
+                                gradients_error: None,
+                            },
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 
@@ -176,6 +230,16 @@ fn user_strings_are_escaped_and_the_page_loads_nothing() {
     self_contained(&html).unwrap();
     // The negative control: the check does catch a page that loads something.
     assert!(self_contained("<p><script src=\"https://cdn.example/x.js\"></script>").is_err());
+    for bad in [
+        "<p onclick=\"x()\">hi</p>",
+        "<svg><image href='https://example.com/a.png'/></svg>",
+        "<div style=\"background:url(https://example.com/a.png)\"></div>",
+        "<a data-x=1 href=https://example.com>x</a>",
+    ] {
+        assert!(self_contained(bad).is_err(), "{bad}");
+    }
+    // An escaped quote inside a value does not end it: no attribute is smuggled in.
+    self_contained("<p title=\"&quot; onclick=x() href=y\" class=a>ok</p>").unwrap();
     assert!(html.contains("Content-Security-Policy"));
 }
 
@@ -264,6 +328,7 @@ fn empty_data_shows_notes_instead_of_broken_charts() {
         model: None,
         versions: Vec::new(),
         schedule: None,
+        weight_stats: Ok(WeightStatsHistory::default()),
         generated_at: now(),
     };
     let html = render(&input);
@@ -276,6 +341,7 @@ fn empty_data_shows_notes_instead_of_broken_charts() {
         "stages",
         "versions",
         "schedule-grid",
+        insights::WEIGHT_STATS_EMPTY_ID,
     ] {
         assert!(
             html.contains(&format!("class=\"no-data\" data-chart-empty=\"{id}\"")),
@@ -376,4 +442,149 @@ fn grid_days_are_local_and_paused_fires_are_held() {
     assert!(held.iter().all(|d| d.date.weekday() == Weekday::Mon));
     assert_eq!(grid.planned_count(), held.len());
     assert!(grid.days().all(|d| d.state != DayState::Planned));
+}
+
+/// The `d` of each ridge path of a ridgeline svg, with its `data-group`.
+fn ridges(svg: &str) -> Vec<(&str, &str)> {
+    svg.split("<path class=\"ridge\"")
+        .skip(1)
+        .map(|p| {
+            let attr = |name: &str| {
+                p.split(&format!(" {name}=\""))
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+            };
+            (attr("data-group"), attr("d"))
+        })
+        .collect()
+}
+
+#[test]
+fn weight_stats_draw_norm_curves_and_ridgelines_per_tower_and_epoch() {
+    let input = full_input();
+    let history = input.weight_stats.clone().unwrap();
+    let html = render(&input);
+    self_contained(&html).unwrap();
+    assert!(!html.contains(&format!(
+        "data-chart-empty=\"{}\"",
+        insights::WEIGHT_STATS_EMPTY_ID
+    )));
+    // Norm curves: a line per tower with a point per epoch, values as recorded.
+    for id in [
+        "insights-weights-l2",
+        "insights-weights-l1",
+        "insights-gradients-l2",
+    ] {
+        let chart = svg(&html, id);
+        assert_eq!(chart.matches("<path class=\"series\"").count(), 2, "{id}");
+        for tower in ["buyer_tower", "product_tower"] {
+            assert_eq!(
+                chart
+                    .matches(&format!("<circle class=\"point\" data-series=\"{tower}\""))
+                    .count(),
+                3,
+                "{id} {tower}"
+            );
+        }
+    }
+    let l2 = history.epochs[2].towers["product_tower"].weights.l2_norm;
+    assert!(svg(&html, "insights-weights-l2")
+        .contains(&format!("product_tower 2: {}</title>", format_metric(l2))));
+    let g2 = history.epochs[1].towers["buyer_tower"]
+        .gradients
+        .as_ref()
+        .unwrap()
+        .l2_norm;
+    assert!(svg(&html, "insights-gradients-l2")
+        .contains(&format!("buyer_tower 1: {}</title>", format_metric(g2))));
+    // Ridgelines: rows = epochs x towers, each with one step per recorded bin.
+    for (id, gradients) in [
+        ("insights-weights-ridgeline", false),
+        ("insights-gradients-ridgeline", true),
+    ] {
+        let chart = svg(&html, id);
+        let rows = ridges(chart);
+        assert_eq!(rows.len(), 3 * 2, "{id}");
+        let mut at = 0;
+        for tower in ["buyer_tower", "product_tower"] {
+            for e in &history.epochs {
+                let t = &e.towers[tower];
+                let recorded = if gradients {
+                    t.gradients.as_ref().unwrap()
+                } else {
+                    &t.weights
+                };
+                let (group, d) = rows[at];
+                assert_eq!(group, tower, "{id} row {at}");
+                assert_eq!(
+                    d.matches('H').count(),
+                    recorded.histogram.counts.len(),
+                    "{id} {tower} epoch {}",
+                    e.epoch
+                );
+                at += 1;
+            }
+        }
+        assert!(chart.contains("data-group=\"product_tower\" data-row=\"2\""));
+    }
+}
+
+#[test]
+fn missing_gradients_and_unreadable_stats_are_visible_notes() {
+    let mut input = full_input();
+    let mut history = weight_history(2, &["buyer_tower"]);
+    for e in &mut history.epochs {
+        let t = e.towers.get_mut("buyer_tower").unwrap();
+        t.gradients = None;
+        t.gradients_error = Some("probe batch <empty>".into());
+    }
+    input.weight_stats = Ok(history);
+    let html = render(&input);
+    // The weights are drawn; both gradient charts say why they are not.
+    assert_eq!(ridges(svg(&html, "insights-weights-ridgeline")).len(), 2);
+    svg(&html, "insights-weights-l2");
+    for id in ["insights-gradients-l2", "insights-gradients-ridgeline"] {
+        assert!(!html.contains(&format!("data-chart=\"{id}\"")), "{id}");
+        assert!(html.contains(&format!(
+            "<p class=\"no-data\" data-chart-empty=\"{id}\">No gradient statistics were recorded: probe batch &lt;empty&gt;</p>"
+        )));
+    }
+
+    input.weight_stats = Err("weight_stats: missing field `epoch`".into());
+    let html = render(&input);
+    assert!(html.contains(&format!(
+        "data-chart-empty=\"{}\">The weight and gradient statistics cannot be read: weight_stats: missing field `epoch`",
+        insights::WEIGHT_STATS_EMPTY_ID
+    )));
+    for id in insights::WEIGHT_CHART_IDS {
+        assert!(!html.contains(&format!("data-chart=\"{id}\"")), "{id}");
+    }
+    // The rest of the page is still there.
+    svg(&html, "loss");
+}
+
+#[test]
+fn tower_names_are_escaped_everywhere_they_appear() {
+    let mut input = full_input();
+    let evil = "<b onmouseover=\"x()\">tower</b>&'";
+    input.weight_stats = Ok(weight_history(2, &[evil, "plain"]));
+    let html = render(&input);
+    self_contained(&html).unwrap();
+    assert!(!html.contains("<b onmouseover") && !html.contains("<b "));
+    let escaped = "&lt;b onmouseover=&quot;x()&quot;&gt;tower&lt;/b&gt;&amp;&#39;";
+    let ridgeline = svg(&html, "insights-weights-ridgeline");
+    assert!(ridgeline.contains(&format!("data-group=\"{escaped}\"")));
+    assert_eq!(
+        ridges(ridgeline)
+            .iter()
+            .filter(|(g, _)| *g == escaped)
+            .count(),
+        2
+    );
+    assert!(svg(&html, "insights-weights-l2").contains(&format!("data-series=\"{escaped}\"")));
+    // The legend names the tower as text.
+    assert!(html.contains(&format!("</span>{escaped} <span class=\"last\">")));
 }

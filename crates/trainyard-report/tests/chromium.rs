@@ -63,8 +63,68 @@ fn metrics_doc(epochs: usize, quality: f64) -> serde_json::Value {
         },
         "final_metrics": {
             "test_recall_at_100": quality * (0.35 + 0.04 * (epochs as f64 - 1.0)) - 0.01,
-        }
+        },
+        "weight_stats": weight_stats_doc(epochs),
     })
+}
+
+/// Towers of the fixture's weight statistics and the histogram size (the trainer's default is
+/// 30 bins; fewer keep the fixture small).
+const TOWERS: [(&str, u64); 2] = [("buyer_tower", 4 * 1001), ("product_tower", 4 * 301)];
+const BINS: usize = 12;
+
+/// Statistics of `n` values drawn from N(mean, sd), binned as the trainer does (edges from
+/// the min to the max, the last bin closed).
+fn tensor_doc(n: u64, mean: f64, sd: f64, variables: serde_json::Value) -> serde_json::Value {
+    let (lo, hi) = (mean - 3.0 * sd, mean + 3.0 * sd);
+    let edges: Vec<f64> = (0..=BINS)
+        .map(|i| lo + (hi - lo) * i as f64 / BINS as f64)
+        .collect();
+    let pdf = |x: f64| (-0.5 * ((x - mean) / sd).powi(2)).exp();
+    let weights: Vec<f64> = edges.windows(2).map(|w| pdf((w[0] + w[1]) / 2.0)).collect();
+    let total: f64 = weights.iter().sum();
+    let mut counts: Vec<u64> = weights
+        .iter()
+        .map(|w| (w / total * n as f64).floor() as u64)
+        .collect();
+    counts[BINS / 2] += n - counts.iter().sum::<u64>();
+    let abs_mean = sd * (2.0 / std::f64::consts::PI).sqrt() + mean.abs();
+    json!({
+        "count": n, "nonfinite": 0,
+        "l1_norm": n as f64 * abs_mean,
+        "l2_norm": (n as f64 * (sd * sd + mean * mean)).sqrt(),
+        "mean": mean, "std": sd, "min": lo, "max": hi,
+        "histogram": {"bin_edges": edges, "counts": counts},
+        "variables": variables,
+    })
+}
+
+/// training_metrics.json `weight_stats` as the generated trainer writes it: per epoch and
+/// tower, the weights (spreading out as training goes on) and the probe batch's gradients
+/// (shrinking).
+fn weight_stats_doc(epochs: usize) -> serde_json::Value {
+    let epochs: Vec<serde_json::Value> = (0..epochs)
+        .map(|e| {
+            let e_f = e as f64;
+            let towers: serde_json::Map<String, serde_json::Value> = TOWERS
+                .iter()
+                .enumerate()
+                .map(|(i, (name, n))| {
+                    let vars = json!([{"name": format!("{name}/embedding/embeddings:0"), "shape": [n / 4, 4]}]);
+                    let sd = 0.05 * (1.0 + 0.3 * e_f) * (1.0 + i as f64);
+                    (
+                        name.to_string(),
+                        json!({
+                            "weights": tensor_doc(*n, 0.001 * e_f, sd, vars.clone()),
+                            "gradients": tensor_doc(*n, 0.0, 0.01 / (1.0 + e_f), vars),
+                        }),
+                    )
+                })
+                .collect();
+            json!({"epoch": e, "towers": towers})
+        })
+        .collect();
+    json!({"histogram_bins": BINS, "epochs": epochs})
 }
 
 /// Drives one run through a whole pipeline: stages with times, epochs, then the verdict.
@@ -301,6 +361,35 @@ async fn report_renders_in_chromium_with_every_chart() {
         !dom.contains("data-chart-empty"),
         "a chart fell back to its note"
     );
+    // Training insights: a norm line per tower with a point per epoch, and ridgelines with a
+    // row per epoch and tower, each row one step per recorded bin.
+    assert!(stdout.contains("weight statistics of 2 towers"), "{stdout}");
+    for id in trainyard_report::insights::WEIGHT_CHART_IDS {
+        let svg = chart(&dom, id);
+        if id.ends_with("ridgeline") {
+            let rows: Vec<&str> = svg.split("<path class=\"ridge\"").skip(1).collect();
+            assert_eq!(rows.len(), 6 * TOWERS.len(), "{id}");
+            for row in rows {
+                let d = row
+                    .split(" d=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                assert_eq!(d.matches('H').count(), BINS, "{id}: {d}");
+            }
+        } else {
+            for (tower, _) in TOWERS {
+                assert_eq!(
+                    svg.matches(&format!("<circle class=\"point\" data-series=\"{tower}\""))
+                        .count(),
+                    6,
+                    "{id} {tower}"
+                );
+            }
+        }
+    }
     // The run's recall@100 as the report formats it, and its other KPIs.
     let shown = trainyard_report::format_metric(recall_100);
     assert!(dom.contains(&shown), "recall@100 {shown} not shown");
