@@ -216,6 +216,181 @@ impl GpuConfig {
     }
 }
 
+/// One rung of the GPU fallback ladder: an accelerator setup to try when the ones before it
+/// were refused for quota or capacity. The run's other GPU settings (preemptible, and the
+/// training region unless the rung names one) carry over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuRung {
+    /// Accelerator, as Vertex AI names it.
+    pub gpu_type: GpuType,
+    /// Accelerators per replica: 1, 2, 4 or 8.
+    pub gpu_count: u32,
+    /// Compute Engine machine type that takes these accelerators (e.g. g2-* for L4).
+    pub machine_type: String,
+    /// Region for the Trainer on this rung; unset keeps the run's `training_region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_region: Option<String>,
+}
+
+impl GpuRung {
+    pub fn new(gpu_type: GpuType, gpu_count: u32, machine_type: &str) -> Self {
+        GpuRung {
+            gpu_type,
+            gpu_count,
+            machine_type: machine_type.into(),
+            training_region: None,
+        }
+    }
+
+    /// Whether `gpu` asks for this rung's accelerators and machine.
+    pub fn matches(&self, gpu: &GpuConfig) -> bool {
+        gpu.gpu_enabled
+            && gpu.gpu_type == self.gpu_type
+            && gpu.gpu_count == self.gpu_count
+            && gpu.machine_type == self.machine_type
+    }
+
+    /// `base` moved onto this rung.
+    pub fn apply_to(&self, base: &GpuConfig) -> GpuConfig {
+        GpuConfig {
+            gpu_enabled: true,
+            gpu_type: self.gpu_type,
+            gpu_count: self.gpu_count,
+            machine_type: self.machine_type.clone(),
+            preemptible: base.preemptible,
+            training_region: self
+                .training_region
+                .clone()
+                .or_else(|| base.training_region.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for GpuRung {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}x {} on {}",
+            self.gpu_count,
+            self.gpu_type.vertex_name(),
+            self.machine_type
+        )
+    }
+}
+
+/// The GPU fallback ladder (spec "GPU Fallback Strategy"), tried in order when Vertex AI refuses
+/// a GPU Trainer for quota or capacity. A run starts on its own `gpu_config` and falls back to
+/// the rungs after the one it matches (all of them when it matches none). Empty: no fallback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GpuLadder(pub Vec<GpuRung>);
+
+impl Default for GpuLadder {
+    /// 2x T4 on n1-standard-16 -> 4x T4 on n1-standard-32 -> 2x L4 on g2-standard-24.
+    fn default() -> Self {
+        GpuLadder(vec![
+            GpuRung::new(GpuType::NvidiaTeslaT4, 2, "n1-standard-16"),
+            GpuRung::new(GpuType::NvidiaTeslaT4, 4, "n1-standard-32"),
+            GpuRung::new(GpuType::NvidiaL4, 2, "g2-standard-24"),
+        ])
+    }
+}
+
+impl GpuLadder {
+    /// No fallback.
+    pub fn none() -> Self {
+        GpuLadder(Vec::new())
+    }
+
+    /// Each rung must be a valid GPU config (count 1, 2, 4 or 8; a machine type; a region with
+    /// GPU training when it names one), and no rung may repeat another.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        for (i, rung) in self.0.iter().enumerate() {
+            let at = |e: ValidationError| {
+                let field = e
+                    .field
+                    .replace("gpu_config.", &format!("gpu_fallback[{i}]."));
+                ValidationError::field(field, e.reason)
+            };
+            let gpu = rung.apply_to(&GpuConfig::default());
+            gpu.validate().map_err(at)?;
+            if let Some(region) = &rung.training_region {
+                gpu.trainer_region(region).map_err(at)?;
+            }
+            if self.0[..i].contains(rung) {
+                return Err(ValidationError::field(
+                    format!("gpu_fallback[{i}]"),
+                    format!("{rung} repeats an earlier rung"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The GPU configs a run with `gpu` tries, in order: its own, then the rungs after the one
+    /// it matches (every rung when it matches none), without repeats. A CPU run tries only its
+    /// own config.
+    pub fn plan(&self, gpu: &GpuConfig) -> Vec<GpuConfig> {
+        let mut plan = vec![gpu.clone()];
+        if !gpu.gpu_enabled {
+            return plan;
+        }
+        let start = self
+            .0
+            .iter()
+            .position(|r| r.matches(gpu))
+            .map_or(0, |i| i + 1);
+        for rung in &self.0[start..] {
+            let next = rung.apply_to(gpu);
+            if !plan.contains(&next) {
+                plan.push(next);
+            }
+        }
+        plan
+    }
+}
+
+/// How Vertex AI answered one GPU config of a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuAttemptOutcome {
+    /// The pipeline job was created with this config.
+    Accepted,
+    /// Refused for quota (e.g. `custom_model_training_nvidia_t4_gpus`): the next rung is tried.
+    Quota,
+    /// Refused for capacity (not enough resources in the region): the next rung is tried.
+    Capacity,
+    /// Refused for another reason: the walk stopped here.
+    Failed,
+}
+
+/// One submission attempt on the GPU fallback ladder, as recorded on the run
+/// (`artifacts["gpu_attempts"]`, a JSON list of these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuAttempt {
+    pub machine_type: String,
+    pub accelerator_type: GpuType,
+    pub accelerator_count: u32,
+    /// Region of the Trainer's custom job.
+    pub region: String,
+    pub outcome: GpuAttemptOutcome,
+    /// Vertex AI's answer when it refused.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// What a submission that walked the GPU fallback ladder did: every attempt, and the config
+/// that was accepted (`None` when none was).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuFallbackRecord {
+    pub accepted: Option<GpuConfig>,
+    pub attempts: Vec<GpuAttempt>,
+}
+
+/// Key of the attempts (JSON) in a run's `artifacts`.
+pub const GPU_ATTEMPTS_ARTIFACT: &str = "gpu_attempts";
+
 /// `evaluator_config` of a run: whether the Evaluator blesses, and on which threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -508,5 +683,107 @@ impl Default for DatasetSpec {
                 path: "data".into(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod gpu_ladder_tests {
+    use super::*;
+
+    fn gpu(t: GpuType, n: u32, machine: &str) -> GpuConfig {
+        GpuConfig {
+            gpu_enabled: true,
+            gpu_type: t,
+            gpu_count: n,
+            machine_type: machine.into(),
+            preemptible: true,
+            training_region: Some("europe-west4".into()),
+        }
+    }
+
+    #[test]
+    fn plan_starts_at_the_run_and_falls_down_the_ladder() {
+        let ladder = GpuLadder::default();
+        let t4x2 = gpu(GpuType::NvidiaTeslaT4, 2, "n1-standard-16");
+        let plan = ladder.plan(&t4x2);
+        let shape: Vec<(GpuType, u32, &str)> = plan
+            .iter()
+            .map(|g| (g.gpu_type, g.gpu_count, g.machine_type.as_str()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (GpuType::NvidiaTeslaT4, 2, "n1-standard-16"),
+                (GpuType::NvidiaTeslaT4, 4, "n1-standard-32"),
+                (GpuType::NvidiaL4, 2, "g2-standard-24"),
+            ]
+        );
+        // the run's other settings ride along
+        assert!(plan
+            .iter()
+            .all(|g| g.preemptible && g.training_region.as_deref() == Some("europe-west4")));
+        // a run on rung 2 only falls back to rung 3
+        let plan = ladder.plan(&gpu(GpuType::NvidiaTeslaT4, 4, "n1-standard-32"));
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[1].gpu_type, GpuType::NvidiaL4);
+        // a config off the ladder is tried first, then every rung
+        let a100 = gpu(GpuType::NvidiaTeslaA100, 1, "a2-highgpu-1g");
+        let plan = ladder.plan(&a100);
+        assert_eq!(plan.len(), 4);
+        assert_eq!(plan[0], a100);
+        // no fallback for CPU runs or with an empty ladder
+        assert_eq!(ladder.plan(&GpuConfig::default()).len(), 1);
+        assert_eq!(GpuLadder::none().plan(&t4x2), vec![t4x2]);
+    }
+
+    #[test]
+    fn rungs_follow_the_gpu_rules() {
+        GpuLadder::default().validate().unwrap();
+        GpuLadder::none().validate().unwrap();
+        let mut bad = GpuLadder::default();
+        bad.0[1].gpu_count = 3;
+        assert_eq!(
+            bad.validate().unwrap_err().field,
+            "gpu_fallback[1].gpu_count"
+        );
+        let mut warsaw = GpuLadder::default();
+        warsaw.0[2].training_region = Some("europe-central2".into());
+        let e = warsaw.validate().unwrap_err();
+        assert_eq!(e.field, "gpu_fallback[2].training_region");
+        let mut twice = GpuLadder::default();
+        twice.0.push(twice.0[0].clone());
+        assert_eq!(twice.validate().unwrap_err().field, "gpu_fallback[3]");
+        let mut blank = GpuLadder::default();
+        blank.0[0].machine_type = " ".into();
+        assert_eq!(
+            blank.validate().unwrap_err().field,
+            "gpu_fallback[0].machine_type"
+        );
+    }
+
+    #[test]
+    fn ladder_and_attempts_serialize_as_documented() {
+        let v = serde_json::to_value(GpuLadder::default()).unwrap();
+        assert_eq!(
+            v[2],
+            serde_json::json!({"gpu_type": "NVIDIA_L4", "gpu_count": 2, "machine_type": "g2-standard-24"})
+        );
+        let parsed: GpuLadder = serde_json::from_value(serde_json::json!([
+            {"gpu_type": "NVIDIA_L4", "gpu_count": 1, "machine_type": "g2-standard-8", "training_region": "us-central1"}
+        ]))
+        .unwrap();
+        assert_eq!(parsed.0[0].training_region.as_deref(), Some("us-central1"));
+        assert!(serde_json::from_value::<GpuLadder>(serde_json::json!([{"gpu": "x"}])).is_err());
+        let a = GpuAttempt {
+            machine_type: "n1-standard-16".into(),
+            accelerator_type: GpuType::NvidiaTeslaT4,
+            accelerator_count: 2,
+            region: "europe-west4".into(),
+            outcome: GpuAttemptOutcome::Quota,
+            error: Some("quota".into()),
+        };
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["outcome"], "quota");
+        assert_eq!(v["accelerator_type"], "NVIDIA_TESLA_T4");
     }
 }

@@ -246,6 +246,13 @@ pub trait PipelineExecutor: Send + Sync {
     /// Events since the last poll; a finished pipeline ends with `Completed` or `Failed`.
     async fn poll(&self, handle: &PipelineHandle) -> Result<Vec<PipelineEvent>>;
     async fn cancel(&self, handle: &PipelineHandle) -> Result<()>;
+
+    /// What the last submission of `run` did on the GPU fallback ladder (every attempt, the
+    /// config accepted), taken once after `submit` returns, whether it succeeded or not.
+    /// Executors without a ladder keep this default.
+    fn take_gpu_fallback(&self, _run: RunId) -> Option<crate::config::GpuFallbackRecord> {
+        None
+    }
 }
 
 /// Reads and writes run artifacts (local directory, GCS).

@@ -13,6 +13,20 @@
 //! brute_force = "europe-central2-docker.pkg.dev/my-project/ml-serving/tf-serving-native:latest"
 //! scann = "europe-central2-docker.pkg.dev/my-project/ml-serving/tf-serving-scann:latest"
 //!
+//! # GPU fallback ladder (this is the default; `gpu_fallback = []` turns fallback off)
+//! [[gcp.gpu_fallback]]
+//! gpu_type = "NVIDIA_TESLA_T4"
+//! gpu_count = 2
+//! machine_type = "n1-standard-16"
+//! [[gcp.gpu_fallback]]
+//! gpu_type = "NVIDIA_TESLA_T4"
+//! gpu_count = 4
+//! machine_type = "n1-standard-32"
+//! [[gcp.gpu_fallback]]
+//! gpu_type = "NVIDIA_L4"
+//! gpu_count = 2
+//! machine_type = "g2-standard-24"
+//!
 //! [gcp.endpoints]          # only for emulators and tests; Google's hosts by default
 //! storage = "http://127.0.0.1:4443"
 //! ```
@@ -24,6 +38,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use trainyard_core::config::GpuLadder;
 use trainyard_core::model_config::RetrievalAlgorithm;
 
 use crate::error::{GcpError, GcpResult};
@@ -180,6 +195,9 @@ pub struct GcpConfig {
     pub scheduler: SchedulerSettings,
     /// Largest object `ArtifactStore::read` returns, in bytes.
     pub max_read_bytes: u64,
+    /// GPU configs the Vertex executor falls back to, in order, when Vertex AI refuses a GPU
+    /// Trainer for quota or capacity; a run starts at its own gpu_config. Empty: no fallback.
+    pub gpu_fallback: GpuLadder,
 }
 
 impl Default for GcpConfig {
@@ -199,6 +217,7 @@ impl Default for GcpConfig {
             operations: OperationSettings::default(),
             scheduler: SchedulerSettings::default(),
             max_read_bytes: 64 << 20,
+            gpu_fallback: GpuLadder::default(),
         }
     }
 }
@@ -329,6 +348,9 @@ impl GcpConfig {
         }
         if self.retry.max_attempts == 0 {
             return bad("gcp.retry.max_attempts", "must be at least 1");
+        }
+        if let Err(e) = self.gpu_fallback.validate() {
+            return bad(&format!("gcp.{}", e.field), &e.reason);
         }
         Ok(())
     }

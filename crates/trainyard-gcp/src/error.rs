@@ -55,6 +55,15 @@ pub enum GcpError {
     /// The caller asked for something impossible (e.g. no pushed model to deploy).
     #[error("{0}")]
     Invalid(String),
+    /// Every GPU config of the fallback ladder was refused for quota or capacity; nothing was
+    /// submitted.
+    #[error(
+        "no GPU config of the fallback ladder was accepted: {}",
+        crate::gpu_fallback::describe(attempts)
+    )]
+    GpuFallbackExhausted {
+        attempts: Vec<trainyard_core::config::GpuAttempt>,
+    },
 }
 
 pub type GcpResult<T> = std::result::Result<T, GcpError>;

@@ -181,6 +181,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// Tells from an error answer (HTTP status, Google status, message) that trying again is
+/// pointless even though the status is retryable (e.g. a GPU quota that only frees when jobs end).
+pub type FinalAnswer<'a> = &'a (dyn Fn(u16, Option<&str>, &str) -> bool + Sync);
+
 /// A request body.
 #[derive(Debug, Clone)]
 pub enum Body {
@@ -273,6 +277,18 @@ impl GcpHttp {
         query: &[(&str, &str)],
         body: Option<&Body>,
     ) -> GcpResult<Response> {
+        self.send_with(method, url, query, body, None).await
+    }
+
+    /// [`GcpHttp::send`], except that an error answer `final_answer` accepts is returned at once.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<&Body>,
+        final_answer: Option<FinalAnswer<'_>>,
+    ) -> GcpResult<Response> {
         let inner = &*self.inner;
         let reauthed = AtomicBool::new(false);
         let reauthed = &reauthed;
@@ -314,6 +330,15 @@ impl GcpHttp {
             let text = resp.text().await.unwrap_or_default();
             let (gstatus, message) = parse_google_error(&text);
             tracing::debug!(method = %method_ref, url, status, "gcp request: error answer");
+            if final_answer.is_some_and(|f| f(status, gstatus.as_deref(), &message)) {
+                return Err(GcpError::Api {
+                    method: method_ref.as_str().to_string(),
+                    url: url.to_string(),
+                    http_status: status,
+                    status: gstatus,
+                    message,
+                });
+            }
             if status == 401 && !reauthed.swap(true, Ordering::SeqCst) {
                 // A revoked or expired token: fetch a new one and try once more.
                 inner.tokens.invalidate().await;
@@ -344,8 +369,21 @@ impl GcpHttp {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> GcpResult<Value> {
+        self.json_with(method, url, query, body, None).await
+    }
+
+    async fn json_with(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+        final_answer: Option<FinalAnswer<'_>>,
+    ) -> GcpResult<Value> {
         let body = body.map(Body::Json);
-        let resp = self.send(method, url, query, body.as_ref()).await?;
+        let resp = self
+            .send_with(method, url, query, body.as_ref(), final_answer)
+            .await?;
         let bytes = resp
             .bytes()
             .await
@@ -367,6 +405,18 @@ impl GcpHttp {
         body: Value,
     ) -> GcpResult<Value> {
         self.json(Method::POST, url, query, Some(body)).await
+    }
+
+    /// [`GcpHttp::post_json`] that gives up at once on an answer `final_answer` accepts.
+    pub async fn post_json_with(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        body: Value,
+        final_answer: FinalAnswer<'_>,
+    ) -> GcpResult<Value> {
+        self.json_with(Method::POST, url, query, Some(body), Some(final_answer))
+            .await
     }
 }
 

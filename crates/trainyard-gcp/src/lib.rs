@@ -18,6 +18,7 @@ pub mod cloud_run;
 pub mod config;
 pub mod error;
 pub mod gcs;
+pub mod gpu_fallback;
 pub mod http;
 pub mod lro;
 pub mod names;

@@ -1,6 +1,11 @@
 //! Vertex AI Pipelines as a [`PipelineExecutor`]: submits the compiled PipelineJob under an id
 //! derived from the run, maps PIPELINE_STATE_* and jobDetail.taskDetails[] to pipeline events,
 //! and on success reads training_metrics.json and the Evaluator's verdict.
+//!
+//! A GPU run whose create is refused for quota or capacity walks the GPU fallback ladder
+//! (`gcp.gpu_fallback`, see [`crate::gpu_fallback`]): the same job with the Trainer moved onto
+//! the next rung, until one is accepted, a refusal is of another kind, or the rungs run out.
+//! Every attempt is kept for [`PipelineExecutor::take_gpu_fallback`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -9,16 +14,19 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use trainyard_core::config::{GpuAttemptOutcome, GpuConfig, GpuFallbackRecord, GpuLadder};
 use trainyard_core::ports::{
     PipelineEvent, PipelineExecutor, PipelineHandle, PipelineSubmission, TRAINING_METRICS_FILE,
     VERTEX_PIPELINE_JOB_FILE,
 };
+use trainyard_core::run::RunId;
 use trainyard_core::stages::StageName;
 use trainyard_core::ValidationError;
 
 use crate::config::GcpConfig;
 use crate::error::{GcpError, GcpResult};
 use crate::gcs::{parse_gs_uri, GcsClient};
+use crate::gpu_fallback;
 use crate::http::{from_value, GcpHttp};
 use crate::names;
 
@@ -128,6 +136,11 @@ pub struct VertexPipelineExecutor {
     service_account: Option<String>,
     gcs: GcsClient,
     memory: Mutex<HashMap<String, PollMemory>>,
+    /// Orchestration region: where a Trainer without a training_region runs.
+    region: String,
+    gpu_ladder: GpuLadder,
+    /// Ladder walks of submissions, until the training service takes them.
+    gpu_records: Mutex<HashMap<RunId, GpuFallbackRecord>>,
 }
 
 impl VertexPipelineExecutor {
@@ -139,7 +152,16 @@ impl VertexPipelineExecutor {
             parent: config.parent(),
             service_account: config.service_account.clone(),
             memory: Mutex::new(HashMap::new()),
+            region: config.region.clone(),
+            gpu_ladder: config.gpu_fallback.clone(),
+            gpu_records: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Uses this GPU fallback ladder instead of the config's.
+    pub fn with_gpu_ladder(mut self, ladder: GpuLadder) -> Self {
+        self.gpu_ladder = ladder;
+        self
     }
 
     /// Uses this GCS client to read results (e.g. one with a small page size).
@@ -256,17 +278,126 @@ impl VertexPipelineExecutor {
         from_value("aiplatform.pipelineJobs.get", v)
     }
 
-    async fn submit_inner(
+    /// Submits the job; a GPU Trainer walks the fallback ladder. The typed form of
+    /// [`PipelineExecutor::submit`].
+    pub async fn submit_job(
         &self,
         submission: &PipelineSubmission,
-    ) -> trainyard_core::Result<PipelineHandle> {
-        let body = self.prepare_body(submission)?;
+    ) -> Result<PipelineHandle, SubmitError> {
+        let invalid = |e: ValidationError| SubmitError::Other(e.into());
+        let body = self.prepare_body(submission).map_err(invalid)?;
+        let gpu = &submission.run.config.gpu_config;
+        if !gpu.gpu_enabled
+            || gpu_fallback::trainer_machine_spec(&body)
+                .map_err(invalid)?
+                .is_none()
+        {
+            return self.create(submission, body).await;
+        }
+        let plan = self.gpu_plan(gpu).map_err(invalid)?;
+        let mut attempts = Vec::with_capacity(plan.len());
+        let mut outcome = Err(None);
+        for (i, (config, region)) in plan.iter().enumerate() {
+            let mut body = body.clone();
+            if i > 0 {
+                gpu_fallback::retarget(&mut body, config, region).map_err(invalid)?;
+            }
+            match self.create(submission, body).await {
+                Ok(handle) => {
+                    attempts.push(gpu_fallback::attempt(
+                        config,
+                        region,
+                        GpuAttemptOutcome::Accepted,
+                        None,
+                    ));
+                    outcome = Ok((handle, config.clone()));
+                    break;
+                }
+                Err(e) => {
+                    let refusal = match &e {
+                        SubmitError::Gcp(g) => gpu_fallback::classify_error(g),
+                        SubmitError::Other(_) => None,
+                    };
+                    let kind = refusal.map_or(GpuAttemptOutcome::Failed, Into::into);
+                    attempts.push(gpu_fallback::attempt(
+                        config,
+                        region,
+                        kind,
+                        Some(e.to_string()),
+                    ));
+                    tracing::info!(run_id = submission.run.id, rung = i + 1, ?kind, error = %e, "vertex pipeline job: GPU config refused");
+                    if refusal.is_none() {
+                        outcome = Err(Some(e));
+                        break;
+                    }
+                }
+            }
+        }
+        let accepted = outcome.as_ref().ok().map(|(_, c)| c.clone());
+        self.gpu_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                submission.run.id,
+                GpuFallbackRecord {
+                    accepted,
+                    attempts: attempts.clone(),
+                },
+            );
+        match outcome {
+            Ok((handle, _)) => Ok(handle),
+            Err(Some(e)) => Err(e),
+            Err(None) => Err(GcpError::GpuFallbackExhausted { attempts }.into()),
+        }
+    }
+
+    /// The GPU configs a run tries and the Trainer region of each, all checked against the GPU
+    /// and region rules before anything is submitted.
+    fn gpu_plan(&self, gpu: &GpuConfig) -> Result<Vec<(GpuConfig, String)>, ValidationError> {
+        self.gpu_ladder
+            .plan(gpu)
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| {
+                let checked = config
+                    .validate()
+                    .and_then(|()| config.trainer_region(&self.region).map(str::to_string));
+                match checked {
+                    Ok(region) => Ok((config, region)),
+                    Err(e) => Err(ValidationError::field(
+                        e.field,
+                        format!(
+                            "GPU fallback attempt {} ({}x {} on {}): {}",
+                            i + 1,
+                            config.gpu_count,
+                            config.gpu_type.vertex_name(),
+                            config.machine_type,
+                            e.reason
+                        ),
+                    )),
+                }
+            })
+            .collect()
+    }
+
+    /// One pipelineJobs.create. Refusals for GPU quota or capacity come back at once, without
+    /// the client's retries: they free when other jobs end, not within seconds.
+    async fn create(
+        &self,
+        submission: &PipelineSubmission,
+        body: Value,
+    ) -> Result<PipelineHandle, SubmitError> {
         let job_id = names::pipeline_job_id(&submission.run);
         let url = format!("{}/v1/{}/pipelineJobs", self.base_url, self.parent);
         let name = format!("{}/pipelineJobs/{job_id}", self.parent);
         match self
             .http
-            .post_json(&url, &[("pipelineJobId", job_id.as_str())], body)
+            .post_json_with(
+                &url,
+                &[("pipelineJobId", job_id.as_str())],
+                body,
+                &gpu_fallback::retry_is_pointless,
+            )
             .await
         {
             Ok(v) => {
@@ -280,9 +411,11 @@ impl VertexPipelineExecutor {
                 let job = self.get_job(&name).await?;
                 let owner = job.labels.get(RUN_ID_LABEL).cloned().unwrap_or_default();
                 if owner != submission.run.id.to_string() {
-                    return Err(trainyard_core::Error::Conflict(format!(
-                        "pipeline job {name} exists and belongs to run {owner:?}, not {}",
-                        submission.run.id
+                    return Err(SubmitError::Other(trainyard_core::Error::Conflict(
+                        format!(
+                            "pipeline job {name} exists and belongs to run {owner:?}, not {}",
+                            submission.run.id
+                        ),
                     )));
                 }
                 tracing::info!(job = %name, "vertex pipeline job already submitted");
@@ -544,7 +677,7 @@ impl PipelineExecutor for VertexPipelineExecutor {
         &self,
         submission: &PipelineSubmission,
     ) -> trainyard_core::Result<PipelineHandle> {
-        self.submit_inner(submission).await
+        Ok(self.submit_job(submission).await?)
     }
 
     async fn poll(&self, handle: &PipelineHandle) -> trainyard_core::Result<Vec<PipelineEvent>> {
@@ -555,6 +688,32 @@ impl PipelineExecutor for VertexPipelineExecutor {
         let url = format!("{}:cancel", self.job_url(&handle.job_name));
         self.http.post_json(&url, &[], json!({})).await?;
         Ok(())
+    }
+
+    fn take_gpu_fallback(&self, run: RunId) -> Option<GpuFallbackRecord> {
+        self.gpu_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&run)
+    }
+}
+
+/// Why a submission failed: Google's answer (which the ladder classifies; an exhausted ladder is
+/// [`GcpError::GpuFallbackExhausted`]), or something else (bad job body, a job of another run).
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Gcp(#[from] GcpError),
+    #[error(transparent)]
+    Other(#[from] trainyard_core::Error),
+}
+
+impl From<SubmitError> for trainyard_core::Error {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Gcp(g) => g.into(),
+            SubmitError::Other(o) => o,
+        }
     }
 }
 

@@ -226,6 +226,12 @@ fn main() {
     ] {
         d.table(&format!("`[gcp.{key}]`"), GCP_CONFIG, name, &gcp[key]);
     }
+    d.table(
+        "`[[gcp.gpu_fallback]]` (one table per rung)",
+        CORE_CONFIG,
+        "GpuRung",
+        &gcp["gpu_fallback"][0],
+    );
 
     d.0.push_str("\n# Training run config\n");
     d.table(

@@ -19,7 +19,8 @@ pub use deployments::{
     REGISTERED_MODEL_ARTIFACT,
 };
 pub use pipelines::{
-    handle_of, RunCompiler, Target, VertexSettings, PYTHON_ENV, WHEEL_FILE_PREFIX,
+    handle_of, RunCompiler, Target, VertexSettings, WheelUploadingExecutor, PYTHON_ENV,
+    WHEEL_FILE_PREFIX,
 };
 pub use platform::{Backend, LocalSection, Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
 pub use registry::{

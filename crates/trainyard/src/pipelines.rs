@@ -280,4 +280,8 @@ impl trainyard_core::ports::PipelineExecutor for WheelUploadingExecutor {
     async fn cancel(&self, handle: &PipelineHandle) -> Result<()> {
         self.inner.cancel(handle).await
     }
+
+    fn take_gpu_fallback(&self, run: RunId) -> Option<trainyard_core::config::GpuFallbackRecord> {
+        self.inner.take_gpu_fallback(run)
+    }
 }

@@ -93,6 +93,14 @@ impl TrainingService {
             }
             Err(e) => Err(e),
         };
+        // A GPU fallback walk (Vertex executor) is recorded before the outcome is applied, so a
+        // failed run also shows what was tried.
+        if let Some(record) = launch.executor.take_gpu_fallback(id) {
+            if let Err(e) = self.record_gpu_fallback(id, record).await {
+                // The job may be running: losing the record must not lose its Submitted event.
+                tracing::warn!(run_id = id, error = %e, "recording the GPU fallback attempts failed");
+            }
+        }
         match submitted {
             Ok(handle) => {
                 tracing::info!(run_id = id, job = %handle.job_name, "pipeline submitted");
@@ -112,6 +120,29 @@ impl TrainingService {
                 Err(e)
             }
         }
+    }
+
+    /// Keeps a GPU fallback walk on the run: each attempt as JSON in
+    /// `artifacts["gpu_attempts"]`, and the accepted config as the run's gpu_config, so the run
+    /// shows the GPUs it actually got.
+    async fn record_gpu_fallback(
+        &self,
+        id: RunId,
+        record: trainyard_core::config::GpuFallbackRecord,
+    ) -> Result<TrainingRun> {
+        let attempts = serde_json::to_string(&record.attempts)
+            .map_err(|e| Error::Backend(format!("gpu attempts: {e}")))?;
+        self.mutate(id, |run| {
+            run.artifacts.insert(
+                trainyard_core::config::GPU_ATTEMPTS_ARTIFACT.into(),
+                attempts.clone(),
+            );
+            if let Some(gpu) = &record.accepted {
+                run.config.gpu_config = gpu.clone();
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Validates and stores a new pending run, getting or creating its RegisteredModel (named
