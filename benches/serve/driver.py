@@ -4,9 +4,10 @@ Run through benches/serve/run.sh (it prepares wrk, flask/gunicorn, the models, t
 
   python driver.py --bin BIN --models DIR --pylib DIR --out JSON [--secs 10] [--no-scann]
 
-Before each server starts it samples whole-machine CPU busy% (other processes skew a 2-core
-machine) and waits up to 120 s for it to drop below 15%; the busy% seen is reported with each
-run, and the load average during the runs.
+Both servers run side by side and their measurements alternate (same background load for
+both). Before each measurement it samples whole-machine CPU busy% (other processes skew a
+2-core machine) and waits up to 120 s for it to drop below 15%; the busy% seen and the load
+average are reported with each run.
 Only processes started here are signalled, by PID.
 """
 import argparse
@@ -183,16 +184,19 @@ def main():
     probe = [f"C{i:05d}" for i in range(0, 5000, 25)]
     answers = {}
     for model, mdir in models.items():
-        for kind in ["flask", "trainyard"]:
-            # sampled before the server starts: a running server's TF threads count as busy
-            busy = wait_quiet()
-            srv = Server(kind, mdir, args)
-            try:
-                if kind == "trainyard":
-                    answers[model] = predict_ids(srv.predict, probe)
+        # both servers up at once and their runs interleaved, so drifting background load
+        # falls on both alike; an idle server sleeps (TF threads stop spinning within ms)
+        servers = {}
+        try:
+            for kind in ["flask", "trainyard"]:
+                servers[kind] = Server(kind, mdir, args)
+            answers[model] = predict_ids(servers["trainyard"].predict, probe)
+            for srv in servers.values():
                 wrk(srv.predict, 16, 3)  # warm-up
-                for conns in [1, 16]:
+            for conns in [1, 16]:
+                for kind, srv in servers.items():
                     time.sleep(1)
+                    busy = wait_quiet()
                     r = wrk(srv.predict, conns, args.secs)
                     r.update(server=kind, model=model, conns=conns, busy_before=busy,
                              loadavg_1m_after=float(open("/proc/loadavg").read().split()[0]))
@@ -201,7 +205,8 @@ def main():
                           f"p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  "
                           f"errors {r['errors']}  busy-before {busy}%  load {r['loadavg_1m_after']}",
                           flush=True)
-            finally:
+        finally:
+            for kind, srv in servers.items():
                 rc = srv.stop()
                 if kind == "trainyard":
                     results.setdefault("sigterm_exit", {})[model] = rc
