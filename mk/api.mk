@@ -7,7 +7,7 @@ API_VENV ?= .venv-api
 API_REQS := python/requirements-api.txt
 API_BASE_PYTHON ?= $(shell command -v python3.11 || command -v python3)
 API_STAMP := $(API_VENV)/.requirements.sha256
-API_FUZZ_EXAMPLES ?= 200
+API_FUZZ_EXAMPLES ?= 100
 
 .PHONY: test-api api-venv
 

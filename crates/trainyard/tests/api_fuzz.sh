@@ -81,7 +81,8 @@ report_dir=$(realpath -m "${API_FUZZ_REPORT_DIR:-target/api-fuzz}")
 venv=$(realpath "$venv")
 status=0
 # From the temp dir: schemathesis keeps state in ./.schemathesis.
-(cd "$work" && "$venv/bin/st" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
+# A hung fuzzer fails the target instead of holding `make test`.
+(cd "$work" && timeout "${API_FUZZ_TIMEOUT:-600}" "$venv/bin/st" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
     --checks not_a_server_error \
     --header "Authorization: Bearer fuzz-secret" \
     --max-examples "$examples" \
