@@ -23,7 +23,7 @@ pub fn infer(example: &Value) -> Schema {
             let item = items
                 .first()
                 .map(infer)
-                .unwrap_or_else(|| ObjectBuilder::new().into());
+                .unwrap_or_else(any_value);
             ArrayBuilder::new()
                 .items(RefOr::T(item))
                 .default(Some(example.clone()))
@@ -34,8 +34,15 @@ pub fn infer(example: &Value) -> Schema {
         Value::Number(n) if n.is_f64() => scalar(Type::Number, example),
         Value::Number(_) => scalar(Type::Integer, example),
         // Optional fields whose default is absent: any JSON value.
-        Value::Null => ObjectBuilder::new().into(),
+        Value::Null => any_value(),
     }
+}
+
+/// A schema without a type (utoipa's default builder says "object").
+fn any_value() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+        .into()
 }
 
 fn scalar(t: Type, example: &Value) -> Schema {
