@@ -20,10 +20,7 @@ pub fn infer(example: &Value) -> Schema {
             b.default(Some(example.clone())).into()
         }
         Value::Array(items) => {
-            let item = items
-                .first()
-                .map(infer)
-                .unwrap_or_else(any_value);
+            let item = items.first().map(infer).unwrap_or_else(any_value);
             ArrayBuilder::new()
                 .items(RefOr::T(item))
                 .default(Some(example.clone()))
