@@ -12,6 +12,9 @@ Every operation has a blocking form (the GIL is released while it runs) and an a
 Registered versions and endpoints: ``platform.registry.push(run_id)``,
 ``platform.deployments.deploy(run_id)``, then
 ``trainyard.predict(endpoint.service_url, [{"customer_id": "C1", ...}])``.
+
+Run insights: ``platform.insights.statistics(run_id)``, ``.schema(run_id)``,
+``.weight_stats(run_id)``, ``.logs(run_id)``, and ``platform.insights.backfill()``.
 """
 
 import atexit as _atexit
@@ -19,10 +22,12 @@ import os as _os
 
 from trainyard import codegen
 from trainyard._native import (
+    BackfillReport,
     DeploymentService,
     DeploymentView,
     Endpoint,
     FireOutcome,
+    InsightsService,
     ModelListing,
     ModelSummary,
     ModelVersion,
@@ -32,7 +37,11 @@ from trainyard._native import (
     RegistryEvent,
     RegistryService,
     Run,
+    RunLogs,
     RunPage,
+    RunSchema,
+    RunStatistics,
+    RunWeightStats,
     Schedule,
     ScheduleService,
     TrainingService,
@@ -67,11 +76,13 @@ if hasattr(_os, "register_at_fork"):
 
 __all__ = [
     "BackendError",
+    "BackfillReport",
     "Conflict",
     "DeploymentService",
     "DeploymentView",
     "Endpoint",
     "FireOutcome",
+    "InsightsService",
     "InvalidTransition",
     "MetricsError",
     "ModelListing",
@@ -84,7 +95,11 @@ __all__ = [
     "RegistryEvent",
     "RegistryService",
     "Run",
+    "RunLogs",
     "RunPage",
+    "RunSchema",
+    "RunStatistics",
+    "RunWeightStats",
     "Schedule",
     "ScheduleService",
     "StorageError",

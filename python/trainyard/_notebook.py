@@ -1,4 +1,5 @@
-"""Notebook helpers behind Run.history() and Run.plot(): pandas and matplotlib are optional."""
+"""Notebook helpers behind Run.history(), Run.plot() and the insights tables
+(RunStatistics.numeric_frame() and the like): pandas and matplotlib are optional."""
 
 from __future__ import annotations
 
@@ -49,6 +50,46 @@ def history_frame(rows: list[dict[str, Any]]) -> Any:
     if "recorded_at" in frame:
         frame["recorded_at"] = pd.to_datetime(frame["recorded_at"], utc=True)
     return frame.set_index("epoch")
+
+
+# Column order of the per-feature tables (the Data Insights tab's); other keys follow.
+FEATURE_COLUMNS = {
+    "numeric": (
+        "name", "type", "count", "missing", "missing_pct", "num_values", "mean", "std_dev",
+        "zeros", "zeros_pct", "min", "median", "max", "histogram",
+    ),
+    "categorical": (
+        "name", "type", "count", "missing", "missing_pct", "num_values", "unique", "exact",
+        "top_values", "avg_length",
+    ),
+    "schema": ("name", "type", "required", "shape", "presence", "domain", "constraints", "deprecated"),
+}
+
+
+def feature_frame(rows: list[dict[str, Any]], kind: str) -> Any:
+    """Per-feature rows (``kind``: numeric, categorical or schema) as a pandas DataFrame
+    indexed by feature name when pandas is installed, else the rows. Nested values
+    (histograms, top values, domains) stay lists/dicts in their cells."""
+    try:
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return rows
+    known = FEATURE_COLUMNS[kind]
+    extra = sorted({k for r in rows for k in r} - set(known))
+    frame = pd.DataFrame(rows, columns=[*known, *extra])
+    return frame.set_index("name")
+
+
+def norms_frame(norms: dict[str, list[dict[str, Any]]]) -> Any:
+    """Norm curves {tower: [points]} as one DataFrame indexed by (tower, epoch) when pandas is
+    installed, else flat rows with a ``tower`` key."""
+    rows = [{"tower": tower, **point} for tower, points in sorted(norms.items()) for point in points]
+    try:
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        return rows
+    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else ["tower", "epoch"])
+    return frame.set_index(["tower", "epoch"])
 
 
 def plot_history(rows: list[dict[str, Any]], title: str, ax: Optional[Any] = None) -> Any:

@@ -11,6 +11,7 @@ mod convert;
 mod deployments;
 mod errors;
 mod fork;
+mod insights;
 mod models;
 mod platform;
 mod predict;
@@ -25,6 +26,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     services::register(m)?;
     registry::register(m)?;
     deployments::register(m)?;
+    insights::register(m)?;
     m.add_class::<platform::PyPlatform>()?;
     m.add_function(wrap_pyfunction!(codegen::generate, m)?)?;
     m.add_function(wrap_pyfunction!(predict::predict, m)?)?;

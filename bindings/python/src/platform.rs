@@ -8,6 +8,7 @@ use trainyard::{Backend, Platform};
 use trainyard_core::Result;
 
 use crate::deployments::PyDeployments;
+use crate::insights::PyInsights;
 use crate::runtime::{awaitable, block};
 use crate::services::{PyRegistry, PySchedules, PyTraining};
 
@@ -238,6 +239,14 @@ impl PyPlatform {
     #[getter]
     fn deployments(&self) -> PyDeployments {
         PyDeployments {
+            ctx: self.ctx.clone(),
+        }
+    }
+
+    /// A run's dataset statistics, schema, weight statistics and logs; the metrics backfill.
+    #[getter]
+    fn insights(&self) -> PyInsights {
+        PyInsights {
             ctx: self.ctx.clone(),
         }
     }
