@@ -164,8 +164,13 @@ def export_bench(out, n):
     bf = tfrs.layers.factorized_top_k.BruteForce(k=k)
     bf.index(tf.constant(emb), tf.constant(ids))
     save(BenchRetrieval(lookup, cemb, bf, k), os.path.join(out, f"bf_{n}", "1"))
-    sc = tfrs.layers.factorized_top_k.ScaNN(k=k, num_leaves=100, num_leaves_to_search=10,
-                                            dimensions_per_block=2, num_reordering_candidates=500)
+    # The shared baseline's settings (100 leaves, 10 searched, 500 reordered) give recall@100
+    # 0.39 on these isotropic random embeddings, where partitioning cannot help; measured on
+    # 200 queries: 50 of 100 leaves + 1000 reordered 0.86, 70 + 2000 0.957, all 100 + 1000
+    # 0.978 at 0.63 ms per query from Python. The benchmark serves the last one, which meets
+    # DESIGN.md's recall target (>= 0.95) with asymmetric-hashing scoring and reordering.
+    sc = tfrs.layers.factorized_top_k.ScaNN(k=k, num_leaves=100, num_leaves_to_search=100,
+                                            dimensions_per_block=2, num_reordering_candidates=1000)
     sc.index(tf.constant(emb), tf.constant(ids))
     save(BenchRetrieval(lookup, cemb, sc, k), os.path.join(out, f"scann_{n}", "1"), scann=True)
     probe = tf.constant(customers[::25])
