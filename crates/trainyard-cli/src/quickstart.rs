@@ -178,11 +178,10 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
 
     step("train a retrieval model (local TFX pipeline)");
     let retrieval = train(&platform, ModelType::Retrieval, args.epochs, true).await?;
-    let mut others = Vec::new();
     if args.all {
         for model_type in [ModelType::Ranking, ModelType::Multitask] {
             step(&format!("train a {} model", model_type.as_str()));
-            others.push(train(&platform, model_type, args.epochs, false).await?);
+            train(&platform, model_type, args.epochs, false).await?;
         }
     }
 
@@ -305,6 +304,5 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
         retrieval.id,
         endpoint.service_name
     );
-    let _ = others;
     Ok(())
 }

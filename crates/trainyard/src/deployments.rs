@@ -17,7 +17,7 @@ use trainyard_core::run::{RegisteredModelId, RunId, TrainingRun};
 use trainyard_core::stages::StageName;
 use trainyard_core::{Error, Result, RunEvent, RunStatus, ValidationError};
 
-use crate::training::mutate_run;
+use crate::training::{mutate_model, mutate_run};
 
 /// Run artifact key of the folder the registry keeps for a registered version.
 pub const REGISTERED_MODEL_ARTIFACT: &str = "registered_model_uri";
@@ -363,29 +363,23 @@ impl DeploymentService {
     /// The model's deployment record (is_deployed, deployed_version_id) from its active
     /// endpoints, written after every deploy and undeploy.
     async fn sync_model_deployment(&self, model_id: RegisteredModelId) -> Result<()> {
-        for _ in 0..8 {
-            let mut model = self.store.get_registered_model(model_id).await?;
-            let active: Vec<DeployedEndpoint> = self
-                .store
-                .list_endpoints(Some(model_id))
-                .await?
-                .into_iter()
-                .filter(|e| e.is_active)
-                .collect();
+        let active: Vec<DeployedEndpoint> = self
+            .store
+            .list_endpoints(Some(model_id))
+            .await?
+            .into_iter()
+            .filter(|e| e.is_active)
+            .collect();
+        let deployed_version_id = active
+            .iter()
+            .max_by_key(|e| e.updated_at)
+            .and_then(|e| e.deployed_training_run_id);
+        mutate_model(&self.store, &self.clock, model_id, |model| {
             model.is_deployed = !active.is_empty();
-            model.deployed_version_id = active
-                .iter()
-                .max_by_key(|e| e.updated_at)
-                .and_then(|e| e.deployed_training_run_id);
-            model.updated_at = self.clock.now();
-            match self.store.update_registered_model(&model).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other.map(|_| ()),
-            }
-        }
-        Err(Error::Conflict(format!(
-            "registered model {model_id} kept changing; try again"
-        )))
+            model.deployed_version_id = deployed_version_id;
+        })
+        .await?;
+        Ok(())
     }
 
     /// Whether an active endpoint serves right now; `Err` with the reason when that cannot be

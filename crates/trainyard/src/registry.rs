@@ -19,7 +19,7 @@ use trainyard_core::{Error, Result, RunStatus, ValidationError};
 use crate::deployments::{
     pushed_model_path, DeployOptions, DeploymentService, REGISTERED_MODEL_ARTIFACT,
 };
-use crate::training::mutate_run;
+use crate::training::{mutate_model, mutate_run};
 
 /// Filters of the model list (spec: type, status, schedule, search).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -323,32 +323,23 @@ impl RegistryService {
             .iter()
             .filter(|r| r.vertex_model_version.is_some())
             .count() as u32;
-        for _ in 0..8 {
-            let mut model = self.store.get_registered_model(model_id).await?;
+        let version = run
+            .vertex_model_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        mutate_model(&self.store, &self.clock, model_id, |model| {
             model.first_registered_at = model.first_registered_at.or(run.registered_at);
             if let Some(name) = &run.vertex_model_resource_name {
                 model.vertex_model_resource_name.clone_from(name);
             }
-            let newer = model.latest_version_number.parse::<u64>().unwrap_or(0)
-                <= run
-                    .vertex_model_version
-                    .as_deref()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            if newer {
+            if model.latest_version_number.parse::<u64>().unwrap_or(0) <= version {
                 model.latest_version_id = Some(run.id);
                 model.latest_version_number = run.vertex_model_version.clone().unwrap_or_default();
             }
             model.total_versions = total;
-            model.updated_at = self.clock.now();
-            match self.store.update_registered_model(&model).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict(format!(
-            "registered model {model_id} kept changing; try again"
-        )))
+        })
+        .await
     }
 
     /// Registered versions of a model, oldest first, with the KPI set of its model type.

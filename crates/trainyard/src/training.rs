@@ -9,8 +9,10 @@ use trainyard_core::ports::{
     Clock, PipelineCompiler, PipelineEvent, PipelineExecutor, PipelineSubmission, RunFilter,
     RunPage, Store,
 };
+use trainyard_core::registry::RegisteredModel;
 use trainyard_core::run::{
-    ConfigPatch, NewTrainingRun, RunConfig, RunId, TrainingMetricsHistory, TrainingRun,
+    ConfigPatch, NewTrainingRun, RegisteredModelId, RunConfig, RunId, TrainingMetricsHistory,
+    TrainingRun,
 };
 use trainyard_core::stages::StageName;
 use trainyard_core::{Error, Result, RunEvent, RunStatus};
@@ -414,6 +416,30 @@ where
     }
     Err(Error::Conflict(format!(
         "training run {id} kept changing under {CONFLICT_RETRIES} attempts; try again"
+    )))
+}
+
+/// [`mutate_run`] for a registered model.
+pub(crate) async fn mutate_model<F>(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    id: RegisteredModelId,
+    mut f: F,
+) -> Result<RegisteredModel>
+where
+    F: FnMut(&mut RegisteredModel) + Send,
+{
+    for _ in 0..CONFLICT_RETRIES {
+        let mut model = store.get_registered_model(id).await?;
+        f(&mut model);
+        model.updated_at = clock.now();
+        match store.update_registered_model(&model).await {
+            Err(Error::Conflict(_)) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::Conflict(format!(
+        "registered model {id} kept changing under {CONFLICT_RETRIES} attempts; try again"
     )))
 }
 
