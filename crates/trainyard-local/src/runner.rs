@@ -312,7 +312,10 @@ impl ProcStat {
 }
 
 fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
     // the command name is in parentheses and may hold spaces: fields follow the last ')'
     let fields: Vec<&str> = text[text.rfind(')')? + 1..].split_whitespace().collect();
     Some(ProcStat {
@@ -652,6 +655,13 @@ impl Cursor {
         Ok(events)
     }
 
+    /// Nothing more is reported for this job; only the mark is kept (a server polls many).
+    fn finish(&mut self) {
+        self.done = true;
+        self.tail = VecDeque::new();
+        self.components.current = None;
+    }
+
     fn tail(&self) -> String {
         self.tail.iter().cloned().collect::<Vec<_>>().join("\n")
     }
@@ -796,7 +806,7 @@ impl PipelineExecutor for LocalRunner {
             return Ok(Vec::new());
         }
         if cancelled(&root, &state.job_id) {
-            cursor.done = true;
+            cursor.finish();
             return Ok(Vec::new());
         }
         // Whether it runs is decided before reading: a finished job's output is all written.
@@ -809,12 +819,12 @@ impl PipelineExecutor for LocalRunner {
         let mut events = cursor.read(&root, true).await?;
         cursor.components.close().await;
         if cancelled(&root, &state.job_id) {
-            cursor.done = true;
+            cursor.finish();
             return Ok(Vec::new());
         }
         rewrite_component_logs(&root);
         events.push(cursor.conclude(&root, &state, exit));
-        cursor.done = true;
+        cursor.finish();
         let _ = tokio::fs::remove_dir_all(root.join(RUNNER_TMP_DIR)).await;
         Ok(events)
     }
@@ -824,7 +834,9 @@ impl PipelineExecutor for LocalRunner {
     async fn cancel(&self, handle: &PipelineHandle) -> Result<()> {
         let root = PathBuf::from(&handle.job_name);
         if let Ok(cursor) = self.cursor(handle) {
-            cursor.lock().await.done = true;
+            let mut cursor = cursor.lock().await;
+            cursor.components.close().await;
+            cursor.finish();
         }
         let Some(state) = job_state(handle) else {
             return Ok(());
@@ -878,6 +890,59 @@ mod tests {
             read("Trainer.log"),
             "INFO:absl:Component Trainer is running.\n[trainyard] EPOCH {}\n"
         );
+    }
+
+    #[test]
+    fn component_logs_from_a_whole_log_match_the_live_ones() {
+        let log = "pipeline starts\nINFO:absl:Component CsvExampleGen is running.\nreading csv\n\
+                   INFO:absl:Component CsvExampleGen is finished.\nbetween components\n\
+                   INFO:absl:Component Trainer is running.\n[trainyard] EPOCH {}";
+        let logs = component_logs_of(log);
+        assert_eq!(
+            logs.keys().collect::<Vec<_>>(),
+            ["CsvExampleGen", "Trainer"]
+        );
+        assert_eq!(
+            logs["CsvExampleGen"],
+            "INFO:absl:Component CsvExampleGen is running.\nreading csv\nINFO:absl:Component CsvExampleGen is finished.\n"
+        );
+        assert_eq!(
+            logs["Trainer"],
+            "INFO:absl:Component Trainer is running.\n[trainyard] EPOCH {}\n"
+        );
+    }
+
+    #[test]
+    fn a_verdict_or_epoch_glued_to_other_output_still_counts() {
+        // stdout and stderr share the log file: another thread's line may follow without a
+        // newline in between
+        assert!(matches!(
+            parse_line(r#"[trainyard] BLESSING {"blessed": true}I1127 evaluator.py:1] done"#),
+            Some(LineEvent::Blessed(true))
+        ));
+        assert!(matches!(
+            parse_line(r#"[trainyard] EPOCH {"epoch": 3, "metrics": {}} W1127 warn"#),
+            Some(LineEvent::Pipeline(PipelineEvent::EpochCompleted {
+                epoch: 3,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn own_process_stat_is_read() {
+        let me = proc_stat(std::process::id()).unwrap();
+        assert!(me.live());
+        assert!(me.start_time > 0);
+        // a command name with spaces and parentheses does not shift the fields
+        let z = parse_stat("42 (a) b (c) Z 1 40 40 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 987654 0")
+            .unwrap();
+        assert_eq!(
+            (z.state, z.pgrp, z.start_time, z.live()),
+            ('Z', 40, 987654, false)
+        );
+        // never our own group or init's
+        assert!(!group_alive(0) && !group_alive(1));
     }
 
     #[test]
