@@ -507,6 +507,14 @@ fn submit_blocking(python: &Path, sub: &PipelineSubmission) -> Result<PipelineHa
             return Ok(handle(sub, state.job_id));
         }
     }
+    // A relative interpreter path means the launcher's working directory, not the root's
+    // (kept as is otherwise: a venv's python must not be resolved through its symlink).
+    let python = if python.is_relative() && python.components().count() > 1 {
+        std::env::current_dir().map_err(backend)?.join(python)
+    } else {
+        python.to_path_buf()
+    };
+    let python = python.as_path();
     if !executable(python) {
         return Err(backend(format!(
             "cannot start {}: no such executable",

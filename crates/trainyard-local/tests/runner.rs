@@ -673,3 +673,20 @@ async fn a_missing_interpreter_is_an_error_at_submit() {
     assert!(err.to_string().contains("cannot start"), "{err}");
     assert!(!dir.path().join("run").join(RUNNER_STATE_FILE).exists());
 }
+
+#[tokio::test]
+async fn a_relative_interpreter_path_is_the_launchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("run");
+    // /bin/sh, relative to this process's working directory (not to the run's root)
+    let up = std::env::current_dir().unwrap().components().count() - 1;
+    let python: PathBuf = (0..up).map(|_| "..").collect::<PathBuf>().join("bin/sh");
+    assert!(python.is_relative());
+    let runner = LocalRunner::new(&python);
+    let handle = runner
+        .submit(&submission(&root, &Fake::quick()))
+        .await
+        .unwrap();
+    let events = poll_to_end(&runner, &handle).await;
+    assert_eq!(events.last().unwrap(), &completed(&root));
+}
