@@ -295,6 +295,41 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Prefix, under the pipeline root, of a TMPDIR set aside for deletion.
+const DISCARDED_TMP_PREFIX: &str = ".tmp-discarded-";
+
+/// Removes the run's TMPDIR without holding up the caller: it is renamed away at once and
+/// deleted by a background thread (TFX leaves many files there: deleting them took 37 s on a
+/// loaded machine). Leftovers of a process that exited before its thread was done go too.
+fn discard_tmp(root: &Path) {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let trash = root.join(format!(
+        "{DISCARDED_TMP_PREFIX}{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::rename(root.join(RUNNER_TMP_DIR), &trash);
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let doomed: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(DISCARDED_TMP_PREFIX)
+        })
+        .map(|e| e.path())
+        .collect();
+    if !doomed.is_empty() {
+        std::thread::spawn(move || {
+            for dir in doomed {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        });
+    }
+}
+
 // ---- processes -------------------------------------------------------------------------
 
 /// The fields of `/proc/<pid>/stat` the runner needs.
@@ -833,7 +868,7 @@ impl PipelineExecutor for LocalRunner {
         rewrite_component_logs(&root);
         events.push(cursor.conclude(&root, &state, exit));
         cursor.finish();
-        let _ = tokio::fs::remove_dir_all(root.join(RUNNER_TMP_DIR)).await;
+        discard_tmp(&root);
         Ok(events)
     }
 
@@ -861,7 +896,7 @@ impl PipelineExecutor for LocalRunner {
         if !wait_gone(&state, self.cancel_grace).await {
             kill_group(&state).await;
         }
-        let _ = tokio::fs::remove_dir_all(root.join(RUNNER_TMP_DIR)).await;
+        discard_tmp(&root);
         Ok(())
     }
 }

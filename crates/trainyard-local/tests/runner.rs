@@ -57,6 +57,7 @@ impl Fake {
 sleep 60 &
 worker=$!
 echo "pipeline starts TMPDIR=$TMPDIR TF_USE_LEGACY_KERAS=$TF_USE_LEGACY_KERAS"
+mkdir -p "$TMPDIR/user-code/pkg" && touch "$TMPDIR/user-code/pkg/setup.py"
 echo "INFO:absl:Component CsvExampleGen is running."
 echo "reading csv"
 sleep {s}
@@ -301,6 +302,15 @@ async fn a_new_instance_follows_a_run_whose_runner_was_dropped() {
     );
     assert!(log.ends_with("pipeline done"), "{log}");
     assert!(!tmp.exists());
+    // ... and is deleted in the background.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&root)
+        .unwrap()
+        .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".tmp"))
+    {
+        assert!(Instant::now() < deadline, "the run's TMPDIR is left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(read(&root, RUNNER_EXIT_FILE), "0\n");
     assert!(!group_alive(state.pgid));
 
