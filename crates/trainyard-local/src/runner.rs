@@ -16,8 +16,12 @@
 //!   the wrapper shell when the pipeline exits (absent when the whole group was killed);
 //! - `runner.cancel` ([`RUNNER_CANCEL_FILE`]): the job id of a cancelled job;
 //! - `runner.lock`: serialises submits of one root across processes;
-//! - `tmp/` ([`RUNNER_TMP_DIR`]): the pipeline's TMPDIR, removed when the run is concluded;
-//! - `logs/<Component>.log` ([`COMPONENT_LOG_DIR`]): per-component logs, derived from the log.
+//! - `tmp/` ([`RUNNER_TMP_DIR`]): the pipeline's TMPDIR; when the run is concluded or
+//!   cancelled it is renamed to `.tmp-discarded-<pid>-<n>` and deleted in the background;
+//! - `logs/<Component>.log` ([`COMPONENT_LOG_DIR`]): per-component logs, derived from the log
+//!   (cleared by an instance that replays from the start, rewritten from the whole log when
+//!   the run is concluded);
+//! - `modules/`: the submitted files (`pipeline.py` and the generated modules).
 //!
 //! The leader is `sh -c` in a session of its own (setsid): a terminal's SIGINT/SIGHUP and the
 //! launcher's death do not reach it. Cancel signals the whole group.
