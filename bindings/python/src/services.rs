@@ -101,6 +101,19 @@ pub struct PyTraining {
 }
 
 impl PyTraining {
+    /// A use case of the Platform itself (submit, follow: they may carry the run here).
+    fn platform_op<F, Fut>(&self, f: F) -> Op<PyRun>
+    where
+        F: FnOnce(trainyard::Platform) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<trainyard_core::run::TrainingRun>> + Send,
+    {
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let run = f(ctx.platform().await?).await?;
+            Ok(PyRun::new(run, &ctx))
+        })
+    }
+
     fn run_op<F, Fut>(&self, f: F) -> Op<PyRun>
     where
         F: FnOnce(trainyard::TrainingService) -> Fut + Send + 'static,
@@ -156,6 +169,7 @@ impl PyTraining {
             search,
             page,
             page_size,
+            with_step: false,
         };
         let ctx = self.ctx.clone();
         Ok(Box::pin(async move {
@@ -226,14 +240,21 @@ impl PyTraining {
         aw!(py, self.create_op(name, config, ml_model, description)?)
     }
 
-    /// Compiles and submits a pending or scheduled run to the platform's pipeline executor;
-    /// BackendError when the platform has none.
+    /// Submits a pending run: returns once a running `trainyard server` has the request or,
+    /// with none, once this call started the pipeline (which does not depend on this
+    /// process); BackendError when the submission failed.
     fn submit(&self, py: Python<'_>, id: i64) -> PyResult<PyRun> {
-        sync!(py, self.run_op(move |t| async move { t.submit(id).await }))
+        sync!(
+            py,
+            self.platform_op(move |p| async move { p.submit(id).await })
+        )
     }
 
     fn submit_async<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
-        aw!(py, self.run_op(move |t| async move { t.submit(id).await }))
+        aw!(
+            py,
+            self.platform_op(move |p| async move { p.submit(id).await })
+        )
     }
 
     /// The files a run's pipeline is made of, {name: content}: for target "local" the
@@ -295,14 +316,15 @@ impl PyTraining {
         })
     }
 
-    /// Polls the run's pipeline and applies its events until training finishes (or `timeout`
-    /// seconds pass: BackendError); returns the run as it then is.
+    /// Follows the run until training and what follows it (registration, auto-deploy) are
+    /// done (or `timeout` seconds pass: BackendError); returns the run as it then is. With no
+    /// server running, this call carries the run meanwhile. `poll` is kept for compatibility.
     #[pyo3(signature = (id, poll=2.0, timeout=3600.0))]
     fn follow(&self, py: Python<'_>, id: i64, poll: f64, timeout: f64) -> PyResult<PyRun> {
-        let (poll, timeout) = durations(poll, timeout)?;
+        let (_, timeout) = durations(poll, timeout)?;
         sync!(
             py,
-            self.run_op(move |t| async move { t.follow(id, poll, timeout).await })
+            self.platform_op(move |p| async move { follow(p, id, timeout).await })
         )
     }
 
@@ -314,10 +336,10 @@ impl PyTraining {
         poll: f64,
         timeout: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (poll, timeout) = durations(poll, timeout)?;
+        let (_, timeout) = durations(poll, timeout)?;
         aw!(
             py,
-            self.run_op(move |t| async move { t.follow(id, poll, timeout).await })
+            self.platform_op(move |p| async move { follow(p, id, timeout).await })
         )
     }
 
@@ -409,12 +431,19 @@ impl PyTraining {
     }
 
     /// A new run with the name and config of a run whose training has finished.
-    fn rerun(&self, py: Python<'_>, id: i64) -> PyResult<PyRun> {
-        sync!(py, self.run_op(move |t| async move { t.rerun(id).await }))
+    #[pyo3(signature = (id, *, submit=true))]
+    fn rerun(&self, py: Python<'_>, id: i64, submit: bool) -> PyResult<PyRun> {
+        sync!(py, self.platform_op(move |p| rerun(p, id, submit)))
     }
 
-    fn rerun_async<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
-        aw!(py, self.run_op(move |t| async move { t.rerun(id).await }))
+    #[pyo3(signature = (id, *, submit=true))]
+    fn rerun_async<'py>(
+        &self,
+        py: Python<'py>,
+        id: i64,
+        submit: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        aw!(py, self.platform_op(move |p| rerun(p, id, submit)))
     }
 
     /// The run's config as a dict: {"id", "name", and every config section}.
@@ -883,7 +912,11 @@ impl PyRegistry {
     }
 
     fn push_op(&self, run_id: i64) -> Op<PyRun> {
-        self.registry_op(move |r, ctx| async move { Ok(PyRun::new(r.push(run_id).await?, &ctx)) })
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let run = ctx.platform().await?.lifecycle().push(run_id).await?;
+            Ok(PyRun::new(run, &ctx))
+        })
     }
 
     fn model_versions_op(&self, model_id: i64) -> Op<Vec<PyModelVersion>> {
@@ -1201,4 +1234,27 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySchedules>()?;
     m.add_class::<PyRegistry>()?;
     Ok(())
+}
+
+async fn follow(
+    p: trainyard::Platform,
+    id: i64,
+    timeout: std::time::Duration,
+) -> Result<trainyard_core::run::TrainingRun> {
+    p.follow(id, trainyard::Until::Settled, timeout, |_, _| {})
+        .await
+}
+
+/// A rerun, submitted (and, with no server running, started by this call) unless `submit`
+/// is false.
+async fn rerun(
+    p: trainyard::Platform,
+    id: i64,
+    submit: bool,
+) -> Result<trainyard_core::run::TrainingRun> {
+    let training = p.training();
+    let run = training
+        .rerun_with(id, submit && training.can_submit())
+        .await?;
+    p.carry_to_submitted(run).await
 }

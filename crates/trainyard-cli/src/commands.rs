@@ -16,8 +16,8 @@ use trainyard::core::stages::StageStatus;
 use trainyard::core::timing::{rfc3339_local, ScheduleTiming};
 use trainyard::core::RunStatus;
 use trainyard::{
-    handle_of, Backend, Error, NewSchedule, Platform, RunCompiler, ScheduleEdit, TrainingService,
-    VertexSettings, WizardSchedule,
+    Backend, Error, NewSchedule, Platform, RunCompiler, ScheduleEdit, Until, VertexSettings,
+    WizardSchedule,
 };
 
 use crate::output::{opt_f64, print_json, print_table};
@@ -104,8 +104,11 @@ enum Command {
     },
     /// Report each component of the managed Python env (version, or what is missing).
     Doctor,
-    /// Serve the REST API (runs, schedules, registered models) with its OpenAPI document.
-    ServeApi(crate::serve_api::ServeApiArgs),
+    /// The platform's long-running process: the REST API and webhooks, the embedded
+    /// scheduler, and the control plane that submits, tracks, registers and deploys runs
+    /// (several may share one PostgreSQL store). Binds 127.0.0.1 by default.
+    #[command(alias = "serve-api")]
+    Server(crate::serve_api::ServeApiArgs),
     /// The model registry: versions, push, aliases.
     #[command(subcommand)]
     Registry(crate::serving::RegistryCommand),
@@ -196,20 +199,33 @@ enum RunsCommand {
         #[command(flatten)]
         out: JsonFlag,
     },
-    /// Compile and submit a pending run (local: the managed env's TFX; gcp: Vertex AI).
+    /// Submit a pending run (local: the managed env's TFX; gcp: Vertex AI). Returns once a
+    /// running `trainyard server` has the request or, with none, once the pipeline started;
+    /// the pipeline does not depend on this command.
     Submit {
         id: i64,
-        /// Follow the pipeline until training finishes, printing progress.
+        /// Follow the run until training and what follows it (registration, auto-deploy) are
+        /// done, printing progress. Ctrl-C stops following, not the run.
         #[arg(long)]
         wait: bool,
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
+    /// Follow a run from the store until it settles, printing stages and epochs; with no
+    /// server running, this command carries the run meanwhile.
+    Follow {
+        id: i64,
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
     /// Cancel a pending, scheduled, submitting or running run (stops its pipeline).
     Cancel { id: i64 },
-    /// Create a new run with the config of a finished one.
+    /// Create a new run with the config of a finished one and submit it.
     Rerun {
         id: i64,
+        /// Leave the new run pending instead of submitting it.
+        #[arg(long)]
+        no_submit: bool,
         #[command(flatten)]
         out: JsonFlag,
     },
@@ -575,13 +591,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             crate::insights::backfill(&p, a).await
         }
         Command::Runs(cmd) => {
-            let mut p = open(&cli.project, cli.backend).await?;
-            // Submitting and cancelling reach the pipeline: locally through the managed env.
-            if matches!(cmd, RunsCommand::Submit { .. } | RunsCommand::Cancel { .. })
-                && !p.training().can_submit()
-            {
-                p = p.with_local_runner()?;
-            }
+            let p = open(&cli.project, cli.backend).await?;
             runs(&p, cmd).await
         }
         Command::Models(cmd) => {
@@ -631,7 +641,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             gcp_project,
             gcp_region,
         }) => compile_pipeline(&run, target, &out, pipeline_root, gcp_project, gcp_region),
-        Command::ServeApi(args) => {
+        Command::Server(args) => {
             let platform = match args.needs_project() {
                 true => Some(open(&cli.project, cli.backend).await?),
                 false => None,
@@ -880,7 +890,11 @@ async fn schedules(
             Ok(())
         }
         ScheduleCommand::Trigger { id, out } => {
-            let outcome = svc.trigger_now(id).await?;
+            let mut outcome = svc.trigger_now(id).await?;
+            // With no server running, this command submits the run it created.
+            if let FireOutcome::Created { run } = &mut outcome {
+                **run = p.carry_to_submitted((**run).clone()).await?;
+            }
             if out.json {
                 return print_json(&outcome);
             }
@@ -934,52 +948,61 @@ fn print_run(r: &TrainingRun) {
     }
 }
 
-/// Applies the pipeline's events as they come, printing stage changes and epochs.
+/// Follows a run until it settles (`runs submit --wait`, `runs follow`), printing progress;
+/// Ctrl-C stops following and leaves the run to a server or the next call that follows it.
+async fn follow_until_settled(p: &Platform, id: i64, timeout_secs: u64) -> Result<(), CliError> {
+    let follow = follow_with_progress(p, id, Duration::from_secs(timeout_secs));
+    let done = tokio::select! {
+        done = follow => done?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\nstopped following training run {id}; it goes on (`trainyard server` carries it, `trainyard runs follow {id}` follows it again)");
+            std::process::exit(130);
+        }
+    };
+    println!();
+    print_run(&done);
+    match done.status {
+        RunStatus::Failed => Err(CliError::Failed(format!("training run {id} failed"))),
+        _ => Ok(()),
+    }
+}
+
+/// Follows a run through the facade, printing stage changes and epochs as they are recorded.
 pub(crate) async fn follow_with_progress(
-    svc: &TrainingService,
+    p: &Platform,
     id: i64,
     timeout: Duration,
 ) -> Result<TrainingRun, CliError> {
-    let deadline = std::time::Instant::now() + timeout;
     let mut stage = None;
-    loop {
-        let run = svc.get(id).await?;
-        if !run.status.is_active() {
-            return Ok(run);
-        }
-        if let Some(handle) = handle_of(&run) {
-            for event in svc.poll_events(&handle).await? {
-                let after = svc.handle_event(id, &event).await?;
-                if let PipelineEvent::EpochCompleted { epoch, metrics } = &event {
-                    let shown: Vec<String> =
-                        metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                    println!("  epoch {epoch}: {}", shown.join(", "));
-                }
-                if after.current_stage != stage {
-                    stage = after.current_stage;
-                    let bar: String = after
-                        .stage_details
-                        .iter()
-                        .map(|s| match s.status {
-                            StageStatus::Completed => '#',
-                            StageStatus::Running => '>',
-                            StageStatus::Failed => 'x',
-                            StageStatus::Skipped => '-',
-                            StageStatus::Pending => '.',
-                        })
-                        .collect();
-                    println!("[{bar}] {}", stage.map_or("done", |s| s.as_str()));
-                }
+    let run = p
+        .follow(id, Until::Settled, timeout, |run, epochs| {
+            for epoch in epochs {
+                let shown: Vec<String> = epoch
+                    .metrics
+                    .values
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                println!("  epoch {}: {}", epoch.metrics.epoch, shown.join(", "));
             }
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(CliError::Failed(format!(
-                "training run {id} still {} after {timeout:?}",
-                run.status
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+            if run.current_stage != stage {
+                stage = run.current_stage;
+                let bar: String = run
+                    .stage_details
+                    .iter()
+                    .map(|s| match s.status {
+                        StageStatus::Completed => '#',
+                        StageStatus::Running => '>',
+                        StageStatus::Failed => 'x',
+                        StageStatus::Skipped => '-',
+                        StageStatus::Pending => '.',
+                    })
+                    .collect();
+                println!("[{bar}] {}", stage.map_or("done", |s| s.as_str()));
+            }
+        })
+        .await?;
+    Ok(run)
 }
 
 /// `codegen`: generate modules (deterministic) or check existing ones.
@@ -1137,6 +1160,7 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
                     search,
                     page,
                     page_size,
+                    with_step: false,
                 })
                 .await?;
             if out.json {
@@ -1191,7 +1215,7 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
             wait,
             timeout_secs,
         } => {
-            let run = svc.submit(id).await?;
+            let run = p.submit(id).await?;
             println!(
                 "submitted training run {id}: {} ({})",
                 run.status,
@@ -1200,21 +1224,17 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
             if !wait {
                 return Ok(());
             }
-            let done = follow_with_progress(&svc, id, Duration::from_secs(timeout_secs)).await?;
-            println!();
-            print_run(&done);
-            match done.status {
-                RunStatus::Failed => Err(CliError::Failed(format!("training run {id} failed"))),
-                _ => Ok(()),
-            }
+            follow_until_settled(p, id, timeout_secs).await
         }
+        RunsCommand::Follow { id, timeout_secs } => follow_until_settled(p, id, timeout_secs).await,
         RunsCommand::Cancel { id } => {
             let r = svc.cancel(id).await?;
             println!("training run {id} is {}", r.status);
             Ok(())
         }
-        RunsCommand::Rerun { id, out } => {
-            let r = svc.rerun(id).await?;
+        RunsCommand::Rerun { id, no_submit, out } => {
+            let r = svc.rerun_with(id, !no_submit && svc.can_submit()).await?;
+            let r = p.carry_to_submitted(r).await?;
             if out.json {
                 return print_json(&r);
             }

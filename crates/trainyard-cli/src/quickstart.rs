@@ -106,9 +106,9 @@ async fn train(
         })
         .await?;
     println!("training run {} ({})", run.id, run.display_name());
-    training.submit(run.id).await?;
+    platform.submit(run.id).await?;
     let started = Instant::now();
-    let done = follow_with_progress(&training, run.id, Duration::from_secs(1800)).await?;
+    let done = follow_with_progress(platform, run.id, Duration::from_secs(1800)).await?;
     println!(
         "training run {} is {} after {:.0} s",
         done.id,

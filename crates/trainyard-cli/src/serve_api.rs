@@ -1,5 +1,6 @@
-//! `trainyard serve-api`: the REST API (and webhooks) of a project over HTTP, or its OpenAPI
-//! document written to a file.
+//! `trainyard server` (alias `serve-api`): the long-running process of a project — the REST
+//! API and webhooks over HTTP, the embedded scheduler, and the control plane that carries
+//! every run to its end — or, with `--openapi-out`, the API's OpenAPI document.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use clap::Args;
 use trainyard::http::api;
 use trainyard::http::{CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
-use trainyard::Platform;
+use trainyard::{ControlPlaneConfig, Platform};
 
 use crate::commands::CliError;
 
@@ -23,10 +24,14 @@ pub struct ServeApiArgs {
     /// Write the OpenAPI document to FILE (- for stdout) and exit; needs no project.
     #[arg(long, value_name = "FILE")]
     openapi_out: Option<PathBuf>,
-    /// Submit runs through the local runner (the managed Python env); without it, and without
-    /// --backend gcp, submitting through the API answers 409.
-    #[arg(long)]
+    /// Accepted for compatibility: the local runner is always configured now (submitting
+    /// without a managed Python env fails the run naming the setting).
+    #[arg(long, hide = true)]
     local_runner: bool,
+    /// Serve the API only: no scheduler and no control plane in this process (another
+    /// server carries the runs).
+    #[arg(long)]
+    api_only: bool,
     /// Mount the pipeline callback webhooks; callers send `Authorization: Bearer SECRET`.
     #[arg(long, env = "TRAINYARD_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
@@ -66,11 +71,8 @@ pub async fn run(
         }
         return Ok(());
     }
-    let mut platform =
-        platform.ok_or_else(|| CliError::Failed("serve-api needs a project (--project)".into()))?;
-    if args.local_runner && !platform.training().can_submit() {
-        platform = platform.with_local_runner()?;
-    }
+    let platform =
+        platform.ok_or_else(|| CliError::Failed("server needs a project (--project)".into()))?;
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|e| {
@@ -81,6 +83,16 @@ pub async fn run(
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let webhooks = webhook_auth(&args, &platform, &format!("http://{addr}"));
     let mounted = webhooks.is_some();
+    // Cloud Scheduler fires schedules through the webhook when the platform has it as trigger;
+    // otherwise this process's scheduler fires them.
+    let control = (!args.api_only).then(|| {
+        platform
+            .control_plane(ControlPlaneConfig {
+                scheduler: !platform.has_schedule_trigger(),
+                ..ControlPlaneConfig::server()
+            })
+            .spawn()
+    });
     let app = api::app(platform, webhooks);
     // One parseable line: test harnesses read the port from it.
     println!(
@@ -90,9 +102,19 @@ pub async fn run(
     if !mounted {
         eprintln!("webhooks not mounted (set --webhook-secret or --scheduler-service-account)");
     }
-    api::serve(listener, app, shutdown)
+    if let Some(control) = &control {
+        eprintln!(
+            "control plane running as {} (scheduler, runs, registrations, deploys)",
+            control.owner()
+        );
+    }
+    let served = api::serve(listener, app, shutdown)
         .await
-        .map_err(|e| CliError::Failed(format!("server: {e}")))
+        .map_err(|e| CliError::Failed(format!("server: {e}")));
+    if let Some(control) = control {
+        control.stop().await?;
+    }
+    served
 }
 
 fn webhook_auth(args: &ServeApiArgs, platform: &Platform, base: &str) -> Option<WebhookAuth> {

@@ -286,7 +286,7 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
             Ok(())
         }
         RegistryCommand::Push { run, json } => {
-            let run = registry.push(run).await?;
+            let run = platform.lifecycle().push(run).await?;
             if json {
                 return print_json(&run);
             }

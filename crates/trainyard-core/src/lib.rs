@@ -6,6 +6,7 @@
 //! that backends implement. Pure: no IO, no async runtime, no pyo3.
 
 pub mod config;
+pub mod control;
 pub mod deployment;
 pub mod error;
 pub mod feature_config;

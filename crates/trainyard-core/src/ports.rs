@@ -47,6 +47,8 @@ pub struct RunFilter {
     pub schedule_id: Option<ScheduleId>,
     /// Case-insensitive substring of the run name.
     pub search: Option<String>,
+    /// Only runs the control plane owes a step ([`TrainingRun::next_step`]).
+    pub with_step: bool,
     /// 1-based.
     pub page: u32,
     pub page_size: u32,
@@ -61,6 +63,7 @@ impl Default for RunFilter {
             registered_model_id: None,
             schedule_id: None,
             search: None,
+            with_step: false,
             page: 1,
             page_size: 20,
         }
@@ -88,6 +91,15 @@ pub struct RunPage {
     pub page: u32,
     pub page_size: u32,
     pub kpi: RunKpi,
+}
+
+/// A claim on a unit of work (`run:<id>`) or a server's presence (`server:<owner>`): held by
+/// `owner` until `expires_at` unless renewed. A dead holder's lease simply expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub key: String,
+    pub owner: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Persistence of every entity. Updates carry the row version they read; a stale one is
@@ -150,6 +162,20 @@ pub trait Store: Send + Sync {
     async fn insert_registry_event(&self, event: &RegistryEvent) -> Result<RegistryEvent>;
     /// A model's alias and endpoint history, oldest first.
     async fn registry_events(&self, id: RegisteredModelId) -> Result<Vec<RegistryEvent>>;
+
+    /// Takes or renews the lease `key` for `owner` until `until`: granted when it is free,
+    /// expired at `now`, or already `owner`'s. Atomic across processes sharing the store.
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Gives up `owner`'s lease `key` (someone else's is left alone).
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<()>;
+    /// Leases under `prefix` that have not expired at `now`.
+    async fn live_leases(&self, prefix: &str, now: DateTime<Utc>) -> Result<Vec<Lease>>;
 }
 
 /// What a pipeline reports about a run, through webhooks or a runner's progress stream.
@@ -246,6 +272,13 @@ pub trait PipelineExecutor: Send + Sync {
     /// Events since the last poll; a finished pipeline ends with `Completed` or `Failed`.
     async fn poll(&self, handle: &PipelineHandle) -> Result<Vec<PipelineEvent>>;
     async fn cancel(&self, handle: &PipelineHandle) -> Result<()>;
+
+    /// Whether this executor can start pipelines now (a local runner needs its managed Python
+    /// env); asked before a submit request is recorded, so a request that cannot be carried
+    /// out is refused at once. Following and cancelling need not be ready.
+    fn ready(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// What the last submission of `run` did on the GPU fallback ladder (every attempt, the
     /// config accepted), taken once after `submit` returns, whether it succeeded or not.

@@ -98,6 +98,11 @@ impl Stored for TrainingRun {
                 "scheduled_fire_at",
                 Col::OptText(self.scheduled_fire_at.map(ts)),
             ),
+            // The control plane's work queue: indexed, so finding due runs reads no history.
+            (
+                "next_step",
+                Col::OptText(self.next_step().map(|s| s.as_str().to_string())),
+            ),
         ])
     }
 }

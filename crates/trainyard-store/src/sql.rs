@@ -10,7 +10,7 @@ macro_rules! sql_store {
         use sqlx::{QueryBuilder, Row};
 
         use trainyard_core::metrics::EpochMetrics;
-        use trainyard_core::ports::{RunFilter, RunKpi, RunPage, Store};
+        use trainyard_core::ports::{Lease, RunFilter, RunKpi, RunPage, Store};
         use trainyard_core::registry::{DeployedEndpoint, RegisteredModel, RegistryEvent};
         use trainyard_core::run::{
             EndpointId, RegisteredModelId, RunId, ScheduleId, TrainingMetricsHistory, TrainingRun,
@@ -77,6 +77,9 @@ macro_rules! sql_store {
             }
             if let Some(id) = f.schedule_id {
                 b.push(" AND schedule_id = ").push_bind(id);
+            }
+            if f.with_step {
+                b.push(" AND next_step IS NOT NULL");
             }
             if let Some(s) = f.search.as_deref().filter(|s| !s.is_empty()) {
                 // Wildcards the user typed are literal.
@@ -402,6 +405,48 @@ macro_rules! sql_store {
 
             async fn registry_events(&self, id: RegisteredModelId) -> Result<Vec<RegistryEvent>> {
                 self.list(Some(("registered_model_id", Col::Int(id)))).await
+            }
+
+            async fn acquire_lease(&self, key: &str, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool> {
+                // One statement: the row is created, or taken over only when it is ours or has
+                // expired; a lease held by someone else makes the upsert change no row. Both
+                // databases serialize conflicting upserts on the primary key.
+                let mut b = Builder::new("INSERT INTO leases (lease_key, owner, expires_at) VALUES (");
+                b.push_bind(key.to_string()).push(", ");
+                b.push_bind(owner.to_string()).push(", ");
+                b.push_bind(ts(until));
+                b.push(") ON CONFLICT (lease_key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at");
+                b.push(" WHERE leases.owner = excluded.owner OR leases.expires_at <= ");
+                b.push_bind(ts(now));
+                let done = b.build().execute(&self.pool).await.map_err(storage)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_lease(&self, key: &str, owner: &str) -> Result<()> {
+                let mut b = Builder::new("DELETE FROM leases WHERE lease_key = ");
+                b.push_bind(key.to_string());
+                b.push(" AND owner = ").push_bind(owner.to_string());
+                b.build().execute(&self.pool).await.map_err(storage)?;
+                Ok(())
+            }
+
+            async fn live_leases(&self, prefix: &str, now: DateTime<Utc>) -> Result<Vec<Lease>> {
+                let escaped = prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                let mut b = Builder::new("SELECT lease_key, owner, expires_at FROM leases WHERE lease_key LIKE ");
+                b.push_bind(format!("{escaped}%")).push(" ESCAPE '\\'");
+                b.push(" AND expires_at > ").push_bind(ts(now));
+                b.push(" ORDER BY lease_key");
+                let rows = b.build().fetch_all(&self.pool).await.map_err(storage)?;
+                rows.iter()
+                    .map(|row| {
+                        let expires: String = row.try_get("expires_at").map_err(storage)?;
+                        Ok(Lease {
+                            key: row.try_get("lease_key").map_err(storage)?,
+                            owner: row.try_get("owner").map_err(storage)?,
+                            expires_at: parse_ts(&expires)?,
+                        })
+                    })
+                    .collect()
             }
         }
     };

@@ -554,6 +554,137 @@ async fn registry_events_keep_each_models_history_in_order(store: Arc<dyn Store>
     );
 }
 
+/// Leases: one owner at a time, renewable by it, free again once expired or released; many
+/// concurrent claimants of one key get exactly one grant.
+async fn leases_are_exclusive_until_they_expire(store: Arc<dyn Store>) {
+    let t0 = now();
+    let secs = move |s: i64| t0 + chrono::Duration::seconds(s);
+    assert!(store
+        .acquire_lease("run:1", "a", t0, secs(10))
+        .await
+        .unwrap());
+    assert!(!store
+        .acquire_lease("run:1", "b", secs(1), secs(11))
+        .await
+        .unwrap());
+    assert!(
+        store
+            .acquire_lease("run:1", "a", secs(2), secs(12))
+            .await
+            .unwrap(),
+        "renewal"
+    );
+    // still a's at 11 (renewed to 12), b's once it has expired
+    assert!(!store
+        .acquire_lease("run:1", "b", secs(11), secs(21))
+        .await
+        .unwrap());
+    assert!(store
+        .acquire_lease("run:1", "b", secs(12), secs(22))
+        .await
+        .unwrap());
+    assert!(!store
+        .acquire_lease("run:1", "a", secs(13), secs(23))
+        .await
+        .unwrap());
+    store.release_lease("run:1", "a").await.unwrap(); // not a's: nothing changes
+    assert!(!store
+        .acquire_lease("run:1", "c", secs(14), secs(24))
+        .await
+        .unwrap());
+    store.release_lease("run:1", "b").await.unwrap();
+    assert!(store
+        .acquire_lease("run:1", "c", secs(14), secs(24))
+        .await
+        .unwrap());
+    store
+        .acquire_lease("server:x", "x", secs(14), secs(20))
+        .await
+        .unwrap();
+    store
+        .acquire_lease("server:y", "y", secs(14), secs(16))
+        .await
+        .unwrap();
+    let live: Vec<String> = store
+        .live_leases("server:", secs(17))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.owner)
+        .collect();
+    assert_eq!(live, vec!["x".to_string()]);
+    // `_` and `%` in a prefix are literal
+    assert!(store
+        .live_leases("server_", secs(17))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .acquire_lease("run:contended", &format!("o{i}"), secs(0), secs(30))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut granted = 0;
+    for t in tasks {
+        granted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(
+        granted, 1,
+        "exactly one of 16 concurrent claimants gets the lease"
+    );
+}
+
+/// The control plane's work queue: `with_step` lists exactly the runs owing a step.
+async fn runs_owing_a_step_are_listed(store: Arc<dyn Store>) {
+    let t = now();
+    let pending = store
+        .insert_run(&run("shop", "p", ModelType::Retrieval))
+        .await
+        .unwrap();
+    let mut queued = run("shop", "q", ModelType::Retrieval);
+    queued.transition(RunEvent::Schedule, t).unwrap();
+    let queued = store.insert_run(&queued).await.unwrap();
+    let mut done = store
+        .insert_run(&run("shop", "d", ModelType::Retrieval))
+        .await
+        .unwrap();
+    done.transition(RunEvent::Submit, t).unwrap();
+    done.transition(RunEvent::Submitted, t).unwrap();
+    let running = store.update_run(&done).await.unwrap();
+    let due = |f: RunFilter| {
+        let store = store.clone();
+        async move {
+            let mut ids: Vec<i64> = store
+                .list_runs(&f)
+                .await
+                .unwrap()
+                .runs
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let with_step = RunFilter {
+        with_step: true,
+        ..RunFilter::default()
+    };
+    assert_eq!(due(with_step.clone()).await, vec![queued.id, running.id]);
+    let mut finished = running.clone();
+    finished.transition(RunEvent::Fail, t).unwrap();
+    store.update_run(&finished).await.unwrap();
+    assert_eq!(due(with_step).await, vec![queued.id]);
+    assert_eq!(due(RunFilter::default()).await.len(), 3);
+    let _ = pending;
+}
+
 /// Each case, on SQLite and (ignored unless run with --ignored by `make test`) on PostgreSQL.
 macro_rules! on_both_backends {
     ($($case:ident),* $(,)?) => {
@@ -591,4 +722,6 @@ on_both_backends!(
     scheduled_fires_are_unique,
     due_schedules_are_active_and_past,
     registry_events_keep_each_models_history_in_order,
+    leases_are_exclusive_until_they_expire,
+    runs_owing_a_step_are_listed,
 );

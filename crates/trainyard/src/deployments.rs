@@ -17,7 +17,7 @@ use trainyard_core::run::{RegisteredModelId, RunId, TrainingRun};
 use trainyard_core::stages::StageName;
 use trainyard_core::{Error, Result, RunEvent, RunStatus, ValidationError};
 
-use crate::training::{mutate_model, mutate_run};
+use crate::records::{mutate_model, mutate_run};
 
 /// Run artifact key of the folder the registry keeps for a registered version.
 pub const REGISTERED_MODEL_ARTIFACT: &str = "registered_model_uri";
@@ -109,6 +109,11 @@ impl DeploymentService {
     pub fn with_images(mut self, images: ServingImages) -> Self {
         self.images = images;
         self
+    }
+
+    /// Whether a deployer is configured.
+    pub fn can_deploy(&self) -> bool {
+        self.deployer.is_some()
     }
 
     fn deployer(&self) -> Result<&Arc<dyn Deployer>> {

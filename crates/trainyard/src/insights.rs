@@ -26,7 +26,7 @@ pub use trainyard_insights::weights::{EpochWeightStats, NormPoint};
 use trainyard_insights::{InsightsError, Schema};
 pub use trainyard_insights::{SchemaSummary, StatisticsSummary, WeightStatsHistory};
 
-use crate::training::mutate_run;
+use crate::records::mutate_run;
 
 /// The summary types, for callers that name them.
 pub use trainyard_insights::{

@@ -4,23 +4,30 @@
 //! issues land, schedules and deployments) — and the [`Platform`] that wires them to backends
 //! picked from a project's `trainyard.toml`. Re-exports the domain types of `trainyard-core`.
 
+mod control;
 mod deployments;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod insights;
+pub mod lifecycle;
 mod pipelines;
 mod platform;
+mod records;
 mod registry;
 mod schedules;
 mod training;
 
+pub use control::{
+    ControlPlane, ControlPlaneConfig, ControlPlaneHandle, PassReport, Until, SERVER_LEASE_PREFIX,
+};
 pub use deployments::{
     DeployOptions, DeploymentService, DeploymentView, EndpointView, ServingImages,
     REGISTERED_MODEL_ARTIFACT,
 };
+pub use lifecycle::Lifecycle;
 pub use pipelines::{
-    handle_of, RunCompiler, Target, VertexSettings, WheelUploadingExecutor, PYTHON_ENV,
-    WHEEL_FILE_PREFIX,
+    handle_of, managed_python, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
+    PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{Backend, LocalSection, Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
 pub use registry::{

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine;
 use trainyard_core::config::DataSource;
@@ -168,70 +167,75 @@ impl PipelineCompiler for RunCompiler {
 /// Environment variable naming the managed env's Python for local runs.
 pub const PYTHON_ENV: &str = "TRAINYARD_PYTHON";
 
+/// The managed env's Python for this project: `$TRAINYARD_PYTHON`, else `[local] python` of
+/// trainyard.toml. The one lookup for local pipelines and local model servers.
+pub fn managed_python(config: &crate::ProjectConfig) -> Option<String> {
+    std::env::var(PYTHON_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .or_else(|| config.local.python.clone())
+}
+
+fn no_python() -> Error {
+    Error::Validation(ValidationError::field(
+        "local.python",
+        format!("no managed Python env: run `make pyenv` and set {PYTHON_ENV} (or [local] python in trainyard.toml)"),
+    ))
+}
+
+/// The local runner when no managed Python is configured: following and cancelling runs
+/// needs none, starting one is refused with the setting to fix.
+struct WithoutPython(trainyard_local::LocalRunner);
+
+#[async_trait::async_trait]
+impl trainyard_core::ports::PipelineExecutor for WithoutPython {
+    async fn submit(
+        &self,
+        _sub: &trainyard_core::ports::PipelineSubmission,
+    ) -> Result<PipelineHandle> {
+        Err(no_python())
+    }
+
+    async fn poll(
+        &self,
+        handle: &PipelineHandle,
+    ) -> Result<Vec<trainyard_core::ports::PipelineEvent>> {
+        self.0.poll(handle).await
+    }
+
+    async fn cancel(&self, handle: &PipelineHandle) -> Result<()> {
+        self.0.cancel(handle).await
+    }
+
+    fn ready(&self) -> Result<()> {
+        Err(no_python())
+    }
+}
+
 impl Platform {
-    /// The local runner over the managed Python env: `$TRAINYARD_PYTHON`, else
-    /// `[local] python` of trainyard.toml. Artifacts go under `<project>/runs/<id>`.
+    /// The local runner over the managed Python env ([`managed_python`]); artifacts go under
+    /// `<project>/runs/<id>`. Fails when no env is configured.
     pub fn with_local_runner(self) -> Result<Platform> {
-        let python = std::env::var(PYTHON_ENV)
-            .ok()
-            .filter(|p| !p.is_empty())
-            .or_else(|| self.config().local.python.clone())
-            .ok_or_else(|| {
-                Error::Validation(ValidationError::field(
-                    "local.python",
-                    format!("no managed Python env: run `make pyenv` and set {PYTHON_ENV} (or [local] python in trainyard.toml)"),
-                ))
-            })?;
+        if managed_python(self.config()).is_none() {
+            return Err(no_python());
+        }
+        Ok(self.with_local_executor())
+    }
+
+    /// The local runner, whether or not a managed env is configured: runs can be followed
+    /// and cancelled without one, and submitting without one is refused naming the setting.
+    pub(crate) fn with_local_executor(self) -> Platform {
         let root = self
             .dir()
             .canonicalize()
             .unwrap_or_else(|_| self.dir().to_path_buf());
-        let runner = Arc::new(trainyard_local::LocalRunner::new(python));
+        let executor: Arc<dyn trainyard_core::ports::PipelineExecutor> =
+            match managed_python(self.config()) {
+                Some(python) => Arc::new(trainyard_local::LocalRunner::new(python)),
+                None => Arc::new(WithoutPython(trainyard_local::LocalRunner::new("python3"))),
+            };
         let compiler = Arc::new(RunCompiler::local(&root));
-        Ok(self.with_executor(runner, compiler, root.display().to_string()))
-    }
-
-    /// Submits a run and applies what its pipeline reports until training finishes (or
-    /// `timeout` passes); returns the run as it then is.
-    pub async fn run_to_completion(
-        &self,
-        id: RunId,
-        poll: Duration,
-        timeout: Duration,
-    ) -> Result<TrainingRun> {
-        let training = self.training();
-        let run = training.submit(id).await?;
-        training.follow(run.id, poll, timeout).await
-    }
-}
-
-impl crate::TrainingService {
-    /// Polls the run's pipeline and applies its events until training finishes or `timeout`.
-    pub async fn follow(
-        &self,
-        id: RunId,
-        poll: Duration,
-        timeout: Duration,
-    ) -> Result<TrainingRun> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let run = self.get(id).await?;
-            if !run.status.is_active() {
-                return Ok(run);
-            }
-            if let Some(handle) = handle_of(&run) {
-                for event in self.poll_events(&handle).await? {
-                    self.handle_event(id, &event).await?;
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Backend(format!(
-                    "training run {id} still {} after {timeout:?}",
-                    run.status
-                )));
-            }
-            tokio::time::sleep(poll).await;
-        }
+        self.with_executor(executor, compiler, root.display().to_string())
     }
 }
 
@@ -279,6 +283,10 @@ impl trainyard_core::ports::PipelineExecutor for WheelUploadingExecutor {
 
     async fn cancel(&self, handle: &PipelineHandle) -> Result<()> {
         self.inner.cancel(handle).await
+    }
+
+    fn ready(&self) -> Result<()> {
+        self.inner.ready()
     }
 
     fn take_gpu_fallback(&self, run: RunId) -> Option<trainyard_core::config::GpuFallbackRecord> {

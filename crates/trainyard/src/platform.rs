@@ -221,7 +221,11 @@ impl Platform {
             Some(url) => trainyard_store::open_url(&url).await?,
             None => Arc::new(SqliteStore::open(dir.join(&config.store.sqlite_path)).await?),
         };
-        Ok(Platform::with_store(dir, config, store, Arc::new(SystemClock)).with_local_serving())
+        Ok(
+            Platform::with_store(dir, config, store, Arc::new(SystemClock))
+                .with_local_serving()
+                .with_local_executor(),
+        )
     }
 
     /// A platform over any store and clock (tests, embedding apps).
@@ -266,11 +270,7 @@ impl Platform {
             self.dir.join(".trainyard").join("endpoints"),
             trainyard_local::LocalDeployer::default_serve_bin(),
         );
-        let python = std::env::var(crate::PYTHON_ENV)
-            .ok()
-            .filter(|p| !p.is_empty())
-            .or_else(|| self.config.local.python.clone());
-        if let Some(python) = python {
+        if let Some(python) = crate::pipelines::managed_python(&self.config) {
             deployer = deployer.with_env(crate::PYTHON_ENV, python);
         }
         self.with_model_registry(registry)
@@ -300,6 +300,12 @@ impl Platform {
         self
     }
 
+    /// Whether schedules fire through an external trigger (Cloud Scheduler) rather than the
+    /// embedded scheduler.
+    pub fn has_schedule_trigger(&self) -> bool {
+        self.trigger.is_some()
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
@@ -320,7 +326,7 @@ impl Platform {
     /// its deployment_config says so) when a registry is configured.
     pub fn training(&self) -> TrainingService {
         TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
-            .with_registry(self.registry())
+            .with_lifecycle(self.lifecycle())
     }
 
     pub fn deployments(&self) -> DeploymentService {
@@ -346,12 +352,7 @@ impl Platform {
     }
 
     pub fn schedules(&self) -> ScheduleService {
-        ScheduleService::new(
-            self.store.clone(),
-            self.clock.clone(),
-            self.training(),
-            self.trigger.clone(),
-        )
+        ScheduleService::new(self.store.clone(), self.clock.clone(), self.trigger.clone())
     }
 
     /// Run statistics, schema, weight statistics, logs and the metrics backfill.

@@ -16,10 +16,8 @@ use trainyard_core::schedule::ScheduleStatus;
 use trainyard_core::stages::StageName;
 use trainyard_core::{Error, Result, RunStatus, ValidationError};
 
-use crate::deployments::{
-    pushed_model_path, DeployOptions, DeploymentService, REGISTERED_MODEL_ARTIFACT,
-};
-use crate::training::{mutate_model, mutate_run};
+use crate::deployments::{pushed_model_path, DeploymentService, REGISTERED_MODEL_ARTIFACT};
+use crate::records::{mutate_model, mutate_run};
 
 /// Filters of the model list (spec: type, status, schedule, search).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -218,12 +216,12 @@ impl RegistryService {
         }
     }
 
-    /// "Push to registry": registers a blessed, completed run as the next version of its
-    /// model, then deploys it when its deployment_config is enabled. A not-blessed run is
-    /// refused. A registry failure fails the register stage (kept on the run) and is returned;
-    /// an auto-deploy failure is recorded on the run (deploy_failed) and not returned, since
-    /// the registration itself succeeded.
-    pub async fn push(&self, run_id: RunId) -> Result<TrainingRun> {
+    /// Registers a blessed, completed run as the next version of its model (what follows, the
+    /// auto-deploy, is the lifecycle's: `Platform::lifecycle().push`). A not-blessed run is
+    /// refused. A registry failure fails the register stage (kept on the run) and is
+    /// returned. Registries return the version a run already has, so a repeat after a crash
+    /// between registering and recording creates nothing.
+    pub async fn register(&self, run_id: RunId) -> Result<TrainingRun> {
         let run = self.store.get_run(run_id).await?;
         if run.status == RunStatus::NotBlessed || run.results.is_blessed == Some(false) {
             return Err(Error::Validation(ValidationError::field(
@@ -299,14 +297,6 @@ impl RegistryService {
         .await?;
         self.update_after_registration(model.id, &run).await?;
         tracing::info!(run_id, model = %model.model_name, version = %registered.version, "registered");
-        if run.deploy_enabled || run.config.deployment_config.enabled {
-            if let Some(deployments) = &self.deployments {
-                if let Err(e) = deployments.deploy(run_id, &DeployOptions::default()).await {
-                    tracing::warn!(run_id, error = %e, "auto-deploy after registration failed");
-                }
-                return self.store.get_run(run_id).await;
-            }
-        }
         Ok(run)
     }
 

@@ -17,12 +17,11 @@ use trainyard_core::schedule::{
 use trainyard_core::timing::ScheduleTiming;
 use trainyard_core::{Error, Result, RunEvent, RunStatus, ValidationError};
 
+use crate::records::CONFLICT_RETRIES;
 use crate::registry::RegistryService;
-use crate::training::TrainingService;
 
 /// Longest schedule name (the spec's CharField(100)).
 pub const MAX_SCHEDULE_NAME: usize = 100;
-const CONFLICT_RETRIES: usize = 8;
 
 /// What a caller gives to create a schedule (besides the training config's source).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +92,6 @@ pub struct ScheduleService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     registry: RegistryService,
-    training: TrainingService,
     trigger: Option<Arc<dyn ScheduleTrigger>>,
 }
 
@@ -124,7 +122,6 @@ impl ScheduleService {
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-        training: TrainingService,
         trigger: Option<Arc<dyn ScheduleTrigger>>,
     ) -> Self {
         let registry = RegistryService::new(store.clone(), clock.clone());
@@ -132,7 +129,6 @@ impl ScheduleService {
             store,
             clock,
             registry,
-            training,
             trigger,
         }
     }
@@ -571,19 +567,8 @@ impl ScheduleService {
             Err(e) => return Err(e),
         };
         tracing::info!(schedule_id = id, run_id = run.id, %fire_at, "schedule fired");
-        // Queue: the run waits, `scheduled`, for the previous one to finish.
-        let queued = active > 0 && schedule.concurrency == ConcurrencyPolicy::Queue;
-        if queued || !self.training.can_submit() {
-            return Ok(FireOutcome::Created { run: Box::new(run) });
-        }
-        let run = match self.training.submit(run.id).await {
-            Ok(run) => run,
-            // The fire happened; its run carries the submission error.
-            Err(e) => {
-                tracing::warn!(schedule_id = id, run_id = run.id, error = %e, "scheduled run failed to submit");
-                self.store.get_run(run.id).await?
-            }
-        };
+        // The run is `scheduled`: the control plane submits it (under `queue`, once the runs
+        // of this schedule before it have finished).
         Ok(FireOutcome::Created { run: Box::new(run) })
     }
 }

@@ -9,18 +9,15 @@ use trainyard_core::ports::{
     Clock, PipelineCompiler, PipelineEvent, PipelineExecutor, PipelineSubmission, RunFilter,
     RunPage, Store,
 };
-use trainyard_core::registry::RegisteredModel;
 use trainyard_core::run::{
-    ConfigPatch, NewTrainingRun, RegisteredModelId, RunConfig, RunId, TrainingMetricsHistory,
-    TrainingRun,
+    ConfigPatch, NewTrainingRun, RunConfig, RunId, TrainingMetricsHistory, TrainingRun,
 };
 use trainyard_core::stages::StageName;
 use trainyard_core::{Error, Result, RunEvent, RunStatus};
 
+use crate::lifecycle::Lifecycle;
+use crate::records::mutate_run;
 use crate::registry::RegistryService;
-
-/// How often a read-modify-write is retried when another writer got there first.
-const CONFLICT_RETRIES: usize = 8;
 
 /// The spec's GET /config/ shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +42,7 @@ pub struct TrainingService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     registry: RegistryService,
+    lifecycle: Option<Lifecycle>,
     launch: Option<Launch>,
 }
 
@@ -55,28 +53,63 @@ impl TrainingService {
             store,
             clock,
             registry,
+            lifecycle: None,
             launch,
         }
     }
 
-    /// Registers blessed runs when they complete (when `registry` has a backend).
-    pub fn with_registry(mut self, registry: RegistryService) -> Self {
-        self.registry = registry;
+    /// What follows a blessed completion (registration, auto-deploy) is carried out by
+    /// `lifecycle` as soon as the completion is applied.
+    pub(crate) fn with_lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = Some(lifecycle);
         self
     }
 
-    /// Whether a pipeline executor is configured.
+    /// Whether runs can be submitted here (an executor that is ready to start pipelines).
     pub fn can_submit(&self) -> bool {
-        self.launch.is_some()
+        self.ready_to_submit().is_ok()
     }
 
-    /// Compiles a pending or scheduled run and hands it to the executor. A compile or submit
-    /// error fails the run (with the error kept) and is returned.
+    /// Why submitting is impossible here, if it is: a Conflict naming what to set up.
+    pub fn ready_to_submit(&self) -> Result<()> {
+        let launch = self.launch.as_ref().ok_or_else(|| {
+            Error::Conflict("no pipeline executor is configured for this platform".into())
+        })?;
+        launch
+            .executor
+            .ready()
+            .map_err(|e| Error::Conflict(format!("runs cannot be submitted here: {e}")))
+    }
+
+    /// Records that a pending run should be submitted (pending -> scheduled); the control
+    /// plane (a `trainyard server`, or the calling process for the duration of its call)
+    /// submits it. A run already scheduled is returned as it is.
     pub async fn submit(&self, id: RunId) -> Result<TrainingRun> {
+        self.ready_to_submit()?;
+        let now = self.clock.now();
+        self.mutate(id, |run| {
+            if run.status != RunStatus::Scheduled {
+                run.transition(RunEvent::Schedule, now)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Compiles a pending or scheduled run and hands it to the executor; the control plane's
+    /// submit step. A run left `submitting` by a crash is handed over again: executors return
+    /// the job they already have for it. A compile or submit error fails the run (with the
+    /// error kept) and is returned.
+    pub(crate) async fn launch(&self, id: RunId) -> Result<TrainingRun> {
         let launch = self.launch.as_ref().ok_or_else(|| {
             Error::Backend("no pipeline executor is configured for this platform".into())
         })?;
-        let run = self.mark_submitting(id).await?;
+        let current = self.store.get_run(id).await?;
+        let run = if current.status == RunStatus::Submitting {
+            current
+        } else {
+            self.mark_submitting(id).await?
+        };
         let root = format!(
             "{}/runs/{}",
             launch.pipeline_root.trim_end_matches('/'),
@@ -107,10 +140,16 @@ impl TrainingService {
             Ok(handle) => {
                 tracing::info!(run_id = id, job = %handle.job_name, "pipeline submitted");
                 let event = PipelineEvent::Submitted {
-                    job_name: Some(handle.job_name),
-                    job_id: Some(handle.job_id),
+                    job_name: Some(handle.job_name.clone()),
+                    job_id: Some(handle.job_id.clone()),
                 };
-                self.handle_event(id, &event).await
+                let applied = self.handle_event(id, &event).await;
+                // Cancelled while it was being submitted: the job it got must not run on.
+                if applied.is_err() && self.store.get_run(id).await?.status == RunStatus::Cancelled
+                {
+                    launch.executor.cancel(&handle).await?;
+                }
+                applied
             }
             Err(e) => {
                 tracing::warn!(run_id = id, error = %e, "pipeline submission failed");
@@ -213,9 +252,15 @@ impl TrainingService {
         }
     }
 
-    /// A new run with the same name and config as a run whose training has finished; the
-    /// schedule config is copied without its Cloud Scheduler job.
+    /// A new run with the same name and config as a run whose training has finished, submitted
+    /// (as the spec's rerun is) when there is an executor.
     pub async fn rerun(&self, id: RunId) -> Result<TrainingRun> {
+        self.rerun_with(id, self.can_submit()).await
+    }
+
+    /// [`Self::rerun`]; `submit: false` leaves the new run pending. The schedule config is
+    /// copied without its Cloud Scheduler job.
+    pub async fn rerun_with(&self, id: RunId, submit: bool) -> Result<TrainingRun> {
         let source = self.store.get_run(id).await?;
         if !source.status.training_finished() {
             return Err(Error::Conflict(format!(
@@ -233,8 +278,7 @@ impl TrainingService {
                 config,
             })
             .await?;
-        // The spec's rerun submits at once when there is somewhere to submit to.
-        if self.can_submit() {
+        if submit {
             return self.submit(run.id).await;
         }
         Ok(run)
@@ -303,7 +347,7 @@ impl TrainingService {
             return Ok(run);
         }
         let mut history: Vec<EpochMetrics> = Vec::new();
-        let registers = self.registry.can_register();
+        let registers = self.lifecycle.as_ref().is_some_and(Lifecycle::can_register);
         let run = self
             .mutate(id, |run| {
                 match event {
@@ -380,67 +424,15 @@ impl TrainingService {
         if !run.status.is_active() {
             tracing::info!(run_id = id, status = %run.status, "training finished");
         }
-        if registers && matches!(event, PipelineEvent::Completed { blessed: true, .. }) {
-            // Auto-registration; a failure is kept on the run's register stage.
-            return match self.registry.push(id).await {
-                Ok(run) => Ok(run),
-                Err(e) => {
-                    tracing::warn!(run_id = id, error = %e, "registration after completion failed");
-                    self.store.get_run(id).await
-                }
-            };
+        if let (true, Some(lifecycle)) = (
+            matches!(event, PipelineEvent::Completed { blessed: true, .. }),
+            &self.lifecycle,
+        ) {
+            // Registration and auto-deploy; a failure is kept on the run's stages.
+            return lifecycle.advance(id).await;
         }
         Ok(run)
     }
-}
-
-/// Loads, changes and saves a run; on a concurrent write, reloads and applies `f` again, so
-/// the change is made against the newest state or refused by it.
-pub(crate) async fn mutate_run<F>(
-    store: &Arc<dyn Store>,
-    clock: &Arc<dyn Clock>,
-    id: RunId,
-    mut f: F,
-) -> Result<TrainingRun>
-where
-    F: FnMut(&mut TrainingRun) -> Result<()> + Send,
-{
-    for _ in 0..CONFLICT_RETRIES {
-        let mut run = store.get_run(id).await?;
-        f(&mut run)?;
-        run.updated_at = clock.now();
-        match store.update_run(&run).await {
-            Err(Error::Conflict(_)) => continue,
-            other => return other,
-        }
-    }
-    Err(Error::Conflict(format!(
-        "training run {id} kept changing under {CONFLICT_RETRIES} attempts; try again"
-    )))
-}
-
-/// [`mutate_run`] for a registered model.
-pub(crate) async fn mutate_model<F>(
-    store: &Arc<dyn Store>,
-    clock: &Arc<dyn Clock>,
-    id: RegisteredModelId,
-    mut f: F,
-) -> Result<RegisteredModel>
-where
-    F: FnMut(&mut RegisteredModel) + Send,
-{
-    for _ in 0..CONFLICT_RETRIES {
-        let mut model = store.get_registered_model(id).await?;
-        f(&mut model);
-        model.updated_at = clock.now();
-        match store.update_registered_model(&model).await {
-            Err(Error::Conflict(_)) => continue,
-            other => return other,
-        }
-    }
-    Err(Error::Conflict(format!(
-        "registered model {id} kept changing under {CONFLICT_RETRIES} attempts; try again"
-    )))
 }
 
 /// A pipeline that reports in was submitted and runs, whoever submitted it: a run still

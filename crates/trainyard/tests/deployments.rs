@@ -180,7 +180,7 @@ async fn a_completed_blessed_run_is_registered_as_the_next_version() {
     );
 
     // Pushing again is a conflict that names the version.
-    let again = registry.push(v1.id).await.unwrap_err();
+    let again = f.platform.lifecycle().push(v1.id).await.unwrap_err();
     assert!(
         matches!(&again, Error::Conflict(m) if m.contains("version 1")),
         "{again:?}"
@@ -192,7 +192,7 @@ async fn a_not_blessed_run_cannot_be_pushed() {
     let f = fixture().await;
     let run = finished_run(&f, "recs", false, false).await;
     assert_eq!(run.status, RunStatus::NotBlessed);
-    let err = f.platform.registry().push(run.id).await.unwrap_err();
+    let err = f.platform.lifecycle().push(run.id).await.unwrap_err();
     assert!(
         matches!(&err, Error::Validation(v) if v.reason.contains("not blessed")),
         "{err:?}"

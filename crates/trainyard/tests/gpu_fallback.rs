@@ -156,7 +156,7 @@ async fn the_run_records_each_attempt_and_the_gpus_it_got() {
     let (_dir, p, fake, store) = platform(vec!["NVIDIA_TESLA_T4"]).await;
     let training = p.training();
     let run = training.create_training_run(gpu_run()).await.unwrap();
-    let run = training.submit(run.id).await.unwrap();
+    let run = p.submit(run.id).await.unwrap();
 
     assert_eq!(
         *fake.creates.lock().unwrap(),
@@ -211,7 +211,7 @@ async fn a_run_refused_on_every_rung_fails_naming_each_attempt() {
     let (_dir, p, fake, _store) = platform(vec!["NVIDIA_TESLA_T4", "NVIDIA_L4"]).await;
     let training = p.training();
     let run = training.create_training_run(gpu_run()).await.unwrap();
-    let err = training.submit(run.id).await.unwrap_err();
+    let err = p.submit(run.id).await.unwrap_err();
     assert!(err.to_string().contains("no GPU config"), "{err}");
     assert_eq!(fake.creates.lock().unwrap().len(), 3);
     let run = training.get(run.id).await.unwrap();

@@ -194,7 +194,7 @@ async fn cancel_during_training_stops_every_process() {
     );
     long.config.training_params.early_stopping.enabled = false;
     let run = svc.create_training_run(long).await.unwrap();
-    let run = svc.submit(run.id).await.unwrap();
+    let run = p.submit(run.id).await.unwrap();
     let handle = handle_of(&run).unwrap();
     let pgid = runner.process_group(&handle).unwrap();
     // Follow until the Trainer runs.

@@ -28,7 +28,7 @@ pub async fn push_run(
     State(p): State<Platform>,
     ApiPath(id): ApiPath<RunId>,
 ) -> Result<Json<RunResponse>, ApiError> {
-    let run = p.registry().push(id).await?;
+    let run = p.lifecycle().push(id).await?;
     let message = format!(
         "{} registered as version {} of {:?}",
         run.display_name(),

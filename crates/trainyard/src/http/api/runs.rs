@@ -68,6 +68,7 @@ impl RunListQuery {
             search: self.search.clone().filter(|s| !s.trim().is_empty()),
             page,
             page_size,
+            ..RunFilter::default()
         })
     }
 }
