@@ -310,3 +310,50 @@ pub fn poll_once(models: &Arc<Models>, cfg: &WatchConfig) -> Result<Option<u64>>
         .map_err(|e| ServeError::Server(format!("spawn the unload thread: {e}")))?;
     Ok(Some(version))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_numeric_folders_holding_a_saved_model_are_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, pb) in [
+            ("1", true),
+            ("10", true),
+            ("2", true),
+            ("3", false),
+            (".incoming-4", true),
+            ("latest", true),
+        ] {
+            let d = tmp.path().join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            if pb {
+                std::fs::write(d.join("saved_model.pb"), b"").unwrap();
+            }
+        }
+        std::fs::write(tmp.path().join("5"), b"a file, not a folder").unwrap();
+        let got: Vec<u64> = list_versions(tmp.path())
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        assert_eq!(got, vec![1, 2, 10], "numeric order, not text order");
+        assert!(list_versions(&tmp.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn not_served_messages_are_tf_servings() {
+        assert_eq!(
+            NotServed::Latest("m".into()).to_string(),
+            "Servable not found for request: Latest(m)"
+        );
+        assert_eq!(
+            NotServed::Specific("m".into(), 3).to_string(),
+            "Servable not found for request: Specific(m, 3)"
+        );
+        assert_eq!(
+            NotServed::Label("canary".into()).to_string(),
+            "Unrecognized servable version label: canary"
+        );
+    }
+}
