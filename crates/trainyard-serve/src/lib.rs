@@ -40,7 +40,9 @@ pub use metrics::Metrics;
 pub use model::{inspect, resolve_model_dir, Model, SessionConfig};
 pub use servable::Servable;
 pub use server::{serve, ServerConfig, DEFAULT_MAX_BODY_BYTES};
-pub use signature::{check_serving_contract, Dtype, ModelSignature, TensorSpec};
+pub use signature::{
+    check_serving_contract, check_serving_contract_for, Dtype, ModelSignature, TensorSpec,
+};
 pub use tflib::{TfOptions, TfRuntime};
 
 /// What `--ready-file` holds once the model is loaded and the socket bound.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use trainyard_serve::versions::{Models, WatchConfig};
 use trainyard_serve::{
-    check_serving_contract, write_ready_file, BatchConfig, Metrics, Model, ReadyInfo, Servable,
-    ServeError, ServerConfig, SessionConfig, TfOptions,
+    check_serving_contract_for, write_ready_file, BatchConfig, Dtype, Metrics, Model, ReadyInfo,
+    Servable, ServeError, ServerConfig, SessionConfig, TfOptions,
 };
 
 #[derive(Parser, Debug)]
@@ -38,9 +38,13 @@ enum Command {
         /// saved_model.pb is used).
         #[arg(long)]
         model: PathBuf,
-        /// Also apply the serving contract (string product ids); exit 1 when it is refused.
+        /// Also apply the serving contract (product ids of the catalog's type); exit 1 when it
+        /// is refused.
         #[arg(long)]
         check: bool,
+        /// The type of the catalog's product ids (the `product_ids` output must match).
+        #[arg(long, value_enum, default_value_t = ProductIdType::String)]
+        product_id_type: ProductIdType,
     },
 }
 
@@ -90,6 +94,10 @@ struct ServeArgs {
     /// version_label.
     #[arg(long = "version-label", value_parser = parse_label)]
     version_labels: Vec<(String, u64)>,
+    /// The type of the catalog's product ids: the `product_ids` output must have it (string ids,
+    /// or int64 for a catalog whose ids are INT64; int indices for a string catalog are refused).
+    #[arg(long, value_enum, default_value_t = ProductIdType::String)]
+    product_id_type: ProductIdType,
     /// Written (atomically) once the model is loaded and the socket bound:
     /// {"url", "pid", "model_path", "name"}.
     #[arg(long)]
@@ -107,6 +115,21 @@ struct Common {
     python: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProductIdType {
+    String,
+    Int64,
+}
+
+impl ProductIdType {
+    fn dtype(self) -> Dtype {
+        match self {
+            ProductIdType::String => Dtype::String,
+            ProductIdType::Int64 => Dtype::Int64,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,7 +159,11 @@ fn main() -> ExitCode {
     init_logging(cli.common.log_format);
     let tf = tf_options(&cli.common);
     let result = match cli.command {
-        Some(Command::Inspect { model, check }) => inspect(model, check, &tf),
+        Some(Command::Inspect {
+            model,
+            check,
+            product_id_type,
+        }) => inspect(model, check, product_id_type.dtype(), &tf),
         None => serve(cli.serve, &tf),
     };
     match result {
@@ -169,14 +196,19 @@ fn tf_options(c: &Common) -> TfOptions {
     }
 }
 
-fn inspect(model: PathBuf, check: bool, tf: &TfOptions) -> Result<(), ServeError> {
+fn inspect(
+    model: PathBuf,
+    check: bool,
+    product_id: Dtype,
+    tf: &TfOptions,
+) -> Result<(), ServeError> {
     let sig = trainyard_serve::inspect(&model, tf)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&sig).expect("signature serializes")
     );
     if check {
-        check_serving_contract(&sig)?;
+        check_serving_contract_for(&sig, product_id)?;
     }
     Ok(())
 }
@@ -192,7 +224,8 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
         disable_thread_spinning: !args.tf_thread_spinning,
     };
     let model = Model::load_with(&model_dir, tf, session)?;
-    check_serving_contract(model.signature())?;
+    let product_id = args.product_id_type.dtype();
+    check_serving_contract_for(model.signature(), product_id)?;
     let model_path = model.signature().model_path.clone();
     let batch = BatchConfig {
         max_batch_size: args.max_batch_size,
@@ -230,6 +263,7 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
                 tf: tf.clone(),
                 session,
                 batch,
+                product_id,
             },
         )
     });

@@ -187,6 +187,9 @@ pub struct WatchConfig {
     pub tf: TfOptions,
     pub session: SessionConfig,
     pub batch: BatchConfig,
+    /// The catalog's product id type (the serving contract, see
+    /// [`crate::signature::check_serving_contract_for`]).
+    pub product_id: crate::signature::Dtype,
 }
 
 /// A running watcher; [`Watcher::stop`] (or drop) ends it.
@@ -255,7 +258,7 @@ pub fn poll_once(models: &Arc<Models>, cfg: &WatchConfig) -> Result<Option<u64>>
     tracing::info!(version, path = %path.display(), "loading a new model version");
     let model =
         match Model::load_version(path.clone(), version, &cfg.tf, cfg.session).and_then(|m| {
-            crate::signature::check_serving_contract(m.signature())?;
+            crate::signature::check_serving_contract_for(m.signature(), cfg.product_id)?;
             Ok(m)
         }) {
             Ok(m) => m,

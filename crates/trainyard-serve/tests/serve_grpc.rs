@@ -457,3 +457,39 @@ async fn official_grpc_client_gets_the_rest_answers_and_metrics_count_both() {
     let status = server.terminate();
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
+
+/// A model whose `product_ids` are INT64 is served when the catalog's ids are INT64 (and
+/// answers what Python computes), over REST and gRPC; the same model is refused for a string
+/// catalog (the default), as a_model_returning_int64_indices_is_refused shows in serve_models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the managed TF env and exported models (make test-serve)"]
+async fn an_int64_id_model_is_served_for_an_int64_catalog() {
+    let exp = expected();
+    let server = Server::start("bad", &["--product-id-type", "int64"]);
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let instances = exp["instances"].as_array().unwrap();
+    let (status, got) = post(
+        &c,
+        &format!("{}/v1/models/recommender:predict", server.url()),
+        json!({ "instances": instances }),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    let want = exp["models"]["bad"].as_array().unwrap();
+    for (i, (g, w)) in got["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want)
+        .enumerate()
+    {
+        assert!(g["product_ids"][0].is_i64(), "row {i}: {g}");
+        assert_eq!(g["product_ids"], w["product_ids"], "row {i}");
+        assert_close(&floats(&g["scores"]), &floats(&w["scores"]), "int64 scores");
+    }
+    let status = server.terminate();
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
