@@ -1,6 +1,7 @@
 //! Prometheus metrics (text exposition format 0.0.4), served at
 //! `/monitoring/prometheus/metrics` like TF Serving's monitoring endpoint:
 //!   trainyard_serve_request_count{model_name, version, signature_name, protocol, status}
+//!       (signature_name is empty for a request refused before its signature was known)
 //!   trainyard_serve_request_latency_seconds{model_name, version, signature_name, protocol}
 //!       (histogram: _bucket{le}, _sum, _count; from arrival to the answer's rows)
 //!   trainyard_serve_batch_size{model_name, version, signature_name}
