@@ -4,12 +4,15 @@
   TF_USE_LEGACY_KERAS=1 .venv-tf/bin/python scripts/serve-export-models.py bench OUT [N]
 
 `test` writes (1,000 products, k=10, fixed seeds, no training: weights come from the seed):
-  OUT/bf/1/      tfrs BruteForce indexing the ORIGINAL string product ids
+  OUT/bf/1/      tfrs BruteForce indexing the ORIGINAL string product ids, with a second
+                 signature `customer_embedding` (customer_id -> query_embedding [None, 16])
   OUT/bf/7/      an empty numeric folder (no saved_model.pb): must not be picked (bug 8)
   OUT/scann/1/   tfrs ScaNN over the same candidates (needs the Scann op library to load)
   OUT/bad/1/     BruteForce indexing int64 vocabulary indices (bug 4: must be refused)
   OUT/expected.json  requests and what the reloaded SavedModels answer in Python (all rows
                      in one call, and each row alone)
+  OUT/warmup/tf_serving_warmup_requests  3 PredictionLogs (TF Serving's warm-up format, written
+                     with tf.io.TFRecordWriter and tensorflow-serving-api's protos) for bf
 Every test model: serving_default(customer_id: string [None], city: string [None],
   revenue: float32 [None], visits: int64 [None, 1]) -> {product_ids [None, 10], scores [None, 10]}
 The numeric features move the query, so feeding them wrongly changes the answer.
@@ -70,10 +73,15 @@ class TestRetrieval(tf.Module):
         return {"product_ids": tf.ensure_shape(ids, [None, self.k]),
                 "scores": tf.ensure_shape(scores, [None, self.k])}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="customer_id")])
+    def embed(self, customer_id):
+        return {"query_embedding": self.cust_emb(self.cust_lookup(customer_id))}
 
-def save(module, path, scann=False):
+
+def save(module, path, scann=False, extra=None):
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]) if scann else None
-    tf.saved_model.save(module, path, signatures={"serving_default": module.serve}, options=options)
+    signatures = {"serving_default": module.serve, **(extra or {})}
+    tf.saved_model.save(module, path, signatures=signatures, options=options)
     print("saved", path, flush=True)
 
 
@@ -97,7 +105,8 @@ def export_test(out):
 
     bf = tfrs.layers.factorized_top_k.BruteForce(k=k)
     bf.index(tf.constant(emb), tf.constant(product_ids))
-    save(TestRetrieval(customers, cities, dim, bf, k), os.path.join(out, "bf", "1"))
+    bf_module = TestRetrieval(customers, cities, dim, bf, k)
+    save(bf_module, os.path.join(out, "bf", "1"), extra={"customer_embedding": bf_module.embed})
     os.makedirs(os.path.join(out, "bf", "7"), exist_ok=True)
 
     sc = tfrs.layers.factorized_top_k.ScaNN(k=k, num_leaves=32, num_leaves_to_search=8,
@@ -135,6 +144,26 @@ def export_test(out):
             to_json(f(**{key: v[i:i + 1] for key, v in feed.items()}))[0]
             for i in range(len(instances))
         ]
+    # the second signature of bf: customer_id -> query_embedding
+    embed = tf.saved_model.load(os.path.join(out, "bf", "1")).signatures["customer_embedding"]
+    ids = [customers[0], customers[7], "NOBODY"]
+    expected["embedding"] = {
+        "customer_ids": ids,
+        "query_embedding": embed(customer_id=tf.constant(ids))["query_embedding"].numpy().tolist(),
+    }
+    # TF Serving's warm-up records (assets.extra/tf_serving_warmup_requests) for bf's signature
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    os.makedirs(os.path.join(out, "warmup"), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(out, "warmup", "tf_serving_warmup_requests")) as w:
+        for i in range(3):
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = "recommender"
+            req.model_spec.signature_name = "serving_default"
+            for key, v in feed.items():
+                req.inputs[key].CopyFrom(tf.make_tensor_proto(v[i:i + 2]))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=req))
+            w.write(log.SerializeToString())
     with open(os.path.join(out, "expected.json"), "w") as fh:
         json.dump(expected, fh)
     print("wrote", os.path.join(out, "expected.json"))

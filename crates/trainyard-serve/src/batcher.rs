@@ -62,6 +62,9 @@ struct Job {
     reply: oneshot::Sender<Result<RowSlice, String>>,
 }
 
+/// Told the signature and the rows of every session run (the batch size metric).
+pub type BatchObserver = Arc<dyn Fn(&str, usize) + Send + Sync>;
+
 pub struct Batcher {
     tx: Option<mpsc::Sender<Job>>,
     arriving: Arc<AtomicUsize>,
@@ -79,6 +82,11 @@ impl Drop for Arrival {
 
 impl Batcher {
     pub fn start(model: Arc<Model>, cfg: BatchConfig) -> Batcher {
+        Self::start_observed(model, cfg, Arc::new(|_: &str, _: usize| {}))
+    }
+
+    /// [`Batcher::start`], calling `observe` after every session run.
+    pub fn start_observed(model: Arc<Model>, cfg: BatchConfig, observe: BatchObserver) -> Batcher {
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         let arriving = Arc::new(AtomicUsize::new(0));
@@ -90,9 +98,10 @@ impl Batcher {
         let workers = (0..cfg.threads)
             .map(|i| {
                 let (rx, model, arriving) = (rx.clone(), model.clone(), arriving.clone());
+                let observe = observe.clone();
                 std::thread::Builder::new()
                     .name(format!("tf-batch-{i}"))
-                    .spawn(move || worker(rx, model, arriving, cfg))
+                    .spawn(move || worker(rx, model, arriving, cfg, observe))
                     .expect("spawn a batch thread")
             })
             .collect();
@@ -141,6 +150,7 @@ fn worker(
     model: Arc<Model>,
     arriving: Arc<AtomicUsize>,
     cfg: BatchConfig,
+    observe: BatchObserver,
 ) {
     // jobs taken from the queue that could not join the batch being built (another row shape)
     let mut deferred: VecDeque<Job> = VecDeque::new();
@@ -152,7 +162,7 @@ fn worker(
                 None => return, // channel closed and nothing deferred
             }
         };
-        run_jobs(&model, jobs);
+        run_jobs(&model, jobs, &observe);
     }
 }
 
@@ -168,7 +178,10 @@ fn collect(
     };
     let deadline = Instant::now() + cfg.batch_timeout;
     let key: Vec<Vec<u64>> = first.batch.shape_key().iter().map(|s| s.to_vec()).collect();
-    let fits = |j: &Job| j.batch.shape_key().iter().zip(&key).all(|(a, b)| *a == b);
+    let signature = first.batch.signature.clone();
+    let fits = |j: &Job| {
+        j.batch.signature == signature && j.batch.shape_key().iter().zip(&key).all(|(a, b)| *a == b)
+    };
     let mut rows = first.batch.rows;
     let mut jobs = vec![first];
     // deferred jobs first (they arrived earlier), then the queue
@@ -227,17 +240,17 @@ fn merge(jobs: &[Job]) -> Vec<Column> {
     cols
 }
 
-fn run_jobs(model: &Model, jobs: Vec<Job>) {
+fn run_jobs(model: &Model, jobs: Vec<Job>, observe: &BatchObserver) {
     let inputs = if jobs.len() == 1 {
         jobs[0].batch.columns.clone()
     } else {
         merge(&jobs)
     };
     let rows: usize = jobs.iter().map(|j| j.batch.rows).sum();
+    let signature = jobs[0].batch.signature.clone();
     let started = Instant::now();
-    let result = model
-        .run(&inputs)
-        .and_then(|cols| match cols.iter().find(|c| c.rows() != rows) {
+    let result = model.run_signature(&signature, &inputs).and_then(|cols| {
+        match cols.iter().find(|c| c.rows() != rows) {
             Some(_) => Err(ServeError::Tf {
                 what: "split the outputs per request".into(),
                 message: format!(
@@ -245,7 +258,8 @@ fn run_jobs(model: &Model, jobs: Vec<Job>) {
                 ),
             }),
             None => Ok(cols),
-        });
+        }
+    });
     tracing::debug!(
         rows,
         requests = jobs.len(),
@@ -253,10 +267,15 @@ fn run_jobs(model: &Model, jobs: Vec<Job>) {
         ok = result.is_ok(),
         "session run"
     );
+    observe(&signature, rows);
     match result {
         Ok(columns) => {
             let output = Arc::new(RunOutput {
-                names: model.output_names().map(String::from).collect(),
+                names: model
+                    .output_names_of(&signature)
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
                 columns,
                 batch_rows: rows,
                 batch_requests: jobs.len(),
@@ -275,7 +294,7 @@ fn run_jobs(model: &Model, jobs: Vec<Job>) {
         // one bad request must not fail the others it was merged with: run them alone
         Err(_) if jobs.len() > 1 => {
             for j in jobs {
-                run_jobs(model, vec![j]);
+                run_jobs(model, vec![j], observe);
             }
         }
         Err(e) => {

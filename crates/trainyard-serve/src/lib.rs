@@ -1,6 +1,7 @@
 //! trainyard-serve: the model server. Loads a pushed SavedModel through the TensorFlow C API
 //! (dlopened from the pip wheel, ScaNN's ops registered when the graph needs them) and serves it
-//! with TF Serving's REST contract, merging concurrent requests into one session run.
+//! with TF Serving's REST contract and its gRPC API (`PredictionService`, `ModelService`; see
+//! [`grpc`]), merging concurrent requests of both into one session run.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), trainyard_serve::ServeError> {
@@ -16,12 +17,17 @@
 
 pub mod batcher;
 pub mod error;
+pub mod grpc;
+pub mod metrics;
 pub mod model;
 pub mod request;
+pub mod servable;
 pub mod server;
 pub mod signature;
 pub mod tensor;
 pub mod tflib;
+pub mod versions;
+pub mod warmup;
 
 use std::path::{Path, PathBuf};
 
@@ -29,15 +35,23 @@ use serde::{Deserialize, Serialize};
 
 pub use batcher::BatchConfig;
 pub use error::{Result, ServeError};
+pub use grpc::{serve_grpc, serve_rest_and_grpc};
+pub use metrics::Metrics;
 pub use model::{inspect, resolve_model_dir, Model, SessionConfig};
+pub use servable::Servable;
 pub use server::{serve, ServerConfig, DEFAULT_MAX_BODY_BYTES};
-pub use signature::{check_serving_contract, Dtype, ModelSignature, TensorSpec};
+pub use signature::{
+    check_serving_contract, check_serving_contract_for, Dtype, ModelSignature, TensorSpec,
+};
 pub use tflib::{TfOptions, TfRuntime};
 
 /// What `--ready-file` holds once the model is loaded and the socket bound.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadyInfo {
     pub url: String,
+    /// `http://host:port` of the gRPC API, when `--grpc-port` was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_url: Option<String>,
     pub pid: u32,
     pub model_path: PathBuf,
     pub name: String,

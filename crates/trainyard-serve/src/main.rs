@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use trainyard_serve::versions::{Models, WatchConfig};
 use trainyard_serve::{
-    check_serving_contract, write_ready_file, BatchConfig, Model, ReadyInfo, ServeError,
-    ServerConfig, SessionConfig, TfOptions,
+    check_serving_contract_for, write_ready_file, BatchConfig, Dtype, Metrics, Model, ReadyInfo,
+    Servable, ServeError, ServerConfig, SessionConfig, TfOptions,
 };
 
 #[derive(Parser, Debug)]
@@ -37,9 +38,13 @@ enum Command {
         /// saved_model.pb is used).
         #[arg(long)]
         model: PathBuf,
-        /// Also apply the serving contract (string product ids); exit 1 when it is refused.
+        /// Also apply the serving contract (product ids of the catalog's type); exit 1 when it
+        /// is refused.
         #[arg(long)]
         check: bool,
+        /// The type of the catalog's product ids (the `product_ids` output must match).
+        #[arg(long, value_enum, default_value_t = ProductIdType::String)]
+        product_id_type: ProductIdType,
     },
 }
 
@@ -56,6 +61,10 @@ struct ServeArgs {
     /// 0 picks a free port (see --ready-file).
     #[arg(long, default_value_t = 8501)]
     port: u16,
+    /// Also serve TF Serving's gRPC API (PredictionService, ModelService) on this port of
+    /// --host; 0 picks a free port (see --ready-file).
+    #[arg(long)]
+    grpc_port: Option<u16>,
     #[arg(long, default_value_t = 64)]
     max_batch_size: usize,
     /// Longest wait for more requests to join a batch (only while some are still arriving).
@@ -76,6 +85,19 @@ struct ServeArgs {
     /// leaves the cores to the HTTP side on small machines.
     #[arg(long)]
     tf_thread_spinning: bool,
+    /// Seconds between polls of the model base path for new numeric versions (a newer one is
+    /// loaded, warmed up and swapped in; the old one drained and unloaded). 0 disables; no
+    /// polling when --model is a SavedModel folder itself.
+    #[arg(long, default_value_t = 1.0)]
+    file_system_poll_wait_seconds: f64,
+    /// A version label, LABEL=VERSION (repeatable): /v1/models/NAME/labels/LABEL and gRPC's
+    /// version_label.
+    #[arg(long = "version-label", value_parser = parse_label)]
+    version_labels: Vec<(String, u64)>,
+    /// The type of the catalog's product ids: the `product_ids` output must have it (string ids,
+    /// or int64 for a catalog whose ids are INT64; int indices for a string catalog are refused).
+    #[arg(long, value_enum, default_value_t = ProductIdType::String)]
+    product_id_type: ProductIdType,
     /// Written (atomically) once the model is loaded and the socket bound:
     /// {"url", "pid", "model_path", "name"}.
     #[arg(long)]
@@ -93,6 +115,21 @@ struct Common {
     python: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProductIdType {
+    String,
+    Int64,
+}
+
+impl ProductIdType {
+    fn dtype(self) -> Dtype {
+        match self {
+            ProductIdType::String => Dtype::String,
+            ProductIdType::Int64 => Dtype::Int64,
+        }
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +159,11 @@ fn main() -> ExitCode {
     init_logging(cli.common.log_format);
     let tf = tf_options(&cli.common);
     let result = match cli.command {
-        Some(Command::Inspect { model, check }) => inspect(model, check, &tf),
+        Some(Command::Inspect {
+            model,
+            check,
+            product_id_type,
+        }) => inspect(model, check, product_id_type.dtype(), &tf),
         None => serve(cli.serve, &tf),
     };
     match result {
@@ -135,6 +176,19 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_label(s: &str) -> Result<(String, u64), String> {
+    let (label, version) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected LABEL=VERSION, got {s:?}"))?;
+    if label.is_empty() {
+        return Err(format!("empty label in {s:?}"));
+    }
+    let version = version
+        .parse::<u64>()
+        .map_err(|_| format!("version of {label:?} is not a number: {version:?}"))?;
+    Ok((label.to_string(), version))
+}
+
 fn tf_options(c: &Common) -> TfOptions {
     TfOptions {
         tf_lib_dir: c.tf_lib_dir.clone(),
@@ -142,14 +196,19 @@ fn tf_options(c: &Common) -> TfOptions {
     }
 }
 
-fn inspect(model: PathBuf, check: bool, tf: &TfOptions) -> Result<(), ServeError> {
+fn inspect(
+    model: PathBuf,
+    check: bool,
+    product_id: Dtype,
+    tf: &TfOptions,
+) -> Result<(), ServeError> {
     let sig = trainyard_serve::inspect(&model, tf)?;
     println!(
         "{}",
         serde_json::to_string_pretty(&sig).expect("signature serializes")
     );
     if check {
-        check_serving_contract(&sig)?;
+        check_serving_contract_for(&sig, product_id)?;
     }
     Ok(())
 }
@@ -165,8 +224,49 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
         disable_thread_spinning: !args.tf_thread_spinning,
     };
     let model = Model::load_with(&model_dir, tf, session)?;
-    check_serving_contract(model.signature())?;
+    let product_id = args.product_id_type.dtype();
+    check_serving_contract_for(model.signature(), product_id)?;
     let model_path = model.signature().model_path.clone();
+    let batch = BatchConfig {
+        max_batch_size: args.max_batch_size,
+        batch_timeout: Duration::from_micros(args.batch_timeout_micros),
+        threads: args.batch_threads,
+    };
+    let servable = Servable::start(
+        name.clone(),
+        Arc::new(model),
+        batch,
+        Arc::new(Metrics::new()),
+    );
+    // TF Serving's warm-up: replayed before the version is reported (ready file, status)
+    let warmed = trainyard_serve::warmup::replay(&servable, &model_path)?;
+    servable
+        .metrics
+        .record_warmup(&name, servable.version(), warmed);
+    if warmed > 0 {
+        tracing::info!(requests = warmed, "warm-up requests replayed");
+    }
+    let models = Models::new(Arc::new(servable));
+    for (label, version) in &args.version_labels {
+        models.set_label(label, *version);
+    }
+    let base = model_dir.canonicalize().map_err(|source| ServeError::Io {
+        path: model_dir.clone(),
+        source,
+    })?;
+    let mut watcher = (base != model_path && args.file_system_poll_wait_seconds > 0.0).then(|| {
+        trainyard_serve::versions::watch(
+            models.clone(),
+            WatchConfig {
+                base,
+                interval: Duration::from_secs_f64(args.file_system_poll_wait_seconds),
+                tf: tf.clone(),
+                session,
+                batch,
+                product_id,
+            },
+        )
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -181,31 +281,51 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
             .local_addr()
             .map_err(|e| ServeError::Server(e.to_string()))?;
         let url = format!("http://{addr}");
+        let grpc = match args.grpc_port {
+            None => None,
+            Some(port) => Some(
+                tokio::net::TcpListener::bind((args.host.as_str(), port))
+                    .await
+                    .map_err(|e| {
+                        ServeError::Server(format!("cannot bind gRPC {}:{port}: {e}", args.host))
+                    })?,
+            ),
+        };
+        let grpc_url = match &grpc {
+            None => None,
+            Some(l) => Some(format!(
+                "http://{}",
+                l.local_addr()
+                    .map_err(|e| ServeError::Server(e.to_string()))?
+            )),
+        };
         if let Some(path) = &args.ready_file {
             write_ready_file(
                 path,
                 &ReadyInfo {
                     url: url.clone(),
+                    grpc_url: grpc_url.clone(),
                     pid: std::process::id(),
                     model_path: model_path.clone(),
                     name: name.clone(),
                 },
             )?;
         }
-        tracing::info!(%url, name = %name, model_path = %model_path.display(), "serving");
+        tracing::info!(%url, grpc_url = ?grpc_url, name = %name, model_path = %model_path.display(), "serving");
         let cfg = ServerConfig {
             name,
-            batch: BatchConfig {
-                max_batch_size: args.max_batch_size,
-                batch_timeout: Duration::from_micros(args.batch_timeout_micros),
-                threads: args.batch_threads,
-            },
+            batch,
             max_body_bytes: args.max_body_bytes,
         };
-        trainyard_serve::serve(listener, Arc::new(model), cfg, shutdown_signal()).await?;
+        trainyard_serve::serve_rest_and_grpc(listener, grpc, models, cfg, shutdown_signal())
+            .await?;
         tracing::info!("stopped: in-flight requests finished");
-        Ok(())
-    })
+        Ok::<(), ServeError>(())
+    })?;
+    if let Some(w) = watcher.as_mut() {
+        w.stop();
+    }
+    Ok(())
 }
 
 /// SIGTERM or SIGINT.

@@ -92,21 +92,30 @@ struct Binding {
     index: i32,
 }
 
-/// A loaded `serving_default`. `run` may be called from several threads at once (a TF session
-/// is thread-safe).
-pub struct Model {
-    bundle: SavedModelBundle,
-    _graph: Graph,
+/// One signature bound to its graph tensors.
+struct BoundSignature {
     signature: ModelSignature,
     /// In the order of `signature.inputs` / `signature.outputs` (sorted by name).
     inputs: Vec<(String, TensorSpec, Binding)>,
     outputs: Vec<(String, TensorSpec, Binding)>,
 }
 
+/// A loaded SavedModel with every signature it exports (`serving_default` required).
+/// `run` may be called from several threads at once (a TF session is thread-safe).
+pub struct Model {
+    bundle: SavedModelBundle,
+    _graph: Graph,
+    /// By signature name; always holds `serving_default`.
+    signatures: std::collections::BTreeMap<String, BoundSignature>,
+}
+
+/// Signature keys a SavedModel holds that are not callable signatures.
+const NOT_SERVED: &[&str] = &["__saved_model_init_op"];
+
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
-            .field("signature", &self.signature)
+            .field("signatures", &self.signatures.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -130,6 +139,16 @@ impl Model {
     /// [`Model::load`] with TensorFlow session settings.
     pub fn load_with(dir: &Path, tf: &TfOptions, session: SessionConfig) -> Result<Model> {
         let (path, version) = resolve_model_dir(dir)?;
+        Self::load_version(path, version, tf, session)
+    }
+
+    /// Loads exactly the SavedModel folder `path` as `version` (no version resolution).
+    pub fn load_version(
+        path: PathBuf,
+        version: u64,
+        tf: &TfOptions,
+        session: SessionConfig,
+    ) -> Result<Model> {
         let rt = tflib::init(tf)?;
         if needs_scann(&path.join("saved_model.pb"))? {
             tflib::load_scann_ops(rt)?;
@@ -145,8 +164,9 @@ impl Model {
         };
         let model = Self::bind(bundle, graph, path, version)?;
         tracing::info!(
-            model_path = %model.signature.model_path.display(),
+            model_path = %model.signature().model_path.display(),
             version,
+            signatures = ?model.signatures.keys().collect::<Vec<_>>(),
             load_ms = started.elapsed().as_millis() as u64,
             "loaded SavedModel"
         );
@@ -164,10 +184,38 @@ impl Model {
     }
 
     fn bind(bundle: SavedModelBundle, graph: Graph, path: PathBuf, version: u64) -> Result<Model> {
-        let sig = bundle
-            .meta_graph_def()
-            .get_signature(SERVING_DEFAULT)
-            .map_err(|_| ServeError::NoSignature(SERVING_DEFAULT.into()))?;
+        let defs = bundle.meta_graph_def().signatures();
+        if !defs.contains_key(SERVING_DEFAULT) {
+            return Err(ServeError::NoSignature(SERVING_DEFAULT.into()));
+        }
+        let mut signatures = std::collections::BTreeMap::new();
+        for (key, sig) in defs {
+            if NOT_SERVED.contains(&key.as_str()) {
+                continue;
+            }
+            match Self::bind_signature(&graph, key, sig, &path, version) {
+                Ok(b) => {
+                    signatures.insert(key.clone(), b);
+                }
+                Err(e) if key == SERVING_DEFAULT => return Err(e),
+                // another signature the server cannot feed (e.g. sparse inputs): not served
+                Err(e) => tracing::warn!(signature = %key, error = %e, "signature not served"),
+            }
+        }
+        Ok(Model {
+            bundle,
+            _graph: graph,
+            signatures,
+        })
+    }
+
+    fn bind_signature(
+        graph: &Graph,
+        key: &str,
+        sig: &tensorflow::SignatureDef,
+        path: &Path,
+        version: u64,
+    ) -> Result<BoundSignature> {
         let bind = |infos: &std::collections::HashMap<String, tensorflow::TensorInfo>| {
             let mut v = infos
                 .iter()
@@ -188,9 +236,9 @@ impl Model {
         let inputs = bind(sig.inputs())?;
         let outputs = bind(sig.outputs())?;
         let signature = ModelSignature {
-            model_path: path,
+            model_path: path.to_path_buf(),
             version,
-            signature_name: SERVING_DEFAULT.into(),
+            signature_name: key.to_string(),
             method_name: sig.method_name().to_string(),
             inputs: inputs
                 .iter()
@@ -201,36 +249,83 @@ impl Model {
                 .map(|(n, s, _)| (n.clone(), s.clone()))
                 .collect(),
         };
-        Ok(Model {
-            bundle,
-            _graph: graph,
+        Ok(BoundSignature {
             signature,
             inputs,
             outputs,
         })
     }
 
+    fn default_sig(&self) -> &BoundSignature {
+        &self.signatures[SERVING_DEFAULT]
+    }
+
+    /// `serving_default`.
     pub fn signature(&self) -> &ModelSignature {
-        &self.signature
+        &self.default_sig().signature
     }
 
-    /// Input specs in feed order (sorted by name).
+    /// Every served signature, by name.
+    pub fn signatures(&self) -> impl Iterator<Item = &ModelSignature> {
+        self.signatures.values().map(|b| &b.signature)
+    }
+
+    /// The signature called `name`, if the model serves it.
+    pub fn signature_named(&self, name: &str) -> Option<&ModelSignature> {
+        self.signatures.get(name).map(|b| &b.signature)
+    }
+
+    /// The version this model was loaded as.
+    pub fn version(&self) -> u64 {
+        self.signature().version
+    }
+
+    /// Input specs of `serving_default` in feed order (sorted by name).
     pub fn input_specs(&self) -> impl Iterator<Item = (&str, &TensorSpec)> {
-        self.inputs.iter().map(|(n, s, _)| (n.as_str(), s))
+        self.default_sig()
+            .inputs
+            .iter()
+            .map(|(n, s, _)| (n.as_str(), s))
     }
 
-    /// Output names in the order `run` returns them.
+    /// Input specs of the signature `name` in feed order; `None` for an unknown signature.
+    pub fn input_specs_of(&self, name: &str) -> Option<Vec<(&str, &TensorSpec)>> {
+        let b = self.signatures.get(name)?;
+        Some(b.inputs.iter().map(|(n, s, _)| (n.as_str(), s)).collect())
+    }
+
+    /// Output names of `serving_default` in the order `run` returns them.
     pub fn output_names(&self) -> impl Iterator<Item = &str> {
-        self.outputs.iter().map(|(n, _, _)| n.as_str())
+        self.default_sig()
+            .outputs
+            .iter()
+            .map(|(n, _, _)| n.as_str())
     }
 
-    /// One session run: `inputs` in the order of [`Model::input_specs`]; returns every output
-    /// in the order of [`Model::output_names`].
+    /// Output names of the signature `name` in the order `run_signature` returns them.
+    pub fn output_names_of(&self, name: &str) -> Vec<&str> {
+        self.signatures
+            .get(name)
+            .map(|b| b.outputs.iter().map(|(n, _, _)| n.as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    /// One session run of `serving_default`: `inputs` in the order of
+    /// [`Model::input_specs`]; returns every output in the order of [`Model::output_names`].
     pub fn run(&self, inputs: &[Column]) -> Result<Vec<Column>> {
-        assert_eq!(inputs.len(), self.inputs.len(), "one column per input");
+        self.run_signature(SERVING_DEFAULT, inputs)
+    }
+
+    /// One session run of the signature `name` (inputs and outputs in its sorted order).
+    pub fn run_signature(&self, name: &str, inputs: &[Column]) -> Result<Vec<Column>> {
+        let sig = self
+            .signatures
+            .get(name)
+            .ok_or_else(|| ServeError::NoSignature(name.to_string()))?;
+        assert_eq!(inputs.len(), sig.inputs.len(), "one column per input");
         let feeds = inputs.iter().map(to_tensor).collect::<Result<Vec<_>>>()?;
         let mut args = SessionRunArgs::new();
-        for ((_, _, b), t) in self.inputs.iter().zip(&feeds) {
+        for ((_, _, b), t) in sig.inputs.iter().zip(&feeds) {
             match t {
                 Feed::Str(t) => args.add_feed(&b.op, b.index, t),
                 Feed::I64(t) => args.add_feed(&b.op, b.index, t),
@@ -240,7 +335,7 @@ impl Model {
                 Feed::Bool(t) => args.add_feed(&b.op, b.index, t),
             }
         }
-        let tokens: Vec<_> = self
+        let tokens: Vec<_> = sig
             .outputs
             .iter()
             .map(|(_, _, b)| args.request_fetch(&b.op, b.index))
@@ -249,7 +344,7 @@ impl Model {
             .session
             .run(&mut args)
             .map_err(|e| ServeError::tf("run the signature", e))?;
-        self.outputs
+        sig.outputs
             .iter()
             .zip(tokens)
             .map(|((name, spec, _), tok)| {
@@ -308,7 +403,7 @@ fn column<T: TensorType + Clone>(t: Tensor<T>, wrap: fn(Vec<T>) -> Values) -> Co
 
 /// Loads `dir` and returns its `serving_default` signature.
 pub fn inspect(dir: &Path, tf: &TfOptions) -> Result<ModelSignature> {
-    Ok(Model::load(dir, tf)?.signature)
+    Ok(Model::load(dir, tf)?.signature().clone())
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! Row format `{"instances": [{feature: value, ...}, ...]}` (a bare value per instance when the
 //! signature has one input) and columnar `{"inputs": {feature: [value per row], ...}}`.
 //! A value fills one row of its input: a scalar for `[batch]`, a scalar or `[x]` for
-//! `[batch, 1]`, a list of `d` for `[batch, d]`, nested lists beyond.
+//! `[batch, 1]`, a list of `d` for `[batch, d]`, nested lists beyond. A string value may be
+//! given as `{"b64": "<base64>"}` (TF Serving's encoding for binary strings).
+//! `signature_name` picks the signature (default `serving_default`).
 
 use serde_json::Value;
 
@@ -30,6 +32,8 @@ pub enum Format {
 /// each `[rows, inner...]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
+    /// The signature the columns feed.
+    pub signature: String,
     pub format: Format,
     pub rows: usize,
     pub columns: Vec<Column>,
@@ -37,15 +41,34 @@ pub struct Batch {
 
 impl Batch {
     /// Requests can share a session run when every input has the same row shape.
+    /// (The signature must match too: see [`Batch::signature`].)
     pub fn shape_key(&self) -> Vec<&[u64]> {
         self.columns.iter().map(|c| &c.dims[1..]).collect()
     }
 }
 
-/// Parses and validates a predict body against `inputs` (name, spec) in feed order.
+/// Parses and validates a `serving_default` predict body against `inputs` (name, spec) in
+/// feed order; any other `signature_name` is refused.
 pub fn parse_predict<'a>(
     body: &[u8],
     inputs: &[(&'a str, &'a TensorSpec)],
+) -> Result<Batch, BadRequest> {
+    parse_predict_as(body, |sig| {
+        if sig == SERVING_DEFAULT {
+            Ok(inputs.to_vec())
+        } else {
+            bad(format!(
+                "signature_name: only \"{SERVING_DEFAULT}\" is served, got \"{sig}\""
+            ))
+        }
+    })
+}
+
+/// Parses and validates a predict body against the inputs (name, spec, in feed order) that
+/// `inputs_of` gives for the body's `signature_name` (`serving_default` when absent).
+pub fn parse_predict_as<'a>(
+    body: &[u8],
+    inputs_of: impl FnOnce(&str) -> Result<Vec<(&'a str, &'a TensorSpec)>, BadRequest>,
 ) -> Result<Batch, BadRequest> {
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -54,18 +77,33 @@ pub fn parse_predict<'a>(
     let Value::Object(mut obj) = v else {
         return bad("body: expected a JSON object with `instances` or `inputs`");
     };
-    if let Some(sig) = obj.get("signature_name") {
-        if sig.as_str() != Some(SERVING_DEFAULT) {
+    let signature = match obj.remove("signature_name") {
+        None => SERVING_DEFAULT.to_string(),
+        Some(Value::String(s)) if s.is_empty() => SERVING_DEFAULT.to_string(),
+        Some(Value::String(s)) => s,
+        Some(other) => {
             return bad(format!(
-                "signature_name: only \"{SERVING_DEFAULT}\" is served, got {sig}"
-            ));
+                "signature_name: expected a string, got {}",
+                kind(&other)
+            ))
         }
-    }
-    match (obj.remove("instances"), obj.remove("inputs")) {
+    };
+    let inputs = inputs_of(&signature)?;
+    let mut batch = match (obj.remove("instances"), obj.remove("inputs")) {
         (Some(_), Some(_)) => bad("body: give either `instances` or `inputs`, not both"),
-        (Some(instances), None) => parse_rows(instances, inputs),
-        (None, Some(columns)) => parse_columns(columns, inputs),
+        (Some(instances), None) => parse_rows(instances, &inputs),
+        (None, Some(columns)) => parse_columns(columns, &inputs),
         (None, None) => bad("body: missing `instances` (row format) or `inputs` (columnar)"),
+    }?;
+    batch.signature = signature;
+    Ok(batch)
+}
+
+/// `{"b64": "..."}`: TF Serving's JSON form of a binary string.
+fn b64_object(map: &serde_json::Map<String, Value>) -> Option<&Value> {
+    match map.len() {
+        1 => map.get("b64"),
+        _ => None,
     }
 }
 
@@ -82,7 +120,7 @@ fn parse_rows(instances: Value, inputs: &[(&str, &TensorSpec)]) -> Result<Batch,
     let mut builders = builders(inputs)?;
     for (i, row) in rows.iter().enumerate() {
         match row {
-            Value::Object(map) => {
+            Value::Object(map) if !(builders.len() == 1 && b64_object(map).is_some()) => {
                 if let Some(unknown) = map.keys().find(|k| !inputs.iter().any(|(n, _)| n == k)) {
                     return bad(format!(
                         "instances[{i}].{unknown}: unknown feature (the model takes: {})",
@@ -304,6 +342,33 @@ impl Builder<'_> {
                 None => return wrong(),
             },
             (Values::Bool(v), Value::Bool(b)) => v.push(*b),
+            (Values::Str(v), Value::Object(map)) => match b64_object(map) {
+                Some(Value::String(text)) => {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(text.trim_end_matches('\n'))
+                        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+                        .map_err(|e| {
+                            BadRequest(format!("{field}: invalid base64 in `b64`: {e}"))
+                        })?;
+                    match String::from_utf8(bytes) {
+                        Ok(s) => v.push(s),
+                        Err(_) => {
+                            return bad(format!(
+                                "{field}: the `b64` value decodes to bytes that are not UTF-8, \
+                                 which this server cannot feed to a string input"
+                            ))
+                        }
+                    }
+                }
+                Some(other) => {
+                    return bad(format!(
+                        "{field}: `b64` must be a base64 string, got {}",
+                        kind(other)
+                    ))
+                }
+                None => return wrong(),
+            },
             _ => return wrong(),
         }
         Ok(())
@@ -370,6 +435,7 @@ fn finish(format: Format, rows: usize, builders: Vec<Builder<'_>>) -> Result<Bat
         })
         .collect();
     Ok(Batch {
+        signature: SERVING_DEFAULT.to_string(),
         format,
         rows,
         columns,
@@ -430,6 +496,98 @@ mod tests {
         .unwrap();
         assert_eq!(c.format, Format::Columns);
         assert_eq!(c.columns, b.columns);
+    }
+
+    #[test]
+    fn b64_values_feed_string_inputs_and_bad_ones_are_refused() {
+        // "Qzk5" = "C99", "V2Fyc2F3" = "Warsaw"
+        let b = parse(
+            r#"{"instances":[{"customer_id":{"b64":"Qzk5"},"city":{"b64":"V2Fyc2F3"},"revenue":1,"visits":3}]}"#,
+        )
+        .unwrap();
+        assert_eq!(b.columns[0].values, Values::Str(vec!["Warsaw".into()]));
+        assert_eq!(b.columns[1].values, Values::Str(vec!["C99".into()]));
+        let c = parse(
+            r#"{"inputs":{"customer_id":[{"b64":"Qzk5"}],"city":["Warsaw"],"revenue":[1],"visits":[[3]]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.columns, b.columns);
+        // one input: a bare b64 object per instance is that input's value
+        let one = spec(Dtype::String, &[-1]);
+        let single = parse_predict(
+            br#"{"instances":[{"b64":"Qzk5"},"C1"]}"#,
+            &[("customer_id", &one)],
+        )
+        .unwrap();
+        assert_eq!(
+            single.columns[0].values,
+            Values::Str(vec!["C99".into(), "C1".into()])
+        );
+        let cases = [
+            (r#"{"b64":"%%%"}"#, "invalid base64"),
+            (r#"{"b64":7}"#, "`b64` must be a base64 string"),
+            (r#"{"b64":"//79"}"#, "not UTF-8"),
+            (r#"{"b65":"Qzk5"}"#, "expected a string"),
+        ];
+        for (value, want) in cases {
+            let body = format!(
+                r#"{{"instances":[{{"customer_id":{value},"city":"W","revenue":1,"visits":3}}]}}"#
+            );
+            let e = err(&body);
+            assert!(
+                e.starts_with("instances[0].customer_id: ") && e.contains(want),
+                "{value}: {e}"
+            );
+        }
+        // b64 is only for string inputs
+        let e = err(
+            r#"{"instances":[{"customer_id":"a","city":"W","revenue":{"b64":"MQ=="},"visits":3}]}"#,
+        );
+        assert!(e.contains("instances[0].revenue: expected a number"), "{e}");
+    }
+
+    #[test]
+    fn signature_name_picks_the_inputs_to_validate_against() {
+        let cid = spec(Dtype::String, &[-1]);
+        let rev = spec(Dtype::Float32, &[-1]);
+        let pick = |sig: &str| match sig {
+            "serving_default" => Ok(vec![("customer_id", &cid), ("revenue", &rev)]),
+            "embed" => Ok(vec![("customer_id", &cid)]),
+            other => Err(BadRequest(format!("no signature {other}"))),
+        };
+        let b = parse_predict_as(
+            br#"{"signature_name":"embed","instances":["C1","C2"]}"#,
+            pick,
+        )
+        .unwrap();
+        assert_eq!((b.signature.as_str(), b.rows), ("embed", 2));
+        let d =
+            parse_predict_as(br#"{"instances":[{"customer_id":"C1","revenue":2}]}"#, pick).unwrap();
+        assert_eq!(d.signature, "serving_default");
+        // the default signature's inputs are not accepted by the other one
+        let e = parse_predict_as(
+            br#"{"signature_name":"embed","instances":[{"customer_id":"C1","revenue":2}]}"#,
+            pick,
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("instances[0].revenue: unknown feature"), "{e}");
+        let e = parse_predict_as(br#"{"signature_name":"nope","instances":["C1"]}"#, pick)
+            .unwrap_err()
+            .0;
+        assert_eq!(e, "no signature nope");
+        let e = parse_predict_as(br#"{"signature_name":3,"instances":["C1"]}"#, pick)
+            .unwrap_err()
+            .0;
+        assert!(e.contains("signature_name: expected a string"), "{e}");
+        // parse_predict serves serving_default only
+        let e = parse_predict(
+            br#"{"signature_name":"embed","instances":["C1"]}"#,
+            &[("customer_id", &cid)],
+        )
+        .unwrap_err()
+        .0;
+        assert!(e.contains("only \"serving_default\""), "{e}");
     }
 
     #[test]

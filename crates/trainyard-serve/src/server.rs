@@ -1,13 +1,14 @@
 //! The TF Serving REST surface (axum):
-//!   POST /v1/models/{name}[/versions/{v}]:predict
-//!   GET  /v1/models/{name}[/versions/{v}]            model status (the health check)
-//!   GET  /v1/models/{name}[/versions/{v}]/metadata   signature metadata
+//!   POST /v1/models/{name}[/versions/{v} | /labels/{l}]:predict
+//!   GET  /v1/models/{name}[/versions/{v} | /labels/{l}]            model status (health check)
+//!   GET  /v1/models/{name}[/versions/{v} | /labels/{l}]/metadata   signature metadata
+//!   GET  /monitoring/prometheus/metrics             Prometheus metrics (see metrics.rs)
 //! Errors are `{"error": "..."}` with a 4xx for the client's mistakes.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,11 +19,13 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
-use crate::batcher::{BatchConfig, Batcher, RowSlice};
+use crate::batcher::{BatchConfig, RowSlice};
 use crate::error::{Result, ServeError};
+use crate::metrics::Metrics;
 use crate::model::Model;
-use crate::request::{parse_predict, Format};
-use crate::signature::{ModelSignature, TensorSpec, SERVING_DEFAULT};
+use crate::request::{parse_predict_as, Format};
+use crate::servable::{PredictError, Servable};
+use crate::versions::{Models, VersionRequest};
 
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -47,11 +50,7 @@ impl ServerConfig {
 
 struct AppState {
     cfg: ServerConfig,
-    signature: ModelSignature,
-    inputs: Vec<(String, TensorSpec)>,
-    batcher: Batcher,
-    metadata: Bytes,
-    status: Bytes,
+    models: Arc<Models>,
 }
 
 /// Serves `model` on `listener` until `shutdown` resolves, then finishes the requests in flight
@@ -62,7 +61,23 @@ pub async fn serve(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let state = Arc::new(app_state(model, cfg));
+    let servable = Arc::new(Servable::start(
+        cfg.name.clone(),
+        model,
+        cfg.batch,
+        Arc::new(Metrics::new()),
+    ));
+    serve_models(listener, Models::new(servable), cfg, shutdown).await
+}
+
+/// [`serve`] for model versions the caller shares (with the gRPC front end, the watcher).
+pub(crate) async fn serve_models(
+    listener: tokio::net::TcpListener,
+    models: Arc<Models>,
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let state = Arc::new(AppState { cfg, models });
     let app = router(state.clone());
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -74,55 +89,18 @@ pub async fn serve(
     served.map_err(|e| ServeError::Server(e.to_string()))
 }
 
-fn app_state(model: Arc<Model>, cfg: ServerConfig) -> AppState {
-    let signature = model.signature().clone();
-    let inputs = model
-        .input_specs()
-        .map(|(n, s)| (n.to_string(), s.clone()))
-        .collect();
-    let version = signature.version.to_string();
-    let status = json!({"model_version_status": [{
-        "version": version,
-        "state": "AVAILABLE",
-        "status": {"error_code": "OK", "error_message": ""},
-    }]});
-    let tensor = |specs: &std::collections::BTreeMap<String, TensorSpec>| {
-        specs
-            .iter()
-            .map(|(n, s)| {
-                let shape = match &s.shape {
-                    None => json!({"dim": [], "unknown_rank": true}),
-                    Some(d) => json!({
-                        "dim": d.iter().map(|x| json!({"size": x.to_string(), "name": ""})).collect::<Vec<_>>(),
-                        "unknown_rank": false,
-                    }),
-                };
-                (n.clone(), json!({"dtype": s.tf_dtype, "tensor_shape": shape, "name": s.tensor}))
-            })
-            .collect::<serde_json::Map<_, _>>()
-    };
-    let metadata = json!({
-        "model_spec": {"name": cfg.name, "signature_name": "", "version": version},
-        "metadata": {"signature_def": {"signature_def": {SERVING_DEFAULT: {
-            "inputs": tensor(&signature.inputs),
-            "outputs": tensor(&signature.outputs),
-            "method_name": signature.method_name,
-        }}}},
-    });
-    let batcher = Batcher::start(model, cfg.batch);
-    AppState {
-        cfg,
-        signature,
-        inputs,
-        batcher,
-        metadata: Bytes::from(metadata.to_string()),
-        status: Bytes::from(status.to_string()),
-    }
-}
-
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/models/{*rest}", any(models))
+        .route(
+            "/monitoring/prometheus/metrics",
+            axum::routing::get(|State(st): State<Arc<AppState>>| async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    st.models.metrics().render(),
+                )
+            }),
+        )
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .with_state(state)
 }
@@ -148,8 +126,16 @@ enum Verb {
     Predict,
 }
 
-/// `name[/versions/v][/metadata | :predict]` -> (name, version, verb).
-fn parse_path(rest: &str) -> Option<(&str, Option<&str>, Verb)> {
+/// Which version a path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Pick<'a> {
+    Latest,
+    Version(&'a str),
+    Label(&'a str),
+}
+
+/// `name[/versions/v | /labels/l][/metadata | :predict]` -> (name, version, verb).
+fn parse_path(rest: &str) -> Option<(&str, Pick<'_>, Verb)> {
     let (path, verb) = match rest.rsplit_once(':') {
         Some((p, "predict")) => (p, Verb::Predict),
         Some(_) => return None,
@@ -161,8 +147,9 @@ fn parse_path(rest: &str) -> Option<(&str, Option<&str>, Verb)> {
     let mut parts = path.split('/');
     let name = parts.next().filter(|n| !n.is_empty())?;
     let version = match (parts.next(), parts.next(), parts.next()) {
-        (None, _, _) => None,
-        (Some("versions"), Some(v), None) if !v.is_empty() => Some(v),
+        (None, _, _) => Pick::Latest,
+        (Some("versions"), Some(v), None) if !v.is_empty() => Pick::Version(v),
+        (Some("labels"), Some(l), None) if !l.is_empty() => Pick::Label(l),
         _ => return None,
     };
     Some((name, version, verb))
@@ -180,24 +167,50 @@ async fn models(
             format!("no such endpoint: /v1/models/{rest}"),
         );
     };
-    if name != st.cfg.name {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("Servable not found for request: Latest({name})"),
-        );
-    }
-    if let Some(v) = version {
-        if v != st.signature.version.to_string() {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("Servable not found for request: Specific({name}, {v})"),
-            );
+    let want = match version {
+        Pick::Latest => VersionRequest::Latest,
+        Pick::Label(l) => VersionRequest::Label(l.to_string()),
+        Pick::Version(v) => match v.parse::<u64>() {
+            Ok(v) => VersionRequest::Specific(v),
+            Err(_) => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("Servable not found for request: Specific({name}, {v})"),
+                )
+            }
+        },
+    };
+    // status lists every version the server knows (loading, unloading, ended too)
+    if verb == Verb::Status && method == Method::GET && name == st.models.name() {
+        let states: Vec<_> = st
+            .models
+            .states()
+            .into_iter()
+            .filter(|(v, _)| match &want {
+                VersionRequest::Latest => true,
+                VersionRequest::Specific(w) => v == w,
+                VersionRequest::Label(l) => st.models.label(l) == Some(*v),
+            })
+            .map(|(v, s)| {
+                json!({
+                    "version": v.to_string(),
+                    "state": s.as_str(),
+                    "status": {"error_code": "OK", "error_message": ""},
+                })
+            })
+            .collect();
+        if !states.is_empty() {
+            return json_bytes(json!({ "model_version_status": states }).to_string());
         }
     }
+    let servable = match st.models.resolve(name, &want) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::NOT_FOUND, e.to_string()),
+    };
     match (verb, method) {
-        (Verb::Status, Method::GET) => json_bytes(st.status.clone()),
-        (Verb::Metadata, Method::GET) => json_bytes(st.metadata.clone()),
-        (Verb::Predict, Method::POST) => predict(&st, req).await,
+        (Verb::Status, Method::GET) => json_bytes(servable.status_json().to_string()),
+        (Verb::Metadata, Method::GET) => json_bytes(servable.metadata_json().to_string()),
+        (Verb::Predict, Method::POST) => predict(&st, &servable, req).await,
         (_, m) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{m} is not allowed here (GET status or metadata, POST :predict)"),
@@ -205,8 +218,9 @@ async fn models(
     }
 }
 
-async fn predict(st: &AppState, req: Request) -> Response {
-    let arrival = st.batcher.arrival();
+async fn predict(st: &AppState, servable: &Servable, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let arrival = servable.arrival();
     let limit = st.cfg.max_body_bytes;
     let too_large = || {
         error(
@@ -228,13 +242,9 @@ async fn predict(st: &AppState, req: Request) -> Response {
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
     };
-    let inputs: Vec<(&str, &TensorSpec)> = st.inputs.iter().map(|(n, s)| (n.as_str(), s)).collect();
-    let batch = match parse_predict(&body, &inputs) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
-    };
-    let format = batch.format;
-    match st.batcher.submit(batch, arrival).await {
+    let parsed = parse_predict_as(&body, |sig| servable.inputs_of(sig));
+    let format = parsed.as_ref().map(|b| b.format).unwrap_or(Format::Rows);
+    match servable.predict("rest", started, parsed, arrival).await {
         Ok(slice) => {
             let body = match format {
                 Format::Rows => serde_json::to_vec(&Predictions(&slice)),
@@ -251,15 +261,18 @@ async fn predict(st: &AppState, req: Request) -> Response {
                     if let Ok(v) = header::HeaderValue::from_str(&run) {
                         r.headers_mut().insert("x-trainyard-batch", v);
                     }
+                    // which model version answered (TF Serving's REST answer does not say)
+                    r.headers_mut().insert(
+                        "x-trainyard-model-version",
+                        header::HeaderValue::from(servable.version()),
+                    );
                     r
                 }
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}")),
             }
         }
-        Err(e) if e.contains("INVALID_ARGUMENT") || e.contains("InvalidArgument") => {
-            error(StatusCode::BAD_REQUEST, e)
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(PredictError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(PredictError::Internal(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
 
@@ -353,19 +366,30 @@ mod tests {
 
     #[test]
     fn paths_split_into_name_version_and_verb() {
-        assert_eq!(parse_path("m"), Some(("m", None, Verb::Status)));
-        assert_eq!(parse_path("m:predict"), Some(("m", None, Verb::Predict)));
+        assert_eq!(parse_path("m"), Some(("m", Pick::Latest, Verb::Status)));
+        assert_eq!(
+            parse_path("m:predict"),
+            Some(("m", Pick::Latest, Verb::Predict))
+        );
         assert_eq!(
             parse_path("m/versions/12:predict"),
-            Some(("m", Some("12"), Verb::Predict))
+            Some(("m", Pick::Version("12"), Verb::Predict))
         );
-        assert_eq!(parse_path("m/metadata"), Some(("m", None, Verb::Metadata)));
+        assert_eq!(
+            parse_path("m/metadata"),
+            Some(("m", Pick::Latest, Verb::Metadata))
+        );
         assert_eq!(
             parse_path("m/versions/3/metadata"),
-            Some(("m", Some("3"), Verb::Metadata))
+            Some(("m", Pick::Version("3"), Verb::Metadata))
+        );
+        assert_eq!(
+            parse_path("m/labels/stable:predict"),
+            Some(("m", Pick::Label("stable"), Verb::Predict))
         );
         assert_eq!(parse_path("m:classify"), None);
-        assert_eq!(parse_path("m/labels/x"), None);
+        assert_eq!(parse_path("m/labels"), None);
+        assert_eq!(parse_path("m/tags/x"), None);
         assert_eq!(parse_path(":predict"), None);
     }
 }

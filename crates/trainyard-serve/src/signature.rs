@@ -113,9 +113,29 @@ pub struct ModelSignature {
 /// - a retrieval-shaped signature (a `scores` output) must have `product_ids`;
 /// - every input must have a type the server can read from JSON.
 pub fn check_serving_contract(sig: &ModelSignature) -> Result<()> {
+    check_serving_contract_for(sig, Dtype::String)
+}
+
+/// [`check_serving_contract`] for a catalog whose product ids are of type `product_id`
+/// (`Dtype::String` or `Dtype::Int64`): the `product_ids` output must have the catalog's type,
+/// so an INT64-id catalog's model is served while a model returning int indices for a string
+/// catalog is still refused.
+pub fn check_serving_contract_for(sig: &ModelSignature, product_id: Dtype) -> Result<()> {
     let refuse = |m: String| Err(ServeError::Contract(m));
+    if !matches!(product_id, Dtype::String | Dtype::Int64) {
+        return refuse(format!(
+            "catalog product ids of type {product_id:?}: only string and int64 ids are served"
+        ));
+    }
     if let Some(pid) = sig.outputs.get("product_ids") {
-        if pid.dtype != Dtype::String {
+        if product_id == Dtype::Int64 && pid.dtype != Dtype::Int64 {
+            return refuse(format!(
+                "output `product_ids` of {} is {}, but the catalog's product ids are INT64",
+                sig.model_path.display(),
+                pid.tf_dtype
+            ));
+        }
+        if product_id == Dtype::String && pid.dtype != Dtype::String {
             return refuse(format!(
                 "output `product_ids` of {} is {}, not a string tensor: the model returns \
                  vocabulary indices instead of the original product ids (export the ids from \
@@ -185,6 +205,20 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, ServeError::Contract(_)));
         assert!(err.to_string().contains("product_ids"), "{err}");
+    }
+
+    #[test]
+    fn int64_product_ids_pass_only_for_an_int64_catalog() {
+        let int_ids = sig(&[("product_ids", Dtype::Int64), ("scores", Dtype::Float32)]);
+        let str_ids = sig(&[("product_ids", Dtype::String), ("scores", Dtype::Float32)]);
+        check_serving_contract_for(&int_ids, Dtype::Int64).unwrap();
+        assert!(check_serving_contract_for(&int_ids, Dtype::String).is_err());
+        let err = check_serving_contract_for(&str_ids, Dtype::Int64).unwrap_err();
+        assert!(
+            err.to_string().contains("catalog's product ids are INT64"),
+            "{err}"
+        );
+        assert!(check_serving_contract_for(&str_ids, Dtype::Float32).is_err());
     }
 
     #[test]
