@@ -641,6 +641,12 @@ impl ScheduleConfig {
                 "is required for a one-time schedule",
             ));
         }
+        // The rules of the schedule it asks for (time zone, hourly minutes), by the same code.
+        if let Some(timing) = crate::timing::ScheduleTiming::from_run_config(self) {
+            timing.validate_shape().map_err(|e| {
+                ValidationError::field(format!("schedule_config.{}", e.field), e.reason)
+            })?;
+        }
         Ok(())
     }
 }

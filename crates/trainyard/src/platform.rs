@@ -321,6 +321,7 @@ impl Platform {
     pub fn training(&self) -> TrainingService {
         TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
             .with_registry(self.registry())
+            .with_schedule_trigger(self.trigger.clone())
     }
 
     pub fn deployments(&self) -> DeploymentService {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Fire lag of the embedded scheduler holding many active schedules on SQLite, and the CPU a
+# poll costs (see README.md). Arguments go to the bench program, e.g.
+#   bash benches/scheduler/run.sh --schedules 10000 --fires 2000 --window 60
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mkdir -p target/scheduler-bench
+cargo build --release -q -p trainyard --example bench_scheduler
+exec target/release/examples/bench_scheduler --out target/scheduler-bench/results.json "$@"
