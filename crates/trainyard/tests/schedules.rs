@@ -804,3 +804,77 @@ async fn a_runs_schedule_config_creates_and_retimes_its_models_schedule() {
     assert_eq!(back.training_config.training_params.epochs, 11);
     assert_eq!(back.next_run_at, Some(utc("2026-03-09T08:00:00Z")));
 }
+
+/// Records what an external trigger (Cloud Scheduler) is asked to do.
+#[derive(Default)]
+struct RecordingTrigger(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl trainyard::core::ports::ScheduleTrigger for RecordingTrigger {
+    async fn upsert(
+        &self,
+        s: &trainyard::core::schedule::TrainingSchedule,
+        cron: &str,
+    ) -> trainyard::Result<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("upsert {} {cron}", s.id));
+        Ok(format!("jobs/{}", s.id))
+    }
+    async fn pause(&self, job: &str) -> trainyard::Result<()> {
+        self.0.lock().unwrap().push(format!("pause {job}"));
+        Ok(())
+    }
+    async fn resume(&self, job: &str) -> trainyard::Result<()> {
+        self.0.lock().unwrap().push(format!("resume {job}"));
+        Ok(())
+    }
+    async fn delete(&self, job: &str) -> trainyard::Result<()> {
+        self.0.lock().unwrap().push(format!("delete {job}"));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_external_trigger_gets_run_config_schedules_and_no_job_for_now() {
+    let (_d, p, _c) = platform("2026-03-04T10:00:00Z").await;
+    let trigger = Arc::new(RecordingTrigger::default());
+    let p = p.with_schedule_trigger(trigger.clone());
+    let calls = || std::mem::take(&mut *trigger.0.lock().unwrap());
+
+    // A run's schedule_config: the schedule and its job.
+    let r = run_with(&p, "m", 5, weekly_config("09:00")).await.unwrap();
+    let s = model_schedule(&p, &r).await.unwrap();
+    assert_eq!(s.cloud_scheduler_job_name, format!("jobs/{}", s.id));
+    assert_eq!(calls(), vec![format!("upsert {} 0 9 * * 1", s.id)]);
+
+    // Edited to `now`: its cron job goes (it fires from here), then it fires.
+    let svc = p.schedules();
+    let e = svc
+        .edit(
+            s.id,
+            &ScheduleEdit {
+                timing: Some(now_timing()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls(), vec![format!("delete jobs/{}", s.id)]);
+    assert_eq!(
+        (e.status, e.total_runs, e.cloud_scheduler_job_name.as_str()),
+        (ScheduleStatus::Completed, 1, "")
+    );
+
+    // A new `now` schedule has no job at all.
+    let other = source_run(&p, "other").await;
+    let mut new = daily("now", "00:00");
+    new.timing = now_timing();
+    let n = svc.create_from_run(other.id, new).await.unwrap();
+    assert_eq!(
+        (n.status, n.cloud_scheduler_job_name.as_str()),
+        (ScheduleStatus::Completed, "")
+    );
+    assert!(calls().is_empty());
+}
