@@ -16,3 +16,9 @@ test-schedules: $(TOOLS_STAMP)
 	TRAINYARD_CRON_ORACLE_PYTHON=$(CURDIR)/$(TOOLS_VENV)/bin/python $(CARGO) test -p trainyard-core --test timing -- --include-ignored
 
 TEST_TARGETS += test-schedules
+
+# Benchmark (not a test): fire lag p99 and CPU per poll of the embedded scheduler holding
+# 10,000 active schedules on SQLite (benches/scheduler/README.md).
+.PHONY: bench-scheduler
+bench-scheduler:
+	bash benches/scheduler/run.sh

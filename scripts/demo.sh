@@ -34,10 +34,14 @@ step "registered models and name check"
 "$TY" --project "$DIR" models list
 "$TY" --project "$DIR" models check-name product-retrieval
 
-step "a weekly retraining schedule (Monday 09:00, Europe/Warsaw) and its next 5 fires"
-"$TY" --project "$DIR" schedule create --from-run 1 --name "Weekly retraining" \
-  --type weekly --time 09:00 --day-of-week 0 --tz Europe/Warsaw
+step "the weekly retraining schedule that run 1's schedule_config created (Monday 09:00, Europe/Warsaw), its next 5 fires"
+"$TY" --project "$DIR" schedule list
 "$TY" --project "$DIR" schedule show 1 --count 5
+
+step "retrain now through a schedule of type now: it fires once, at once (one schedule per model: the weekly one goes)"
+"$TY" --project "$DIR" schedule delete 1
+"$TY" --project "$DIR" schedule create --from-run 1 --name "Retrain now" --type now
+"$TY" --project "$DIR" runs list
 
 step "metrics extraction (the spec's multitask example)"
 "$TY" metrics extract crates/trainyard-core/tests/fixtures/multitask_training_metrics.json --model-type multitask

@@ -292,7 +292,7 @@ enum MetricsCommand {
 /// When a schedule fires.
 #[derive(Debug, Clone, Args)]
 struct TimingArgs {
-    /// once | hourly | daily | weekly | monthly
+    /// now (fires once, when created) | once | hourly | daily | weekly | monthly
     #[arg(long = "type", value_enum)]
     kind: Option<ScheduleTypeArg>,
     /// HH:MM (hourly: only the minute counts: 00, 15, 30 or 45)
@@ -315,7 +315,9 @@ struct TimingArgs {
 impl TimingArgs {
     fn timing(&self) -> Result<ScheduleTiming, CliError> {
         let kind = self.kind.ok_or_else(|| {
-            CliError::BadInput("--type is required (once, hourly, daily, weekly or monthly)".into())
+            CliError::BadInput(
+                "--type is required (now, once, hourly, daily, weekly or monthly)".into(),
+            )
         })?;
         let scheduled_datetime = self
             .datetime
@@ -343,6 +345,7 @@ impl TimingArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ScheduleTypeArg {
+    Now,
     Once,
     Hourly,
     Daily,
@@ -353,6 +356,7 @@ enum ScheduleTypeArg {
 impl From<ScheduleTypeArg> for ScheduleType {
     fn from(t: ScheduleTypeArg) -> Self {
         match t {
+            ScheduleTypeArg::Now => ScheduleType::Now,
             ScheduleTypeArg::Once => ScheduleType::Once,
             ScheduleTypeArg::Hourly => ScheduleType::Hourly,
             ScheduleTypeArg::Daily => ScheduleType::Daily,
@@ -824,6 +828,34 @@ async fn schedules(
             };
             if out.json {
                 return print_json(&s);
+            }
+            if s.timing.schedule_type.fires_on_creation() {
+                // Fired by the create call itself (or, should that have failed, by the scheduler).
+                let fired = p
+                    .training()
+                    .list(&RunFilter {
+                        schedule_id: Some(s.id),
+                        page_size: 1,
+                        ..RunFilter::default()
+                    })
+                    .await?
+                    .runs
+                    .pop();
+                match fired {
+                    Some(run) => println!(
+                        "Schedule {:?} created (id {}) and fired now: training run {} ({}), status {}",
+                        s.name,
+                        s.id,
+                        run.id,
+                        run.display_name(),
+                        run.status
+                    ),
+                    None => println!(
+                        "Schedule {:?} created (id {}); due now, the scheduler fires it",
+                        s.name, s.id
+                    ),
+                }
+                return Ok(());
             }
             println!(
                 "Schedule {:?} created (id {}), next run {}",

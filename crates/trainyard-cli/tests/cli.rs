@@ -347,3 +347,91 @@ fn codegen_writes_deterministic_modules_and_refuses_bad_configs() {
     assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{}", stderr(&o));
     assert!(!out.exists(), "nothing written for a bad config");
 }
+
+#[test]
+fn schedules_of_type_now_and_from_a_runs_schedule_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("proj");
+    assert!(trainyard(&["init", project.to_str().unwrap()], None)
+        .status
+        .success());
+
+    // Preview: a `now` timing fires once, at the instant asked about; it has no cron string.
+    let o = trainyard(
+        &[
+            "schedule",
+            "preview",
+            "--type",
+            "now",
+            "--tz",
+            "Europe/Warsaw",
+            "--after",
+            "2026-07-01T07:45:00Z",
+            "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v, serde_json::json!(["2026-07-01T09:45:00+02:00"]));
+    let o = trainyard(&["schedule", "cron", "--type", "now"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("schedule_type"), "{}", stderr(&o));
+
+    // A run whose schedule_config is weekly creates its model's schedule.
+    let run_json = dir.path().join("run.json");
+    std::fs::write(
+        &run_json,
+        r#"{"name": "weekly-model", "schedule_config": {"schedule_type": "weekly",
+            "schedule_time": "09:00", "schedule_day_of_week": 0, "schedule_timezone": "UTC"}}"#,
+    )
+    .unwrap();
+    let o = trainyard(
+        &["runs", "create", "--config", run_json.to_str().unwrap()],
+        Some(&project),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = trainyard(&["schedule", "show", "1", "--json"], Some(&project));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["schedule"]["schedule_type"], "weekly", "{v}");
+    assert_eq!(v["schedule"]["name"], "weekly-model - Retraining");
+
+    // One schedule per model: `now` replaces it once it is deleted, fires at once, finishes.
+    let now = [
+        "schedule",
+        "create",
+        "--from-run",
+        "1",
+        "--name",
+        "Retrain now",
+        "--type",
+        "now",
+    ];
+    let o = trainyard(&now, Some(&project));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the weekly schedule holds the model"
+    );
+    assert!(
+        stderr(&o).contains("already has schedule 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(trainyard(&["schedule", "delete", "1"], Some(&project))
+        .status
+        .success());
+    let o = trainyard(&now, Some(&project));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("fired now: training run 2 (Training #2), status scheduled"),
+        "{}",
+        stdout(&o)
+    );
+    let o = trainyard(&["schedule", "show", "2", "--json"], Some(&project));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["schedule"]["status"], "completed", "{v}");
+    assert_eq!(v["schedule"]["total_runs"], 1);
+    assert_eq!(v["upcoming"], serde_json::json!([]));
+}

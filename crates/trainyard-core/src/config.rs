@@ -561,10 +561,15 @@ pub enum ScheduleKind {
     Monthly,
 }
 
-/// `schedule_config` embedded in a run (spec "Edit Feature": Schedule Config Schema).
+/// `schedule_config` embedded in a run (spec "Edit Feature": Schedule Config Schema). A type
+/// other than `now` creates the schedule of the run's registered model when the run is created
+/// or this config is edited (training the run's config), or moves an existing schedule's
+/// timing to it; `now` leaves the model's schedule as it is. A rerun copies it without
+/// touching the schedule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ScheduleConfig {
+    /// `now` (the run itself trains now; no schedule) or the schedule's type.
     pub schedule_type: ScheduleKind,
     /// "HH:MM"
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -575,7 +580,9 @@ pub struct ScheduleConfig {
     /// 1..=31
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_day_of_month: Option<u8>,
+    /// IANA time zone; empty is UTC.
     pub schedule_timezone: String,
+    /// `once`: the instant to fire.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduled_datetime: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -640,6 +647,12 @@ impl ScheduleConfig {
                 "schedule_config.scheduled_datetime",
                 "is required for a one-time schedule",
             ));
+        }
+        // The rules of the schedule it asks for (time zone, hourly minutes), by the same code.
+        if let Some(timing) = crate::timing::ScheduleTiming::from_run_config(self) {
+            timing.validate_shape().map_err(|e| {
+                ValidationError::field(format!("schedule_config.{}", e.field), e.reason)
+            })?;
         }
         Ok(())
     }

@@ -10,6 +10,9 @@ use crate::timing::ScheduleTiming;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScheduleType {
+    /// Fires once, immediately: its fire time is the instant it is created (or its timing is
+    /// edited to `now`); afterwards it is a finished one-time schedule.
+    Now,
     Once,
     Hourly,
     Daily,
@@ -19,7 +22,12 @@ pub enum ScheduleType {
 
 impl ScheduleType {
     pub fn is_recurring(self) -> bool {
-        self != ScheduleType::Once
+        !matches!(self, ScheduleType::Now | ScheduleType::Once)
+    }
+
+    /// Whether the schedule fires when it is created rather than at a time of its timing.
+    pub fn fires_on_creation(self) -> bool {
+        self == ScheduleType::Now
     }
 }
 

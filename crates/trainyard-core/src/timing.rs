@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
-use crate::config::parse_hh_mm;
+use crate::config::{parse_hh_mm, ScheduleConfig, ScheduleKind};
 use crate::error::ValidationError;
 use crate::schedule::ScheduleType;
 
@@ -28,7 +28,9 @@ pub const MAX_WINDOW_DAYS: i64 = 400;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleTiming {
     pub schedule_type: ScheduleType,
-    /// For `once`: the instant to fire (seconds are dropped; cron is minute-precise).
+    /// For `once`: the instant to fire (seconds are dropped; cron is minute-precise). For
+    /// `now`: the instant it was created (or edited to `now`), which is its only fire; unset
+    /// until then.
     #[serde(default)]
     pub scheduled_datetime: Option<DateTime<Utc>>,
     /// "HH:MM"; hourly schedules use only the minute (0, 15, 30 or 45).
@@ -99,6 +101,8 @@ impl ScheduleTiming {
             }
         }
         match self.schedule_type {
+            // Fires when created; nothing to check but the time zone.
+            ScheduleType::Now => {}
             ScheduleType::Once => {
                 self.scheduled_datetime.ok_or_else(|| {
                     invalid("scheduled_datetime", "is required for a one-time schedule")
@@ -155,6 +159,9 @@ impl ScheduleTiming {
             schedule_timezone: self.schedule_timezone.clone(),
         };
         match self.schedule_type {
+            ScheduleType::Now => {
+                t.scheduled_datetime = self.scheduled_datetime.and_then(|d| d.with_nanosecond(0));
+            }
             ScheduleType::Once => {
                 t.scheduled_datetime = self
                     .scheduled_datetime
@@ -178,26 +185,32 @@ impl ScheduleTiming {
         Ok(t)
     }
 
-    /// The unix-cron string, as Cloud Scheduler takes it with `timeZone`.
+    /// The unix-cron string, as Cloud Scheduler takes it with `timeZone`. A `now` timing has
+    /// one only once it has its fire instant (the minute it was created).
     pub fn cron(&self) -> Result<String, ValidationError> {
         self.validate_shape()?;
+        let one_time = |at: Option<DateTime<Utc>>, field: &str, why: &str| {
+            let tz = self.timezone()?;
+            let at = at.ok_or_else(|| invalid(field, why))?.with_timezone(&tz);
+            Ok::<_, ValidationError>(format!(
+                "{} {} {} {} *",
+                at.minute(),
+                at.hour(),
+                at.day(),
+                at.month()
+            ))
+        };
         Ok(match self.schedule_type {
-            ScheduleType::Once => {
-                let tz = self.timezone()?;
-                let at = self
-                    .scheduled_datetime
-                    .ok_or_else(|| {
-                        invalid("scheduled_datetime", "is required for a one-time schedule")
-                    })?
-                    .with_timezone(&tz);
-                format!(
-                    "{} {} {} {} *",
-                    at.minute(),
-                    at.hour(),
-                    at.day(),
-                    at.month()
-                )
-            }
+            ScheduleType::Now => one_time(
+                self.scheduled_datetime,
+                "schedule_type",
+                "a `now` schedule fires once, when it is created; it has no cron string before",
+            )?,
+            ScheduleType::Once => one_time(
+                self.scheduled_datetime,
+                "scheduled_datetime",
+                "is required for a one-time schedule",
+            )?,
             ScheduleType::Hourly => format!("{} * * * *", self.time()?.1),
             ScheduleType::Daily => {
                 let (h, m) = self.time()?;
@@ -222,7 +235,8 @@ impl ScheduleTiming {
         Ok((parsed, self.timezone()?))
     }
 
-    /// The next `n` fires strictly after `after`, in the schedule's time zone.
+    /// The next `n` fires strictly after `after`, in the schedule's time zone (a `now` timing
+    /// not yet bound to an instant fires at `after` itself).
     pub fn upcoming(
         &self,
         after: DateTime<Utc>,
@@ -233,6 +247,19 @@ impl ScheduleTiming {
                 "count",
                 format!("at most {MAX_UPCOMING} fires at once"),
             ));
+        }
+        if self.schedule_type == ScheduleType::Now {
+            // Its one fire: the instant it was bound to, or (not yet created) `after` itself.
+            let tz = self.timezone()?;
+            let at = match self.normalized()?.scheduled_datetime {
+                Some(at) => (at > after).then_some(at),
+                None => Some(after),
+            };
+            return Ok(at
+                .filter(|_| n > 0)
+                .map(|at| at.with_timezone(&tz))
+                .into_iter()
+                .collect());
         }
         let (cron, tz) = self.parsed()?;
         if self.schedule_type == ScheduleType::Once {
@@ -270,6 +297,16 @@ impl ScheduleTiming {
         if (to - from).num_days() > MAX_WINDOW_DAYS {
             return Err(invalid("window", format!("at most {MAX_WINDOW_DAYS} days")));
         }
+        if self.schedule_type == ScheduleType::Now {
+            let tz = self.timezone()?;
+            return Ok(self
+                .normalized()?
+                .scheduled_datetime
+                .filter(|at| *at >= from && *at < to)
+                .map(|at| at.with_timezone(&tz))
+                .into_iter()
+                .collect());
+        }
         let (cron, tz) = self.parsed()?;
         let just_before = from - chrono::Duration::nanoseconds(1);
         if self.schedule_type == ScheduleType::Once {
@@ -285,6 +322,35 @@ impl ScheduleTiming {
             .iter_after(just_before.with_timezone(&tz))
             .take_while(|t| t.with_timezone(&Utc) < to)
             .collect())
+    }
+}
+
+impl ScheduleTiming {
+    /// The timing a run's embedded `schedule_config` asks of its model's schedule (the spec's
+    /// Edit feature). None for `now`, the default: the run itself is the immediate training,
+    /// and it asks for no schedule.
+    pub fn from_run_config(c: &ScheduleConfig) -> Option<ScheduleTiming> {
+        let schedule_type = match c.schedule_type {
+            ScheduleKind::Now => return None,
+            ScheduleKind::Once => ScheduleType::Once,
+            ScheduleKind::Hourly => ScheduleType::Hourly,
+            ScheduleKind::Daily => ScheduleType::Daily,
+            ScheduleKind::Weekly => ScheduleType::Weekly,
+            ScheduleKind::Monthly => ScheduleType::Monthly,
+        };
+        let tz = c.schedule_timezone.trim();
+        Some(ScheduleTiming {
+            schedule_type,
+            scheduled_datetime: c.scheduled_datetime,
+            schedule_time: c.schedule_time.clone(),
+            schedule_day_of_week: c.schedule_day_of_week,
+            schedule_day_of_month: c.schedule_day_of_month,
+            schedule_timezone: if tz.is_empty() {
+                utc_name()
+            } else {
+                tz.to_string()
+            },
+        })
     }
 }
 

@@ -290,6 +290,99 @@ fn once_fires_once_and_windows_cover_a_grid() {
         .is_err());
 }
 
+#[test]
+fn now_fires_once_at_its_instant() {
+    let now = timing(
+        ScheduleType::Now,
+        Some("25:99"),
+        Some(3),
+        None,
+        "Europe/Warsaw",
+    );
+    // A `now` timing ignores the time fields (normalizing clears them).
+    now.validate(utc("2026-07-01T00:00:00Z")).unwrap();
+    let n = now.normalized().unwrap();
+    assert_eq!((n.schedule_time, n.schedule_day_of_week), (None, None));
+    assert!(!ScheduleType::Now.is_recurring() && ScheduleType::Now.fires_on_creation());
+    let mut bad_tz = now.clone();
+    bad_tz.schedule_timezone = "Mars/Olympus".into();
+    assert_eq!(
+        bad_tz.validate_shape().unwrap_err().field,
+        "schedule_timezone"
+    );
+
+    // Not yet created: it fires at the instant asked about; it has no cron string yet.
+    let after = utc("2026-07-01T07:45:30Z");
+    assert_eq!(
+        local(&now.upcoming(after, 5).unwrap()),
+        ["2026-07-01T09:45:30+02:00"]
+    );
+    assert!(now.upcoming(after, 0).unwrap().is_empty());
+    assert_eq!(now.cron().unwrap_err().field, "schedule_type");
+
+    // Bound to its creation instant: that is its one fire, and nothing comes after it.
+    let mut bound = now.clone();
+    bound.scheduled_datetime = Some(after);
+    let bound = bound.normalized().unwrap();
+    assert_eq!(bound.cron().unwrap(), "45 9 1 7 *");
+    assert_eq!(
+        bound
+            .next_after(after - chrono::Duration::seconds(1))
+            .unwrap(),
+        Some(after)
+    );
+    assert_eq!(bound.next_after(after).unwrap(), None);
+    let day = chrono::Duration::days(1);
+    assert_eq!(
+        bound.fires_between(after - day, after + day).unwrap().len(),
+        1
+    );
+    assert!(bound
+        .fires_between(after + day, after + day * 2)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_runs_schedule_config_maps_to_a_timing() {
+    use trainyard_core::config::{ScheduleConfig, ScheduleKind};
+    // `now` (the default) asks for no schedule.
+    assert_eq!(
+        ScheduleTiming::from_run_config(&ScheduleConfig::default()),
+        None
+    );
+    let weekly = ScheduleConfig {
+        schedule_type: ScheduleKind::Weekly,
+        schedule_time: Some("09:00".into()),
+        schedule_day_of_week: Some(2),
+        ..Default::default()
+    };
+    let t = ScheduleTiming::from_run_config(&weekly).unwrap();
+    assert_eq!(t.schedule_type, ScheduleType::Weekly);
+    assert_eq!(t.schedule_timezone, "UTC", "an empty zone is UTC");
+    assert_eq!(t.cron().unwrap(), "0 9 * * 3");
+    // The schedule's rules apply to the run's config, with the run's field names.
+    for (bad, field) in [
+        (
+            ScheduleConfig {
+                schedule_timezone: "Nowhere/Land".into(),
+                ..weekly.clone()
+            },
+            "schedule_config.schedule_timezone",
+        ),
+        (
+            ScheduleConfig {
+                schedule_type: ScheduleKind::Hourly,
+                schedule_time: Some("00:20".into()),
+                ..weekly.clone()
+            },
+            "schedule_config.schedule_time",
+        ),
+    ] {
+        assert_eq!(bad.validate().unwrap_err().field, field, "{bad:?}");
+    }
+}
+
 /// Agreement with cronsim on a table of cases (run by `make test` with the oracle's Python).
 #[test]
 #[ignore = "needs TRAINYARD_CRON_ORACLE_PYTHON (a Python with cronsim); run by make test"]

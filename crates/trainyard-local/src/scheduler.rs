@@ -95,7 +95,11 @@ impl EmbeddedScheduler {
             let (fire, next) = match s.catch_up {
                 CatchUpPolicy::Once => (Some(due), s.timing.next_after(now)?),
                 CatchUpPolicy::All => (Some(due), s.timing.next_after(due)?),
-                CatchUpPolicy::Skip if now - due > self.config.skip_grace => {
+                // A `now` schedule's one fire is never "missed": it was asked for at once.
+                CatchUpPolicy::Skip
+                    if now - due > self.config.skip_grace
+                        && !s.timing.schedule_type.fires_on_creation() =>
+                {
                     (None, s.timing.next_after(now)?)
                 }
                 CatchUpPolicy::Skip => (Some(due), s.timing.next_after(now)?),

@@ -34,7 +34,9 @@ pub use registry::{
     registration_labels, ModelFilter, ModelListing, ModelSummary, ModelVersion, RegistryKpi,
     RegistryService,
 };
-pub use schedules::{NewSchedule, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule};
+pub use schedules::{
+    NewSchedule, RunScheduleSync, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule,
+};
 pub use training::{Launch, RunConfigView, TrainingService};
 pub use trainyard_core as core;
 pub use trainyard_core::{Error, Result};

@@ -327,6 +327,7 @@ impl Platform {
     pub fn training(&self) -> TrainingService {
         TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
             .with_lifecycle(self.lifecycle())
+            .with_schedule_trigger(self.trigger.clone())
     }
 
     pub fn deployments(&self) -> DeploymentService {

@@ -11,6 +11,7 @@ use trainyard_core::registry::RegisteredModel;
 use trainyard_core::run::{
     validate_name, NewTrainingRun, RegisteredModelId, RunConfig, RunId, ScheduleId, TrainingRun,
 };
+use trainyard_core::schedule::ScheduleType;
 use trainyard_core::schedule::{
     CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus, TrainingSchedule,
 };
@@ -87,12 +88,61 @@ pub struct SchedulePreview {
     pub config: RunConfig,
 }
 
+/// What a run's `schedule_config` did to its model's schedule (the spec's Edit feature).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunScheduleSync {
+    /// `schedule_type: "now"` (the default): the run asks for no schedule; any schedule of
+    /// its model is left alone.
+    NotRequested,
+    /// The model had no schedule; this one was created from the run's config.
+    Created { schedule: Box<TrainingSchedule> },
+    /// The model's schedule took the run's timing (a finished one is active again, with the
+    /// run's training config; a paused one stays paused).
+    Updated { schedule: Box<TrainingSchedule> },
+    /// The model's schedule already had this timing.
+    Unchanged { schedule: Box<TrainingSchedule> },
+    /// Nothing to schedule: a one-time date that has passed, or a cancelled schedule.
+    NotScheduled {
+        reason: String,
+        schedule_id: Option<ScheduleId>,
+    },
+}
+
 #[derive(Clone)]
 pub struct ScheduleService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     registry: RegistryService,
     trigger: Option<Arc<dyn ScheduleTrigger>>,
+    writer: ScheduleWriter,
+}
+
+/// Writes schedule records and keeps the external trigger in step with them. It needs only
+/// the store, the clock and the trigger, so run creation can use it without a ScheduleService.
+#[derive(Clone)]
+pub(crate) struct ScheduleWriter {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    trigger: Option<Arc<dyn ScheduleTrigger>>,
+}
+
+/// Applies a run's `schedule_config` to its model's schedule: creates the schedule (training
+/// the run's config) when the model has none, or moves the schedule's timing to the run's.
+/// `now` asks for nothing. Called where runs are created and where their config is edited.
+pub(crate) async fn apply_run_schedule_config(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    trigger: Option<&Arc<dyn ScheduleTrigger>>,
+    run: &TrainingRun,
+) -> Result<RunScheduleSync> {
+    ScheduleWriter {
+        store: store.clone(),
+        clock: clock.clone(),
+        trigger: trigger.cloned(),
+    }
+    .sync_from_run(run)
+    .await
 }
 
 fn validate_schedule_name(name: &str) -> Result<(), ValidationError> {
@@ -125,12 +175,25 @@ impl ScheduleService {
         trigger: Option<Arc<dyn ScheduleTrigger>>,
     ) -> Self {
         let registry = RegistryService::new(store.clone(), clock.clone());
+        let writer = ScheduleWriter {
+            store: store.clone(),
+            clock: clock.clone(),
+            trigger: trigger.clone(),
+        };
         ScheduleService {
             store,
             clock,
             registry,
             trigger,
+            writer,
         }
+    }
+
+    /// The spec's Edit feature for a stored run: its `schedule_config` creates or updates its
+    /// model's schedule (runs created or edited through TrainingService do this themselves).
+    pub async fn apply_run_config(&self, run_id: RunId) -> Result<RunScheduleSync> {
+        let run = self.store.get_run(run_id).await?;
+        self.writer.sync_from_run(&run).await
     }
 
     /// A schedule that retrains a run's model with the run's config.
@@ -225,58 +288,43 @@ impl ScheduleService {
         source: Option<RunId>,
         new: NewSchedule,
     ) -> Result<TrainingSchedule> {
-        validate_schedule_name(&new.name)?;
-        let now = self.clock.now();
-        new.timing.validate(now)?;
-        if let Some(existing) = self.store.schedule_for_model(model.id).await? {
-            return Err(Error::Conflict(format!(
-                "model {:?} already has schedule {} ({:?}); edit or delete it first",
-                model.model_name, existing.id, existing.name
-            )));
+        let saved = self.writer.insert(model, config, source, new).await?;
+        if saved.timing.schedule_type.fires_on_creation() {
+            return self.fire_on_creation(saved).await;
         }
-        let timing = new.timing.normalized()?;
-        let mut frozen = config;
-        // The frozen config trains now when fired; its own schedule fields do not apply.
-        frozen.schedule_config = Default::default();
-        let schedule = TrainingSchedule {
-            id: 0,
-            name: new.name.trim().to_string(),
-            description: new.description,
-            ml_model: model.ml_model.clone(),
-            registered_model_id: model.id,
-            source_training_run_id: source,
-            next_run_at: timing.next_after(now)?,
-            timing,
-            catch_up: new.catch_up,
-            concurrency: new.concurrency,
-            training_config: frozen,
-            cloud_scheduler_job_name: String::new(),
-            status: ScheduleStatus::Active,
-            last_run_at: None,
-            total_runs: 0,
-            successful_runs: 0,
-            failed_runs: 0,
-            created_at: now,
-            updated_at: now,
-            version: 0,
+        Ok(saved)
+    }
+
+    /// A `now` schedule's one fire, made at once by the call that created (or resumed, or
+    /// edited) it, then the schedule is finished. Should this fail, the schedule stays due
+    /// (`next_run_at` is its fire time) and the scheduler fires it; the key (schedule, fire
+    /// time) makes the two one fire.
+    async fn fire_on_creation(&self, s: TrainingSchedule) -> Result<TrainingSchedule> {
+        let (id, Some(at)) = (s.id, s.next_run_at) else {
+            return Ok(s);
         };
-        let mut saved = self.store.insert_schedule(&schedule).await?;
-        if let Some(trigger) = &self.trigger {
-            let job = trigger.upsert(&saved, &saved.timing.cron()?).await;
-            match job {
-                Ok(job) => {
-                    saved.cloud_scheduler_job_name = job;
-                    saved = self.store.update_schedule(&saved).await?;
-                }
-                Err(e) => {
-                    // No schedule without its trigger: undo the record, report the backend error.
-                    self.store.delete_schedule(saved.id).await?;
-                    return Err(e);
-                }
+        if !s.is_active() {
+            return Ok(s);
+        }
+        match self.fire_at(id, at, false).await {
+            Ok(outcome) => {
+                tracing::info!(schedule_id = id, ?outcome, "`now` schedule fired");
+                let done = self
+                    .mutate(id, |s| {
+                        if s.is_active() && s.next_run_at == Some(at) {
+                            s.next_run_at = None;
+                            s.status = ScheduleStatus::Completed;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                self.with_stats(done).await
+            }
+            Err(e) => {
+                tracing::warn!(schedule_id = id, error = %e, "`now` fire failed; the scheduler will retry it");
+                Ok(s)
             }
         }
-        tracing::info!(schedule_id = saved.id, model = %model.model_name, cron = %saved.timing.cron()?, "schedule created");
-        Ok(saved)
     }
 
     /// What a schedule created from this run would train.
@@ -336,27 +384,17 @@ impl ScheduleService {
     }
 
     /// Loads, changes and saves a schedule, retrying on concurrent writes.
-    async fn mutate<F>(&self, id: ScheduleId, mut f: F) -> Result<TrainingSchedule>
+    async fn mutate<F>(&self, id: ScheduleId, f: F) -> Result<TrainingSchedule>
     where
         F: FnMut(&mut TrainingSchedule) -> Result<()> + Send,
     {
-        for _ in 0..CONFLICT_RETRIES {
-            let mut s = self.store.get_schedule(id).await?;
-            f(&mut s)?;
-            s.updated_at = self.clock.now();
-            match self.store.update_schedule(&s).await {
-                Err(Error::Conflict(_)) => continue,
-                other => return other,
-            }
-        }
-        Err(Error::Conflict(format!(
-            "schedule {id} kept changing; try again"
-        )))
+        self.writer.mutate(id, f).await
     }
 
-    /// Edits name, description and timing (only while active or paused).
+    /// Edits name, description and timing (only while active or paused). A timing edited to
+    /// `now` fires at once (an active schedule) and then the schedule is finished.
     pub async fn edit(&self, id: ScheduleId, edit: &ScheduleEdit) -> Result<TrainingSchedule> {
-        let now = self.clock.now();
+        let now = self.clock.now().with_nanosecond_floor();
         let s = self
             .mutate(id, |s| {
                 if !s.status.is_editable() {
@@ -375,7 +413,12 @@ impl ScheduleService {
                 if let Some(t) = &edit.timing {
                     t.validate(now)?;
                     s.timing = t.normalized()?;
-                    s.next_run_at = s.timing.next_after(now)?;
+                    s.next_run_at = if s.timing.schedule_type.fires_on_creation() {
+                        s.timing.scheduled_datetime = Some(now);
+                        Some(now)
+                    } else {
+                        s.timing.next_after(now)?
+                    };
                 }
                 if let Some(c) = edit.catch_up {
                     s.catch_up = c;
@@ -386,8 +429,27 @@ impl ScheduleService {
                 Ok(())
             })
             .await?;
+        let mut s = s;
         if let (Some(trigger), Some(_)) = (&self.trigger, &edit.timing) {
-            trigger.upsert(&s, &s.timing.cron()?).await?;
+            match trigger_cron(&s)? {
+                Some(cron) => {
+                    trigger.upsert(&s, &cron).await?;
+                }
+                // Fired from here from now on: the old cron job must not fire it again.
+                None if !s.cloud_scheduler_job_name.is_empty() => {
+                    trigger.delete(&s.cloud_scheduler_job_name).await?;
+                    s = self
+                        .mutate(id, |s| {
+                            s.cloud_scheduler_job_name.clear();
+                            Ok(())
+                        })
+                        .await?;
+                }
+                None => {}
+            }
+        }
+        if edit.timing.is_some() && s.timing.schedule_type.fires_on_creation() {
+            return self.fire_on_creation(s).await;
         }
         self.with_stats(s).await
     }
@@ -418,6 +480,10 @@ impl ScheduleService {
         to: ScheduleStatus,
     ) -> Result<TrainingSchedule> {
         let s = self.set_status(id, from, to).await?;
+        if to == ScheduleStatus::Active && s.timing.schedule_type.fires_on_creation() {
+            // A `now` schedule paused before its fire: resuming fires it.
+            return self.fire_on_creation(s).await;
+        }
         if let Some(t) = &self.trigger {
             let job = &s.cloud_scheduler_job_name;
             if !job.is_empty() {
@@ -447,6 +513,11 @@ impl ScheduleService {
             }
             s.status = to;
             s.next_run_at = match to {
+                // Its one fire, still due if it has not happened (the fire is keyed, so a
+                // fire that did happen creates nothing new).
+                ScheduleStatus::Active if s.timing.schedule_type.fires_on_creation() => {
+                    s.timing.scheduled_datetime
+                }
                 ScheduleStatus::Active => s.timing.next_after(now)?,
                 ScheduleStatus::Paused => s.next_run_at,
                 ScheduleStatus::Completed | ScheduleStatus::Cancelled => None,
@@ -571,6 +642,229 @@ impl ScheduleService {
         // of this schedule before it have finished).
         Ok(FireOutcome::Created { run: Box::new(run) })
     }
+}
+
+impl ScheduleWriter {
+    /// Validates and stores a new schedule for `model` and registers it with the trigger. A
+    /// `now` schedule is bound to this instant (its fire time, due at once) and needs no
+    /// trigger job. A model's finished `now` schedule gives way to the new one; any other
+    /// schedule of the model is a conflict (one schedule per model).
+    async fn insert(
+        &self,
+        model: &RegisteredModel,
+        config: RunConfig,
+        source: Option<RunId>,
+        new: NewSchedule,
+    ) -> Result<TrainingSchedule> {
+        validate_schedule_name(&new.name)?;
+        let now = self.clock.now().with_nanosecond_floor();
+        new.timing.validate(now)?;
+        if let Some(existing) = self.store.schedule_for_model(model.id).await? {
+            let finished_now = existing.timing.schedule_type == ScheduleType::Now
+                && !existing.status.is_editable();
+            if !finished_now {
+                return Err(Error::Conflict(format!(
+                    "model {:?} already has schedule {} ({:?}); edit or delete it first",
+                    model.model_name, existing.id, existing.name
+                )));
+            }
+            self.store.delete_schedule(existing.id).await?;
+        }
+        let mut timing = new.timing.normalized()?;
+        let next_run_at = if timing.schedule_type.fires_on_creation() {
+            timing.scheduled_datetime = Some(now);
+            Some(now)
+        } else {
+            timing.next_after(now)?
+        };
+        let mut frozen = config;
+        // The frozen config trains now when fired; its own schedule fields do not apply.
+        frozen.schedule_config = Default::default();
+        let schedule = TrainingSchedule {
+            id: 0,
+            name: new.name.trim().to_string(),
+            description: new.description,
+            ml_model: model.ml_model.clone(),
+            registered_model_id: model.id,
+            source_training_run_id: source,
+            next_run_at,
+            timing,
+            catch_up: new.catch_up,
+            concurrency: new.concurrency,
+            training_config: frozen,
+            cloud_scheduler_job_name: String::new(),
+            status: ScheduleStatus::Active,
+            last_run_at: None,
+            total_runs: 0,
+            successful_runs: 0,
+            failed_runs: 0,
+            created_at: now,
+            updated_at: now,
+            version: 0,
+        };
+        let mut saved = self.store.insert_schedule(&schedule).await?;
+        if let (Some(trigger), Some(cron)) = (&self.trigger, trigger_cron(&saved)?) {
+            match trigger.upsert(&saved, &cron).await {
+                Ok(job) => {
+                    saved.cloud_scheduler_job_name = job;
+                    saved = self.store.update_schedule(&saved).await?;
+                }
+                Err(e) => {
+                    // No schedule without its trigger: undo the record, report the backend error.
+                    self.store.delete_schedule(saved.id).await?;
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(schedule_id = saved.id, model = %model.model_name, r#type = ?saved.timing.schedule_type, "schedule created");
+        Ok(saved)
+    }
+
+    /// See [`apply_run_schedule_config`].
+    async fn sync_from_run(&self, run: &TrainingRun) -> Result<RunScheduleSync> {
+        let Some(asked) = ScheduleTiming::from_run_config(&run.config.schedule_config) else {
+            return Ok(RunScheduleSync::NotRequested);
+        };
+        let Some(model_id) = run.registered_model_id else {
+            return Ok(RunScheduleSync::NotScheduled {
+                reason: format!("training run {} has no registered model", run.id),
+                schedule_id: None,
+            });
+        };
+        let now = self.clock.now();
+        let timing = asked.normalized()?;
+        if timing.schedule_type == ScheduleType::Once && timing.next_after(now)?.is_none() {
+            // A template's one-time date that has passed asks for nothing any more.
+            return Ok(RunScheduleSync::NotScheduled {
+                reason: "schedule_config.scheduled_datetime has passed".into(),
+                schedule_id: None,
+            });
+        }
+        // Twice at most: a schedule created by someone else between the read and the insert
+        // is then updated.
+        for _ in 0..2 {
+            let Some(existing) = self.store.schedule_for_model(model_id).await? else {
+                let model = self.store.get_registered_model(model_id).await?;
+                let name: String = format!("{} - Retraining", run.name)
+                    .chars()
+                    .take(MAX_SCHEDULE_NAME)
+                    .collect();
+                let new = NewSchedule {
+                    name: name.trim().to_string(),
+                    description: format!(
+                        "From the schedule_config of {} ({})",
+                        run.display_name(),
+                        run.name
+                    ),
+                    timing: timing.clone(),
+                    catch_up: CatchUpPolicy::default(),
+                    concurrency: ConcurrencyPolicy::default(),
+                };
+                match self
+                    .insert(&model, run.config.clone(), Some(run.id), new)
+                    .await
+                {
+                    Ok(s) => {
+                        return Ok(RunScheduleSync::Created {
+                            schedule: Box::new(s),
+                        })
+                    }
+                    Err(Error::Conflict(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            };
+            return self.retime(existing, &timing, run, now).await;
+        }
+        Err(Error::Conflict(format!(
+            "the schedule of registered model {model_id} kept changing; try again"
+        )))
+    }
+
+    /// Moves an existing schedule to the timing a run's config asks for.
+    async fn retime(
+        &self,
+        existing: TrainingSchedule,
+        timing: &ScheduleTiming,
+        run: &TrainingRun,
+        now: DateTime<Utc>,
+    ) -> Result<RunScheduleSync> {
+        let id = existing.id;
+        match existing.status {
+            ScheduleStatus::Cancelled => {
+                return Ok(RunScheduleSync::NotScheduled {
+                    reason: format!(
+                        "schedule {id} of this model is cancelled; delete it to schedule the model again"
+                    ),
+                    schedule_id: Some(id),
+                })
+            }
+            ScheduleStatus::Active | ScheduleStatus::Paused if existing.timing == *timing => {
+                return Ok(RunScheduleSync::Unchanged {
+                    schedule: Box::new(existing),
+                })
+            }
+            _ => {}
+        }
+        let mut frozen = run.config.clone();
+        frozen.schedule_config = Default::default();
+        let saved = self
+            .mutate(id, |s| {
+                if s.status == ScheduleStatus::Cancelled {
+                    return Err(Error::Conflict(format!(
+                        "schedule {id} was cancelled meanwhile"
+                    )));
+                }
+                if s.status == ScheduleStatus::Completed {
+                    // A finished schedule starts again from this run: its timing and config.
+                    s.status = ScheduleStatus::Active;
+                    s.training_config = frozen.clone();
+                    s.source_training_run_id = Some(run.id);
+                }
+                s.timing = timing.clone();
+                s.next_run_at = timing.next_after(now)?;
+                Ok(())
+            })
+            .await?;
+        if let (Some(trigger), Some(cron)) = (&self.trigger, trigger_cron(&saved)?) {
+            trigger.upsert(&saved, &cron).await?;
+        }
+        tracing::info!(
+            schedule_id = id,
+            run_id = run.id,
+            "schedule retimed from the run's schedule_config"
+        );
+        Ok(RunScheduleSync::Updated {
+            schedule: Box::new(saved),
+        })
+    }
+
+    /// Loads, changes and saves a schedule, retrying on concurrent writes.
+    async fn mutate<F>(&self, id: ScheduleId, mut f: F) -> Result<TrainingSchedule>
+    where
+        F: FnMut(&mut TrainingSchedule) -> Result<()> + Send,
+    {
+        for _ in 0..CONFLICT_RETRIES {
+            let mut s = self.store.get_schedule(id).await?;
+            f(&mut s)?;
+            s.updated_at = self.clock.now();
+            match self.store.update_schedule(&s).await {
+                Err(Error::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict(format!(
+            "schedule {id} kept changing; try again"
+        )))
+    }
+}
+
+/// The cron string an external trigger gets for a schedule; None for a `now` schedule, which
+/// fires from the store when it is created and never again.
+fn trigger_cron(s: &TrainingSchedule) -> Result<Option<String>> {
+    if s.timing.schedule_type.fires_on_creation() {
+        return Ok(None);
+    }
+    Ok(Some(s.timing.cron()?))
 }
 
 trait FloorToSecond {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use trainyard_core::metrics::{epoch_history, extract_results, EpochMetrics};
 use trainyard_core::ports::{
     Clock, PipelineCompiler, PipelineEvent, PipelineExecutor, PipelineSubmission, RunFilter,
-    RunPage, Store,
+    RunPage, ScheduleTrigger, Store,
 };
 use trainyard_core::run::{
     ConfigPatch, NewTrainingRun, RunConfig, RunId, TrainingMetricsHistory, TrainingRun,
@@ -44,6 +44,8 @@ pub struct TrainingService {
     registry: RegistryService,
     lifecycle: Option<Lifecycle>,
     launch: Option<Launch>,
+    /// Where schedules created from a run's `schedule_config` are also registered.
+    schedule_trigger: Option<Arc<dyn ScheduleTrigger>>,
 }
 
 impl TrainingService {
@@ -55,6 +57,7 @@ impl TrainingService {
             registry,
             lifecycle: None,
             launch,
+            schedule_trigger: None,
         }
     }
 
@@ -62,6 +65,12 @@ impl TrainingService {
     /// `lifecycle` as soon as the completion is applied.
     pub(crate) fn with_lifecycle(mut self, lifecycle: Lifecycle) -> Self {
         self.lifecycle = Some(lifecycle);
+        self
+    }
+
+    /// Schedules that runs' `schedule_config`s create are also registered with `trigger`.
+    pub fn with_schedule_trigger(mut self, trigger: Option<Arc<dyn ScheduleTrigger>>) -> Self {
+        self.schedule_trigger = trigger;
         self
     }
 
@@ -187,8 +196,23 @@ impl TrainingService {
     }
 
     /// Validates and stores a new pending run, getting or creating its RegisteredModel (named
-    /// after the run). The store allocates the run_number.
+    /// after the run). The store allocates the run_number. A `schedule_config` other than
+    /// `now` creates the model's schedule or moves its timing (the spec's Edit feature).
     pub async fn create_training_run(&self, new: NewTrainingRun) -> Result<TrainingRun> {
+        let run = self.insert_training_run(new).await?;
+        crate::schedules::apply_run_schedule_config(
+            &self.store,
+            &self.clock,
+            self.schedule_trigger.as_ref(),
+            &run,
+        )
+        .await?;
+        Ok(run)
+    }
+
+    /// [`Self::create_training_run`] without the schedule: a rerun copies the source's
+    /// `schedule_config` but leaves the model's schedule alone.
+    async fn insert_training_run(&self, new: NewTrainingRun) -> Result<TrainingRun> {
         new.validate()?;
         let model = self
             .registry
@@ -271,7 +295,7 @@ impl TrainingService {
         let mut config = source.config.clone();
         config.schedule_config = source.config.schedule_config.for_rerun();
         let run = self
-            .create_training_run(NewTrainingRun {
+            .insert_training_run(NewTrainingRun {
                 ml_model: source.ml_model.clone(),
                 name: source.name.clone(),
                 description: format!("Re-run of {}", source.display_name()),
@@ -315,6 +339,15 @@ impl TrainingService {
                 Ok(())
             })
             .await?;
+        if changed.contains(&"schedule_config") {
+            crate::schedules::apply_run_schedule_config(
+                &self.store,
+                &self.clock,
+                self.schedule_trigger.as_ref(),
+                &run,
+            )
+            .await?;
+        }
         Ok((
             RunConfigView {
                 id: run.id,

@@ -651,9 +651,53 @@ async fn schedules_crud_preview_and_fires() {
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_error(&v, "bad_request", Some("name"));
 
+    // The wizard's "Run Now": schedule_type now fires once as it is created, then is finished.
+    let (st, v) = s
+        .post(
+            "/api/training/schedules/",
+            json!({"name": "now-model", "schedule_type": "now",
+                   "training_params": {"epochs": 4, "batch_size": 64, "learning_rate": 0.1}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let now_sched = &v["schedule"];
+    assert_eq!(now_sched["schedule_type"], "now");
+    assert_eq!(now_sched["status"], "completed", "{v}");
+    assert_eq!(now_sched["is_recurring"], false);
+    assert_eq!(now_sched["total_runs"], 1);
+    assert!(now_sched["next_run_at"].is_null());
+    assert_eq!(now_sched["last_run_at"], now_sched["scheduled_datetime"]);
+    let (_, v) = s
+        .get("/api/registered-models/check-name/?name=now-model")
+        .await;
+    assert_eq!(
+        v["has_schedule"], true,
+        "the finished schedule stays on record: {v}"
+    );
+    // Its model's next schedule replaces it.
+    let (st, v) = s
+        .post(
+            "/api/training/schedules/",
+            json!({"name": "now-model", "schedule_type": "daily", "schedule_time": "01:00"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["schedule"]["status"], "active");
+    let (st, v) = s
+        .post(
+            "/api/training/schedules/",
+            json!({"name": "now-model", "schedule_type": "now"}),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CONFLICT,
+        "a live schedule is not replaced: {v}"
+    );
+
     let (_, v) = s.get("/api/registered-models/?has_schedule=true").await;
-    assert_eq!(v["kpi"]["total"], 2, "{v}");
-    assert_eq!(v["kpi"]["with_schedule"], 2);
+    assert_eq!(v["kpi"]["total"], 3, "{v}");
+    assert_eq!(v["kpi"]["with_schedule"], 3);
     let (_, v) = s.get("/api/registered-models/?search=wizard").await;
     assert_eq!(v["registered_models"][0]["model_name"], "wizard-model");
     assert_eq!(v["registered_models"][0]["has_schedule"], true);

@@ -139,15 +139,17 @@ pub fn model_types() -> [ModelType; 3] {
     ]
 }
 
-pub fn schedule_types() -> [ScheduleType; 5] {
+pub fn schedule_types() -> [ScheduleType; 6] {
     let _exhaustive = |t: ScheduleType| match t {
-        ScheduleType::Once
+        ScheduleType::Now
+        | ScheduleType::Once
         | ScheduleType::Hourly
         | ScheduleType::Daily
         | ScheduleType::Weekly
         | ScheduleType::Monthly => {}
     };
     [
+        ScheduleType::Now,
         ScheduleType::Once,
         ScheduleType::Hourly,
         ScheduleType::Daily,

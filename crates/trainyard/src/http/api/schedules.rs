@@ -129,7 +129,10 @@ fn timing_properties() -> Vec<(&'static str, RefOr<Schema>)> {
                 .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
                     utoipa::openapi::KnownFormat::DateTime,
                 )))
-                .description(Some("once: the instant to fire (in the future)"))
+                .description(Some(
+                    "once: the instant to fire (in the future); now: set to the instant of \
+                     creation, when it fires",
+                ))
                 .into(),
         ),
         (
