@@ -1059,6 +1059,7 @@ fn compile_pipeline(
                 region,
                 tfx_image: None,
                 trainer_image: None,
+                gpu_region: None,
             });
             let inputs = compiler.inputs(&run, &root)?;
             let compiled = trainyard_pipeline::vertex::compile(&inputs)

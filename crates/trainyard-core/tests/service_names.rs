@@ -12,7 +12,7 @@ fn length_limit_is_63() {
     let long = format!("a{}", "b".repeat(63));
     assert_eq!(
         validate_service_name(&long),
-        Err(ServiceNameError::TooLong { len: 64 })
+        Err(ServiceNameError::TooLong { len: 64, max: 63 })
     );
     assert_eq!(validate_service_name(""), Err(ServiceNameError::Empty));
 }

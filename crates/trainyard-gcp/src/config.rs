@@ -387,11 +387,17 @@ impl GcpConfig {
         )
     }
 
-    /// The region GPU training runs in.
-    pub fn gpu_training_region(&self) -> &str {
+    /// The region GPU training runs in when a run names none (`gpu_config.training_region`):
+    /// `gpu_region`, when the orchestration `region` has no Vertex GPU training (e.g.
+    /// europe-central2). `None` keeps such runs in `region`, where the GPU rules refuse them
+    /// before submission, naming the alternative.
+    pub fn gpu_training_region(&self) -> Option<&str> {
+        let without_gpus = trainyard_core::config::REGIONS_WITHOUT_GPU_TRAINING
+            .contains(&self.region.trim());
         self.gpu_region
             .as_deref()
-            .unwrap_or(trainyard_core::config::DEFAULT_GPU_TRAINING_REGION)
+            .map(str::trim)
+            .filter(|r| without_gpus && !r.is_empty())
     }
 
     /// The serving image for a retrieval algorithm (configured, or the Artifact Registry default).

@@ -8,6 +8,7 @@ use trainyard_core::ports::{
     ArtifactStore, Clock, Deployer, ModelRegistry, PipelineCompiler, PipelineExecutor,
     ScheduleTrigger, Store, SystemClock,
 };
+use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_store::SqliteStore;
 
@@ -123,6 +124,8 @@ pub struct Platform {
     deployer: Option<Arc<dyn Deployer>>,
     /// Reads run outputs in Cloud Storage (insights); local outputs need none.
     artifacts: Option<Arc<dyn ArtifactStore>>,
+    /// Serving images of the deploy target (`[gcp.images]`); `None`: the deployer's defaults.
+    serving_images: Option<crate::ServingImages>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -180,6 +183,7 @@ impl Platform {
                     region: config.region.clone(),
                     tfx_image: None,
                     trainer_image: None,
+                    gpu_region: config.gpu_training_region().map(str::to_string),
                 }));
                 let root = format!("gs://{}/pipeline_root", config.bucket);
                 let mut platform = platform
@@ -187,6 +191,11 @@ impl Platform {
                     .with_model_registry(gcp.registry.clone())
                     .with_deployer(gcp.deployer.clone());
                 platform.artifacts = Some(gcp.artifacts.clone());
+                // Cloud Run serves the configured (or Artifact Registry default) images.
+                platform.serving_images = Some(crate::ServingImages {
+                    native: config.serving_image(RetrievalAlgorithm::BruteForce),
+                    scann: config.serving_image(RetrievalAlgorithm::Scann),
+                });
                 Ok(match gcp.scheduler {
                     Some(trigger) => platform.with_schedule_trigger(trigger),
                     None => platform,
@@ -241,6 +250,7 @@ impl Platform {
             model_registry: None,
             deployer: None,
             artifacts: None,
+            serving_images: None,
         }
     }
 
@@ -324,11 +334,15 @@ impl Platform {
     }
 
     pub fn deployments(&self) -> DeploymentService {
-        DeploymentService::new(
+        let service = DeploymentService::new(
             self.store.clone(),
             self.clock.clone(),
             self.deployer.clone(),
-        )
+        );
+        match &self.serving_images {
+            Some(images) => service.with_images(images.clone()),
+            None => service,
+        }
     }
 
     /// The durable in-process scheduler over this platform's store, firing through its

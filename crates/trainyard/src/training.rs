@@ -341,6 +341,12 @@ impl TrainingService {
                             None => s.fail_current(now, error.clone()),
                         });
                     }
+                    PipelineEvent::Resubmitted {
+                        job_name,
+                        job_id,
+                        gpu_config,
+                        reason,
+                    } => apply_resubmission(run, job_name, job_id, gpu_config.as_ref(), reason, now)?,
                     PipelineEvent::Completed {
                         training_metrics,
                         blessed,
@@ -460,6 +466,40 @@ fn ensure_running(run: &mut TrainingRun, now: chrono::DateTime<chrono::Utc>) -> 
                 event: RunEvent::Submitted,
             },
         ));
+    }
+    Ok(())
+}
+
+/// A pipeline resubmitted as a new job (GPU fallback after a created job failed for quota): the
+/// run follows the new job, runs on its GPU config and records the attempt. Repeating the
+/// event for the job the run already follows changes nothing.
+fn apply_resubmission(
+    run: &mut TrainingRun,
+    job_name: &str,
+    job_id: &str,
+    gpu_config: Option<&trainyard_core::config::GpuConfig>,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    use trainyard_core::config::{record_resubmission, GPU_ATTEMPTS_ARTIFACT};
+    ensure_running(run, now)?;
+    if run.vertex_pipeline_job_id.as_deref() == Some(job_id) {
+        return Ok(());
+    }
+    tracing::info!(run_id = run.id, job = %job_name, %reason, "pipeline resubmitted");
+    run.vertex_pipeline_job_name = Some(job_name.to_string());
+    run.vertex_pipeline_job_id = Some(job_id.to_string());
+    if let Some(gpu) = gpu_config {
+        let attempts = record_resubmission(
+            run.artifacts.get(GPU_ATTEMPTS_ARTIFACT).map(String::as_str),
+            &run.config.gpu_config,
+            gpu,
+            reason,
+        );
+        let json = serde_json::to_string(&attempts)
+            .map_err(|e| Error::Backend(format!("gpu attempts: {e}")))?;
+        run.artifacts.insert(GPU_ATTEMPTS_ARTIFACT.into(), json);
+        run.config.gpu_config = gpu.clone();
     }
     Ok(())
 }
