@@ -472,6 +472,19 @@ mod tests {
     }
 
     #[test]
+    fn gpu_region_takes_gpu_runs_of_a_region_without_gpus() {
+        let mut cfg = GcpConfig {
+            region: "europe-central2".into(),
+            ..GcpConfig::default()
+        };
+        assert_eq!(cfg.gpu_training_region(), None, "unset: refused later, not moved");
+        cfg.gpu_region = Some("europe-west4".into());
+        assert_eq!(cfg.gpu_training_region(), Some("europe-west4"));
+        cfg.region = "us-central1".into();
+        assert_eq!(cfg.gpu_training_region(), None, "a region with GPUs keeps them");
+    }
+
+    #[test]
     fn validate_names_the_missing_field() {
         let e = GcpConfig::default().validate().unwrap_err();
         assert!(e.to_string().contains("gcp.project"), "{e}");

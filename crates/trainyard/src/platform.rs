@@ -79,6 +79,9 @@ pub struct ProjectConfig {
     /// Google Cloud settings, used by `Backend::Gcp` (env overrides: `TRAINYARD_GCP_*`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gcp: Option<trainyard_gcp::GcpConfig>,
+    /// Figures replacing the built-in price table's (`cost_usd` of cloud runs).
+    #[serde(skip_serializing_if = "trainyard_core::pricing::PricingOverrides::is_empty")]
+    pub pricing: trainyard_core::pricing::PricingOverrides,
 }
 
 /// Where pipelines, schedules and models go.
@@ -126,6 +129,8 @@ pub struct Platform {
     artifacts: Option<Arc<dyn ArtifactStore>>,
     /// Serving images of the deploy target (`[gcp.images]`); `None`: the deployer's defaults.
     serving_images: Option<crate::ServingImages>,
+    /// Prices finished runs; `None` (local backend): they cost 0.
+    pricing: Option<trainyard_core::pricing::CostModel>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -191,6 +196,13 @@ impl Platform {
                     .with_model_registry(gcp.registry.clone())
                     .with_deployer(gcp.deployer.clone());
                 platform.artifacts = Some(gcp.artifacts.clone());
+                let table = trainyard_core::pricing::PriceTable::builtin()
+                    .with_overrides(&platform.config.pricing)
+                    .map_err(|e| Error::Validation(ValidationError::field("pricing", e.to_string())))?;
+                platform.pricing = Some(trainyard_core::pricing::CostModel {
+                    table,
+                    region: config.region.clone(),
+                });
                 // Cloud Run serves the configured (or Artifact Registry default) images.
                 platform.serving_images = Some(crate::ServingImages {
                     native: config.serving_image(RetrievalAlgorithm::BruteForce),
@@ -251,6 +263,7 @@ impl Platform {
             deployer: None,
             artifacts: None,
             serving_images: None,
+            pricing: None,
         }
     }
 
@@ -303,6 +316,13 @@ impl Platform {
         self
     }
 
+    /// Finished runs are priced with `model` (the Google Cloud backend sets one up from the
+    /// built-in table and `[pricing]`); without one they cost 0.
+    pub fn with_cost_model(mut self, model: trainyard_core::pricing::CostModel) -> Platform {
+        self.pricing = Some(model);
+        self
+    }
+
     /// Schedules are also registered with an external trigger (e.g. Cloud Scheduler). Without
     /// one, the embedded scheduler fires them from the store.
     pub fn with_schedule_trigger(mut self, trigger: Arc<dyn ScheduleTrigger>) -> Platform {
@@ -331,6 +351,7 @@ impl Platform {
     pub fn training(&self) -> TrainingService {
         TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
             .with_registry(self.registry())
+            .with_pricing(self.pricing.clone())
     }
 
     pub fn deployments(&self) -> DeploymentService {

@@ -46,6 +46,8 @@ pub struct TrainingService {
     clock: Arc<dyn Clock>,
     registry: RegistryService,
     launch: Option<Launch>,
+    /// Prices finished runs (`cost_usd`); `None` (the local backend): every run costs 0.
+    pricing: Option<Arc<trainyard_core::pricing::CostModel>>,
 }
 
 impl TrainingService {
@@ -56,7 +58,14 @@ impl TrainingService {
             clock,
             registry,
             launch,
+            pricing: None,
         }
+    }
+
+    /// Prices finished runs with `model` (a cloud backend); without one they cost 0.
+    pub fn with_pricing(mut self, model: Option<trainyard_core::pricing::CostModel>) -> Self {
+        self.pricing = model.map(Arc::new);
+        self
     }
 
     /// Registers blessed runs when they complete (when `registry` has a backend).
@@ -304,6 +313,7 @@ impl TrainingService {
         }
         let mut history: Vec<EpochMetrics> = Vec::new();
         let registers = self.registry.can_register();
+        let pricing = self.pricing.as_deref();
         let run = self
             .mutate(id, |run| {
                 match event {
@@ -340,6 +350,7 @@ impl TrainingService {
                             Some(st) => s.fail(*st, now, error.clone()),
                             None => s.fail_current(now, error.clone()),
                         });
+                        run.cost_usd = run_cost(pricing, run);
                     }
                     PipelineEvent::Resubmitted {
                         job_name,
@@ -374,6 +385,7 @@ impl TrainingService {
                             }
                         });
                         run.transition(RunEvent::Finish { blessed: *blessed }, now)?;
+                        run.cost_usd = run_cost(pricing, run);
                     }
                     PipelineEvent::EpochCompleted { .. } => unreachable!("handled above"),
                 }
@@ -502,6 +514,21 @@ fn apply_resubmission(
         run.config.gpu_config = gpu.clone();
     }
     Ok(())
+}
+
+/// What a finished run cost: the platform's estimate, 0 on the local backend, unknown (with a
+/// warning) when the price table lacks its machine or accelerator.
+fn run_cost(pricing: Option<&trainyard_core::pricing::CostModel>, run: &TrainingRun) -> Option<f64> {
+    let Some(model) = pricing else {
+        return Some(0.0);
+    };
+    match model.estimate(run) {
+        Ok(cost) => Some(cost),
+        Err(e) => {
+            tracing::warn!(run_id = run.id, error = %e, "no cost estimate");
+            None
+        }
+    }
 }
 
 fn require_active(run: &TrainingRun, what: &str) -> Result<()> {
