@@ -905,7 +905,8 @@ fn run_row(r: &TrainingRun) -> Vec<String> {
         r.current_stage.map_or("-", |s| s.as_str()).to_string(),
         metric,
         // The estimate of a finished run (0 on the local backend); `-` while it runs.
-        r.cost_usd.map_or_else(|| "-".into(), |c| format!("${c:.2}")),
+        r.cost_usd
+            .map_or_else(|| "-".into(), |c| format!("${c:.2}")),
         r.created_at.format("%Y-%m-%d %H:%M").to_string(),
     ]
 }

@@ -400,7 +400,10 @@ pub fn record_resubmission(
     let mut attempts: Vec<GpuAttempt> = attempts_json
         .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or_default();
-    let last_region = attempts.last().map(|a| a.region.clone()).unwrap_or_default();
+    let last_region = attempts
+        .last()
+        .map(|a| a.region.clone())
+        .unwrap_or_default();
     let failed_region = failed.training_region.clone().unwrap_or(last_region);
     let next_region = next
         .training_region

@@ -54,7 +54,10 @@ pub fn validate_service_name(name: &str) -> Result<(), ServiceNameError> {
 }
 
 /// [`validate_service_name`] with the length limit of `target` (49 characters on Cloud Run).
-pub fn validate_service_name_for(name: &str, target: ServingTarget) -> Result<(), ServiceNameError> {
+pub fn validate_service_name_for(
+    name: &str,
+    target: ServingTarget,
+) -> Result<(), ServiceNameError> {
     let len = name.chars().count();
     if len == 0 {
         return Err(ServiceNameError::Empty);

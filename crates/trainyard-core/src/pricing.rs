@@ -251,8 +251,7 @@ impl PriceTable {
         .into_iter()
         .map(hours)
         .sum();
-        let components =
-            others * self.machine(&self.component_machine_type)? * self.region(region);
+        let components = others * self.machine(&self.component_machine_type)? * self.region(region);
         let total = self.pipeline_run_fee + train + components;
         Ok((total * 10_000.0).round() / 10_000.0)
     }

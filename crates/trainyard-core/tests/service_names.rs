@@ -121,13 +121,19 @@ fn cloud_run_names_are_at_most_49_characters_and_defaults_fit() {
     assert_eq!(CLOUD_RUN_MAX_SERVICE_NAME_LEN, 49);
     let n49 = format!("m{}", "x".repeat(48));
     let n50 = format!("m{}", "x".repeat(49));
-    assert_eq!(validate_service_name_for(&n49, ServingTarget::CloudRun), Ok(()));
+    assert_eq!(
+        validate_service_name_for(&n49, ServingTarget::CloudRun),
+        Ok(())
+    );
     assert_eq!(
         validate_service_name_for(&n50, ServingTarget::CloudRun),
         Err(ServiceNameError::TooLong { len: 50, max: 49 })
     );
     // 50-63 characters stay fine for local serving
-    assert_eq!(validate_service_name_for(&n50, ServingTarget::Local), Ok(()));
+    assert_eq!(
+        validate_service_name_for(&n50, ServingTarget::Local),
+        Ok(())
+    );
     assert!(validate_service_name_for(&n50, ServingTarget::CloudRun)
         .unwrap_err()
         .to_string()
@@ -136,7 +142,10 @@ fn cloud_run_names_are_at_most_49_characters_and_defaults_fit() {
     let cloud = default_service_name_for(ServingTarget::CloudRun, None, Some(long), None, "ep");
     assert_eq!(cloud.len(), 49, "{cloud}");
     assert!(cloud.ends_with("-serving"));
-    assert_eq!(validate_service_name_for(&cloud, ServingTarget::CloudRun), Ok(()));
+    assert_eq!(
+        validate_service_name_for(&cloud, ServingTarget::CloudRun),
+        Ok(())
+    );
     let local = default_service_name_for(ServingTarget::Local, None, Some(long), None, "ep");
     assert_eq!(local, default_service_name(None, Some(long), None, "ep"));
     assert!(local.len() > 49);

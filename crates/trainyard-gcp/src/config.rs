@@ -392,8 +392,8 @@ impl GcpConfig {
     /// europe-central2). `None` keeps such runs in `region`, where the GPU rules refuse them
     /// before submission, naming the alternative.
     pub fn gpu_training_region(&self) -> Option<&str> {
-        let without_gpus = trainyard_core::config::REGIONS_WITHOUT_GPU_TRAINING
-            .contains(&self.region.trim());
+        let without_gpus =
+            trainyard_core::config::REGIONS_WITHOUT_GPU_TRAINING.contains(&self.region.trim());
         self.gpu_region
             .as_deref()
             .map(str::trim)
@@ -477,11 +477,19 @@ mod tests {
             region: "europe-central2".into(),
             ..GcpConfig::default()
         };
-        assert_eq!(cfg.gpu_training_region(), None, "unset: refused later, not moved");
+        assert_eq!(
+            cfg.gpu_training_region(),
+            None,
+            "unset: refused later, not moved"
+        );
         cfg.gpu_region = Some("europe-west4".into());
         assert_eq!(cfg.gpu_training_region(), Some("europe-west4"));
         cfg.region = "us-central1".into();
-        assert_eq!(cfg.gpu_training_region(), None, "a region with GPUs keeps them");
+        assert_eq!(
+            cfg.gpu_training_region(),
+            None,
+            "a region with GPUs keeps them"
+        );
     }
 
     #[test]

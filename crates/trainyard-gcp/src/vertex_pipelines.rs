@@ -422,10 +422,7 @@ impl VertexPipelineExecutor {
         body: Value,
     ) -> Result<PipelineHandle, SubmitError> {
         let job_id = names::pipeline_job_id(&submission.run);
-        Ok(self
-            .create_job(submission.run.id, &job_id, body)
-            .await?
-            .0)
+        Ok(self.create_job(submission.run.id, &job_id, body).await?.0)
     }
 
     /// One pipelineJobs.create under `job_id` for run `run_id`. A job that already exists under
@@ -847,7 +844,9 @@ impl VertexPipelineExecutor {
                 }
             }
         }
-        Ok(failed(GcpError::GpuFallbackExhausted { attempts }.to_string()))
+        Ok(failed(
+            GcpError::GpuFallbackExhausted { attempts }.to_string(),
+        ))
     }
 
     /// The GPU configs of a run's jobs before the `attempt`-th, read back from Vertex (each
@@ -855,7 +854,11 @@ impl VertexPipelineExecutor {
     async fn earlier_attempts(&self, first_id: &str, attempt: u32) -> Vec<GpuAttempt> {
         let mut out = Vec::new();
         for k in 1..attempt {
-            let name = format!("{}/pipelineJobs/{}", self.parent, attempt_job_id(first_id, k));
+            let name = format!(
+                "{}/pipelineJobs/{}",
+                self.parent,
+                attempt_job_id(first_id, k)
+            );
             let Ok((raw, job)) = self.get_job_raw(&name).await else {
                 continue;
             };

@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use common::{flows::BUCKET, FakeGoogle};
-use trainyard_core::config::{
-    DataSource, EvaluatorConfig, GpuConfig, GpuType, TrainingParams,
-};
+use trainyard_core::config::{DataSource, EvaluatorConfig, GpuConfig, GpuType, TrainingParams};
 use trainyard_core::model_config::ModelType;
 use trainyard_core::ports::{
     PipelineEvent, PipelineExecutor, PipelineHandle, PipelineSubmission, VERTEX_PIPELINE_JOB_FILE,
@@ -249,7 +247,11 @@ async fn a_trainer_refused_for_quota_after_creation_is_resubmitted_on_the_next_r
     let restarted = executor(&cfg);
     let again = restarted.poll(&first).await.unwrap();
     assert_eq!(again.last(), Some(&resubmitted));
-    assert_eq!(created(&fake).len(), 2, "no second job for one resubmission");
+    assert_eq!(
+        created(&fake).len(),
+        2,
+        "no second job for one resubmission"
+    );
 
     // The run follows the new job to its end.
     let second = PipelineHandle {

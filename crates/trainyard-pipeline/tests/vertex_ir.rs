@@ -227,7 +227,11 @@ fn a_preemptible_run_asks_vertex_for_spot_vms() {
         "on demand: Vertex's default strategy"
     );
     gpu.preemptible = true;
-    let cc = trainer_custom_config(&vertex::compile(&inputs(ModelType::Retrieval, gpu)).unwrap().job);
+    let cc = trainer_custom_config(
+        &vertex::compile(&inputs(ModelType::Retrieval, gpu))
+            .unwrap()
+            .job,
+    );
     // aiplatform v1 CustomJobSpec.scheduling.strategy (enum Scheduling.Strategy)
     assert_eq!(
         cc["ai_platform_training_args"]["scheduling"],

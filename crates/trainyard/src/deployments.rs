@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use trainyard_core::config::{DeploymentConfig, DeploymentPreset};
 use trainyard_core::deployment::{
     default_service_name_for, live_status, validate_service_name_for, DeploymentStatus,
-    ServingTarget,
-    LiveDeploymentStatus,
+    LiveDeploymentStatus, ServingTarget,
 };
 use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::ports::{Clock, DeployRequest, Deployer, Store};

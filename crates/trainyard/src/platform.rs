@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::ports::{
     ArtifactStore, Clock, Deployer, ModelRegistry, PipelineCompiler, PipelineExecutor,
     ScheduleTrigger, Store, SystemClock,
 };
-use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_store::SqliteStore;
 
@@ -198,7 +198,9 @@ impl Platform {
                 platform.artifacts = Some(gcp.artifacts.clone());
                 let table = trainyard_core::pricing::PriceTable::builtin()
                     .with_overrides(&platform.config.pricing)
-                    .map_err(|e| Error::Validation(ValidationError::field("pricing", e.to_string())))?;
+                    .map_err(|e| {
+                        Error::Validation(ValidationError::field("pricing", e.to_string()))
+                    })?;
                 platform.pricing = Some(trainyard_core::pricing::CostModel {
                     table,
                     region: config.region.clone(),

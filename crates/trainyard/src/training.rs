@@ -357,7 +357,9 @@ impl TrainingService {
                         job_id,
                         gpu_config,
                         reason,
-                    } => apply_resubmission(run, job_name, job_id, gpu_config.as_ref(), reason, now)?,
+                    } => {
+                        apply_resubmission(run, job_name, job_id, gpu_config.as_ref(), reason, now)?
+                    }
                     PipelineEvent::Completed {
                         training_metrics,
                         blessed,
@@ -518,7 +520,10 @@ fn apply_resubmission(
 
 /// What a finished run cost: the platform's estimate, 0 on the local backend, unknown (with a
 /// warning) when the price table lacks its machine or accelerator.
-fn run_cost(pricing: Option<&trainyard_core::pricing::CostModel>, run: &TrainingRun) -> Option<f64> {
+fn run_cost(
+    pricing: Option<&trainyard_core::pricing::CostModel>,
+    run: &TrainingRun,
+) -> Option<f64> {
     let Some(model) = pricing else {
         return Some(0.0);
     };

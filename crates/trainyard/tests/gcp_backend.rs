@@ -29,7 +29,9 @@ async fn project(fake: &FakeGoogle) -> tempfile::TempDir {
     let token = axum::Router::new().route(
         "/token",
         post(|| async {
-            axum::Json(json!({"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}))
+            axum::Json(
+                json!({"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}),
+            )
         }),
     );
     let token_addr = common::serve(token).await;
@@ -80,7 +82,9 @@ fn put_outputs(fake: &FakeGoogle, run_id: i64, job_id: &str) {
     for f in ["saved_model.pb", "variables/variables.index"] {
         fake.put_object(
             BUCKET,
-            &format!("pipeline_root/runs/{run_id}/123/{job_id}/Pusher_7/pushed_model/1768842986/{f}"),
+            &format!(
+                "pipeline_root/runs/{run_id}/123/{job_id}/Pusher_7/pushed_model/1768842986/{f}"
+            ),
             b"x",
         );
     }
@@ -214,7 +218,10 @@ async fn a_gpu_run_refused_for_quota_after_creation_moves_down_the_ladder() {
 
     let done = follow(&p, run.id).await;
     assert!(done.status.training_finished(), "{:?}", done.status);
-    assert_eq!(done.vertex_pipeline_job_id.as_deref(), Some(second.as_str()));
+    assert_eq!(
+        done.vertex_pipeline_job_id.as_deref(),
+        Some(second.as_str())
+    );
     let posted = creates(&fake);
     assert_eq!(posted.len(), 2);
     let region = |body: &Value| -> String {

@@ -258,9 +258,9 @@ pub struct FakeState {
 /// `ACCELERATOR:COUNT` of a posted PipelineJob's Trainer worker pool, if it has one.
 pub fn trainer_pool_key(job: &Value) -> Option<String> {
     let tasks = job.pointer("/pipelineSpec/root/dag/tasks")?.as_object()?;
-    let text = tasks.get("Trainer")?.pointer(
-        "/inputs/parameters/custom_config/runtimeValue/constantValue/stringValue",
-    )?;
+    let text = tasks
+        .get("Trainer")?
+        .pointer("/inputs/parameters/custom_config/runtimeValue/constantValue/stringValue")?;
     let config: Value = serde_json::from_str(text.as_str()?).ok()?;
     let spec = config.pointer("/ai_platform_training_args/worker_pool_specs/0/machine_spec")?;
     Some(format!(
