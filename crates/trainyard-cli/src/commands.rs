@@ -950,12 +950,15 @@ fn run_row(r: &TrainingRun) -> Vec<String> {
         r.status.to_string(),
         r.current_stage.map_or("-", |s| s.as_str()).to_string(),
         metric,
+        // The estimate of a finished run (0 on the local backend); `-` while it runs.
+        r.cost_usd
+            .map_or_else(|| "-".into(), |c| format!("${c:.2}")),
         r.created_at.format("%Y-%m-%d %H:%M").to_string(),
     ]
 }
 
-const RUN_HEADERS: [&str; 8] = [
-    "id", "run", "name", "type", "status", "stage", "metric", "created",
+const RUN_HEADERS: [&str; 9] = [
+    "id", "run", "name", "type", "status", "stage", "metric", "cost", "created",
 ];
 
 fn print_run(r: &TrainingRun) {
@@ -1114,6 +1117,7 @@ fn compile_pipeline(
                 region,
                 tfx_image: None,
                 trainer_image: None,
+                gpu_region: None,
             });
             let inputs = compiler.inputs(&run, &root)?;
             let compiled = trainyard_pipeline::vertex::compile(&inputs)

@@ -435,3 +435,41 @@ fn schedules_of_type_now_and_from_a_runs_schedule_config() {
     assert_eq!(v["schedule"]["total_runs"], 1);
     assert_eq!(v["upcoming"], serde_json::json!([]));
 }
+
+#[test]
+fn pipeline_compile_for_vertex_refuses_an_empty_project_and_a_local_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/tour/retrieval_run.json"
+    );
+    let out = dir.path().join("job.json");
+    let compile = |root: &str, project: &str| {
+        trainyard(
+            &[
+                "pipeline",
+                "compile",
+                "--run",
+                run,
+                "--target",
+                "vertex",
+                "--out",
+                out.to_str().unwrap(),
+                "--pipeline-root",
+                root,
+                "--gcp-project",
+                project,
+                "--gcp-region",
+                "europe-west4",
+            ],
+            None,
+        )
+    };
+    let o = compile("gs://bucket/root", "");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("gcp.project"), "{}", stderr(&o));
+    let o = compile("/tmp/root", "p");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("pipeline_root"), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing was written");
+}

@@ -194,6 +194,16 @@ impl GpuConfig {
         Ok(())
     }
 
+    /// This config with its Trainer moved to `gpu_region` (`[gcp] gpu_region`, given when the
+    /// orchestration region has no GPU training) when it uses GPUs and names no region itself.
+    pub fn split_to(&self, gpu_region: Option<&str>) -> GpuConfig {
+        let mut out = self.clone();
+        if out.gpu_enabled && out.training_region.is_none() {
+            out.training_region = gpu_region.map(str::to_string);
+        }
+        out
+    }
+
     /// The region the Trainer runs in, given the pipeline's orchestration region. GPU training
     /// in a region without GPU support is rejected before anything is submitted.
     pub fn trainer_region<'a>(
@@ -363,6 +373,63 @@ pub enum GpuAttemptOutcome {
     Capacity,
     /// Refused for another reason: the walk stopped here.
     Failed,
+}
+
+impl GpuAttemptOutcome {
+    /// The refusal kind that leads the reason of a resubmission (`quota: ...`,
+    /// `capacity: ...`); anything else is `Failed`.
+    pub fn of_reason(reason: &str) -> GpuAttemptOutcome {
+        match reason.split_once(':').map(|(kind, _)| kind.trim()) {
+            Some("quota") => GpuAttemptOutcome::Quota,
+            Some("capacity") => GpuAttemptOutcome::Capacity,
+            _ => GpuAttemptOutcome::Failed,
+        }
+    }
+}
+
+/// A run's GPU attempts (the JSON of `artifacts["gpu_attempts"]`, absent or unreadable: none)
+/// with a resubmission appended: `failed`, the config whose created job failed for `reason`,
+/// then `next`, the config of the new job (accepted). Regions are the configs' training
+/// regions, else the region of the last attempt recorded.
+pub fn record_resubmission(
+    attempts_json: Option<&str>,
+    failed: &GpuConfig,
+    next: &GpuConfig,
+    reason: &str,
+) -> Vec<GpuAttempt> {
+    let mut attempts: Vec<GpuAttempt> = attempts_json
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    let last_region = attempts
+        .last()
+        .map(|a| a.region.clone())
+        .unwrap_or_default();
+    let failed_region = failed.training_region.clone().unwrap_or(last_region);
+    let next_region = next
+        .training_region
+        .clone()
+        .unwrap_or_else(|| failed_region.clone());
+    let attempt = |gpu: &GpuConfig, region: String, outcome, error| GpuAttempt {
+        machine_type: gpu.machine_type.clone(),
+        accelerator_type: gpu.gpu_type,
+        accelerator_count: gpu.gpu_count,
+        region,
+        outcome,
+        error,
+    };
+    attempts.push(attempt(
+        failed,
+        failed_region,
+        GpuAttemptOutcome::of_reason(reason),
+        Some(reason.to_string()),
+    ));
+    attempts.push(attempt(
+        next,
+        next_region,
+        GpuAttemptOutcome::Accepted,
+        None,
+    ));
+    attempts
 }
 
 /// One submission attempt on the GPU fallback ladder, as recorded on the run

@@ -6,14 +6,37 @@ use thiserror::Error;
 
 pub const MAX_SERVICE_NAME_LEN: usize = 63;
 pub const SERVICE_NAME_SUFFIX: &str = "-serving";
+/// Cloud Run Admin API v2 refuses longer service ids: a serviceId "must contain fewer than 50
+/// characters" (projects.locations.services.create).
+pub const CLOUD_RUN_MAX_SERVICE_NAME_LEN: usize = 49;
+
+/// Where endpoints are served, as far as their names are concerned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServingTarget {
+    /// trainyard-serve processes on this machine: the DNS-label rule (63 characters).
+    #[default]
+    Local,
+    /// Cloud Run services: at most [`CLOUD_RUN_MAX_SERVICE_NAME_LEN`] characters.
+    CloudRun,
+}
+
+impl ServingTarget {
+    pub fn max_service_name_len(self) -> usize {
+        match self {
+            ServingTarget::Local => MAX_SERVICE_NAME_LEN,
+            ServingTarget::CloudRun => CLOUD_RUN_MAX_SERVICE_NAME_LEN,
+        }
+    }
+}
 
 /// Why a Cloud Run service name is rejected: one variant per rule.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ServiceNameError {
     #[error("service name must not be empty")]
     Empty,
-    #[error("service name is {len} characters; at most 63 are allowed")]
-    TooLong { len: usize },
+    #[error("service name is {len} characters; at most {max} are allowed")]
+    TooLong { len: usize, max: usize },
     #[error("service name must not contain uppercase letters (found {ch:?} at position {pos}); use lowercase")]
     Uppercase { ch: char, pos: usize },
     #[error("service name may contain only lowercase letters, digits and hyphens (found {ch:?} at position {pos})")]
@@ -24,15 +47,24 @@ pub enum ServiceNameError {
     MustEndWithLetterOrDigit,
 }
 
-/// Checks a Cloud Run service name: lowercase letters, digits, hyphens; 1-63 characters;
-/// starts with a letter; ends with a letter or digit.
+/// Checks a service name: lowercase letters, digits, hyphens; 1-63 characters; starts with a
+/// letter; ends with a letter or digit.
 pub fn validate_service_name(name: &str) -> Result<(), ServiceNameError> {
+    validate_service_name_for(name, ServingTarget::Local)
+}
+
+/// [`validate_service_name`] with the length limit of `target` (49 characters on Cloud Run).
+pub fn validate_service_name_for(
+    name: &str,
+    target: ServingTarget,
+) -> Result<(), ServiceNameError> {
     let len = name.chars().count();
     if len == 0 {
         return Err(ServiceNameError::Empty);
     }
-    if len > MAX_SERVICE_NAME_LEN {
-        return Err(ServiceNameError::TooLong { len });
+    let max = target.max_service_name_len();
+    if len > max {
+        return Err(ServiceNameError::TooLong { len, max });
     }
     for (pos, ch) in name.chars().enumerate() {
         if ch.is_uppercase() {
@@ -54,6 +86,12 @@ pub fn validate_service_name(name: &str) -> Result<(), ServiceNameError> {
 /// Turns any text into a valid service name: lowercased, runs of other characters become one
 /// hyphen, a leading non-letter gets an `m-` prefix, cut to fit with the suffix.
 pub fn service_name_from(base: &str, suffix: &str) -> String {
+    service_name_within(base, suffix, MAX_SERVICE_NAME_LEN)
+}
+
+/// [`service_name_from`] cut to at most `max` characters (e.g. a target's limit).
+pub fn service_name_within(base: &str, suffix: &str, max: usize) -> String {
+    let max = max.max(1);
     let mut slug = String::new();
     for ch in base.chars().flat_map(char::to_lowercase) {
         if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
@@ -70,10 +108,10 @@ pub fn service_name_from(base: &str, suffix: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
         .collect();
-    let room = MAX_SERVICE_NAME_LEN.saturating_sub(suffix.len()).max(1);
+    let room = max.saturating_sub(suffix.len()).max(1);
     slug.truncate(room);
     let mut name = format!("{}{}", slug.trim_end_matches('-'), suffix);
-    name.truncate(MAX_SERVICE_NAME_LEN);
+    name.truncate(max);
     while name.ends_with('-') {
         name.pop();
     }
@@ -89,13 +127,31 @@ pub fn default_service_name(
     run_name: Option<&str>,
     ml_model_name: &str,
 ) -> String {
+    default_service_name_for(
+        ServingTarget::Local,
+        vertex_model_name,
+        registered_model_name,
+        run_name,
+        ml_model_name,
+    )
+}
+
+/// [`default_service_name`] cut to fit `target`'s limit (49 characters on Cloud Run), so a
+/// default name always passes [`validate_service_name_for`].
+pub fn default_service_name_for(
+    target: ServingTarget,
+    vertex_model_name: Option<&str>,
+    registered_model_name: Option<&str>,
+    run_name: Option<&str>,
+    ml_model_name: &str,
+) -> String {
     let base = [vertex_model_name, registered_model_name, run_name]
         .into_iter()
         .flatten()
         .map(str::trim)
         .find(|s| !s.is_empty())
         .unwrap_or(ml_model_name);
-    service_name_from(base, SERVICE_NAME_SUFFIX)
+    service_name_within(base, SERVICE_NAME_SUFFIX, target.max_service_name_len())
 }
 
 /// Picks the folder a server must load from a listing of object paths under `pushed_model/`:

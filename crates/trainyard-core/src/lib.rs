@@ -13,6 +13,7 @@ pub mod feature_config;
 pub mod metrics;
 pub mod model_config;
 pub mod ports;
+pub mod pricing;
 pub mod registry;
 pub mod run;
 pub mod schedule;

@@ -205,6 +205,19 @@ pub enum PipelineEvent {
         #[serde(default)]
         stage: Option<StageName>,
     },
+    /// The pipeline was submitted again as a new job, which replaces the one the run followed:
+    /// the Vertex executor's GPU fallback after a created job failed for quota or capacity
+    /// (its Trainer's custom job was refused). `gpu_config` is the config the new job runs on
+    /// (with its Trainer region); `reason` why the previous job ended, led by the refusal kind
+    /// (`quota: ...` or `capacity: ...`, see [`crate::config::GpuAttemptOutcome`]).
+    Resubmitted {
+        job_name: String,
+        job_id: String,
+        #[serde(default)]
+        gpu_config: Option<crate::config::GpuConfig>,
+        #[serde(default)]
+        reason: String,
+    },
     /// Training and evaluation finished; `training_metrics` is the trainer's
     /// training_metrics.json and `blessed` the Evaluator's verdict.
     Completed {
@@ -343,6 +356,10 @@ pub trait Deployer: Send + Sync {
     /// Deployers that cannot look inside the model accept it.
     async fn check_model(&self, _model_path: &str) -> Result<()> {
         Ok(())
+    }
+    /// Whose naming rule service names follow (Cloud Run: at most 49 characters).
+    fn serving_target(&self) -> crate::deployment::ServingTarget {
+        crate::deployment::ServingTarget::Local
     }
 }
 

@@ -12,7 +12,7 @@ fn length_limit_is_63() {
     let long = format!("a{}", "b".repeat(63));
     assert_eq!(
         validate_service_name(&long),
-        Err(ServiceNameError::TooLong { len: 64 })
+        Err(ServiceNameError::TooLong { len: 64, max: 63 })
     );
     assert_eq!(validate_service_name(""), Err(ServiceNameError::Empty));
 }
@@ -110,4 +110,43 @@ proptest! {
     fn validator_never_panics(s in "\\PC{0,100}") {
         let _ = validate_service_name(&s);
     }
+}
+
+#[test]
+fn cloud_run_names_are_at_most_49_characters_and_defaults_fit() {
+    use trainyard_core::deployment::{
+        default_service_name_for, validate_service_name_for, ServingTarget,
+        CLOUD_RUN_MAX_SERVICE_NAME_LEN,
+    };
+    assert_eq!(CLOUD_RUN_MAX_SERVICE_NAME_LEN, 49);
+    let n49 = format!("m{}", "x".repeat(48));
+    let n50 = format!("m{}", "x".repeat(49));
+    assert_eq!(
+        validate_service_name_for(&n49, ServingTarget::CloudRun),
+        Ok(())
+    );
+    assert_eq!(
+        validate_service_name_for(&n50, ServingTarget::CloudRun),
+        Err(ServiceNameError::TooLong { len: 50, max: 49 })
+    );
+    // 50-63 characters stay fine for local serving
+    assert_eq!(
+        validate_service_name_for(&n50, ServingTarget::Local),
+        Ok(())
+    );
+    assert!(validate_service_name_for(&n50, ServingTarget::CloudRun)
+        .unwrap_err()
+        .to_string()
+        .contains("at most 49"));
+    let long = "Nightly shop retrieval with every feature we have so far";
+    let cloud = default_service_name_for(ServingTarget::CloudRun, None, Some(long), None, "ep");
+    assert_eq!(cloud.len(), 49, "{cloud}");
+    assert!(cloud.ends_with("-serving"));
+    assert_eq!(
+        validate_service_name_for(&cloud, ServingTarget::CloudRun),
+        Ok(())
+    );
+    let local = default_service_name_for(ServingTarget::Local, None, Some(long), None, "ep");
+    assert_eq!(local, default_service_name(None, Some(long), None, "ep"));
+    assert!(local.len() > 49);
 }

@@ -263,4 +263,8 @@ impl Deployer for CloudRunDeployer {
             .await?
             .is_some_and(|s| s.is_serving()))
     }
+
+    fn serving_target(&self) -> trainyard_core::deployment::ServingTarget {
+        trainyard_core::deployment::ServingTarget::CloudRun
+    }
 }

@@ -387,11 +387,17 @@ impl GcpConfig {
         )
     }
 
-    /// The region GPU training runs in.
-    pub fn gpu_training_region(&self) -> &str {
+    /// The region GPU training runs in when a run names none (`gpu_config.training_region`):
+    /// `gpu_region`, when the orchestration `region` has no Vertex GPU training (e.g.
+    /// europe-central2). `None` keeps such runs in `region`, where the GPU rules refuse them
+    /// before submission, naming the alternative.
+    pub fn gpu_training_region(&self) -> Option<&str> {
+        let without_gpus =
+            trainyard_core::config::REGIONS_WITHOUT_GPU_TRAINING.contains(&self.region.trim());
         self.gpu_region
             .as_deref()
-            .unwrap_or(trainyard_core::config::DEFAULT_GPU_TRAINING_REGION)
+            .map(str::trim)
+            .filter(|r| without_gpus && !r.is_empty())
     }
 
     /// The serving image for a retrieval algorithm (configured, or the Artifact Registry default).
@@ -463,6 +469,27 @@ mod tests {
         cfg.validate().unwrap();
         let unknown = serde_json::from_value::<GcpConfig>(serde_json::json!({"projct": "x"}));
         assert!(unknown.is_err(), "typos in [gcp] must be rejected");
+    }
+
+    #[test]
+    fn gpu_region_takes_gpu_runs_of_a_region_without_gpus() {
+        let mut cfg = GcpConfig {
+            region: "europe-central2".into(),
+            ..GcpConfig::default()
+        };
+        assert_eq!(
+            cfg.gpu_training_region(),
+            None,
+            "unset: refused later, not moved"
+        );
+        cfg.gpu_region = Some("europe-west4".into());
+        assert_eq!(cfg.gpu_training_region(), Some("europe-west4"));
+        cfg.region = "us-central1".into();
+        assert_eq!(
+            cfg.gpu_training_region(),
+            None,
+            "a region with GPUs keeps them"
+        );
     }
 
     #[test]

@@ -113,6 +113,51 @@ pub fn classify_error(e: &GcpError) -> Option<Refusal> {
     }
 }
 
+/// [`classify`] of a google.rpc.Status that Vertex AI reports after a job was created (a failed
+/// Trainer task's error, whose custom job was refused for quota or capacity): code 8
+/// (RESOURCE_EXHAUSTED, also when only the message names it) is read as a 429 answer, any other
+/// code as a refusal that counts only when its message names quota or capacity.
+pub fn classify_status(code: i32, message: &str) -> Option<Refusal> {
+    let lower = message.to_ascii_lowercase();
+    let exhausted = code == 8
+        || lower.contains("resource_exhausted")
+        || lower.contains("resourceexhausted")
+        || lower.contains("resource exhausted");
+    if exhausted {
+        classify(429, Some("RESOURCE_EXHAUSTED"), message)
+    } else {
+        classify(400, Some("FAILED_PRECONDITION"), message)
+    }
+}
+
+/// The GPU config a compiled (or fetched) PipelineJob's Trainer runs on, with the region of its
+/// custom job; `None` for a CPU Trainer or a job without one.
+pub fn trainer_gpu(body: &Value) -> Option<GpuConfig> {
+    let mut body = body.clone();
+    let (_, config) = custom_config(&mut body).ok()??;
+    let spec = config.pointer("/ai_platform_training_args/worker_pool_specs/0/machine_spec")?;
+    let gpu_type = serde_json::from_value(spec.get("accelerator_type")?.clone()).ok()?;
+    let gpu_count = u32::try_from(spec.get("accelerator_count")?.as_u64()?).ok()?;
+    let preemptible = config
+        .pointer("/ai_platform_training_args/scheduling/strategy")
+        .and_then(Value::as_str)
+        == Some(SPOT_STRATEGY);
+    Some(GpuConfig {
+        gpu_enabled: true,
+        gpu_type,
+        gpu_count,
+        machine_type: spec.get("machine_type")?.as_str()?.to_string(),
+        preemptible,
+        training_region: config
+            .get("ai_platform_vertex_region")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    })
+}
+
+/// `Scheduling.strategy` (aiplatform v1 CustomJobSpec) of a preemptible Trainer: Spot VMs.
+pub const SPOT_STRATEGY: &str = "SPOT";
+
 /// Whether retrying the same create is pointless: capacity, or a quota on what running jobs
 /// hold (GPUs), which frees in minutes to hours, not within the client's retry budget. Generic
 /// RESOURCE_EXHAUSTED answers keep the client's retries and step the ladder once they are spent.
@@ -185,6 +230,19 @@ pub fn retarget(body: &mut Value, gpu: &GpuConfig, region: &str) -> Result<(), V
         .as_object_mut()
         .ok_or_else(|| bad("the Trainer's custom_config is not an object"))?;
     obj.insert("ai_platform_vertex_region".into(), region.into());
+    if let Some(args) = obj
+        .get_mut("ai_platform_training_args")
+        .and_then(Value::as_object_mut)
+    {
+        if gpu.preemptible {
+            args.insert(
+                "scheduling".into(),
+                serde_json::json!({"strategy": SPOT_STRATEGY}),
+            );
+        } else {
+            args.remove("scheduling");
+        }
+    }
     obj.insert("gpu_enabled".into(), gpu.gpu_enabled.into());
     obj.insert("gpu_count".into(), gpu.accelerator_count().into());
     *slot = Value::String(config.to_string());

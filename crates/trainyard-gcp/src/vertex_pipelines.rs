@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use trainyard_core::config::{GpuAttemptOutcome, GpuConfig, GpuFallbackRecord, GpuLadder};
+use trainyard_core::config::{
+    GpuAttempt, GpuAttemptOutcome, GpuConfig, GpuFallbackRecord, GpuLadder,
+};
 use trainyard_core::ports::{
     PipelineEvent, PipelineExecutor, PipelineHandle, PipelineSubmission, TRAINING_METRICS_FILE,
     VERTEX_PIPELINE_JOB_FILE,
@@ -26,12 +28,44 @@ use trainyard_core::ValidationError;
 use crate::config::GcpConfig;
 use crate::error::{GcpError, GcpResult};
 use crate::gcs::{parse_gs_uri, GcsClient};
-use crate::gpu_fallback;
+use crate::gpu_fallback::{self, Refusal};
 use crate::http::{from_value, GcpHttp};
 use crate::names;
 
 /// Label that ties a PipelineJob to the trainyard run that submitted it.
 pub const RUN_ID_LABEL: &str = "trainyard_run_id";
+/// Label numbering the jobs of one run: absent on the first, `2`, `3`, ... on the jobs the GPU
+/// fallback resubmits after a created job failed for quota or capacity.
+pub const JOB_ATTEMPT_LABEL: &str = "trainyard_job_attempt";
+
+/// The id of a run's `attempt`-th job: the first job's id, then `<id>-a<attempt>`, cut to
+/// Vertex's 128 characters. Derived from the first id alone, so every process names the same
+/// job and a repeated resubmit answers ALREADY_EXISTS instead of starting a twin.
+pub fn attempt_job_id(first_job_id: &str, attempt: u32) -> String {
+    if attempt <= 1 {
+        return first_job_id.to_string();
+    }
+    let suffix = format!("-a{attempt}");
+    let mut base = first_job_id.to_string();
+    base.truncate(128 - suffix.len());
+    format!("{}{suffix}", base.trim_end_matches('-'))
+}
+
+/// Output-only fields of a PipelineJob, which a create refuses or ignores.
+const OUTPUT_ONLY: [&str; 12] = [
+    "name",
+    "state",
+    "createTime",
+    "startTime",
+    "endTime",
+    "updateTime",
+    "jobDetail",
+    "error",
+    "templateMetadata",
+    "scheduleName",
+    "satisfiesPzs",
+    "satisfiesPzi",
+];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -138,6 +172,9 @@ pub struct VertexPipelineExecutor {
     memory: Mutex<HashMap<String, PollMemory>>,
     /// Orchestration region: where a Trainer without a training_region runs.
     region: String,
+    /// Trainer region of GPU runs that name none, when `region` has no GPU training
+    /// (`[gcp] gpu_region`).
+    gpu_region: Option<String>,
     gpu_ladder: GpuLadder,
     /// Ladder walks of submissions, until the training service takes them.
     gpu_records: Mutex<HashMap<RunId, GpuFallbackRecord>>,
@@ -153,6 +190,7 @@ impl VertexPipelineExecutor {
             service_account: config.service_account.clone(),
             memory: Mutex::new(HashMap::new()),
             region: config.region.clone(),
+            gpu_region: config.gpu_training_region().map(str::to_string),
             gpu_ladder: config.gpu_fallback.clone(),
             gpu_records: Mutex::new(HashMap::new()),
         }
@@ -198,17 +236,7 @@ impl VertexPipelineExecutor {
                 "has neither pipelineSpec nor templateUri",
             ));
         }
-        // Output-only fields the server rejects or ignores.
-        for k in [
-            "name",
-            "state",
-            "createTime",
-            "startTime",
-            "endTime",
-            "updateTime",
-            "jobDetail",
-            "error",
-        ] {
+        for k in OUTPUT_ONLY {
             obj.remove(k);
         }
         let run = &submission.run;
@@ -273,9 +301,11 @@ impl VertexPipelineExecutor {
         Ok(body)
     }
 
-    async fn get_job(&self, name: &str) -> GcpResult<PipelineJob> {
+    /// The job as Vertex returns it (JSON, with its pipelineSpec) and typed.
+    async fn get_job_raw(&self, name: &str) -> GcpResult<(Value, PipelineJob)> {
         let v = self.http.get_json(&self.job_url(name), &[]).await?;
-        from_value("aiplatform.pipelineJobs.get", v)
+        let job = from_value("aiplatform.pipelineJobs.get", v.clone())?;
+        Ok((v, job))
     }
 
     /// Submits the job; a GPU Trainer walks the fallback ladder. The typed form of
@@ -286,7 +316,11 @@ impl VertexPipelineExecutor {
     ) -> Result<PipelineHandle, SubmitError> {
         let invalid = |e: ValidationError| SubmitError::Other(e.into());
         let body = self.prepare_body(submission).map_err(invalid)?;
-        let gpu = &submission.run.config.gpu_config;
+        let gpu = &submission
+            .run
+            .config
+            .gpu_config
+            .split_to(self.gpu_region.as_deref());
         if !gpu.gpu_enabled
             || gpu_fallback::trainer_machine_spec(&body)
                 .map_err(invalid)?
@@ -388,6 +422,18 @@ impl VertexPipelineExecutor {
         body: Value,
     ) -> Result<PipelineHandle, SubmitError> {
         let job_id = names::pipeline_job_id(&submission.run);
+        Ok(self.create_job(submission.run.id, &job_id, body).await?.0)
+    }
+
+    /// One pipelineJobs.create under `job_id` for run `run_id`. A job that already exists under
+    /// that id (a retried create) is this run's and is returned with its JSON.
+    async fn create_job(
+        &self,
+        run_id: RunId,
+        job_id: &str,
+        body: Value,
+    ) -> Result<(PipelineHandle, Option<Value>), SubmitError> {
+        let job_id = job_id.to_string();
         let url = format!("{}/v1/{}/pipelineJobs", self.base_url, self.parent);
         let name = format!("{}/pipelineJobs/{job_id}", self.parent);
         match self
@@ -403,26 +449,28 @@ impl VertexPipelineExecutor {
             Ok(v) => {
                 let job: PipelineJob = from_value("aiplatform.pipelineJobs.create", v)?;
                 let job_name = if job.name.is_empty() { name } else { job.name };
-                tracing::info!(job = %job_name, run_id = submission.run.id, "vertex pipeline job created");
-                Ok(PipelineHandle { job_name, job_id })
+                tracing::info!(job = %job_name, run_id, "vertex pipeline job created");
+                Ok((PipelineHandle { job_name, job_id }, None))
             }
             Err(e) if e.is_already_exists() => {
                 // A retried submit: the job exists; make sure it is this run's.
-                let job = self.get_job(&name).await?;
+                let (raw, job) = self.get_job_raw(&name).await?;
                 let owner = job.labels.get(RUN_ID_LABEL).cloned().unwrap_or_default();
-                if owner != submission.run.id.to_string() {
+                if owner != run_id.to_string() {
                     return Err(SubmitError::Other(trainyard_core::Error::Conflict(
                         format!(
-                            "pipeline job {name} exists and belongs to run {owner:?}, not {}",
-                            submission.run.id
+                            "pipeline job {name} exists and belongs to run {owner:?}, not {run_id}"
                         ),
                     )));
                 }
                 tracing::info!(job = %name, "vertex pipeline job already submitted");
-                Ok(PipelineHandle {
-                    job_name: if job.name.is_empty() { name } else { job.name },
-                    job_id,
-                })
+                Ok((
+                    PipelineHandle {
+                        job_name: if job.name.is_empty() { name } else { job.name },
+                        job_id,
+                    },
+                    Some(raw),
+                ))
             }
             Err(e) => Err(e.into()),
         }
@@ -595,8 +643,21 @@ impl VertexPipelineExecutor {
         if self.memory_of(&handle.job_name, |m| m.finished) {
             return Ok(Vec::new());
         }
-        let job = self.get_job(&handle.job_name).await?;
+        let (raw, job) = self.get_job_raw(&handle.job_name).await?;
         let mut events = self.memory_of(&handle.job_name, |m| Self::stage_events(&job, m));
+        let refusal = (job.state == "PIPELINE_STATE_FAILED")
+            .then(|| Self::gpu_refusal(&raw, &job))
+            .flatten();
+        if let Some((refusal, message)) = refusal {
+            let next = self.resubmit(&raw, &job, refusal, &message).await?;
+            if matches!(next, PipelineEvent::Resubmitted { .. }) {
+                // The run moves to the new job. This one is not marked finished: a caller that
+                // polls it again (having lost the event) gets the same resubmission.
+                events.push(next);
+                return Ok(events);
+            }
+            return Ok(self.finish(&handle.job_name, events, next));
+        }
         let terminal = match job.state.as_str() {
             "PIPELINE_STATE_SUCCEEDED" => {
                 let Some(training_metrics) = self.training_metrics(&job, &handle.job_id).await?
@@ -652,6 +713,168 @@ impl VertexPipelineExecutor {
         })
     }
 
+    /// Why a failed GPU job's Trainer was refused, when it was for quota or capacity (its custom
+    /// job could not get the accelerators): the refusal and Vertex's message.
+    fn gpu_refusal(raw: &Value, job: &PipelineJob) -> Option<(Refusal, String)> {
+        let task = Self::failed_task(job)?;
+        if task_stage(&task.task_name) != Some(StageName::Train) {
+            return None;
+        }
+        gpu_fallback::trainer_gpu(raw)?;
+        [task.error.as_ref(), job.error.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|e| {
+                gpu_fallback::classify_status(e.code, &e.message).map(|r| (r, e.message.clone()))
+            })
+    }
+
+    /// Resubmits a job whose Trainer was refused after creation on the next GPU config of the
+    /// ladder, as the run's next job ([`attempt_job_id`]): the failed job's own pipelineSpec and
+    /// runtimeConfig (read back from Vertex, so any process can do it) with the Trainer moved.
+    /// Creates refused for quota or capacity step on like a submission's walk. Returns the
+    /// `Resubmitted` event, or `Failed` when the ladder is spent or a create is refused
+    /// otherwise; transient errors are returned for the next poll to repeat.
+    async fn resubmit(
+        &self,
+        raw: &Value,
+        job: &PipelineJob,
+        refusal: Refusal,
+        message: &str,
+    ) -> GcpResult<PipelineEvent> {
+        let kind = outcome_name(refusal.into());
+        let reason = format!("{kind}: {message}");
+        let failed = |error: String| PipelineEvent::Failed {
+            error,
+            stage: Some(StageName::Train),
+        };
+        let Some(current) = gpu_fallback::trainer_gpu(raw) else {
+            return Ok(failed(reason));
+        };
+        let run_id: RunId = match job.labels.get(RUN_ID_LABEL).and_then(|v| v.parse().ok()) {
+            Some(id) => id,
+            None => {
+                return Ok(failed(format!(
+                    "{reason} (the job has no {RUN_ID_LABEL} label to resubmit it under)"
+                )))
+            }
+        };
+        let attempt: u32 = job
+            .labels
+            .get(JOB_ATTEMPT_LABEL)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let job_id = job.name.rsplit('/').next().unwrap_or_default().to_string();
+        let first_id = match job_id.strip_suffix(&format!("-a{attempt}")) {
+            Some(base) if attempt > 1 => base.to_string(),
+            _ => job_id.clone(),
+        };
+        let next_id = attempt_job_id(&first_id, attempt + 1);
+        let mut body = raw.clone();
+        if let Some(obj) = body.as_object_mut() {
+            for k in OUTPUT_ONLY {
+                obj.remove(k);
+            }
+            let labels = obj.entry("labels").or_insert_with(|| json!({}));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(JOB_ATTEMPT_LABEL.into(), (attempt + 1).to_string().into());
+            }
+        }
+        let current_region = current.training_region.clone().unwrap_or_default();
+        let mut attempts = self.earlier_attempts(&first_id, attempt).await;
+        attempts.push(gpu_fallback::attempt(
+            &current,
+            &current_region,
+            refusal.into(),
+            Some(format!("after creation: {message}")),
+        ));
+        let plan = match self.gpu_plan(&current) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(failed(format!("{reason}; the GPU fallback ladder: {e}"))),
+        };
+        let mut refused = Vec::new();
+        for (config, region) in plan.iter().skip(1) {
+            let mut next = body.clone();
+            if let Err(e) = gpu_fallback::retarget(&mut next, config, region) {
+                return Ok(failed(format!("{reason}; cannot move the Trainer: {e}")));
+            }
+            match self.create_job(run_id, &next_id, next).await {
+                Ok((handle, existing)) => {
+                    // A job already under this id (an earlier poll's resubmit) runs on the
+                    // config it was created with.
+                    let gpu = existing
+                        .as_ref()
+                        .and_then(gpu_fallback::trainer_gpu)
+                        .unwrap_or_else(|| GpuConfig {
+                            training_region: Some(region.clone()),
+                            ..config.clone()
+                        });
+                    let mut reason = reason.clone();
+                    for r in &refused {
+                        reason.push_str(&format!("; then refused at create: {r}"));
+                    }
+                    tracing::info!(run_id, job = %handle.job_name, %reason, "vertex pipeline job resubmitted on the next GPU config");
+                    return Ok(PipelineEvent::Resubmitted {
+                        job_name: handle.job_name,
+                        job_id: handle.job_id,
+                        gpu_config: Some(gpu),
+                        reason,
+                    });
+                }
+                Err(SubmitError::Gcp(e)) => match gpu_fallback::classify_error(&e) {
+                    Some(r) => {
+                        refused.push(format!(
+                            "{}x {} on {}: {e}",
+                            config.gpu_count,
+                            config.gpu_type.vertex_name(),
+                            config.machine_type
+                        ));
+                        attempts.push(gpu_fallback::attempt(
+                            config,
+                            region,
+                            r.into(),
+                            Some(e.to_string()),
+                        ));
+                    }
+                    None if is_transient(&e) => return Err(e),
+                    None => return Ok(failed(format!("{reason}; resubmitting failed: {e}"))),
+                },
+                Err(SubmitError::Other(e)) => {
+                    return Ok(failed(format!("{reason}; resubmitting failed: {e}")))
+                }
+            }
+        }
+        Ok(failed(
+            GcpError::GpuFallbackExhausted { attempts }.to_string(),
+        ))
+    }
+
+    /// The GPU configs of a run's jobs before the `attempt`-th, read back from Vertex (each
+    /// failed for quota or capacity after creation, or it would not have been resubmitted).
+    async fn earlier_attempts(&self, first_id: &str, attempt: u32) -> Vec<GpuAttempt> {
+        let mut out = Vec::new();
+        for k in 1..attempt {
+            let name = format!(
+                "{}/pipelineJobs/{}",
+                self.parent,
+                attempt_job_id(first_id, k)
+            );
+            let Ok((raw, job)) = self.get_job_raw(&name).await else {
+                continue;
+            };
+            let Some(gpu) = gpu_fallback::trainer_gpu(&raw) else {
+                continue;
+            };
+            let (outcome, error) = match Self::gpu_refusal(&raw, &job) {
+                Some((r, m)) => (r.into(), Some(format!("after creation: {m}"))),
+                None => (GpuAttemptOutcome::Failed, None),
+            };
+            let region = gpu.training_region.clone().unwrap_or_default();
+            out.push(gpu_fallback::attempt(&gpu, &region, outcome, error));
+        }
+        out
+    }
+
     fn memory_of<T>(&self, job: &str, f: impl FnOnce(&mut PollMemory) -> T) -> T {
         let mut all = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         f(all.entry(job.to_string()).or_default())
@@ -695,6 +918,23 @@ impl PipelineExecutor for VertexPipelineExecutor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&run)
+    }
+}
+
+/// `quota`, `capacity`, ...: an outcome as `artifacts["gpu_attempts"]` spells it.
+fn outcome_name(outcome: GpuAttemptOutcome) -> String {
+    serde_json::to_value(outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Errors the next poll may not meet: no answer, a server error, or retries spent on them.
+fn is_transient(e: &GcpError) -> bool {
+    match e.root() {
+        GcpError::Transport { .. } => true,
+        GcpError::Api { http_status, .. } => *http_status >= 500 || *http_status == 429,
+        _ => false,
     }
 }
 

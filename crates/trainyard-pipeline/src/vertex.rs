@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 use trainyard_core::config::DataSource;
+use trainyard_core::ValidationError;
 
 use crate::wheel::UserCodeWheel;
 use crate::{python_json, PipelineInputs, Result, TFX_VERSION};
@@ -140,10 +141,12 @@ fn trainer_custom_config(inputs: &PipelineInputs) -> Result<Value> {
         let obj = config.as_object_mut().expect("settings are an object");
         obj.insert("ai_platform_enable_vertex".into(), json!(true));
         obj.insert("ai_platform_vertex_region".into(), json!(region));
-        obj.insert(
-            "ai_platform_training_args".into(),
-            json!({"project": inputs.project, "worker_pool_specs": [pool]}),
-        );
+        let mut args = json!({"project": inputs.project, "worker_pool_specs": [pool]});
+        if inputs.gpu.preemptible {
+            // CustomJobSpec.scheduling (aiplatform v1): Spot VMs for a preemptible run.
+            args["scheduling"] = json!({"strategy": "SPOT"});
+        }
+        obj.insert("ai_platform_training_args".into(), args);
     }
     Ok(config)
 }
@@ -311,6 +314,28 @@ pub struct VertexPipeline {
 }
 
 /// Compiles the PipelineJob body for Vertex AI Pipelines.
+/// What the Vertex target needs beyond a pipeline: a Google Cloud project (the Trainer's custom
+/// job is created in it; empty, it would name `projects//...`) and a Cloud Storage pipeline
+/// root (Vertex AI reads and writes artifacts only there).
+pub fn check_settings(project: &str, pipeline_root: &str) -> Result<(), ValidationError> {
+    if project.trim().is_empty() {
+        return Err(ValidationError::field(
+            "gcp.project",
+            "is required for the Vertex target (set [gcp] project or --gcp-project)",
+        ));
+    }
+    let bucket = pipeline_root
+        .strip_prefix("gs://")
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+    if bucket.is_none_or(str::is_empty) {
+        return Err(ValidationError::field(
+            "pipeline_root",
+            format!("Vertex AI needs a gs://BUCKET/... pipeline root, got {pipeline_root:?}"),
+        ));
+    }
+    Ok(())
+}
+
 pub fn compile(inputs: &PipelineInputs) -> Result<VertexPipeline> {
     inputs.validate()?;
     let modules = inputs.all_modules();

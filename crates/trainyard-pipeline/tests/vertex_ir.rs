@@ -211,3 +211,45 @@ fn every_model_type_and_gpu_layout_parses_strictly() {
         assert!(problems.is_empty(), "{case}: {problems:?}");
     }
 }
+
+#[test]
+fn a_preemptible_run_asks_vertex_for_spot_vms() {
+    let mut gpu = layouts().remove(1).1;
+    let on_demand = trainer_custom_config(
+        &vertex::compile(&inputs(ModelType::Retrieval, gpu.clone()))
+            .unwrap()
+            .job,
+    );
+    assert!(
+        on_demand["ai_platform_training_args"]
+            .get("scheduling")
+            .is_none(),
+        "on demand: Vertex's default strategy"
+    );
+    gpu.preemptible = true;
+    let cc = trainer_custom_config(
+        &vertex::compile(&inputs(ModelType::Retrieval, gpu))
+            .unwrap()
+            .job,
+    );
+    // aiplatform v1 CustomJobSpec.scheduling.strategy (enum Scheduling.Strategy)
+    assert_eq!(
+        cc["ai_platform_training_args"]["scheduling"],
+        serde_json::json!({"strategy": "SPOT"})
+    );
+}
+
+#[test]
+fn the_vertex_target_needs_a_project_and_a_cloud_storage_root() {
+    let e = vertex::check_settings("", "gs://b/root").unwrap_err();
+    assert_eq!(e.field, "gcp.project");
+    let e = vertex::check_settings("  ", "gs://b/root").unwrap_err();
+    assert_eq!(e.field, "gcp.project");
+    for root in ["/tmp/root", "root", "gs://", "gs:///x", "s3://b/root"] {
+        let e = vertex::check_settings("p", root).unwrap_err();
+        assert_eq!(e.field, "pipeline_root", "{root}");
+        assert!(e.reason.contains("gs://"), "{e}");
+    }
+    vertex::check_settings("p", "gs://b").unwrap();
+    vertex::check_settings("p", "gs://b/pipeline_root/runs/7").unwrap();
+}

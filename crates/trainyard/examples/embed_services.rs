@@ -137,6 +137,7 @@ fn event_name(e: &PipelineEvent) -> &'static str {
         PipelineEvent::StageCompleted { .. } => "stage_completed",
         PipelineEvent::EpochCompleted { .. } => "epoch_completed",
         PipelineEvent::Failed { .. } => "failed",
+        PipelineEvent::Resubmitted { .. } => "resubmitted",
         PipelineEvent::Completed { .. } => "completed",
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use trainyard_core::config::{DeploymentConfig, DeploymentPreset};
 use trainyard_core::deployment::{
-    default_service_name, live_status, validate_service_name, DeploymentStatus,
-    LiveDeploymentStatus,
+    default_service_name_for, live_status, validate_service_name_for, DeploymentStatus,
+    LiveDeploymentStatus, ServingTarget,
 };
 use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::ports::{Clock, DeployRequest, Deployer, Store};
@@ -283,17 +283,22 @@ impl DeploymentService {
                 .ok_or_else(|| Error::not_found("endpoint", name))?;
             return owned_or_refused(ep);
         }
+        let target = self
+            .deployer
+            .as_ref()
+            .map_or(ServingTarget::Local, |d| d.serving_target());
         let name = match (&options.service_name, config.custom_name) {
             (Some(n), _) => n.clone(),
             (None, true) if !config.service_name.is_empty() => config.service_name.clone(),
-            _ => default_service_name(
+            _ => default_service_name_for(
+                target,
                 run.vertex_model_name.as_deref(),
                 Some(&model.model_name),
                 Some(&run.name),
                 &run.ml_model,
             ),
         };
-        validate_service_name(&name).map_err(|e| {
+        validate_service_name_for(&name, target).map_err(|e| {
             Error::Validation(ValidationError::field(
                 "service_name",
                 format!("{name:?}: {e}"),

@@ -33,6 +33,9 @@ pub struct VertexSettings {
     pub region: String,
     pub tfx_image: Option<String>,
     pub trainer_image: Option<String>,
+    /// Trainer region of GPU runs that name none (`GcpConfig::gpu_training_region`: `[gcp]
+    /// gpu_region` when `region` has no GPU training).
+    pub gpu_region: Option<String>,
 }
 
 /// Compiles runs with the code generator and the pipeline builder.
@@ -78,6 +81,11 @@ impl RunCompiler {
     /// The pipeline's inputs for a run: generated modules, data, settings.
     pub fn inputs(&self, run: &TrainingRun, pipeline_root: &str) -> Result<PipelineInputs> {
         let c = &run.config;
+        let mut gpu = c.gpu_config.clone();
+        if self.target == Target::Vertex {
+            trainyard_pipeline::vertex::check_settings(&self.vertex.project, pipeline_root)?;
+            gpu = gpu.split_to(self.vertex.gpu_region.as_deref());
+        }
         let modules = trainyard_codegen::generate(
             &c.feature_config,
             &c.model_config,
@@ -102,7 +110,7 @@ impl RunCompiler {
             model_type: run.model_type(),
             modules: modules.files,
             training: c.training_params.clone(),
-            gpu: c.gpu_config.clone(),
+            gpu,
             evaluator: c.evaluator_config.clone(),
             serving_dir: format!("{}/pushed_model", pipeline_root.trim_end_matches('/')),
             project: self.vertex.project.clone(),

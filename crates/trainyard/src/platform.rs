@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::ports::{
     ArtifactStore, Clock, Deployer, ModelRegistry, PipelineCompiler, PipelineExecutor,
     ScheduleTrigger, Store, SystemClock,
@@ -78,6 +79,9 @@ pub struct ProjectConfig {
     /// Google Cloud settings, used by `Backend::Gcp` (env overrides: `TRAINYARD_GCP_*`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gcp: Option<trainyard_gcp::GcpConfig>,
+    /// Figures replacing the built-in price table's (`cost_usd` of cloud runs).
+    #[serde(skip_serializing_if = "trainyard_core::pricing::PricingOverrides::is_empty")]
+    pub pricing: trainyard_core::pricing::PricingOverrides,
 }
 
 /// Where pipelines, schedules and models go.
@@ -123,6 +127,10 @@ pub struct Platform {
     deployer: Option<Arc<dyn Deployer>>,
     /// Reads run outputs in Cloud Storage (insights); local outputs need none.
     artifacts: Option<Arc<dyn ArtifactStore>>,
+    /// Serving images of the deploy target (`[gcp.images]`); `None`: the deployer's defaults.
+    serving_images: Option<crate::ServingImages>,
+    /// Prices finished runs; `None` (local backend): they cost 0.
+    pricing: Option<trainyard_core::pricing::CostModel>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -180,6 +188,7 @@ impl Platform {
                     region: config.region.clone(),
                     tfx_image: None,
                     trainer_image: None,
+                    gpu_region: config.gpu_training_region().map(str::to_string),
                 }));
                 let root = format!("gs://{}/pipeline_root", config.bucket);
                 let mut platform = platform
@@ -187,6 +196,20 @@ impl Platform {
                     .with_model_registry(gcp.registry.clone())
                     .with_deployer(gcp.deployer.clone());
                 platform.artifacts = Some(gcp.artifacts.clone());
+                let table = trainyard_core::pricing::PriceTable::builtin()
+                    .with_overrides(&platform.config.pricing)
+                    .map_err(|e| {
+                        Error::Validation(ValidationError::field("pricing", e.to_string()))
+                    })?;
+                platform.pricing = Some(trainyard_core::pricing::CostModel {
+                    table,
+                    region: config.region.clone(),
+                });
+                // Cloud Run serves the configured (or Artifact Registry default) images.
+                platform.serving_images = Some(crate::ServingImages {
+                    native: config.serving_image(RetrievalAlgorithm::BruteForce),
+                    scann: config.serving_image(RetrievalAlgorithm::Scann),
+                });
                 Ok(match gcp.scheduler {
                     Some(trigger) => platform.with_schedule_trigger(trigger),
                     None => platform,
@@ -245,6 +268,8 @@ impl Platform {
             model_registry: None,
             deployer: None,
             artifacts: None,
+            serving_images: None,
+            pricing: None,
         }
     }
 
@@ -293,6 +318,13 @@ impl Platform {
         self
     }
 
+    /// Finished runs are priced with `model` (the Google Cloud backend sets one up from the
+    /// built-in table and `[pricing]`); without one they cost 0.
+    pub fn with_cost_model(mut self, model: trainyard_core::pricing::CostModel) -> Platform {
+        self.pricing = Some(model);
+        self
+    }
+
     /// Schedules are also registered with an external trigger (e.g. Cloud Scheduler). Without
     /// one, the embedded scheduler fires them from the store.
     pub fn with_schedule_trigger(mut self, trigger: Arc<dyn ScheduleTrigger>) -> Platform {
@@ -328,14 +360,19 @@ impl Platform {
         TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
             .with_lifecycle(self.lifecycle())
             .with_schedule_trigger(self.trigger.clone())
+            .with_pricing(self.pricing.clone())
     }
 
     pub fn deployments(&self) -> DeploymentService {
-        DeploymentService::new(
+        let service = DeploymentService::new(
             self.store.clone(),
             self.clock.clone(),
             self.deployer.clone(),
-        )
+        );
+        match &self.serving_images {
+            Some(images) => service.with_images(images.clone()),
+            None => service,
+        }
     }
 
     /// The durable in-process scheduler over this platform's store, firing through its

@@ -46,6 +46,8 @@ pub struct TrainingService {
     launch: Option<Launch>,
     /// Where schedules created from a run's `schedule_config` are also registered.
     schedule_trigger: Option<Arc<dyn ScheduleTrigger>>,
+    /// Prices finished runs (`cost_usd`); `None` (the local backend): every run costs 0.
+    pricing: Option<Arc<trainyard_core::pricing::CostModel>>,
 }
 
 impl TrainingService {
@@ -58,7 +60,14 @@ impl TrainingService {
             lifecycle: None,
             launch,
             schedule_trigger: None,
+            pricing: None,
         }
+    }
+
+    /// Prices finished runs with `model` (a cloud backend); without one they cost 0.
+    pub fn with_pricing(mut self, model: Option<trainyard_core::pricing::CostModel>) -> Self {
+        self.pricing = model.map(Arc::new);
+        self
     }
 
     /// What follows a blessed completion (registration, auto-deploy) is carried out by
@@ -381,6 +390,7 @@ impl TrainingService {
         }
         let mut history: Vec<EpochMetrics> = Vec::new();
         let registers = self.lifecycle.as_ref().is_some_and(Lifecycle::can_register);
+        let pricing = self.pricing.as_deref();
         let run = self
             .mutate(id, |run| {
                 match event {
@@ -417,6 +427,15 @@ impl TrainingService {
                             Some(st) => s.fail(*st, now, error.clone()),
                             None => s.fail_current(now, error.clone()),
                         });
+                        run.cost_usd = run_cost(pricing, run);
+                    }
+                    PipelineEvent::Resubmitted {
+                        job_name,
+                        job_id,
+                        gpu_config,
+                        reason,
+                    } => {
+                        apply_resubmission(run, job_name, job_id, gpu_config.as_ref(), reason, now)?
                     }
                     PipelineEvent::Completed {
                         training_metrics,
@@ -445,6 +464,7 @@ impl TrainingService {
                             }
                         });
                         run.transition(RunEvent::Finish { blessed: *blessed }, now)?;
+                        run.cost_usd = run_cost(pricing, run);
                     }
                     PipelineEvent::EpochCompleted { .. } => unreachable!("handled above"),
                 }
@@ -487,6 +507,58 @@ fn ensure_running(run: &mut TrainingRun, now: chrono::DateTime<chrono::Utc>) -> 
         ));
     }
     Ok(())
+}
+
+/// A pipeline resubmitted as a new job (GPU fallback after a created job failed for quota): the
+/// run follows the new job, runs on its GPU config and records the attempt. Repeating the
+/// event for the job the run already follows changes nothing.
+fn apply_resubmission(
+    run: &mut TrainingRun,
+    job_name: &str,
+    job_id: &str,
+    gpu_config: Option<&trainyard_core::config::GpuConfig>,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    use trainyard_core::config::{record_resubmission, GPU_ATTEMPTS_ARTIFACT};
+    ensure_running(run, now)?;
+    if run.vertex_pipeline_job_id.as_deref() == Some(job_id) {
+        return Ok(());
+    }
+    tracing::info!(run_id = run.id, job = %job_name, %reason, "pipeline resubmitted");
+    run.vertex_pipeline_job_name = Some(job_name.to_string());
+    run.vertex_pipeline_job_id = Some(job_id.to_string());
+    if let Some(gpu) = gpu_config {
+        let attempts = record_resubmission(
+            run.artifacts.get(GPU_ATTEMPTS_ARTIFACT).map(String::as_str),
+            &run.config.gpu_config,
+            gpu,
+            reason,
+        );
+        let json = serde_json::to_string(&attempts)
+            .map_err(|e| Error::Backend(format!("gpu attempts: {e}")))?;
+        run.artifacts.insert(GPU_ATTEMPTS_ARTIFACT.into(), json);
+        run.config.gpu_config = gpu.clone();
+    }
+    Ok(())
+}
+
+/// What a finished run cost: the platform's estimate, 0 on the local backend, unknown (with a
+/// warning) when the price table lacks its machine or accelerator.
+fn run_cost(
+    pricing: Option<&trainyard_core::pricing::CostModel>,
+    run: &TrainingRun,
+) -> Option<f64> {
+    let Some(model) = pricing else {
+        return Some(0.0);
+    };
+    match model.estimate(run) {
+        Ok(cost) => Some(cost),
+        Err(e) => {
+            tracing::warn!(run_id = run.id, error = %e, "no cost estimate");
+            None
+        }
+    }
 }
 
 fn require_active(run: &TrainingRun, what: &str) -> Result<()> {

@@ -250,6 +250,24 @@ pub struct FakeState {
     pub next_id: u64,
     /// Page size of list answers.
     pub page_size: usize,
+    /// `ACCELERATOR:COUNT` of a Trainer worker pool -> the google.rpc.Status its task fails with
+    /// once the job runs (a custom job refused after the pipeline job was created).
+    pub trainer_errors: BTreeMap<String, Value>,
+}
+
+/// `ACCELERATOR:COUNT` of a posted PipelineJob's Trainer worker pool, if it has one.
+pub fn trainer_pool_key(job: &Value) -> Option<String> {
+    let tasks = job.pointer("/pipelineSpec/root/dag/tasks")?.as_object()?;
+    let text = tasks
+        .get("Trainer")?
+        .pointer("/inputs/parameters/custom_config/runtimeValue/constantValue/stringValue")?;
+    let config: Value = serde_json::from_str(text.as_str()?).ok()?;
+    let spec = config.pointer("/ai_platform_training_args/worker_pool_specs/0/machine_spec")?;
+    Some(format!(
+        "{}:{}",
+        spec["accelerator_type"].as_str()?,
+        spec["accelerator_count"].as_u64()?
+    ))
 }
 
 /// One listener per API (as Google has one host per API), sharing one state.
@@ -303,6 +321,15 @@ impl FakeGoogle {
             .unwrap()
             .objects
             .insert((bucket.into(), name.into()), bytes.to_vec());
+    }
+
+    /// Trainers on `accelerator` x `count` fail with `status` once their job runs.
+    pub fn fail_trainer(&self, accelerator: &str, count: u32, status: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .trainer_errors
+            .insert(format!("{accelerator}:{count}"), status);
     }
 
     pub fn add_endpoint(&self, endpoint: Value) {
@@ -374,7 +401,7 @@ fn run_metadata(name: &str) -> Value {
     json!({"@type": "type.googleapis.com/google.cloud.run.v2.Service", "name": name, "createTime": TS})
 }
 
-fn pipeline_progress(job: &mut Value, polls: u32) {
+fn pipeline_progress(job: &mut Value, polls: u32, trainer_error: Option<Value>) {
     let root = job["runtimeConfig"]["gcsOutputDirectory"]
         .as_str()
         .unwrap_or("gs://trainyard-test/root")
@@ -387,7 +414,12 @@ fn pipeline_progress(job: &mut Value, polls: u32) {
         .next()
         .unwrap()
         .to_string();
-    let fail = job["displayName"].as_str().unwrap_or("").contains("fail");
+    let trainer_error = trainer_error.or_else(|| {
+        job["displayName"].as_str().unwrap_or("").contains("fail").then(|| {
+            json!({"code": 9, "message": "The replica workerpool0-0 exited with a non-zero status of 1."})
+        })
+    });
+    let fail = trainer_error.is_some();
     let task = |name: &str, state: &str, outputs: Value| {
         let mut t = json!({"taskId": format!("{}", name.len() * 1000 + 7), "taskName": name,
             "state": state, "createTime": TS, "startTime": TS});
@@ -423,7 +455,7 @@ fn pipeline_progress(job: &mut Value, polls: u32) {
                 task("StatisticsGen", "RUNNING", Value::Null),
             ],
         ),
-        2 if fail => (
+        n if n >= 2 && fail => (
             "PIPELINE_STATE_FAILED",
             vec![
                 task("BigQueryExampleGen", "SUCCEEDED", Value::Null),
@@ -432,7 +464,7 @@ fn pipeline_progress(job: &mut Value, polls: u32) {
                 task("Transform", "SUCCEEDED", Value::Null),
                 {
                     let mut t = task("Trainer", "FAILED", Value::Null);
-                    t["error"] = json!({"code": 9, "message": "The replica workerpool0-0 exited with a non-zero status of 1."});
+                    t["error"] = trainer_error.clone().unwrap_or_default();
                     t
                 },
             ],
@@ -641,14 +673,21 @@ async fn fake_handler(
                 st.pipeline_jobs.insert(name, (job.clone(), 0));
                 (200, job)
             }
-            ("v1", "GET", "pipelineJobs") => match st.pipeline_jobs.get_mut(&full) {
+            ("v1", "GET", "pipelineJobs") => {
+                let trainer_error = st
+                    .pipeline_jobs
+                    .get(&full)
+                    .and_then(|(job, _)| trainer_pool_key(job))
+                    .and_then(|k| st.trainer_errors.get(&k).cloned());
+                match st.pipeline_jobs.get_mut(&full) {
                 None => err(404, "NOT_FOUND", "PipelineJob not found"),
                 Some((job, polls)) => {
-                    pipeline_progress(job, *polls);
+                    pipeline_progress(job, *polls, trainer_error);
                     *polls += 1;
                     (200, job.clone())
                 }
-            },
+            }
+            }
             ("v1", "POST", "pipelineJobs") if res_id.ends_with(":cancel") => {
                 let name = full.trim_end_matches(":cancel");
                 match st.pipeline_jobs.get_mut(name) {
