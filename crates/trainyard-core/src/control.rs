@@ -53,10 +53,15 @@ impl TrainingRun {
         match self.status {
             RunStatus::Scheduled | RunStatus::Submitting => Some(Step::Submit),
             RunStatus::Running => Some(Step::Track),
+            // The Pusher reports under the register stage, so only a failed registration (kept
+            // for a person to look at) or one skipped for want of a registry ends this step.
             RunStatus::Completed
                 if self.results.is_blessed == Some(true)
                     && self.vertex_model_version.is_none()
-                    && stage(StageName::Register) == StageStatus::Pending =>
+                    && !matches!(
+                        stage(StageName::Register),
+                        StageStatus::Failed | StageStatus::Skipped
+                    ) =>
             {
                 Some(Step::Register)
             }

@@ -453,9 +453,10 @@ impl TrainingService {
                             s.complete(StageName::Evaluate, now);
                             if *blessed {
                                 // With a registry, registration follows and completes the
-                                // stage; without one, the Pusher's push is the registration.
+                                // stage (the Pusher may have marked it already); without
+                                // one there is nothing to register into.
                                 if !registers {
-                                    s.complete(StageName::Register, now);
+                                    s.skip(StageName::Register);
                                 }
                             } else {
                                 // The Pusher does not push an unblessed model.

@@ -99,9 +99,14 @@ fn creates(fake: &FakeGoogle) -> Vec<Value> {
 }
 
 async fn follow(p: &Platform, id: i64) -> TrainingRun {
-    p.follow(id, trainyard::Until::Settled, Duration::from_secs(30), |_, _| {})
-        .await
-        .unwrap()
+    p.follow(
+        id,
+        trainyard::Until::Settled,
+        Duration::from_secs(30),
+        |_, _| {},
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
