@@ -45,8 +45,12 @@ def test_bad_input_is_refused_and_nothing_is_stored(platform: trainyard.Platform
     with pytest.raises(ValidationError, match="must not be empty") as e:
         t.create("  ")
     assert e.value.field == "name"
-    with pytest.raises(ValidationError, match='unknown field "trainig_params"'):
+    with pytest.raises(
+        ValidationError, match="unknown field `trainig_params`, did you mean `training_params`"
+    ):
         t.create("m", {"trainig_params": {"epochs": 3}})
+    with pytest.raises(ValidationError, match="unknown field `epoch`, did you mean `epochs`"):
+        t.create("m", {"training_params": {"epoch": 3}})
     with pytest.raises(ValidationError) as e:
         t.create("m", config(training_params={"epochs": "ten"}))
     assert e.value.field == "config"

@@ -479,9 +479,17 @@ impl PyTraining {
     }
 }
 
+/// A schedule's dict, its keys checked (NewSchedule's timing is flattened).
+fn new_schedule(schedule: &Bound<'_, PyAny>) -> PyResult<NewSchedule> {
+    let json = py_to_json(schedule)?;
+    reject_unknown_keys("schedule", &json, &NewSchedule::known_fields(&[]))?;
+    from_json("schedule", json)
+}
+
 /// The wizard's dict, its config sections merged over the defaults like `create`'s.
 fn wizard_of(wizard: &Bound<'_, PyAny>) -> PyResult<WizardSchedule> {
     let mut json = py_to_json(wizard)?;
+    reject_unknown_keys("wizard", &json, &WizardSchedule::known_fields())?;
     over_defaults::<RunConfig>(&mut json);
     from_json("wizard", json)
 }
@@ -588,7 +596,7 @@ impl PySchedules {
         run_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<PySchedule> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         sync!(
             py,
             self.sched_op(move |s| async move { s.create_from_run(run_id, new).await })
@@ -601,7 +609,7 @@ impl PySchedules {
         run_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         aw!(
             py,
             self.sched_op(move |s| async move { s.create_from_run(run_id, new).await })
@@ -641,7 +649,7 @@ impl PySchedules {
         model_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<PySchedule> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         sync!(
             py,
             self.sched_op(move |s| async move { s.create_for_model(model_id, new).await })
@@ -654,7 +662,7 @@ impl PySchedules {
         model_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         aw!(
             py,
             self.sched_op(move |s| async move { s.create_for_model(model_id, new).await })

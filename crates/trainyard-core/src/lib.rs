@@ -17,6 +17,7 @@ pub mod run;
 pub mod schedule;
 pub mod stages;
 pub mod status;
+pub mod strict;
 pub mod timing;
 
 pub use error::{Error, Result, ValidationError};
