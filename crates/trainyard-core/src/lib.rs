@@ -14,6 +14,7 @@ pub mod model_config;
 pub mod ports;
 pub mod registry;
 pub mod run;
+pub mod sanitize;
 pub mod schedule;
 pub mod stages;
 pub mod status;

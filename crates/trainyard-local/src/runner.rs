@@ -315,7 +315,11 @@ impl PipelineExecutor for LocalRunner {
                 Ok(s) => {
                     let lines: Vec<String> = tail.into_iter().collect();
                     Some(PipelineEvent::Failed {
-                        error: format!("pipeline exited with {s}:\n{}", lines.join("\n")),
+                        // Child output, made fit for API bodies (no escapes, no local paths).
+                        error: format!(
+                            "pipeline exited with {s}:\n{}",
+                            trainyard_core::sanitize::child_output(&lines.join("\n"))
+                        ),
                         stage,
                     })
                 }
