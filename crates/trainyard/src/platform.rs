@@ -66,7 +66,8 @@ pub struct LocalSection {
 }
 
 /// `[server]` of trainyard.toml: how the REST API (`serve-api`, `server`) may be reached. The
-/// API always requires its token (see [`ApiToken`]); these settings widen who may reach it.
+/// API always requires its token (`<project>/.trainyard/api_token`); these settings widen who
+/// may reach it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSection {
