@@ -92,11 +92,13 @@ pub fn explain(message: &str) -> String {
         return message.to_string();
     }
     let known: Vec<&str> = clause.split('`').skip(1).step_by(2).collect();
+    // What follows the last expected name (serde_json's " at line 1 column 26") stays.
+    let tail = clause.rfind('`').map_or(clause_end, |i| i + 1);
     format!(
         "{}{}{}",
         &message[..start],
         unknown_field_message(field, &known),
-        &after[clause_end..]
+        &after[tail..]
     )
 }
 

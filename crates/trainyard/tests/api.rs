@@ -1286,3 +1286,70 @@ async fn unknown_fields_are_refused_at_create_and_patch_naming_the_nearest() {
     let (_, v) = s.get("/api/training/schedules/").await;
     assert_eq!(v["pagination"]["total"], 0, "no schedule was created: {v}");
 }
+
+fn unit_sec() -> ApiSecurity {
+    ApiSecurity::new(
+        &trainyard::ApiToken::new("s3cret-token", trainyard::ApiTokenSource::Env).unwrap(),
+    )
+}
+
+/// Host parsing: loopback names with any port, allowlisted names (with or without a pinned
+/// port); rebinding-style names and malformed values refused.
+#[test]
+fn host_allowlist_cases() {
+    let s = unit_sec()
+        .allow_host("API.example.com")
+        .allow_host("pinned.example:8443");
+    for ok in [
+        "localhost",
+        "localhost:8080",
+        "127.0.0.1:1",
+        "[::1]:8080",
+        "[::1]",
+        "LOCALHOST.",
+        "api.example.com",
+        "api.example.com:443",
+        "pinned.example:8443",
+    ] {
+        assert!(s.host_allowed(ok), "{ok}");
+    }
+    for bad in [
+        "evil.example",
+        "evil.example:8080",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io:8080",
+        "pinned.example:8080",
+        "pinned.example",
+        "",
+        ":8080",
+        "[::1",
+        "::1",
+        "localhost:http",
+        "10.0.0.1",
+    ] {
+        assert!(!s.host_allowed(bad), "{bad}");
+    }
+}
+
+#[test]
+fn token_comparison_cases() {
+    let s = unit_sec();
+    assert!(s.token_matches("s3cret-token"));
+    for bad in ["", "s3cret-toke", "s3cret-tokenn", "S3CRET-TOKEN", "x"] {
+        assert!(!s.token_matches(bad), "{bad}");
+    }
+}
+
+#[test]
+fn non_loopback_bind_needs_stated_tls() {
+    assert!(trainyard::http::check_bind("127.0.0.1".parse().unwrap(), false).is_ok());
+    assert!(trainyard::http::check_bind("::1".parse().unwrap(), false).is_ok());
+    for ip in ["0.0.0.0", "::", "10.1.2.3"] {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert_eq!(
+            trainyard::http::check_bind(ip, false),
+            Err(trainyard::http::BindError::NonLoopbackWithoutTls(ip))
+        );
+        assert!(trainyard::http::check_bind(ip, true).is_ok());
+    }
+}
