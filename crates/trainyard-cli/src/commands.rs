@@ -554,6 +554,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 p.config().project.ml_model,
                 p.config().store.sqlite_path
             );
+            println!(
+                "REST API token (serve-api): {}",
+                p.api_token_path().display()
+            );
             Ok(())
         }
         Command::Validate(ValidateCommand::ServiceName { name }) => {
