@@ -302,6 +302,11 @@ def test_check_name_and_reopen(project: Path, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="trainyard.toml"):
         trainyard.Platform.open(str(empty))
     (empty / "trainyard.toml").write_text('[project]\nml_model = "shop"\n')
+    # A config without its database is not silently given an empty one: `init` makes it.
+    with pytest.raises(trainyard.StorageError, match="trainyard init"):
+        trainyard.Platform.open(empty)
+    assert not (empty / "trainyard.db").exists()
+    trainyard.Platform.init(empty)
     assert trainyard.Platform.open(empty).ml_model == "shop"
     by_file = trainyard.Platform.open(empty / "trainyard.toml")
     assert (by_file.ml_model, by_file.dir) == ("shop", str(empty))
