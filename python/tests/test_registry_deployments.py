@@ -176,7 +176,7 @@ def test_deploy_refusals_change_nothing(platform: trainyard.Platform, tmp_path: 
     assert e.value.field == "preset"
     with pytest.raises(ValidationError, match="unknown variant `turbo`"):
         d.deploy(run.id, preset="turbo")
-    with pytest.raises(ValidationError, match='unknown field "gpus"'):
+    with pytest.raises(ValidationError, match="unknown field `gpus`"):
         d.deploy(run.id, resources={"gpus": 2})
     with pytest.raises(ValidationError, match="more than max_instances") as e:
         d.deploy(run.id, resources={"min_instances": 5, "max_instances": 2})

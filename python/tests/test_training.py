@@ -45,8 +45,12 @@ def test_bad_input_is_refused_and_nothing_is_stored(platform: trainyard.Platform
     with pytest.raises(ValidationError, match="must not be empty") as e:
         t.create("  ")
     assert e.value.field == "name"
-    with pytest.raises(ValidationError, match='unknown field "trainig_params"'):
+    with pytest.raises(
+        ValidationError, match="unknown field `trainig_params`, did you mean `training_params`"
+    ):
         t.create("m", {"trainig_params": {"epochs": 3}})
+    with pytest.raises(ValidationError, match="unknown field `epoch`, did you mean `epochs`"):
+        t.create("m", {"training_params": {"epoch": 3}})
     with pytest.raises(ValidationError) as e:
         t.create("m", config(training_params={"epochs": "ten"}))
     assert e.value.field == "config"
@@ -298,6 +302,11 @@ def test_check_name_and_reopen(project: Path, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="trainyard.toml"):
         trainyard.Platform.open(str(empty))
     (empty / "trainyard.toml").write_text('[project]\nml_model = "shop"\n')
+    # A config without its database is not silently given an empty one: `init` makes it.
+    with pytest.raises(trainyard.StorageError, match="trainyard init"):
+        trainyard.Platform.open(empty)
+    assert not (empty / "trainyard.db").exists()
+    trainyard.Platform.init(empty)
     assert trainyard.Platform.open(empty).ml_model == "shop"
     by_file = trainyard.Platform.open(empty / "trainyard.toml")
     assert (by_file.ml_model, by_file.dir) == ("shop", str(empty))

@@ -125,7 +125,8 @@ pub fn from_py<T: DeserializeOwned>(what: &str, obj: &Bound<'_, PyAny>) -> PyRes
 }
 
 pub fn from_json<T: DeserializeOwned>(what: &str, json: Value) -> PyResult<T> {
-    serde_json::from_value(json).map_err(|e| invalid(what, e.to_string()))
+    serde_json::from_value(json)
+        .map_err(|e| invalid(what, trainyard_core::strict::explain(&e.to_string())))
 }
 
 /// Refuses keys of `obj` (a JSON object) outside `allowed`, so a typo is an error instead of a
@@ -138,10 +139,7 @@ pub fn reject_unknown_keys(what: &str, obj: &Value, allowed: &[&str]) -> PyResul
         if !allowed.contains(&k.as_str()) {
             return Err(invalid(
                 what,
-                format!(
-                    "unknown field {k:?}; expected one of {}",
-                    allowed.join(", ")
-                ),
+                trainyard_core::strict::unknown_field_message(k, allowed),
             ));
         }
     }
@@ -149,9 +147,18 @@ pub fn reject_unknown_keys(what: &str, obj: &Value, allowed: &[&str]) -> PyResul
 }
 
 /// Deep-merges `patch` over `base`: objects merge key by key, anything else replaces.
+fn same_variant(base: &Map<String, Value>, patch: &Map<String, Value>) -> bool {
+    match (base.get("kind"), patch.get("kind")) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// An object of another variant (a different `kind` tag) replaces the base whole: its fields
+/// are not the base's, and the parts refuse unknown fields.
 pub fn merge(base: &mut Value, patch: Value) {
     match (base, patch) {
-        (Value::Object(b), Value::Object(p)) => {
+        (Value::Object(b), Value::Object(p)) if same_variant(b, &p) => {
             for (k, v) in p {
                 match b.get_mut(&k) {
                     Some(slot) => merge(slot, v),

@@ -509,9 +509,17 @@ impl PyTraining {
     }
 }
 
+/// A schedule's dict, its keys checked (NewSchedule's timing is flattened).
+fn new_schedule(schedule: &Bound<'_, PyAny>) -> PyResult<NewSchedule> {
+    let json = py_to_json(schedule)?;
+    reject_unknown_keys("schedule", &json, &NewSchedule::known_fields(&[]))?;
+    from_json("schedule", json)
+}
+
 /// The wizard's dict, its config sections merged over the defaults like `create`'s.
 fn wizard_of(wizard: &Bound<'_, PyAny>) -> PyResult<WizardSchedule> {
     let mut json = py_to_json(wizard)?;
+    reject_unknown_keys("wizard", &json, &WizardSchedule::known_fields())?;
     over_defaults::<RunConfig>(&mut json);
     from_json("wizard", json)
 }
@@ -618,7 +626,7 @@ impl PySchedules {
         run_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<PySchedule> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         sync!(
             py,
             self.sched_op(move |s| async move { s.create_from_run(run_id, new).await })
@@ -631,7 +639,7 @@ impl PySchedules {
         run_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         aw!(
             py,
             self.sched_op(move |s| async move { s.create_from_run(run_id, new).await })
@@ -671,7 +679,7 @@ impl PySchedules {
         model_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<PySchedule> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         sync!(
             py,
             self.sched_op(move |s| async move { s.create_for_model(model_id, new).await })
@@ -684,7 +692,7 @@ impl PySchedules {
         model_id: i64,
         schedule: &Bound<'_, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let new: NewSchedule = from_py("schedule", schedule)?;
+        let new = new_schedule(schedule)?;
         aw!(
             py,
             self.sched_op(move |s| async move { s.create_for_model(model_id, new).await })

@@ -526,8 +526,22 @@ fn read_input(path: &Path) -> Result<String, CliError> {
     text.map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))
 }
 
+/// A JSON file: unknown fields (refused by the config types) are named with the nearest
+/// valid name.
 fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CliError> {
-    serde_json::from_str(&read_input(path)?)
+    serde_json::from_str(&read_input(path)?).map_err(|e| {
+        CliError::BadInput(format!(
+            "{}: {}",
+            path.display(),
+            trainyard::core::strict::explain(&e.to_string())
+        ))
+    })
+}
+
+/// A new run's JSON file, strictly (types with flattened parts check their keys).
+fn parse_new_run(path: &Path) -> Result<NewTrainingRun, CliError> {
+    let value: serde_json::Value = parse_json(path)?;
+    NewTrainingRun::from_json(&value)
         .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))
 }
 
@@ -559,6 +573,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 p.dir().display(),
                 p.config().project.ml_model,
                 p.config().store.sqlite_path
+            );
+            println!(
+                "REST API token (serve-api): {}",
+                p.api_token_path().display()
             );
             Ok(())
         }
@@ -802,7 +820,9 @@ async fn schedules(
                 ConcurrencyArg::Allow => ConcurrencyPolicy::Allow,
             };
             let s = if let Some(file) = wizard {
-                let mut w: WizardSchedule = parse_json(&file)?;
+                let value: serde_json::Value = parse_json(&file)?;
+                let mut w = WizardSchedule::from_json(&value)
+                    .map_err(|e| CliError::BadInput(format!("{}: {e}", file.display())))?;
                 if w.ml_model.is_empty() {
                     w.ml_model.clone_from(&p.config().project.ml_model);
                 }
@@ -1097,7 +1117,7 @@ fn compile_pipeline(
     project: String,
     region: String,
 ) -> Result<(), CliError> {
-    let mut new: NewTrainingRun = parse_json(run)?;
+    let mut new = parse_new_run(run)?;
     if new.ml_model.is_empty() {
         new.ml_model = "default".into();
     }
@@ -1230,7 +1250,7 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
             Ok(())
         }
         RunsCommand::Create { config, out } => {
-            let mut new: NewTrainingRun = parse_json(&config)?;
+            let mut new = parse_new_run(&config)?;
             if new.ml_model.is_empty() {
                 new.ml_model.clone_from(&p.config().project.ml_model);
             }

@@ -14,7 +14,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// A closed stdout (`trainyard runs list | head -1`) ends the command quietly with 141 (as a
+/// SIGPIPE would), instead of `println!`'s panic and exit 101. Any other panic keeps the
+/// default report.
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = match commands::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

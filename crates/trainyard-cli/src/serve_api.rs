@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use trainyard::http::api;
+use trainyard::http::{check_bind, ApiSecurity};
 use trainyard::http::{CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
-use trainyard::{ControlPlaneConfig, Platform};
+use trainyard::{ApiTokenSource, ControlPlaneConfig, Platform, API_TOKEN_ENV};
 
 use crate::commands::CliError;
 
@@ -41,6 +42,13 @@ pub struct ServeApiArgs {
     /// The `aud` Cloud Scheduler's tokens carry (default: http://HOST:PORT).
     #[arg(long)]
     scheduler_audience: Option<String>,
+    /// A TLS-terminating proxy sits in front (as `[server] tls_terminated_by_proxy = true`):
+    /// needed to listen on a non-loopback address.
+    #[arg(long)]
+    tls_terminated_by_proxy: bool,
+    /// Also answer requests with this Host (repeatable; adds to `[server] allowed_hosts`).
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
 }
 
 impl ServeApiArgs {
@@ -73,7 +81,16 @@ pub async fn run(
     }
     let platform =
         platform.ok_or_else(|| CliError::Failed("server needs a project (--project)".into()))?;
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+    // Every address the host resolves to must be loopback, unless TLS termination is stated.
+    let tls = args.tls_terminated_by_proxy || platform.config().server.tls_terminated_by_proxy;
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| CliError::BadInput(format!("--host {}: {e}", args.host)))?
+        .collect();
+    for a in &addrs {
+        check_bind(a.ip(), tls).map_err(|e| CliError::BadInput(e.to_string()))?;
+    }
+    let listener = tokio::net::TcpListener::bind(addrs.as_slice())
         .await
         .map_err(|e| {
             CliError::Failed(format!("cannot listen on {}:{}: {e}", args.host, args.port))
@@ -81,6 +98,15 @@ pub async fn run(
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::Failed(e.to_string()))?;
+    let token = platform.api_token()?;
+    let mut security = ApiSecurity::from_config(&token, &platform.config().server);
+    for h in &args.allowed_hosts {
+        security = security.allow_host(h);
+    }
+    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+        // An IP literal cannot be rebound to another site's name.
+        security = security.allow_host(&addr.ip().to_string());
+    }
     let webhooks = webhook_auth(&args, &platform, &format!("http://{addr}"));
     let mounted = webhooks.is_some();
     // Cloud Scheduler fires schedules through the webhook when the platform has it as trigger;
@@ -93,12 +119,20 @@ pub async fn run(
             })
             .spawn()
     });
-    let app = api::app(platform, webhooks);
+    let app = api::app(platform, webhooks, security);
     // One parseable line: test harnesses read the port from it.
+    let shown = match token.source() {
+        ApiTokenSource::Env => format!("the token in {API_TOKEN_ENV}"),
+        ApiTokenSource::File(_) => token.value().to_string(),
+    };
     println!(
-        "serving the trainyard API on http://{addr} (OpenAPI: http://{addr}{})",
+        "serving the trainyard API on http://{addr} (OpenAPI: http://{addr}{}) \
+         token: {shown} (send Authorization: Bearer <token>)",
         api::OPENAPI_PATH
     );
+    if let ApiTokenSource::File(path) = token.source() {
+        eprintln!("API token file: {}", path.display());
+    }
     if !mounted {
         eprintln!("webhooks not mounted (set --webhook-secret or --scheduler-service-account)");
     }

@@ -17,7 +17,7 @@ pub enum OptimizerName {
 
 /// Early stopping on a validation metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EarlyStopping {
     pub enabled: bool,
     pub patience: u32,
@@ -39,7 +39,7 @@ impl Default for EarlyStopping {
 
 /// `training_params` of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainingParams {
     pub epochs: u32,
     pub batch_size: u32,
@@ -143,7 +143,7 @@ pub const DEFAULT_GPU_TRAINING_REGION: &str = "europe-west4";
 
 /// `gpu_config` of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct GpuConfig {
     pub gpu_enabled: bool,
     pub gpu_type: GpuType,
@@ -460,7 +460,7 @@ pub const GPU_ATTEMPTS_ARTIFACT: &str = "gpu_attempts";
 
 /// `evaluator_config` of a run: whether the Evaluator blesses, and on which threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct EvaluatorConfig {
     pub enabled: bool,
     /// e.g. `recall_at_100` (retrieval) or `rmse` (ranking, multitask).
@@ -540,7 +540,7 @@ impl DeploymentPreset {
 
 /// `deployment_config` of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeploymentConfig {
     pub enabled: bool,
     pub service_name: String,
@@ -634,7 +634,7 @@ pub enum ScheduleKind {
 /// timing to it; `now` leaves the model's schedule as it is. A rerun copies it without
 /// touching the schedule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
     /// `now` (the run itself trains now; no schedule) or the schedule's type.
     pub schedule_type: ScheduleKind,
@@ -738,7 +738,7 @@ pub fn parse_hh_mm(s: &str) -> Option<(u8, u8)> {
 
 /// Where the training data comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DataSource {
     /// A BigQuery query run by BigQueryExampleGen.
     BigQuery { query: String },
@@ -750,6 +750,7 @@ pub enum DataSource {
 
 /// The `dataset` a run trains on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatasetSpec {
     pub name: String,
     pub source: DataSource,

@@ -110,7 +110,7 @@ impl CyclicalPeriod {
 
 /// How one raw column becomes model input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FeatureTransform {
     /// id / category: `tft.compute_and_apply_vocabulary` with OOV buckets, then an embedding.
     Vocabulary {
@@ -147,6 +147,7 @@ fn one() -> u32 {
 
 /// One input column and its transform.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
     pub column: String,
     pub bq_type: BqType,
@@ -202,6 +203,7 @@ impl FeatureSpec {
 
 /// A hashed feature cross of two or more columns of the same tower, embedded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeatureCross {
     pub columns: Vec<String>,
     pub hash_buckets: u32,
@@ -216,7 +218,7 @@ impl FeatureCross {
 
 /// Transforms applied to the ranking target, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TargetTransform {
     /// log(1 + max(x, 0)); served predictions are mapped back with expm1.
     Log1p,
@@ -232,6 +234,7 @@ pub enum TargetTransform {
 
 /// The ranking / multitask target column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub column: String,
     pub bq_type: BqType,
@@ -254,6 +257,7 @@ pub const TARGET_OUTPUT: &str = "__target__";
 
 /// Which columns feed which tower, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeatureConfig {
     pub name: String,
     /// Query tower inputs (the buyer and the context of the purchase).

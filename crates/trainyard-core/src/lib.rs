@@ -16,9 +16,11 @@ pub mod ports;
 pub mod pricing;
 pub mod registry;
 pub mod run;
+pub mod sanitize;
 pub mod schedule;
 pub mod stages;
 pub mod status;
+pub mod strict;
 pub mod timing;
 
 pub use error::{Error, Result, ValidationError};

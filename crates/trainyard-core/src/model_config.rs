@@ -67,6 +67,7 @@ impl Activation {
 
 /// One dense layer of a tower or head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DenseLayer {
     pub units: u32,
     #[serde(default)]
@@ -91,6 +92,7 @@ impl DenseLayer {
 
 /// A tower: hidden layers, then a linear projection to `output_embedding_dim`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TowerConfig {
     pub layers: Vec<DenseLayer>,
     /// L2 on the tower's embeddings and kernels (0 = none).
@@ -110,6 +112,7 @@ pub enum RankingLoss {
 
 /// Weights of the two multitask losses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LossWeights {
     pub retrieval: f64,
     pub ranking: f64,
@@ -126,6 +129,7 @@ impl Default for LossWeights {
 
 /// Optimizer of the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
     pub name: OptimizerName,
     pub learning_rate: f64,
@@ -144,6 +148,7 @@ pub enum RetrievalAlgorithm {
 
 /// ScaNN index parameters (tfrs.layers.factorized_top_k.ScaNN).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ScannParams {
     /// 0 = choose from the number of candidates (about sqrt(n)).
     pub num_leaves: u32,
@@ -166,6 +171,7 @@ impl Default for ScannParams {
 
 /// The model of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub name: String,
     pub model_type: ModelType,

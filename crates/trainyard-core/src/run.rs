@@ -46,8 +46,12 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
 }
 
 /// Everything that defines what a run trains; copied on rerun, frozen into schedules.
+///
+/// Unknown fields are refused when it is read on its own; where it is flattened into a larger
+/// body ([`NewTrainingRun`], schedule bodies) the readers check the keys with
+/// [`crate::strict::check_keys`] (serde cannot deny unknown fields through `flatten`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     pub dataset: DatasetSpec,
     pub feature_config: FeatureConfig,
@@ -71,6 +75,14 @@ impl RunConfig {
         self.schedule_config.validate()?;
         Ok(())
     }
+}
+
+/// Refuses a key of `value` that is neither one of `own` nor a [`RunConfig`] part, naming the
+/// nearest valid one. Callers whose body holds a run config beside their own fields use it.
+pub fn check_run_keys(value: &serde_json::Value, own: &[&str]) -> Result<(), ValidationError> {
+    let mut known: Vec<&str> = own.to_vec();
+    known.extend_from_slice(crate::strict::field_names::<RunConfig>());
+    crate::strict::check_keys(value, &known, "")
 }
 
 /// The config fields a user may edit on a finished run (spec "Edit Feature").
@@ -184,6 +196,17 @@ pub struct NewTrainingRun {
 }
 
 impl NewTrainingRun {
+    /// Its own fields; the rest of its keys are [`RunConfig`]'s.
+    pub const OWN_FIELDS: [&'static str; 3] = ["ml_model", "name", "description"];
+
+    /// Reads a new run from JSON, refusing unknown fields (top-level ones through the key
+    /// check, nested ones through the parts' `deny_unknown_fields`) with the nearest name.
+    pub fn from_json(value: &serde_json::Value) -> Result<NewTrainingRun, ValidationError> {
+        check_run_keys(value, &Self::OWN_FIELDS)?;
+        serde_json::from_value(value.clone())
+            .map_err(|e| ValidationError::field("config", crate::strict::explain(&e.to_string())))
+    }
+
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_name("ml_model", &self.ml_model)?;
         validate_name("name", &self.name)?;

@@ -266,7 +266,10 @@ impl Deployer for LocalDeployer {
             let msg = String::from_utf8_lossy(&out.stderr);
             return Err(Error::Validation(ValidationError::field(
                 "model",
-                format!("{model_path} cannot be served: {}", msg.trim()),
+                format!(
+                    "{model_path} cannot be served: {}",
+                    trainyard_core::sanitize::child_output(msg.trim())
+                ),
             )));
         }
         let signature: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
@@ -341,10 +344,11 @@ fn signal(pid: u32, sig: &str) -> std::io::Result<std::process::ExitStatus> {
         .status()
 }
 
+/// The last `lines` of a server log, fit for an error message (no escapes, no local paths).
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+    trainyard_core::sanitize::child_output(&all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
 /// A minimal HTTP/1.1 GET returning the status code (health checks on 127.0.0.1 only).

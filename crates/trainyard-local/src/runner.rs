@@ -709,8 +709,10 @@ impl Cursor {
         self.components.current = None;
     }
 
+    /// The last lines of output, made fit for API bodies (no escapes, no local paths).
     fn tail(&self) -> String {
-        self.tail.iter().cloned().collect::<Vec<_>>().join("\n")
+        let tail = self.tail.iter().cloned().collect::<Vec<_>>().join("\n");
+        trainyard_core::sanitize::child_output(&tail)
     }
 
     /// The terminal event of a job whose process group is gone, from its exit status (none:

@@ -11,7 +11,41 @@ use trainyard_core::schedule::TrainingSchedule;
 use trainyard_core::{Error, ValidationError};
 
 pub(crate) fn storage(e: impl std::fmt::Display) -> Error {
-    Error::Storage(e.to_string())
+    let message = e.to_string();
+    readonly::note(&message);
+    Error::Storage(message)
+}
+
+/// Recycling of SQLite connections after a "readonly database" error. SQLite opens a file it
+/// cannot write read-only without saying so, and such a connection stays read-only after the
+/// file is writable again: without this, the pool kept failing a share of writes until a
+/// restart. Every connection that existed when such an error was seen is closed instead of
+/// reused (newer ones are recycled by their own error).
+pub(crate) mod readonly {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    static START: OnceLock<Instant> = OnceLock::new();
+    /// Nanoseconds since START of the last readonly error, plus one (0: never).
+    static LAST: AtomicU64 = AtomicU64::new(0);
+
+    fn now() -> u64 {
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+    }
+
+    /// Records `message` when it is SQLite's readonly error (code 8 and its extended codes).
+    pub(crate) fn note(message: &str) {
+        if message.contains("readonly database") || message.contains("(code: 8)") {
+            LAST.store(now(), Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a connection `age` old was open when the last readonly error happened.
+    pub(crate) fn is_stale(age: Duration) -> bool {
+        let last = LAST.load(Ordering::SeqCst);
+        last != 0 && now().saturating_sub(age.as_nanos() as u64) <= last
+    }
 }
 
 /// Maps constraint violations to the domain's kinds; everything else is a storage error.

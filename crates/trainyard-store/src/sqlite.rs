@@ -27,7 +27,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        Self::connect(opts, 8).await
+        Self::connect(opts, 8, true).await
     }
 
     /// An in-memory database (one connection, so every query sees the same data).
@@ -35,17 +35,42 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str("sqlite::memory:")
             .map_err(storage)?
             .foreign_keys(true);
-        Self::connect(opts, 1).await
+        Self::connect(opts, 1, false).await
     }
 
-    async fn connect(opts: SqliteConnectOptions, max: u32) -> Result<Self> {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .connect_with(opts)
-            .await
-            .map_err(storage)?;
+    async fn connect(opts: SqliteConnectOptions, max: u32, recycle: bool) -> Result<Self> {
+        let mut pool = SqlitePoolOptions::new().max_connections(max);
+        if recycle {
+            // A connection that may have been opened read-only is closed, not reused (an
+            // in-memory database's one connection is its data: never recycled).
+            pool = pool
+                .before_acquire(|_, meta| {
+                    Box::pin(async move { Ok(!crate::rows::readonly::is_stale(meta.age)) })
+                })
+                .after_release(|_, meta| {
+                    Box::pin(async move { Ok(!crate::rows::readonly::is_stale(meta.age)) })
+                });
+        }
+        let pool = pool.connect_with(opts).await.map_err(storage)?;
         MIGRATOR.run(&pool).await.map_err(storage)?;
         Ok(SqliteStore { pool })
+    }
+
+    /// Test support: makes every connection the pool holds now refuse writes as a file opened
+    /// read-only does (`PRAGMA query_only`, SQLite's readonly error), so that recovery can be
+    /// tested by a user who bypasses file permissions (root).
+    #[doc(hidden)]
+    pub async fn poison_connections_read_only_for_test(&self, n: usize) -> Result<()> {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            let mut c = self.pool.acquire().await.map_err(storage)?;
+            sqlx::query("PRAGMA query_only = ON")
+                .execute(&mut *c)
+                .await
+                .map_err(storage)?;
+            held.push(c);
+        }
+        Ok(())
     }
 
     /// Writes a consistent copy of the database to `dest` (SQLite's VACUUM INTO).

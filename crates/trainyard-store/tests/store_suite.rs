@@ -428,6 +428,81 @@ async fn reopening_keeps_data_and_backup_is_readable() {
     assert_eq!(backup.get_run(id).await.unwrap().name, "keep");
 }
 
+/// After writes failed because the database was read-only, the pool recycles those
+/// connections: once the file is writable again every write succeeds (before, about 1 in 3
+/// kept failing until a restart). Two ways to make it read-only: connections that refuse
+/// writes as SQLite's read-only opens do (works for root too), and, unless root (who bypasses
+/// file permissions), the file chmod'ed read-only while new connections open, then back.
+#[tokio::test]
+async fn a_read_only_spell_does_not_leave_failing_connections() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ro.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let write = |name: String| {
+        let store = store.clone();
+        async move {
+            store
+                .insert_run(&run("shop", &name, ModelType::Retrieval))
+                .await
+        }
+    };
+    store
+        .poison_connections_read_only_for_test(8)
+        .await
+        .unwrap();
+    let mut failed = 0;
+    for i in 0..8 {
+        if write(format!("ro-{i}")).await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0, "the poisoned connections refuse writes");
+    for i in 0..24 {
+        let got = write(format!("after-{i}")).await;
+        assert!(got.is_ok(), "write {i} after recovery: {got:?}");
+    }
+
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(true);
+    if root {
+        eprintln!("chmod variant skipped: root bypasses file permissions");
+        return;
+    }
+    let set = |mode| {
+        for f in ["ro.db", "ro.db-wal", "ro.db-shm"] {
+            let p = dir.path().join(f);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+        }
+    };
+    set(0o444);
+    let tries = futures_join(8, |i| write(format!("chmod-{i}"))).await;
+    set(0o644);
+    let _ = tries;
+    for i in 0..24 {
+        let got = write(format!("chmod-after-{i}")).await;
+        assert!(got.is_ok(), "write {i} after chmod back: {got:?}");
+    }
+}
+
+/// Runs `n` futures concurrently (so the pool opens new connections).
+async fn futures_join<F, Fut, T>(n: usize, f: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
 async fn scheduled_fires_are_unique(store: Arc<dyn Store>) {
     let m = store
         .insert_registered_model(&RegisteredModel::new(

@@ -200,7 +200,7 @@ fn main() {
          their serialized `Default` values. A run's config is JSON (`trainyard runs create --config\n\
          FILE`); a project's `trainyard.toml` is TOML with the same field names. Fields left out\n\
          take their default.\n\n\
-         - [trainyard.toml](#trainyardtoml-project): `[project]`, `[store]`, `[local]`, `[gcp]`\n\
+         - [trainyard.toml](#trainyardtoml-project): `[project]`, `[store]`, `[local]`, `[server]`,\n  `[gcp]`\n\
          - [Training run](#training-run-config): `dataset`, `training_params`, `gpu_config`,\n  \
          `evaluator_config`, `deployment_config`, `schedule_config`, `model_config`, `feature_config`\n",
     ));
@@ -215,6 +215,7 @@ fn main() {
     );
     d.table("`[store]`", PLATFORM, "StoreSection", &project["store"]);
     d.table("`[local]`", PLATFORM, "LocalSection", &project["local"]);
+    d.table("`[server]`", PLATFORM, "ServerSection", &project["server"]);
     let gcp = json(&trainyard_gcp::GcpConfig::default());
     d.table("`[gcp]`", GCP_CONFIG, "GcpConfig", &gcp);
     for (key, name) in [

@@ -29,7 +29,10 @@ pub use pipelines::{
     handle_of, managed_python, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
     PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
-pub use platform::{Backend, LocalSection, Platform, ProjectConfig, CONFIG_FILE, STORE_URL_ENV};
+pub use platform::{
+    ApiToken, ApiTokenSource, Backend, LocalSection, Platform, ProjectConfig, ServerSection,
+    API_TOKEN_ENV, API_TOKEN_FILE, CONFIG_FILE, STORE_URL_ENV,
+};
 pub use registry::{
     registration_labels, ModelFilter, ModelListing, ModelSummary, ModelVersion, RegistryKpi,
     RegistryService,

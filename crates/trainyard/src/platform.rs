@@ -66,8 +66,163 @@ pub struct LocalSection {
     pub python: Option<String>,
 }
 
+/// `[server]` of trainyard.toml: how the REST API (`serve-api`, `server`) may be reached. The
+/// API always requires its token (`<project>/.trainyard/api_token`); these settings widen who
+/// may reach it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Host names (the requests' Host header) the API answers besides the loopback names
+    /// `localhost`, `127.0.0.1` and `[::1]`; a name with a port (`api.example.com:443`) matches
+    /// only that port. Anything else is refused (403) against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// A TLS-terminating proxy sits in front of the API. Required before the API may listen
+    /// on a non-loopback address: the token must not cross a network in clear text.
+    pub tls_terminated_by_proxy: bool,
+}
+
 /// Environment variable that overrides `[store] url`.
 pub const STORE_URL_ENV: &str = "TRAINYARD_STORE_URL";
+
+/// Environment variable that overrides the project's API token file.
+pub const API_TOKEN_ENV: &str = "TRAINYARD_API_TOKEN";
+/// The API token's file in the project's `.trainyard` folder (owner-only, mode 0600).
+pub const API_TOKEN_FILE: &str = "api_token";
+/// Longest token accepted (from the environment or the file).
+const MAX_TOKEN_LEN: usize = 512;
+
+/// Where the API token came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiTokenSource {
+    /// `TRAINYARD_API_TOKEN`.
+    Env,
+    /// The project's token file.
+    File(PathBuf),
+}
+
+/// The secret every management route of the REST API requires (`Authorization: Bearer`), as
+/// Jupyter's server token: generated on `init` (or the first start of an older project) and
+/// kept in the project. Its `Debug` form never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    value: String,
+    source: ApiTokenSource,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("value", &"<redacted>")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl ApiToken {
+    /// A token given by the caller (an embedding app, tests); refused when empty, longer than
+    /// 512 characters, or not visible ASCII (it travels in a header).
+    pub fn new(value: impl Into<String>, source: ApiTokenSource) -> Result<ApiToken> {
+        let value = value.into();
+        let what = match &source {
+            ApiTokenSource::Env => API_TOKEN_ENV.to_string(),
+            ApiTokenSource::File(p) => p.display().to_string(),
+        };
+        if value.is_empty() {
+            return Err(Error::Validation(ValidationError::field(
+                what,
+                "the API token is empty (delete the token file to generate a new one)",
+            )));
+        }
+        if value.len() > MAX_TOKEN_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::Validation(ValidationError::field(
+                what,
+                "the API token must be 1 to 512 visible ASCII characters",
+            )));
+        }
+        Ok(ApiToken { value, source })
+    }
+
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    pub fn source(&self) -> &ApiTokenSource {
+        &self.source
+    }
+}
+
+/// 32 random bytes from the system's generator, as 64 hex digits.
+fn generate_token() -> Result<String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::Storage("no random numbers for the API token".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads the token file, creating it (with a new token, mode 0600) when missing. Creation is
+/// atomic: the token is written to a private temp file that is hard-linked into place, so a
+/// concurrent starter reads either nothing (and links its own) or a whole token.
+fn token_file(path: &Path) -> Result<ApiToken> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    }
+    if !path.exists() {
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let _ = std::fs::remove_file(&tmp);
+        let token = generate_token()?;
+        let written = opts.open(&tmp).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(format!("{token}\n").as_bytes())?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(&tmp, e));
+        }
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(path, e)),
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            // Readable by others: narrow it before trusting it.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_err(path, e))?;
+            tracing::warn!(path = %path.display(), "the API token file was readable by others; now 0600");
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    ApiToken::new(text.trim(), ApiTokenSource::File(path.to_path_buf()))
+}
+
+/// A project's database must be there: missing or empty means it was deleted or truncated, and
+/// opening it would silently start over with no runs.
+fn check_database_file(db: &Path) -> Result<()> {
+    let why = match std::fs::metadata(db) {
+        Ok(m) if m.len() > 0 => return Ok(()),
+        Ok(_) => "is empty",
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "is missing",
+        Err(e) => return Err(io_err(db, e)),
+    };
+    Err(Error::Storage(format!(
+        "the project database {} {why}; restore it from a backup, or run `trainyard init` \
+         to create a new empty one",
+        db.display()
+    )))
+}
 
 /// A project's trainyard.toml.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,6 +231,7 @@ pub struct ProjectConfig {
     pub project: ProjectSection,
     pub store: StoreSection,
     pub local: LocalSection,
+    pub server: ServerSection,
     /// Google Cloud settings, used by `Backend::Gcp` (env overrides: `TRAINYARD_GCP_*`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gcp: Option<trainyard_gcp::GcpConfig>,
@@ -97,14 +253,22 @@ pub enum Backend {
 
 impl ProjectConfig {
     pub fn from_toml(text: &str) -> Result<Self> {
+        // The position and the reason on one line (toml's own first line is only the
+        // position: the reason used to be cut off with the lines after it).
         toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
+            let reason = trainyard_core::strict::explain(e.message().trim());
             Error::Validation(ValidationError::field(
                 CONFIG_FILE,
-                e.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid TOML")
-                    .to_string(),
+                format!("{at}{}", reason.replace('\n', " ")),
             ))
         })
     }
@@ -156,7 +320,9 @@ impl Platform {
             std::fs::write(&path, ProjectConfig::default().to_toml())
                 .map_err(|e| io_err(&path, e))?;
         }
-        Platform::open(dir).await
+        let platform = Platform::open_or_create(dir, true).await?;
+        token_file(&platform.api_token_path())?;
+        Ok(platform)
     }
 
     /// Opens a project directory with the backends of `backend`.
@@ -218,8 +384,14 @@ impl Platform {
         }
     }
 
-    /// Opens an existing project directory with the embedded backends.
+    /// Opens an existing project directory with the embedded backends. Its SQLite database
+    /// must exist and not be empty: a deleted or truncated database is an error (`init`
+    /// creates one), never silently replaced by an empty one.
     pub async fn open(dir: impl AsRef<Path>) -> Result<Platform> {
+        Platform::open_or_create(dir, false).await
+    }
+
+    async fn open_or_create(dir: impl AsRef<Path>, create: bool) -> Result<Platform> {
         let dir = dir.as_ref().to_path_buf();
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -242,7 +414,13 @@ impl Platform {
             .or_else(|| config.store.url.clone());
         let store: Arc<dyn Store> = match url {
             Some(url) => trainyard_store::open_url(&url).await?,
-            None => Arc::new(SqliteStore::open(dir.join(&config.store.sqlite_path)).await?),
+            None => {
+                let db = dir.join(&config.store.sqlite_path);
+                if !create {
+                    check_database_file(&db)?;
+                }
+                Arc::new(SqliteStore::open(db).await?)
+            }
         };
         Ok(
             Platform::with_store(dir, config, store, Arc::new(SystemClock))
@@ -348,6 +526,20 @@ impl Platform {
 
     pub fn config(&self) -> &ProjectConfig {
         &self.config
+    }
+
+    /// `<project>/.trainyard/api_token`.
+    pub fn api_token_path(&self) -> PathBuf {
+        self.dir.join(".trainyard").join(API_TOKEN_FILE)
+    }
+
+    /// The REST API's token: `TRAINYARD_API_TOKEN` when set, else the project's token file,
+    /// created (mode 0600) when missing (projects made before tokens existed).
+    pub fn api_token(&self) -> Result<ApiToken> {
+        match std::env::var(API_TOKEN_ENV) {
+            Ok(v) if !v.is_empty() => ApiToken::new(v, ApiTokenSource::Env),
+            _ => token_file(&self.api_token_path()),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

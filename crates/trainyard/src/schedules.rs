@@ -38,6 +38,30 @@ pub struct NewSchedule {
     pub concurrency: ConcurrencyPolicy,
 }
 
+impl NewSchedule {
+    /// Its own keys besides the timing's ([`ScheduleTiming`]).
+    pub const OWN_FIELDS: [&'static str; 4] = ["name", "description", "catch_up", "concurrency"];
+
+    /// Every key a schedule body may have, `extra` (the body's own, e.g. the source run) too.
+    pub fn known_fields(extra: &[&'static str]) -> Vec<&'static str> {
+        let mut known = extra.to_vec();
+        known.extend_from_slice(&Self::OWN_FIELDS);
+        known.extend_from_slice(trainyard_core::strict::field_names::<ScheduleTiming>());
+        known
+    }
+
+    /// Reads a schedule from JSON, refusing unknown keys with the nearest valid name.
+    pub fn from_json(value: &serde_json::Value) -> Result<NewSchedule> {
+        trainyard_core::strict::check_keys(value, &Self::known_fields(&[]), "")?;
+        serde_json::from_value(value.clone()).map_err(|e| {
+            Error::Validation(ValidationError::field(
+                "schedule",
+                trainyard_core::strict::explain(&e.to_string()),
+            ))
+        })
+    }
+}
+
 /// The spec's wizard mode: a model name, its training config and the schedule, in one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WizardSchedule {
@@ -57,6 +81,50 @@ pub struct WizardSchedule {
     pub catch_up: CatchUpPolicy,
     #[serde(default)]
     pub concurrency: ConcurrencyPolicy,
+}
+
+impl WizardSchedule {
+    /// Its own keys besides the run config's and the timing's.
+    pub const OWN_FIELDS: [&'static str; 6] = [
+        "ml_model",
+        "name",
+        "schedule_name",
+        "schedule_description",
+        "catch_up",
+        "concurrency",
+    ];
+
+    /// Every key a wizard body may have.
+    pub fn known_fields() -> Vec<&'static str> {
+        let mut known = Self::OWN_FIELDS.to_vec();
+        known.extend_from_slice(trainyard_core::strict::field_names::<RunConfig>());
+        known.extend_from_slice(trainyard_core::strict::field_names::<ScheduleTiming>());
+        known
+    }
+
+    /// Reads a wizard body from JSON, refusing unknown keys (top level and nested) with the
+    /// nearest valid name.
+    pub fn from_json(value: &serde_json::Value) -> Result<WizardSchedule> {
+        trainyard_core::strict::check_keys(value, &Self::known_fields(), "")?;
+        let invalid = |e: serde_json::Error| {
+            Error::Validation(ValidationError::field(
+                "schedule",
+                trainyard_core::strict::explain(&e.to_string()),
+            ))
+        };
+        // The run config on its own first: flattened, its parts' unknown fields would pass.
+        let mut own = Self::OWN_FIELDS.to_vec();
+        own.extend_from_slice(trainyard_core::strict::field_names::<ScheduleTiming>());
+        if let serde_json::Value::Object(m) = value {
+            let config: serde_json::Map<_, _> = m
+                .iter()
+                .filter(|(k, _)| !own.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            serde_json::from_value::<RunConfig>(config.into()).map_err(invalid)?;
+        }
+        serde_json::from_value(value.clone()).map_err(invalid)
+    }
 }
 
 /// Editable fields (timing, name, description); the training config stays frozen.

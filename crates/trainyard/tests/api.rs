@@ -9,22 +9,43 @@ use trainyard::core::model_config::ModelConfig;
 use trainyard::core::ports::PipelineEvent;
 use trainyard::core::ports::SystemClock;
 use trainyard::http::api;
-use trainyard::http::{CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
+use trainyard::http::{ApiSecurity, CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
 use trainyard::Platform;
 
 const SECRET: &str = "api-test-secret";
 
 struct Server {
     base: String,
+    /// Sends the API token and `Content-Type: application/json` on every request.
     http: reqwest::Client,
+    /// Sends nothing by default (the cross-site and token-less attempts).
+    bare: reqwest::Client,
+    token: String,
     platform: Platform,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+fn authorized_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    headers.insert(
+        reqwest::header::CONTENT_TYPE,
+        "application/json".parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 async fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let platform = Platform::init(dir.path()).await.unwrap();
+    let token = platform.api_token().unwrap().value().to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -41,13 +62,16 @@ async fn server() -> Server {
         scheduler,
         callbacks: CallbackAuth::SharedSecret(SECRET.into()),
     };
-    let app = api::app(platform.clone(), Some(auth));
+    let security = ApiSecurity::for_platform(&platform).unwrap();
+    let app = api::app(platform.clone(), Some(auth), security);
     tokio::spawn(api::serve(listener, app, async {
         let _ = stopped.await;
     }));
     Server {
         base,
-        http: reqwest::Client::new(),
+        http: authorized_client(&token),
+        bare: reqwest::Client::new(),
+        token,
         platform,
         _dir: dir,
         _stop: stop,
@@ -881,4 +905,495 @@ async fn openapi_document_matches_the_routes() {
     assert_eq!(resp.status(), StatusCode::OK);
     let (_, v) = s.get(&format!("/api/training-runs/{}/", run["id"])).await;
     assert_eq!(v["training_run"]["status"], "running", "{v}");
+}
+
+/// A request from `client` (no default headers) with the given headers and body.
+async fn raw(
+    s: &Server,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let mut req = s.bare.request(method, format!("{}{path}", s.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn token_is_required_on_every_management_route() {
+    let s = server().await;
+    let run = s.create_run("guarded", json!({})).await;
+    let id = run["id"].as_i64().unwrap();
+    let bearer = format!("Bearer {}", s.token);
+    let json_ct = ("content-type", "application/json");
+    let create = "/api/models/shop/training-runs/";
+    let body = r#"{"name": "intruder"}"#;
+    let wrong = format!("Bearer {}x", s.token);
+    let short = format!("Bearer {}", &s.token[..s.token.len() - 1]);
+    let basic = format!("Basic {}", s.token);
+    // (method, path, headers): each must be refused with 401 and change nothing.
+    let list_path = "/api/training-runs/".to_string();
+    let cancel_path = format!("/api/training-runs/{id}/cancel/");
+    type Attempt<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>);
+    let attempts: Vec<Attempt> = vec![
+        (Method::GET, &list_path, vec![]),
+        (Method::POST, create, vec![json_ct]),
+        (Method::POST, &cancel_path, vec![json_ct]),
+        (Method::GET, "/api/no/such/route/", vec![]),
+        (Method::GET, &list_path, vec![("authorization", &wrong)]),
+        (Method::GET, &list_path, vec![("authorization", &short)]),
+        (Method::GET, &list_path, vec![("authorization", "Bearer ")]),
+        (Method::GET, &list_path, vec![("authorization", &basic)]),
+        (Method::GET, &list_path, vec![("authorization", &s.token)]),
+        (
+            Method::POST,
+            create,
+            vec![json_ct, ("authorization", wrong.as_str())],
+        ),
+    ];
+    for (method, path, headers) in attempts {
+        let b = (method == Method::POST).then_some(body);
+        let (st, h, text) = raw(&s, method.clone(), path, &headers, b).await;
+        assert_eq!(
+            st,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} {headers:?}: {text}"
+        );
+        assert_eq!(h["www-authenticate"], "Bearer");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_error(&v, "unauthorized", None);
+        assert!(!text.contains("guarded"), "{text}");
+    }
+    let (_, v) = s.get("/api/training-runs/").await;
+    assert_eq!(v["pagination"]["total"], 1, "nothing was created: {v}");
+    assert_eq!(
+        v["training_runs"][0]["status"], "pending",
+        "nothing was cancelled"
+    );
+
+    // The token works (any case of the scheme).
+    let lower = format!("bearer {}", s.token);
+    for auth in [bearer.as_str(), lower.as_str()] {
+        let (st, _, text) = raw(
+            &s,
+            Method::GET,
+            &list_path,
+            &[("authorization", auth)],
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{text}");
+        assert!(text.contains("guarded"));
+    }
+    // Public: the document and the health route (no project data).
+    let (st, _, text) = raw(&s, Method::GET, api::OPENAPI_PATH, &[], None).await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+    let (st, _, text) = raw(&s, Method::GET, api::HEALTH_PATH, &[], None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["status"],
+        "ok"
+    );
+    // ...only for reading.
+    let (st, _, _) = raw(&s, Method::POST, api::HEALTH_PATH, &[json_ct], Some("{}")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn cross_site_forms_and_bodiless_posts_are_415_and_change_nothing() {
+    let s = server().await;
+    let run = s.create_run("formed", json!({})).await;
+    let id = run["id"].as_i64().unwrap();
+    let (st, sched) = s
+        .post(
+            "/api/training/schedules/from-run/",
+            json!({"source_training_run_id": id, "name": "Nightly", "schedule_type": "daily",
+                   "schedule_time": "02:00"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sched}");
+    let sid = sched["schedule"]["id"].as_i64().unwrap();
+    let bearer = format!("Bearer {}", s.token);
+    let auth = ("authorization", bearer.as_str());
+    let cancel = format!("/api/training-runs/{id}/cancel/");
+    let schedule = format!("/api/training/schedules/{sid}/");
+    let config = format!("/api/training-runs/{id}/config/");
+    let create = "/api/models/shop/training-runs/";
+    let cases: Vec<(Method, &str, Option<&str>, Option<&str>)> = vec![
+        // A cross-site HTML form: urlencoded, multipart, text/plain.
+        (
+            Method::POST,
+            create,
+            Some("application/x-www-form-urlencoded"),
+            Some("name=evil"),
+        ),
+        (
+            Method::POST,
+            create,
+            Some("multipart/form-data; boundary=x"),
+            Some("--x--"),
+        ),
+        (
+            Method::POST,
+            create,
+            Some("text/plain"),
+            Some(r#"{"name": "evil"}"#),
+        ),
+        // A no-cors fetch without a content type, with and without a body.
+        (Method::POST, create, None, Some(r#"{"name": "evil"}"#)),
+        (Method::POST, &cancel, None, None),
+        (
+            Method::POST,
+            &cancel,
+            Some("application/x-www-form-urlencoded"),
+            Some(""),
+        ),
+        (Method::DELETE, &schedule, None, None),
+        (Method::DELETE, &schedule, Some("text/plain"), None),
+        (
+            Method::PUT,
+            &schedule,
+            Some("text/plain"),
+            Some(r#"{"name": "x"}"#),
+        ),
+        (
+            Method::PATCH,
+            &config,
+            Some("application/x-www-form-urlencoded"),
+            Some("a=b"),
+        ),
+        (
+            Method::POST,
+            create,
+            Some("application/jsonx"),
+            Some(r#"{"name": "evil"}"#),
+        ),
+    ];
+    for (method, path, ct, body) in cases {
+        let mut headers = vec![auth];
+        if let Some(ct) = ct {
+            headers.push(("content-type", ct));
+        }
+        let (st, _, text) = raw(&s, method.clone(), path, &headers, body).await;
+        assert_eq!(
+            st,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{method} {path} {ct:?}: {text}"
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_error(&v, "unsupported_media_type", None);
+    }
+    let (_, v) = s.get("/api/training-runs/").await;
+    assert_eq!(v["pagination"]["total"], 1, "{v}");
+    assert_eq!(v["training_runs"][0]["status"], "pending");
+    let (st, v) = s.get(&schedule).await;
+    assert_eq!(st, StatusCode::OK, "the schedule is still there");
+    assert_eq!(v["schedule"]["name"], "Nightly");
+    // The same bodiless POST with the JSON content type goes through.
+    let (st, _, text) = raw(
+        &s,
+        Method::POST,
+        &cancel,
+        &[auth, ("content-type", "application/json; charset=utf-8")],
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{text}");
+}
+
+#[tokio::test]
+async fn foreign_hosts_are_refused_without_leaking_an_answer() {
+    let s = server().await;
+    s.create_run("secret-model", json!({})).await;
+    let bearer = format!("Bearer {}", s.token);
+    let port = s.base.rsplit(':').next().unwrap().to_string();
+    let evil = format!("evil.example:{port}");
+    let rebound = format!("127.0.0.1.nip.io:{port}");
+    for host in [
+        evil.as_str(),
+        rebound.as_str(),
+        "localhost.evil.example",
+        "evil.example",
+    ] {
+        for path in [
+            "/api/training-runs/",
+            api::OPENAPI_PATH,
+            "/api/registered-models/",
+        ] {
+            let (st, _, text) = raw(
+                &s,
+                Method::GET,
+                path,
+                &[("host", host), ("authorization", &bearer)],
+                None,
+            )
+            .await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{host} {path}: {text}");
+            assert!(!text.contains("secret-model"), "{text}");
+            assert!(!text.contains("openapi"), "{text}");
+            let v: Value = serde_json::from_str(&text).unwrap();
+            assert_error(&v, "forbidden", None);
+        }
+    }
+    // Loopback names with the server's port are allowed.
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let (st, _, text) = raw(
+            &s,
+            Method::GET,
+            "/api/training-runs/",
+            &[("host", &host), ("authorization", &bearer)],
+            None,
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{host}: {text}");
+    }
+    // An allowlisted name (from [server] allowed_hosts) is answered.
+    let token = s.platform.api_token().unwrap();
+    let server = trainyard::ServerSection {
+        allowed_hosts: vec!["api.example.com".into()],
+        ..Default::default()
+    };
+    let sec = ApiSecurity::from_config(&token, &server);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(api::serve(
+        listener,
+        api::app(s.platform.clone(), None, sec),
+        std::future::pending(),
+    ));
+    for (host, want) in [
+        ("api.example.com", StatusCode::OK),
+        ("API.example.com:443", StatusCode::OK),
+        ("evil.example", StatusCode::FORBIDDEN),
+    ] {
+        let resp = s
+            .bare
+            .get(format!("{base}/api/training-runs/"))
+            .header("host", host)
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), want, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn the_token_file_is_private_stable_and_overridable() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = server().await;
+    let path = s.platform.api_token_path();
+    assert!(path.ends_with(".trainyard/api_token"));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    assert_eq!(s.token.len(), 64);
+    assert!(s.token.bytes().all(|b| b.is_ascii_hexdigit()));
+    // Reopening reads the same token; a second project gets another.
+    let again = Platform::open(s.platform.dir()).await.unwrap();
+    assert_eq!(again.api_token().unwrap().value(), s.token);
+    let other = tempfile::tempdir().unwrap();
+    let p2 = Platform::init(other.path()).await.unwrap();
+    assert_ne!(p2.api_token().unwrap().value(), s.token);
+    // A project from before tokens gets one on first use; a too-open file is narrowed.
+    std::fs::remove_file(p2.api_token_path()).unwrap();
+    let fresh = p2.api_token().unwrap();
+    assert_eq!(fresh.value().len(), 64);
+    std::fs::set_permissions(p2.api_token_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(p2.api_token().unwrap().value(), fresh.value());
+    let mode = std::fs::metadata(p2.api_token_path())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    // An empty token file is an error, not an empty token.
+    std::fs::write(p2.api_token_path(), "\n").unwrap();
+    assert!(p2.api_token().is_err());
+    // The API token's Debug form hides the value.
+    assert!(!format!("{fresh:?}").contains(fresh.value()));
+}
+
+fn model_with_typo() -> Value {
+    let mut m = serde_json::to_value(ModelConfig::default()).unwrap();
+    m["output_embeding_dim"] = json!(8);
+    m
+}
+
+#[tokio::test]
+async fn unknown_fields_are_refused_at_create_and_patch_naming_the_nearest() {
+    let s = server().await;
+    let create = "/api/models/shop/training-runs/";
+    for (body, field, hint) in [
+        (
+            json!({"name": "m", "trainig_params": {"epochs": 2}}),
+            "trainig_params",
+            "training_params",
+        ),
+        (
+            json!({"name": "m", "training_params": {"epoch": 2}}),
+            "training_params.epoch",
+            "epochs",
+        ),
+        (
+            json!({"name": "m", "descripton": "x"}),
+            "descripton",
+            "description",
+        ),
+        (
+            json!({"name": "m", "model_config": model_with_typo()}),
+            "model_config.output_embeding_dim",
+            "output_embedding_dim",
+        ),
+    ] {
+        let (st, v) = s.post(create, body.clone()).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_error(&v, "invalid_body", Some(field));
+        let msg = v["error"].as_str().unwrap();
+        assert!(msg.contains(&format!("did you mean `{hint}`?")), "{msg}");
+    }
+    let (_, v) = s.get("/api/training-runs/").await;
+    assert_eq!(v["pagination"]["total"], 0, "nothing was created");
+
+    let run = s.create_run("strict", json!({})).await;
+    let id = run["id"].as_i64().unwrap();
+    s.complete(id).await;
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/training-runs/{id}/config/"),
+            Some(json!({"training_params": {"epoch": 3}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_error(&v, "invalid_body", Some("training_params.epoch"));
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `epochs`?"),
+        "{v}"
+    );
+
+    // Schedule bodies: from a run, for a model, and the wizard.
+    for body in [
+        json!({"source_training_run_id": id, "name": "n", "schedule_type": "daily",
+               "schedule_time": "02:00", "schedule_timezon": "UTC"}),
+        json!({"registered_model_id": run["registered_model_id"], "name": "n",
+               "schedule_type": "daily", "schedule_time": "02:00", "schedule_timezon": "UTC"}),
+        json!({"name": "wiz", "schedule_type": "daily", "schedule_time": "02:00",
+               "schedule_timezon": "UTC"}),
+    ] {
+        let path = if body.get("source_training_run_id").is_some() {
+            "/api/training/schedules/from-run/"
+        } else {
+            "/api/training/schedules/"
+        };
+        let (st, v) = s.post(path, body.clone()).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert_error(&v, "invalid_body", Some("schedule_timezon"));
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("did you mean `schedule_timezone`?"),
+            "{v}"
+        );
+    }
+    let (st, v) = s
+        .post(
+            "/api/training/schedules/",
+            json!({"name": "wiz", "schedule_type": "daily", "schedule_time": "02:00",
+                   "training_params": {"epohcs": 3}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `epochs`?"),
+        "{v}"
+    );
+    let (_, v) = s.get("/api/training/schedules/").await;
+    assert_eq!(v["pagination"]["total"], 0, "no schedule was created: {v}");
+}
+
+fn unit_sec() -> ApiSecurity {
+    ApiSecurity::new(
+        &trainyard::ApiToken::new("s3cret-token", trainyard::ApiTokenSource::Env).unwrap(),
+    )
+}
+
+/// Host parsing: loopback names with any port, allowlisted names (with or without a pinned
+/// port); rebinding-style names and malformed values refused.
+#[test]
+fn host_allowlist_cases() {
+    let s = unit_sec()
+        .allow_host("API.example.com")
+        .allow_host("pinned.example:8443");
+    for ok in [
+        "localhost",
+        "localhost:8080",
+        "127.0.0.1:1",
+        "[::1]:8080",
+        "[::1]",
+        "LOCALHOST.",
+        "api.example.com",
+        "api.example.com:443",
+        "pinned.example:8443",
+    ] {
+        assert!(s.host_allowed(ok), "{ok}");
+    }
+    for bad in [
+        "evil.example",
+        "evil.example:8080",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io:8080",
+        "pinned.example:8080",
+        "pinned.example",
+        "",
+        ":8080",
+        "[::1",
+        "::1",
+        "localhost:http",
+        "10.0.0.1",
+    ] {
+        assert!(!s.host_allowed(bad), "{bad}");
+    }
+}
+
+#[test]
+fn token_comparison_cases() {
+    let s = unit_sec();
+    assert!(s.token_matches("s3cret-token"));
+    for bad in ["", "s3cret-toke", "s3cret-tokenn", "S3CRET-TOKEN", "x"] {
+        assert!(!s.token_matches(bad), "{bad}");
+    }
+}
+
+#[test]
+fn non_loopback_bind_needs_stated_tls() {
+    assert!(trainyard::http::check_bind("127.0.0.1".parse().unwrap(), false).is_ok());
+    assert!(trainyard::http::check_bind("::1".parse().unwrap(), false).is_ok());
+    for ip in ["0.0.0.0", "::", "10.1.2.3"] {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        assert_eq!(
+            trainyard::http::check_bind(ip, false),
+            Err(trainyard::http::BindError::NonLoopbackWithoutTls(ip))
+        );
+        assert!(trainyard::http::check_bind(ip, true).is_ok());
+    }
 }

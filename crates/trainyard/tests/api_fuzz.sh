@@ -21,7 +21,10 @@ cleanup() {
 trap cleanup EXIT
 
 "$bin" init "$work/project" >/dev/null
-TRAINYARD_LOG=warn "$bin" --project "$work/project" serve-api --port 0 \
+# One bearer value for both schemes: schemathesis sends one Authorization header to every
+# operation, the management ones (API token) and the webhooks (callback secret) alike.
+token=fuzz-secret
+TRAINYARD_API_TOKEN=$token TRAINYARD_LOG=warn "$bin" --project "$work/project" serve-api --port 0 \
     --webhook-secret fuzz-secret >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 
@@ -38,8 +41,9 @@ echo "api-fuzz: serving on $base"
 # Seed: runs in several states, schedules from a run and from the wizard, one fire.
 call() {
     local method=$1 path=$2 body=${3:-}
-    local args=(-sS -o "$work/resp.json" -w '%{http_code}' -X "$method" "$base$path")
-    [ -n "$body" ] && args+=(-H 'content-type: application/json' -d "$body")
+    local args=(-sS -o "$work/resp.json" -w '%{http_code}' -X "$method" "$base$path"
+        -H "authorization: Bearer $token" -H 'content-type: application/json')
+    [ -n "$body" ] && args+=(-d "$body")
     local code
     code=$(curl "${args[@]}")
     case $code in
@@ -84,7 +88,8 @@ status=0
 # A hung fuzzer fails the target instead of holding `make test`.
 (cd "$work" && timeout "${API_FUZZ_TIMEOUT:-600}" "$venv/bin/st" --config-file "$work/schemathesis.toml" run "$base/openapi.json" \
     --checks not_a_server_error \
-    --header "Authorization: Bearer fuzz-secret" \
+    --header "Authorization: Bearer $token" \
+    --header "Content-Type: application/json" \
     --max-examples "$examples" \
     --seed "$seed" \
     --workers 2 \

@@ -196,13 +196,18 @@ async fn local_runs_cost_nothing_and_the_api_shows_the_cost() {
     let id = recorded_run(&p, &clock, gpu(false), false).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = trainyard::http::api::app(p.clone(), None);
+    let security = trainyard::http::ApiSecurity::for_platform(&p).unwrap();
+    let token = p.api_token().unwrap().value().to_string();
+    let app = trainyard::http::api::app(p.clone(), None, security);
     tokio::spawn(trainyard::http::api::serve(
         listener,
         app,
         std::future::pending::<()>(),
     ));
-    let body: Value = reqwest::get(format!("{base}/api/training-runs/{id}/"))
+    let body: Value = reqwest::Client::new()
+        .get(format!("{base}/api/training-runs/{id}/"))
+        .bearer_auth(token)
+        .send()
         .await
         .unwrap()
         .json()

@@ -4,6 +4,7 @@
 
 pub mod api;
 mod oidc;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use serde_json::json;
 use trainyard_core::ports::{FireOutcome, PipelineEvent, ScheduleFirer};
 use trainyard_core::stages::StageName;
 use trainyard_core::Error;
+
+pub use security::{check_bind, ApiSecurity, BindError};
 
 pub use oidc::{AuthError, IdClaims, OidcConfig, OidcVerifier, GOOGLE_ISSUERS, GOOGLE_JWKS_URL};
 

@@ -23,6 +23,10 @@ pub enum ErrorKind {
     /// Well-formed JSON of the wrong shape: a missing field, a wrong type (422).
     InvalidBody,
     UnsupportedMediaType,
+    /// No API token, or a wrong one (401).
+    Unauthorized,
+    /// The request's Host is not allowed (403).
+    Forbidden,
     NotFound,
     /// A uniqueness rule, a stale write, or an operation the current state refuses (409).
     Conflict,
@@ -116,6 +120,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A content type, when given, must be JSON.
+fn check_json_content_type(req: &Request) -> Result<(), ApiError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        if !(essence == "application/json" || essence.ends_with("+json")) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorKind::UnsupportedMediaType,
+                format!("expected a JSON body (Content-Type: application/json), got {ct:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A JSON body read with the path of the first field that does not fit (`training_params.epochs`).
 pub struct ApiJson<T>(pub T);
 
@@ -127,17 +147,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-            let essence = ct.split(';').next().unwrap_or_default().trim();
-            if !(essence == "application/json" || essence.ends_with("+json")) {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    ErrorKind::UnsupportedMediaType,
-                    format!("expected a JSON body (Content-Type: application/json), got {ct:?}"),
-                ));
-            }
-        }
+        check_json_content_type(&req)?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::new(e.status(), ErrorKind::BadRequest, e.body_text()))?;
@@ -156,19 +166,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let empty = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0")
-            || (req.headers().get(header::CONTENT_TYPE).is_none()
-                && req.headers().get(header::CONTENT_LENGTH).is_none()
-                && req.headers().get(header::TRANSFER_ENCODING).is_none());
-        if empty {
+        // An empty body (none sent, or `Content-Type: application/json` with nothing, as the
+        // management layer requires of bodiless calls) reads as the defaults.
+        check_json_content_type(&req)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), ErrorKind::BadRequest, e.body_text()))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(ApiJsonOrDefault(T::default()));
         }
-        ApiJson::<T>::from_request(req, state)
-            .await
-            .map(|ApiJson(v)| ApiJsonOrDefault(v))
+        parse_json(&bytes).map(ApiJsonOrDefault)
     }
 }
 
@@ -220,12 +227,50 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     } else {
         format!("{field}: ")
     };
+    let message = trainyard_core::strict::explain(&inner.to_string());
+    // serde_path_to_error's path of an unknown field ends with the field itself.
+    let field = match unknown_field(&message) {
+        Some(name) if field == "." => name.to_string(),
+        _ => field,
+    };
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         ErrorKind::InvalidBody,
-        format!("{at}{inner}"),
+        format!("{at}{message}"),
     )
     .with_field(field)
+}
+
+/// The name in "unknown field `NAME`, ...".
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// Refuses a body key outside `known` (bodies made of flattened parts, whose serde types
+/// cannot deny unknown fields): 422 naming the key and its nearest valid name.
+pub fn refuse_unknown_keys(body: &serde_json::Value, known: &[&str]) -> Result<(), ApiError> {
+    trainyard_core::strict::check_keys(body, known, "").map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::InvalidBody,
+            e.reason,
+        )
+        .with_field(e.field)
+    })
+}
+
+/// `body` without the keys in `drop` (to read a flattened part on its own, strictly).
+pub fn without_keys(body: &serde_json::Value, drop: &[&str]) -> serde_json::Value {
+    match body {
+        serde_json::Value::Object(m) => serde_json::Value::Object(
+            m.iter()
+                .filter(|(k, _)| !drop.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Query parameters; a bad one is a 400.

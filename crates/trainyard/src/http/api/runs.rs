@@ -15,10 +15,14 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{from_value, require_object, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+use super::error::{
+    from_value, refuse_unknown_keys, require_object, without_keys, ApiError, ApiJson, ApiPath,
+    ApiQuery, ErrorBody,
+};
 use super::params::{self, Pagination};
 use super::schema;
 use crate::{Platform, RunConfigView};
+use trainyard_core::strict;
 
 /// Filters and page of a run listing.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -149,6 +153,11 @@ pub struct CreateRunBody {
     pub submit: bool,
 }
 
+impl CreateRunBody {
+    /// Its own keys; the body's other keys are the run config's parts.
+    pub const FIELDS: [&'static str; 3] = ["name", "description", "submit"];
+}
+
 impl utoipa::PartialSchema for CreateRunBody {
     fn schema() -> RefOr<Schema> {
         schema::object(
@@ -196,7 +205,10 @@ pub async fn create_run(
     ApiJson(value): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<RunResponse>), ApiError> {
     require_object(&value)?;
-    let config: RunConfig = from_value(&value)?;
+    let mut known = CreateRunBody::FIELDS.to_vec();
+    known.extend_from_slice(strict::field_names::<RunConfig>());
+    refuse_unknown_keys(&value, &known)?;
+    let config: RunConfig = from_value(&without_keys(&value, &CreateRunBody::FIELDS))?;
     let body: CreateRunBody = from_value(&value)?;
     if body.submit {
         require_executor(&p)?;

@@ -16,7 +16,10 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{from_value, require_object, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+use super::error::{
+    from_value, refuse_unknown_keys, require_object, without_keys, ApiError, ApiJson, ApiPath,
+    ApiQuery, ErrorBody,
+};
 use super::params::{self, Pagination};
 use super::schema;
 use crate::schedules::MAX_SCHEDULE_NAME;
@@ -261,6 +264,7 @@ pub async fn create_schedule(
         .get("registered_model_id")
         .is_some_and(|v| !v.is_null());
     let schedule = if by_model {
+        refuse_unknown_keys(&body, &NewSchedule::known_fields(&["registered_model_id"]))?;
         let b: ForModel = from_value(&body)?;
         p.schedules()
             .create_for_model(b.registered_model_id, b.schedule)
@@ -270,7 +274,14 @@ pub async fn create_schedule(
             m.entry("ml_model")
                 .or_insert_with(|| Value::String(p.config().project.ml_model.clone()));
         }
-        from_value::<RunConfig>(&body)?;
+        // `registered_model_id: null` says "wizard" explicitly.
+        let mut known = WizardSchedule::known_fields();
+        known.push("registered_model_id");
+        refuse_unknown_keys(&body, &known)?;
+        let mut own = WizardSchedule::OWN_FIELDS.to_vec();
+        own.push("registered_model_id");
+        own.extend_from_slice(trainyard_core::strict::field_names::<ScheduleTiming>());
+        from_value::<RunConfig>(&without_keys(&body, &own))?;
         let w: WizardSchedule = from_value(&body)?;
         p.schedules().create_from_config(w).await?
     };
@@ -321,6 +332,10 @@ pub async fn create_from_run(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<ScheduleResponse>), ApiError> {
     check_parts(&body)?;
+    refuse_unknown_keys(
+        &body,
+        &NewSchedule::known_fields(&["source_training_run_id"]),
+    )?;
     let b: FromRunBody = from_value(&body)?;
     let s = p
         .schedules()
