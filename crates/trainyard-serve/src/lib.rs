@@ -15,7 +15,9 @@
 //! ```
 
 pub mod batcher;
+pub mod conn;
 pub mod error;
+pub mod manifest;
 pub mod model;
 pub mod request;
 pub mod server;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use batcher::BatchConfig;
+pub use conn::Limits;
 pub use error::{Result, ServeError};
 pub use model::{inspect, resolve_model_dir, Model, SessionConfig};
 pub use server::{serve, ServerConfig, DEFAULT_MAX_BODY_BYTES};

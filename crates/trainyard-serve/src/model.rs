@@ -130,6 +130,10 @@ impl Model {
     /// [`Model::load`] with TensorFlow session settings.
     pub fn load_with(dir: &Path, tf: &TfOptions, session: SessionConfig) -> Result<Model> {
         let (path, version) = resolve_model_dir(dir)?;
+        // a registered version is served only as registered (before TensorFlow reads a byte)
+        if crate::manifest::verify(&path)? {
+            tracing::info!(model_path = %path.display(), "files match MANIFEST.json");
+        }
         let rt = tflib::init(tf)?;
         if needs_scann(&path.join("saved_model.pb"))? {
             tflib::load_scann_ops(rt)?;
