@@ -54,7 +54,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_MAX_INSTANCES: usize = 1024;
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 << 20;
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Below Cloud Run's 10 s between SIGTERM and SIGKILL.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
 
 impl Default for Limits {
     fn default() -> Self {

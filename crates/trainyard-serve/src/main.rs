@@ -90,7 +90,7 @@ struct ServeArgs {
     max_connections: usize,
     /// On SIGTERM/SIGINT: stop accepting, let requests in flight finish, and after this many
     /// seconds close whatever is still open and exit.
-    #[arg(long, default_value = "10", value_parser = seconds)]
+    #[arg(long, default_value = "8", value_parser = seconds)]
     shutdown_timeout_secs: Duration,
     /// TensorFlow threads per op (default: TensorFlow's, one per core).
     #[arg(long)]
