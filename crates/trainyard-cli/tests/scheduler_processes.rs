@@ -51,7 +51,7 @@ fn stop(mut child: Child) {
 
 /// Plants FIRES due fires over the next seconds, runs `processes` schedulers, kills one.
 async fn exactly_once(project: &Path, processes: usize) {
-    let p = Platform::open(project).await.unwrap();
+    let p = Platform::init(project).await.unwrap();
     let schedules = p.schedules();
     let t0: DateTime<Utc> = (Utc::now() + chrono::Duration::seconds(4)).trunc_subsecs(0);
     let mut planted = Vec::new();

@@ -4,6 +4,11 @@
 //! by looking at the process and asking the server, so a restart of the host process
 //! re-attaches to endpoints that are still up and reports the others as gone — never a stale
 //! "deployed".
+//!
+//! Endpoints belong to a project identity ([`project_identity`]): a random id kept in the
+//! project and bound to its directory, recorded in each state file and on the server's command
+//! line. A copy of the project (a backup) gets an identity of its own, so the state files it
+//! copied never let it stop or report the original's servers.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,6 +29,10 @@ pub const SERVED_MODEL_NAME: &str = "recommender";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocalEndpointState {
     pub service_name: String,
+    /// The identity of the project that started the server (empty in states written before
+    /// identities existed).
+    #[serde(default)]
+    pub project_id: String,
     pub pid: u32,
     pub url: String,
     pub model_path: String,
@@ -41,19 +50,45 @@ struct ReadyFile {
 #[derive(Debug, Clone)]
 pub struct LocalDeployer {
     state_dir: PathBuf,
+    project_id: String,
     serve_bin: PathBuf,
     env: Vec<(String, String)>,
     ready_timeout: Duration,
 }
 
 impl LocalDeployer {
+    /// A deployer recording endpoints in `state_dir` (made absolute), with no project identity:
+    /// it controls only servers whose command line names its own state dir.
     pub fn new(state_dir: impl Into<PathBuf>, serve_bin: impl Into<PathBuf>) -> Self {
+        let state_dir = state_dir.into();
         LocalDeployer {
-            state_dir: state_dir.into(),
+            state_dir: std::path::absolute(&state_dir).unwrap_or(state_dir),
+            project_id: String::new(),
             serve_bin: serve_bin.into(),
             env: Vec::new(),
             ready_timeout: Duration::from_secs(180),
         }
+    }
+
+    /// The deployer of the project at `project_dir`: state under
+    /// `<project>/.trainyard/endpoints`, servers owned by the project's identity.
+    pub fn for_project(project_dir: &Path, serve_bin: impl Into<PathBuf>) -> Result<Self> {
+        let id = project_identity(project_dir)?;
+        Ok(
+            LocalDeployer::new(project_dir.join(".trainyard").join("endpoints"), serve_bin)
+                .with_project_id(id),
+        )
+    }
+
+    /// Servers started by this deployer carry `id`; only states and processes with it are
+    /// controlled.
+    pub fn with_project_id(mut self, id: impl Into<String>) -> Self {
+        self.project_id = id.into();
+        self
+    }
+
+    pub fn project_id(&self) -> &str {
+        &self.project_id
     }
 
     /// Environment for the server processes (e.g. where TensorFlow is).
@@ -100,23 +135,45 @@ impl LocalDeployer {
         }
     }
 
+    /// The ready file of a service: its path is on the server's command line, and names the
+    /// project identity, so the process says whose it is.
+    fn ready_path(&self, service: &str) -> PathBuf {
+        if self.project_id.is_empty() {
+            self.state_dir.join(format!("{service}.ready.json"))
+        } else {
+            self.state_dir
+                .join(format!("{service}.{}.ready.json", self.project_id))
+        }
+    }
+
+    /// Whether a recorded state is this project's (a copied state file is not).
+    fn owns(&self, state: &LocalEndpointState) -> bool {
+        state.project_id == self.project_id
+    }
+
+    /// Whether `state`'s process is alive and is the server this deployer started for it.
+    fn is_running(&self, state: &LocalEndpointState) -> bool {
+        let ready = self.ready_path(&state.service_name);
+        self.owns(state) && is_our_server(state.pid, &ready.display().to_string())
+    }
+
     async fn stop(&self, state: &LocalEndpointState) {
-        if !is_our_server(state.pid) {
+        if !self.is_running(state) {
             return;
         }
         let _ = signal(state.pid, "TERM");
         let deadline = Instant::now() + Duration::from_secs(15);
-        while is_our_server(state.pid) && Instant::now() < deadline {
+        while self.is_running(state) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if is_our_server(state.pid) {
+        if self.is_running(state) {
             let _ = signal(state.pid, "KILL");
         }
     }
 
     async fn start(&self, request: &DeployRequest, port: u16) -> Result<LocalEndpointState> {
         let service = &request.service_name;
-        let ready = self.state_dir.join(format!("{service}.ready.json"));
+        let ready = self.ready_path(service);
         let log_path = self.state_dir.join(format!("{service}.log"));
         let _ = std::fs::remove_file(&ready);
         let log = std::fs::OpenOptions::new()
@@ -158,6 +215,7 @@ impl LocalDeployer {
                     });
                     return Ok(LocalEndpointState {
                         service_name: service.clone(),
+                        project_id: self.project_id.clone(),
                         pid: r.pid,
                         url: r.url,
                         model_path: request.model_path.clone(),
@@ -195,9 +253,12 @@ impl Deployer for LocalDeployer {
         })?;
         std::fs::create_dir_all(&self.state_dir)
             .map_err(|e| Error::Backend(format!("{}: {e}", self.state_dir.display())))?;
+        verify_registered(&request.model_path).await?;
         let previous = self.state(&request.service_name)?;
         let mut port = 0;
-        if let Some(old) = &previous {
+        // Only this project's server is replaced (and its port reused); a state copied from
+        // another project is left alone with its server.
+        if let Some(old) = previous.as_ref().filter(|s| self.owns(s)) {
             self.stop(old).await;
             port = port_of(&old.url).unwrap_or(0);
         }
@@ -217,11 +278,21 @@ impl Deployer for LocalDeployer {
         Ok(state.url)
     }
 
+    /// Stops this project's server of the endpoint and forgets it. A state file copied from
+    /// another project is forgotten without touching that project's server.
     async fn undeploy(&self, service_name: &str) -> Result<()> {
         if let Some(state) = self.state(service_name)? {
-            self.stop(&state).await;
+            if self.owns(&state) {
+                self.stop(&state).await;
+            } else {
+                tracing::warn!(
+                    service = service_name,
+                    pid = state.pid,
+                    "endpoint state belongs to another project (a copy?): its server is left alone"
+                );
+            }
             let _ = std::fs::remove_file(self.state_path(service_name));
-            let _ = std::fs::remove_file(self.state_dir.join(format!("{service_name}.ready.json")));
+            let _ = std::fs::remove_file(self.ready_path(service_name));
         }
         Ok(())
     }
@@ -232,7 +303,7 @@ impl Deployer for LocalDeployer {
         let Some(state) = self.state(service_name)? else {
             return Ok(false);
         };
-        if !is_our_server(state.pid) {
+        if !self.is_running(&state) {
             return Ok(false);
         }
         match http_get_status(&state.url, &format!("/v1/models/{SERVED_MODEL_NAME}")).await {
@@ -250,6 +321,7 @@ impl Deployer for LocalDeployer {
     /// Loads the model's signature with `trainyard-serve inspect`; a retrieval model whose
     /// `product_ids` are not strings (vocabulary indices) is refused.
     async fn check_model(&self, model_path: &str) -> Result<()> {
+        verify_registered(model_path).await?;
         let out = tokio::process::Command::new(&self.serve_bin)
             .args(["inspect", "--check", "--model", model_path])
             .envs(self.env.iter().cloned())
@@ -318,8 +390,83 @@ fn port_of(url: &str) -> Option<u16> {
     url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
 }
 
-/// Whether `pid` is a live (not zombie) trainyard-serve process.
-fn is_our_server(pid: u32) -> bool {
+/// A registered version (a folder with MANIFEST.json) must match its checksums to be served.
+async fn verify_registered(model_path: &str) -> Result<()> {
+    let path = PathBuf::from(model_path);
+    tokio::task::spawn_blocking(move || crate::LocalModelRegistry::verify_if_registered(&path))
+        .await
+        .map_err(|e| Error::Backend(format!("verify task failed: {e}")))?
+}
+
+/// The identity of the project at `project_dir`: a random id kept in
+/// `<project>/.trainyard/project-id.json` with the device and inode of the directory it was
+/// made for. A copy of the project (another directory, so another inode) makes itself a new id
+/// the first time it is opened; a project moved within its filesystem keeps its id.
+pub fn project_identity(project_dir: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    #[derive(Serialize, Deserialize)]
+    struct Identity {
+        id: String,
+        dev: u64,
+        ino: u64,
+    }
+    let meta = std::fs::metadata(project_dir)
+        .map_err(|e| Error::Backend(format!("{}: {e}", project_dir.display())))?;
+    let (dev, ino) = (meta.dev(), meta.ino());
+    let path = project_dir.join(".trainyard").join("project-id.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(found) = serde_json::from_str::<Identity>(&text) {
+            if found.dev == dev && found.ino == ino && !found.id.is_empty() {
+                return Ok(found.id);
+            }
+        }
+    }
+    let id = random_id();
+    let text = serde_json::to_string_pretty(&Identity {
+        id: id.clone(),
+        dev,
+        ino,
+    })
+    .map_err(|e| Error::Backend(e.to_string()))?;
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(path.parent().expect("a parent"))?;
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)
+    };
+    match write() {
+        Ok(()) => Ok(id),
+        // A read-only project: an id that still tells this directory from its copies.
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot record the project id; using the directory's");
+            Ok(format!("dir-{dev:x}-{ino:x}"))
+        }
+    }
+}
+
+/// 128 random bits as hex (from the kernel; time and pid when that fails).
+fn random_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let from_kernel = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok();
+    if !from_kernel {
+        use sha2::Digest;
+        let seed = format!(
+            "{:?}{}{:?}",
+            std::time::SystemTime::now(),
+            std::process::id(),
+            std::thread::current().id()
+        );
+        bytes.copy_from_slice(&sha2::Sha256::digest(seed.as_bytes())[..16]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `pid` is a live (not zombie) trainyard-serve process whose command line holds
+/// `marker` (the ready file path that names its state dir and project).
+fn is_our_server(pid: u32, marker: &str) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -332,7 +479,10 @@ fn is_our_server(pid: u32) -> bool {
         return false;
     }
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("trainyard-serve"))
+        .map(|c| {
+            let cmdline = String::from_utf8_lossy(&c);
+            cmdline.contains("trainyard-serve") && cmdline.contains(marker)
+        })
         .unwrap_or(false)
 }
 
@@ -410,6 +560,7 @@ mod tests {
         dead.wait().unwrap();
         let state = LocalEndpointState {
             service_name: "recs-serving".into(),
+            project_id: String::new(),
             pid,
             url: "http://127.0.0.1:1".into(),
             model_path: "/m".into(),
@@ -446,5 +597,172 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(bad, Error::Validation(_)), "{bad:?}");
+    }
+
+    /// A stand-in for trainyard-serve: writes its ready file and idles until signalled.
+    fn fake_serve_bin(dir: &Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).unwrap();
+        let bin = dir.join("trainyard-serve");
+        std::fs::write(
+            &bin,
+            r#"#!/bin/sh
+ready=""
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--ready-file" ]; then ready="$2"; fi
+  shift
+done
+printf '{"url": "http://127.0.0.1:9", "pid": %s}' "$$" > "$ready.tmp"
+mv "$ready.tmp" "$ready"
+while :; do sleep 0.1; done
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                let state = s
+                    .rsplit(')')
+                    .next()
+                    .and_then(|s| s.split_whitespace().next());
+                !matches!(state, Some("Z") | Some("X") | None)
+            })
+            .unwrap_or(false)
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    fn request(service: &str) -> DeployRequest {
+        DeployRequest {
+            service_name: service.into(),
+            model_path: "/models/recs".into(),
+            image: String::new(),
+            config: Default::default(),
+        }
+    }
+
+    /// Kills the fake servers a test started, even when it fails half-way.
+    struct KillOnDrop(Vec<u32>);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            for pid in self
+                .0
+                .iter()
+                .filter(|p| is_our_server(**p, "trainyard-serve"))
+            {
+                let _ = signal(*pid, "KILL");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_of_the_project_never_controls_the_originals_server() {
+        let mut started = KillOnDrop(Vec::new());
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = fake_serve_bin(&tmp.path().join("bin"));
+        let project = tmp.path().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        let original = LocalDeployer::for_project(&project, &bin)
+            .unwrap()
+            .with_ready_timeout(Duration::from_secs(20));
+        assert_eq!(original.project_id().len(), 32);
+        // the same project opened again keeps its identity
+        assert_eq!(project_identity(&project).unwrap(), original.project_id());
+        original.deploy(&request("recs-serving")).await.unwrap();
+        let state = original.state("recs-serving").unwrap().unwrap();
+        started.0.push(state.pid);
+        assert_eq!(state.project_id, original.project_id());
+        assert!(alive(state.pid));
+        assert!(original.is_running(&state));
+
+        // a backup: the copied state file names the original's server
+        let backup = tmp.path().join("backup");
+        copy_dir(&project, &backup);
+        let copy = LocalDeployer::for_project(&backup, &bin)
+            .unwrap()
+            .with_ready_timeout(Duration::from_secs(20));
+        assert_ne!(copy.project_id(), original.project_id());
+        assert_eq!(copy.state("recs-serving").unwrap().unwrap().pid, state.pid);
+        assert!(!copy.is_serving("recs-serving").await.unwrap());
+        // deploying in the copy starts the copy's own server, leaving the original's running
+        copy.deploy(&request("recs-serving")).await.unwrap();
+        let copy_state = copy.state("recs-serving").unwrap().unwrap();
+        started.0.push(copy_state.pid);
+        assert_ne!(copy_state.pid, state.pid);
+        // undeploy in the copy stops only the copy's server
+        copy.undeploy("recs-serving").await.unwrap();
+        assert!(copy.state("recs-serving").unwrap().is_none());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            alive(state.pid),
+            "undeploy in the copy stopped the original's server"
+        );
+        assert!(!alive(copy_state.pid), "the copy's own server still runs");
+        // a state copied in from elsewhere, undeployed: forgotten, the server untouched
+        copy_dir(&project, &backup);
+        copy.undeploy("recs-serving").await.unwrap();
+        assert!(alive(state.pid));
+
+        // the original still controls its own
+        assert!(original.state("recs-serving").unwrap().is_some());
+        original.undeploy("recs-serving").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(state.pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            !alive(state.pid),
+            "the original's undeploy did not stop its server"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_registered_version_that_changed_is_not_deployed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let version = tmp.path().join("1");
+        std::fs::create_dir_all(&version).unwrap();
+        std::fs::write(version.join("saved_model.pb"), b"graph").unwrap();
+        let manifest = serde_json::json!({
+            "model_name": "recs", "version": "1", "training_run_id": 1, "source": "/p",
+            "labels": {}, "registered_at": "2026-01-01T00:00:00Z",
+            "files": {"saved_model.pb": "00".repeat(32)},
+        });
+        std::fs::write(version.join("MANIFEST.json"), manifest.to_string()).unwrap();
+        let bin = fake_serve_bin(&tmp.path().join("bin"));
+        let d = LocalDeployer::for_project(tmp.path(), &bin).unwrap();
+        let path = version.display().to_string();
+        let err = d.check_model(&path).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation(_)) && err.to_string().contains("saved_model.pb"),
+            "{err:?}"
+        );
+        let err = d
+            .deploy(&DeployRequest {
+                model_path: path,
+                ..request("recs-serving")
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("saved_model.pb (checksum differs)"),
+            "{err}"
+        );
+        assert!(d.state("recs-serving").unwrap().is_none());
     }
 }

@@ -13,7 +13,8 @@ mod runner;
 mod scheduler;
 
 pub use deployer::{
-    check_product_ids_are_strings, LocalDeployer, LocalEndpointState, SERVED_MODEL_NAME,
+    check_product_ids_are_strings, project_identity, LocalDeployer, LocalEndpointState,
+    SERVED_MODEL_NAME,
 };
 pub use registry::{pushed_version_dir, LocalModelRegistry, VersionManifest, MANIFEST_FILE};
 pub use runner::{

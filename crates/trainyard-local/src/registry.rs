@@ -41,8 +41,13 @@ pub struct LocalModelRegistry {
 }
 
 impl LocalModelRegistry {
+    /// A registry under `root`, made absolute (against the working directory of this call), so
+    /// the version paths it hands out work from any directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalModelRegistry { root: root.into() }
+        let root = root.into();
+        LocalModelRegistry {
+            root: std::path::absolute(&root).unwrap_or(root),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -56,23 +61,43 @@ impl LocalModelRegistry {
             .join(path_segment(&model.model_name))
     }
 
-    /// Re-hashes a registered version and compares it with its manifest.
+    /// Re-hashes a registered version and compares it with its manifest. A version that
+    /// differs (a file changed, missing or added) is refused with a validation error naming
+    /// each such file.
     pub fn verify(version_dir: &Path) -> Result<VersionManifest> {
         let manifest = read_manifest(version_dir)?;
         let actual = hash_tree(version_dir).map_err(|e| io_error(version_dir, e))?;
         if actual != manifest.files {
-            let changed: Vec<&String> = manifest
-                .files
-                .keys()
-                .chain(actual.keys())
-                .filter(|k| manifest.files.get(*k) != actual.get(*k))
-                .collect();
-            return Err(Error::Backend(format!(
-                "registered version {} was modified after registration: {changed:?} differ from its manifest",
-                version_dir.display()
+            let mut changed: Vec<String> = Vec::new();
+            for (name, sum) in &manifest.files {
+                match actual.get(name) {
+                    None => changed.push(format!("{name} (missing)")),
+                    Some(a) if a != sum => changed.push(format!("{name} (checksum differs)")),
+                    Some(_) => {}
+                }
+            }
+            for name in actual.keys().filter(|k| !manifest.files.contains_key(*k)) {
+                changed.push(format!("{name} (not in the manifest)"));
+            }
+            return Err(Error::Validation(trainyard_core::ValidationError::field(
+                "model",
+                format!(
+                    "registered version {} was modified after registration and will not be served: {} does not match its {MANIFEST_FILE}",
+                    version_dir.display(),
+                    changed.join(", ")
+                ),
             )));
         }
         Ok(manifest)
+    }
+
+    /// [`LocalModelRegistry::verify`] for a path that may be a registered version (it holds a
+    /// MANIFEST.json); any other path passes unchecked.
+    pub fn verify_if_registered(path: &Path) -> Result<()> {
+        if path.join(MANIFEST_FILE).is_file() {
+            Self::verify(path)?;
+        }
+        Ok(())
     }
 
     fn versions_in(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
@@ -96,9 +121,10 @@ impl LocalModelRegistry {
         Ok(out)
     }
 
-    /// Copies the pushed model into a staging folder, then renames it to the next free
-    /// version number: a version folder is either complete or absent, and two registrations
-    /// racing for one number both succeed with different numbers.
+    /// Registers under the model folder's lock (`<model>/.lock`, flock): the run's existing
+    /// version is given back when it has one, else the pushed model is copied into a staging
+    /// folder and renamed to the next version number. Concurrent registrations of one run, by
+    /// threads or processes, make exactly one version; a version folder is complete or absent.
     fn register_blocking(
         &self,
         model: &RegisteredModel,
@@ -109,45 +135,78 @@ impl LocalModelRegistry {
         let source = pushed_version_dir(Path::new(model_path))?;
         let model_dir = self.model_dir(model);
         fs::create_dir_all(&model_dir).map_err(|e| io_error(&model_dir, e))?;
+        let _lock = DirLock::acquire(&model_dir.join(".lock"))?;
         // Registering the same run twice gives back its version instead of a copy.
         for (n, dir) in Self::versions_in(&model_dir)? {
             if read_manifest(&dir)?.training_run_id == run.id {
                 return Ok(version_of(&model_dir, n));
             }
         }
+        // Under the lock no one else is staging: what is left is from a registration that died.
+        if let Ok(entries) = fs::read_dir(&model_dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".staging-") {
+                    let _ = make_writable(&e.path());
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let staging = model_dir.join(format!(".staging-{}-{}", run.id, std::process::id()));
-        let _ = fs::remove_dir_all(&staging);
-        copy_tree(&source, &staging).map_err(|e| io_error(&source, e))?;
+        copy_tree(&source, &staging).map_err(|e| {
+            let _ = fs::remove_dir_all(&staging);
+            io_error(&source, e)
+        })?;
         let files = hash_tree(&staging).map_err(|e| io_error(&staging, e))?;
-        let mut manifest = VersionManifest {
+        let next = Self::versions_in(&model_dir)?
+            .last()
+            .map_or(1, |(n, _)| n + 1);
+        let manifest = VersionManifest {
             model_name: model.model_name.clone(),
-            version: String::new(),
+            version: next.to_string(),
             training_run_id: run.id,
             source: source.display().to_string(),
             labels: labels.clone(),
             files,
             registered_at: chrono::Utc::now(),
         };
+        let text =
+            serde_json::to_string_pretty(&manifest).map_err(|e| Error::Backend(e.to_string()))?;
+        fs::write(staging.join(MANIFEST_FILE), text).map_err(|e| io_error(&staging, e))?;
+        make_read_only(&staging).map_err(|e| io_error(&staging, e))?;
+        let target = model_dir.join(next.to_string());
+        fs::rename(&staging, &target).map_err(|e| {
+            let _ = make_writable(&staging);
+            let _ = fs::remove_dir_all(&staging);
+            io_error(&target, e)
+        })?;
+        Ok(version_of(&model_dir, next))
+    }
+}
+
+/// An exclusive advisory lock (flock) on a lock file, released when dropped (or when the
+/// process dies).
+struct DirLock {
+    _file: fs::File,
+}
+
+impl DirLock {
+    fn acquire(path: &Path) -> Result<DirLock> {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| io_error(path, e))?;
         loop {
-            let next = Self::versions_in(&model_dir)?
-                .last()
-                .map_or(1, |(n, _)| n + 1);
-            manifest.version = next.to_string();
-            let text = serde_json::to_string_pretty(&manifest)
-                .map_err(|e| Error::Backend(e.to_string()))?;
-            fs::write(staging.join(MANIFEST_FILE), text).map_err(|e| io_error(&staging, e))?;
-            let target = model_dir.join(next.to_string());
-            match fs::rename(&staging, &target) {
-                Ok(()) => {
-                    make_read_only(&target).map_err(|e| io_error(&target, e))?;
-                    return Ok(version_of(&model_dir, next));
-                }
-                // Someone took this number first (rename onto a non-empty dir fails): retry.
-                Err(_) if target.exists() => continue,
-                Err(e) => {
-                    let _ = fs::remove_dir_all(&staging);
-                    return Err(io_error(&target, e));
-                }
+            // SAFETY: flock on a descriptor this function owns for the File's lifetime.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return Ok(DirLock { _file: file });
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(io_error(path, e));
             }
         }
     }
@@ -300,6 +359,21 @@ fn make_read_only(dir: &Path) -> io::Result<()> {
         } else {
             let mut perms = entry.metadata()?.permissions();
             perms.set_readonly(true);
+            fs::set_permissions(entry.path(), perms)?;
+        }
+    }
+    Ok(())
+}
+
+fn make_writable(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            make_writable(&entry.path())?;
+        } else {
+            let mut perms = entry.metadata()?.permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
             fs::set_permissions(entry.path(), perms)?;
         }
     }

@@ -2,9 +2,10 @@
 //! async workers), and hands each request its rows of the result.
 //!
 //! A worker takes every request already queued (up to `max_batch_size` rows). It waits longer,
-//! up to `batch_timeout`, only while requests that have arrived are still being read or parsed
-//! ([`Batcher::arrival`]): a lone request runs at once instead of paying the timeout, and under
-//! load the queue that builds up during one run becomes the next batch.
+//! up to `batch_timeout`, only while requests whose body has been read are still being parsed
+//! ([`Batcher::arrival`]): a lone request runs at once instead of paying the timeout, under
+//! load the queue that builds up during one run becomes the next batch, and a client whose body
+//! stalls (not yet an arrival) never holds a batch back.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,7 +113,7 @@ impl Batcher {
         }
     }
 
-    /// Call when a request arrives, before reading its body; drop after `submit` (or refusal).
+    /// Call once a request's body is read, before parsing it; drop after `submit` (or refusal).
     pub fn arrival(&self) -> Arrival {
         self.arriving.fetch_add(1, Ordering::AcqRel);
         Arrival(self.arriving.clone())

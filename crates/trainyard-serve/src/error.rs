@@ -47,6 +47,12 @@ pub enum ServeError {
     /// The serving contract (DESIGN: serving returns original product ids, bug 4).
     #[error("model refused: {0}")]
     Contract(String),
+    /// A registered version whose files no longer match its MANIFEST.json.
+    #[error(
+        "refusing to serve {dir}: {files} does not match its MANIFEST.json (the registered \
+         version was modified after registration)"
+    )]
+    ModelModified { dir: PathBuf, files: String },
     #[error("server: {0}")]
     Server(String),
 }
@@ -63,12 +69,11 @@ impl ServeError {
 impl From<ServeError> for trainyard_core::Error {
     fn from(e: ServeError) -> Self {
         match e {
-            ServeError::Contract(_) | ServeError::NoSavedModel { .. } => {
-                trainyard_core::Error::Validation(trainyard_core::ValidationError::field(
-                    "model",
-                    e.to_string(),
-                ))
-            }
+            ServeError::Contract(_)
+            | ServeError::NoSavedModel { .. }
+            | ServeError::ModelModified { .. } => trainyard_core::Error::Validation(
+                trainyard_core::ValidationError::field("model", e.to_string()),
+            ),
             other => trainyard_core::Error::Backend(other.to_string()),
         }
     }

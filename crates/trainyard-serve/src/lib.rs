@@ -16,8 +16,10 @@
 //! ```
 
 pub mod batcher;
+pub mod conn;
 pub mod error;
 pub mod grpc;
+pub mod manifest;
 pub mod metrics;
 pub mod model;
 pub mod request;
@@ -34,6 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use batcher::BatchConfig;
+pub use conn::Limits;
 pub use error::{Result, ServeError};
 pub use grpc::{serve_grpc, serve_rest_and_grpc};
 pub use metrics::Metrics;

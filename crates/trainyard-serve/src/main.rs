@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use trainyard_serve::versions::{Models, WatchConfig};
 use trainyard_serve::{
-    check_serving_contract_for, write_ready_file, BatchConfig, Dtype, Metrics, Model, ReadyInfo,
-    Servable, ServeError, ServerConfig, SessionConfig, TfOptions,
+    check_serving_contract_for, conn, write_ready_file, BatchConfig, Dtype, Limits, Metrics, Model,
+    ReadyInfo, Servable, ServeError, ServerConfig, SessionConfig, TfOptions,
 };
 
 #[derive(Parser, Debug)]
@@ -73,8 +73,34 @@ struct ServeArgs {
     /// Threads running session runs at once.
     #[arg(long, default_value_t = 1)]
     batch_threads: usize,
+    /// Largest predict body accepted (413 above it).
     #[arg(long, default_value_t = trainyard_serve::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Instances (rows) one predict request may carry (413 above it, naming the limit).
+    #[arg(long, default_value_t = conn::DEFAULT_MAX_INSTANCES, value_parser = positive)]
+    max_instances: usize,
+    /// Bytes one predict answer may take (413 above it, naming the limit).
+    #[arg(long, default_value_t = conn::DEFAULT_MAX_RESPONSE_BYTES, value_parser = positive)]
+    max_response_bytes: usize,
+    /// Seconds a client has to send a request head, from its first byte; then the connection
+    /// is closed.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    header_timeout_secs: Duration,
+    /// Seconds a client has to send a whole request body; a client that stalls is answered 408
+    /// and its connection closed (its request never joins a batch).
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    body_timeout_secs: Duration,
+    /// Seconds a connection may stay open with no request in flight and no traffic (kept-alive
+    /// connections, and new ones that send nothing); then it is closed.
+    #[arg(long, default_value = "60", value_parser = seconds)]
+    idle_timeout_secs: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    #[arg(long, default_value_t = conn::DEFAULT_MAX_CONNECTIONS, value_parser = positive)]
+    max_connections: usize,
+    /// On SIGTERM/SIGINT: stop accepting, let requests in flight finish, and after this many
+    /// seconds close whatever is still open and exit.
+    #[arg(long, default_value = "8", value_parser = seconds)]
+    shutdown_timeout_secs: Duration,
     /// TensorFlow threads per op (default: TensorFlow's, one per core).
     #[arg(long)]
     intra_op_threads: Option<u32>,
@@ -271,7 +297,7 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
         .enable_all()
         .build()
         .map_err(|e| ServeError::Server(format!("tokio runtime: {e}")))?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
             .await
             .map_err(|e| {
@@ -316,16 +342,48 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
             name,
             batch,
             max_body_bytes: args.max_body_bytes,
+            limits: Limits {
+                header_timeout: args.header_timeout_secs,
+                body_timeout: args.body_timeout_secs,
+                idle_timeout: args.idle_timeout_secs,
+                max_connections: args.max_connections,
+                max_instances: args.max_instances,
+                max_response_bytes: args.max_response_bytes,
+                shutdown_timeout: args.shutdown_timeout_secs,
+            },
         };
         trainyard_serve::serve_rest_and_grpc(listener, grpc, models, cfg, shutdown_signal())
             .await?;
         tracing::info!("stopped: in-flight requests finished");
         Ok::<(), ServeError>(())
-    })?;
+    });
     if let Some(w) = watcher.as_mut() {
         w.stop();
     }
-    Ok(())
+    // nothing of ours is left running; don't wait on stray blocking tasks past the deadline
+    rt.shutdown_timeout(Duration::from_secs(1));
+    served
+}
+
+/// A whole number of at least 1.
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?}: must be a whole number of at least 1")),
+    }
+}
+
+/// A positive number of seconds (fractions allowed: 0.5).
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+        return Err(format!(
+            "{s}: must be more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
 }
 
 /// SIGTERM or SIGINT.

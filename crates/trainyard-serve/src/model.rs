@@ -149,6 +149,10 @@ impl Model {
         tf: &TfOptions,
         session: SessionConfig,
     ) -> Result<Model> {
+        // a registered version is served only as registered (before TensorFlow reads a byte)
+        if crate::manifest::verify(&path)? {
+            tracing::info!(model_path = %path.display(), "files match MANIFEST.json");
+        }
         let rt = tflib::init(tf)?;
         if needs_scann(&path.join("saved_model.pb"))? {
             tflib::load_scann_ops(rt)?;

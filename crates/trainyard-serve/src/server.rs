@@ -20,6 +20,7 @@ use serde::{Serialize, Serializer};
 use serde_json::json;
 
 use crate::batcher::{BatchConfig, RowSlice};
+use crate::conn::{serve_http, Limits};
 use crate::error::{Result, ServeError};
 use crate::metrics::Metrics;
 use crate::model::Model;
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub name: String,
     pub batch: BatchConfig,
     pub max_body_bytes: usize,
+    /// Timeouts and caps on connections, requests and answers.
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -44,6 +47,7 @@ impl ServerConfig {
             name: name.into(),
             batch: BatchConfig::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: Limits::default(),
         }
     }
 }
@@ -53,8 +57,9 @@ struct AppState {
     models: Arc<Models>,
 }
 
-/// Serves `model` on `listener` until `shutdown` resolves, then finishes the requests in flight
-/// and the batches queued, and returns.
+/// Serves `model` on `listener` until `shutdown` resolves, then stops accepting, finishes the
+/// requests in flight and the batches queued (closing connections still open after
+/// `cfg.limits.shutdown_timeout`), and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     model: Arc<Model>,
@@ -77,16 +82,14 @@ pub(crate) async fn serve_models(
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    let limits = cfg.limits.clone();
     let state = Arc::new(AppState { cfg, models });
     let app = router(state.clone());
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    serve_http(listener, app, &limits, shutdown).await;
     // joins the batch threads (blocking) once every connection is done
     tokio::task::spawn_blocking(move || drop(state))
         .await
-        .map_err(|e| ServeError::Server(format!("batch threads: {e}")))?;
-    served.map_err(|e| ServeError::Server(e.to_string()))
+        .map_err(|e| ServeError::Server(format!("batch threads: {e}")))
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -107,6 +110,13 @@ fn router(state: Arc<AppState>) -> Router {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = json!({ "error": message.into() }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A refusal by one of the server's limits: `{"error", "limit", "limit_value"}`, where `limit`
+/// is the flag that sets it.
+fn limit_error(status: StatusCode, message: String, limit: &str, value: u64) -> Response {
+    let body = json!({ "error": message, "limit": limit, "limit_value": value }).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
@@ -220,12 +230,14 @@ async fn models(
 
 async fn predict(st: &AppState, servable: &Servable, req: Request) -> Response {
     let started = std::time::Instant::now();
-    let arrival = servable.arrival();
     let limit = st.cfg.max_body_bytes;
+    let limits = &st.cfg.limits;
     let too_large = || {
-        error(
+        limit_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body: larger than the limit of {limit} bytes"),
+            format!("body: larger than the limit of {limit} bytes (--max-body-bytes)"),
+            "max_body_bytes",
+            limit as u64,
         )
     };
     // refuse a declared oversize body before reading any of it
@@ -237,27 +249,67 @@ async fn predict(st: &AppState, servable: &Servable, req: Request) -> Response {
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
+    // The whole body within the body timeout: a client that stalls is answered 408 and its
+    // connection closed. It is not counted as arriving by the batcher while it is read, so it
+    // never holds a batch back.
+    let read = Limited::new(req.into_body(), limit).collect();
+    let body = match tokio::time::timeout(limits.body_timeout, read).await {
+        Err(_) => {
+            let ms = limits.body_timeout.as_millis() as u64;
+            let mut r = limit_error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "body: not received within the body timeout of {ms} ms (--body-timeout-secs)"
+                ),
+                "body_timeout_ms",
+                ms,
+            );
+            r.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return r;
+        }
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, format!("body: {e}")),
     };
+    // Counted as arriving only now that its body is read (a stalled body holds no batch).
+    let arrival = servable.arrival();
     let parsed = parse_predict_as(&body, |sig| servable.inputs_of(sig));
+    if let Ok(batch) = &parsed {
+        if batch.rows > limits.max_instances {
+            return limit_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "instances: {} in one request, more than the limit of {} (--max-instances); split the request",
+                    batch.rows, limits.max_instances
+                ),
+                "max_instances",
+                limits.max_instances as u64,
+            );
+        }
+    }
     let format = parsed.as_ref().map(|b| b.format).unwrap_or(Format::Rows);
     match servable.predict("rest", started, parsed, arrival).await {
         Ok(slice) => {
-            let body = match format {
-                Format::Rows => serde_json::to_vec(&Predictions(&slice)),
-                Format::Columns => serde_json::to_vec(&Outputs(&slice)),
+            let max = limits.max_response_bytes;
+            let mut out = CappedWriter {
+                buf: Vec::new(),
+                cap: max,
             };
-            match body {
-                Ok(b) => {
+            let written = match format {
+                Format::Rows => serde_json::to_writer(&mut out, &Predictions(&slice)),
+                Format::Columns => serde_json::to_writer(&mut out, &Outputs(&slice)),
+            };
+            match written {
+                Ok(()) => {
                     // which session run answered: "rows/requests" (shows the batcher at work)
                     let run = format!(
                         "{}/{}",
                         slice.output.batch_rows, slice.output.batch_requests
                     );
-                    let mut r = json_bytes(b);
+                    let mut r = json_bytes(out.buf);
                     if let Ok(v) = header::HeaderValue::from_str(&run) {
                         r.headers_mut().insert("x-trainyard-batch", v);
                     }
@@ -268,11 +320,40 @@ async fn predict(st: &AppState, servable: &Servable, req: Request) -> Response {
                     );
                     r
                 }
+                Err(e) if e.is_io() => limit_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "response: the answer to {} instances is larger than the limit of {max} bytes (--max-response-bytes); send fewer instances per request",
+                        slice.rows
+                    ),
+                    "max_response_bytes",
+                    max as u64,
+                ),
                 Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encode: {e}")),
             }
         }
         Err(PredictError::Invalid(e)) => error(StatusCode::BAD_REQUEST, e),
         Err(PredictError::Internal(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// A `Vec` that refuses to grow past `cap` bytes (an encoding error stops the serializer).
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() + data.len() > self.cap {
+            return Err(std::io::Error::other("response size limit"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -603,3 +603,384 @@ fn missing_tensorflow_and_bad_arguments_are_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A raw connection that sends a request head and part of its body, then stalls.
+fn stalled_body(url: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let hostport = url.strip_prefix("http://").unwrap();
+    let mut s = std::net::TcpStream::connect(hostport).unwrap();
+    let head = format!(
+        "POST /v1/models/recommender:predict HTTP/1.1\r\nHost: {hostport}\r\n\
+         Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{{\"instances\": [{{\"cus"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// Reads until the server closes (or `limit` passes): what came and how long it took.
+fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (String, Duration) {
+    use std::io::Read;
+    s.set_read_timeout(Some(limit)).unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// p50 latency of `clients` concurrent clients each sending `each` one-instance predicts.
+async fn concurrent_p50(url: &str, instances: &[Value], clients: usize, each: usize) -> Duration {
+    let mut tasks = Vec::new();
+    for t in 0..clients {
+        let (c, url) = (client(), url.to_string());
+        let rows: Vec<Value> = instances.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for i in 0..each {
+                let body = json!({ "instances": [rows[(t * each + i) % rows.len()]] }).to_string();
+                let started = Instant::now();
+                let (s, v) = post(&c, &url, body).await;
+                lat.push(started.elapsed());
+                assert_eq!(s, 200, "{v}");
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all[all.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the managed TF env and exported models (make test-serve)"]
+async fn a_stalled_client_does_not_slow_other_predicts() {
+    let exp = expected();
+    let instances = exp["instances"].as_array().unwrap().clone();
+    // a long batch timeout: a batcher that waited for the stalled request would add 50 ms to
+    // every batch
+    let server = Server::start(
+        "bf",
+        &[
+            "--batch-timeout-micros",
+            "50000",
+            "--body-timeout-secs",
+            "8",
+        ],
+    );
+    let url = server.predict_url();
+    concurrent_p50(&url, &instances, 2, 5).await; // warm-up
+    let unloaded = concurrent_p50(&url, &instances, 4, 10).await;
+    let stalled_at = Instant::now();
+    let mut stalled = stalled_body(&server.url);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let loaded = concurrent_p50(&url, &instances, 4, 10).await;
+    let measured_in = stalled_at.elapsed();
+    eprintln!(
+        "p50 of 4x10 concurrent predicts: unloaded {unloaded:?}, with a stalled body open {loaded:?}"
+    );
+    assert!(
+        measured_in < Duration::from_secs(7),
+        "the measurement took {measured_in:?}: the stalled body was no longer open"
+    );
+    assert!(
+        loaded <= unloaded * 3 + Duration::from_millis(10),
+        "a stalled client slowed the others: p50 {unloaded:?} -> {loaded:?}"
+    );
+    // the stalled client itself: 408 naming the body timeout, then its connection is closed
+    let (got, _) = tokio::task::spawn_blocking(move || {
+        read_until_closed(&mut stalled, Duration::from_secs(15))
+    })
+    .await
+    .unwrap();
+    let waited = stalled_at.elapsed();
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(
+        got.contains("body_timeout_ms") && got.contains("8000"),
+        "{got}"
+    );
+    assert!(
+        waited >= Duration::from_millis(7500) && waited < Duration::from_secs(12),
+        "answered after {waited:?}, body timeout 8 s"
+    );
+    // and serving goes on
+    let (s, v) = post(
+        &client(),
+        &url,
+        json!({"instances": [instances[0]]}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the managed TF env and exported models (make test-serve)"]
+async fn sigterm_with_a_stalled_client_exits_within_the_shutdown_deadline() {
+    let exp = expected();
+    let instances = exp["instances"].as_array().unwrap().clone();
+    let server = Server::start(
+        "bf",
+        &["--shutdown-timeout-secs", "2", "--body-timeout-secs", "60"],
+    );
+    let url = server.predict_url();
+    let (s, v) = post(
+        &client(),
+        &url,
+        json!({"instances": [instances[0]]}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let _stalled = stalled_body(&server.url);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    eprintln!("exit {took:?} after SIGTERM with a stalled body open (deadline 2 s)");
+    assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "exited {took:?} after SIGTERM; shutdown deadline 2 s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the managed TF env and exported models (make test-serve)"]
+async fn too_many_instances_or_too_large_an_answer_is_refused_naming_the_limit() {
+    let exp = expected();
+    let instances = exp["instances"].as_array().unwrap().clone();
+    let server = Server::start(
+        "bf",
+        &["--max-instances", "8", "--max-response-bytes", "1500"],
+    );
+    let (c, url) = (client(), server.predict_url());
+    let rows = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| instances[i % instances.len()].clone())
+            .collect()
+    };
+
+    let (s, v) = post(&c, &url, json!({ "instances": rows(9) }).to_string()).await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["limit"], "max_instances", "{v}");
+    assert_eq!(v["limit_value"], 8, "{v}");
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("--max-instances") && msg.contains('8') && msg.contains('9'),
+        "{msg}"
+    );
+    // the columnar form counts rows the same way
+    let mut columns = serde_json::Map::new();
+    for key in instances[0].as_object().unwrap().keys() {
+        let col: Vec<Value> = rows(9).iter().map(|r| r[key].clone()).collect();
+        columns.insert(key.clone(), Value::Array(col));
+    }
+    let (s, v) = post(&c, &url, json!({ "inputs": columns }).to_string()).await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["limit"], "max_instances", "{v}");
+
+    // one instance fits in 1500 bytes, eight do not
+    let (s, v) = post(&c, &url, json!({ "instances": rows(1) }).to_string()).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.to_string().len() < 1500, "{v}");
+    let (s, v) = post(&c, &url, json!({ "instances": rows(8) }).to_string()).await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["limit"], "max_response_bytes", "{v}");
+    assert_eq!(v["limit_value"], 1500, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-response-bytes"),
+        "{v}"
+    );
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the managed TF env and exported models (make test-serve)"]
+async fn idle_and_half_sent_connections_are_closed_after_their_timeouts() {
+    use std::io::Write;
+    let server = Server::start(
+        "bf",
+        &["--idle-timeout-secs", "1.5", "--header-timeout-secs", "0.5"],
+    );
+    let hostport = server.url.strip_prefix("http://").unwrap().to_string();
+    let (idle, half) = tokio::task::spawn_blocking(move || {
+        // a kept-alive connection after one answer
+        let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+        let req = format!("GET /v1/models/recommender HTTP/1.1\r\nHost: {hostport}\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let idle = read_until_closed(&mut s, Duration::from_secs(10));
+        // half a request head
+        let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+        s.write_all(b"GET /v1/models/recommender HTTP/1.1\r\nHo")
+            .unwrap();
+        let half = read_until_closed(&mut s, Duration::from_secs(10));
+        (idle, half)
+    })
+    .await
+    .unwrap();
+    assert!(idle.0.starts_with("HTTP/1.1 200"), "{}", idle.0);
+    assert!(idle.0.contains("AVAILABLE"), "{}", idle.0);
+    assert!(
+        idle.1 >= Duration::from_millis(1300) && idle.1 < Duration::from_secs(4),
+        "kept-alive idle connection closed after {:?}, idle timeout 1.5 s",
+        idle.1
+    );
+    assert!(half.0.is_empty(), "{}", half.0);
+    assert!(
+        half.1 >= Duration::from_millis(400) && half.1 < Duration::from_millis(1400),
+        "half-sent head closed after {:?}, header timeout 0.5 s",
+        half.1
+    );
+    assert!(server.terminate().success());
+}
+
+#[test]
+#[ignore = "needs the managed TF env and exported models (make test-serve)"]
+fn a_registered_version_is_served_only_while_it_matches_its_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = tmp.path().join("1");
+    copy_dir(&models_dir().join("bf").join("1"), &v);
+    let files = hash_files(&v);
+    let manifest = json!({"model_name": "recs", "version": "1", "files": files});
+    std::fs::write(v.join("MANIFEST.json"), manifest.to_string()).unwrap();
+    // as registered: it loads
+    let sig = trainyard_serve::inspect(tmp.path(), &trainyard_serve::TfOptions::default()).unwrap();
+    assert!(sig.outputs.contains_key("product_ids"));
+    // one byte of the graph flipped: refused before loading, naming the file
+    let pb = v.join("saved_model.pb");
+    let mut bytes = std::fs::read(&pb).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&pb, bytes).unwrap();
+    let out = bin()
+        .args([
+            "--model",
+            tmp.path().to_str().unwrap(),
+            "--name",
+            "recommender",
+            "--port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("saved_model.pb (checksum differs)") && err.contains("MANIFEST.json"),
+        "{err}"
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// relative path -> hex SHA-256, as the registry writes them.
+fn hash_files(dir: &std::path::Path) -> serde_json::Map<String, Value> {
+    use sha2::{Digest, Sha256};
+    fn walk(
+        base: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut serde_json::Map<String, Value>,
+    ) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                let sum: String = Sha256::digest(std::fs::read(&p).unwrap())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                out.insert(rel, Value::String(sum));
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn a_model_changed_after_registration_is_refused_before_loading() {
+    // runs everywhere: the check comes before TensorFlow is looked for
+    let dir = tempfile::tempdir().unwrap();
+    let v = dir.path().join("3");
+    std::fs::create_dir_all(&v).unwrap();
+    std::fs::write(v.join("saved_model.pb"), b"graph, changed").unwrap();
+    let manifest = json!({"files": {"saved_model.pb": "00".repeat(32)}});
+    std::fs::write(v.join("MANIFEST.json"), manifest.to_string()).unwrap();
+    let out = bin()
+        .env("TRAINYARD_TF_LIB_DIR", dir.path())
+        .args([
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--name",
+            "m",
+            "--port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to serve")
+            && err.contains("saved_model.pb (checksum differs)")
+            && !err.contains("TensorFlow C library"),
+        "{err}"
+    );
+}
+
+#[test]
+fn limit_flags_are_documented_and_checked() {
+    let out = bin().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--header-timeout-secs",
+        "--body-timeout-secs",
+        "--idle-timeout-secs",
+        "--max-connections",
+        "--max-instances",
+        "--max-response-bytes",
+        "--shutdown-timeout-secs",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    for bad in [
+        ["--body-timeout-secs", "0"],
+        ["--idle-timeout-secs", "soon"],
+        ["--max-instances", "0"],
+    ] {
+        let out = bin()
+            .args(["--model", "x", "--name", "m"])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -162,6 +162,14 @@ impl DeploymentService {
             Endpoint::New(name) => name.clone(),
         };
         let model_path = model_path_of(&run)?;
+        // A registered version is served only as it was registered (its MANIFEST.json
+        // checksums); a changed file refuses the deploy before anything changes.
+        let to_verify = std::path::PathBuf::from(&model_path);
+        tokio::task::spawn_blocking(move || {
+            trainyard_local::LocalModelRegistry::verify_if_registered(&to_verify)
+        })
+        .await
+        .map_err(|e| Error::Backend(format!("verify task failed: {e}")))??;
         let deployer = self.deployer()?;
         deployer.check_model(&model_path).await?;
 

@@ -463,16 +463,28 @@ impl Platform {
         self
     }
 
-    /// The embedded registry and deployer: versions under `<project>/registry`, endpoints as
-    /// trainyard-serve processes recorded under `<project>/.trainyard/endpoints`.
+    /// The embedded registry and deployer: versions under `<project>/registry` (recorded as
+    /// absolute paths, so they work from any directory), endpoints as trainyard-serve
+    /// processes recorded under `<project>/.trainyard/endpoints` and owned by the project's
+    /// identity (a copy of the project never controls this one's servers).
     pub fn with_local_serving(self) -> Platform {
+        let dir = std::fs::canonicalize(&self.dir)
+            .or_else(|_| std::path::absolute(&self.dir))
+            .unwrap_or_else(|_| self.dir.clone());
         let registry = Arc::new(trainyard_local::LocalModelRegistry::new(
-            self.dir.join("registry"),
+            dir.join("registry"),
         ));
-        let mut deployer = trainyard_local::LocalDeployer::new(
-            self.dir.join(".trainyard").join("endpoints"),
-            trainyard_local::LocalDeployer::default_serve_bin(),
-        );
+        let serve_bin = trainyard_local::LocalDeployer::default_serve_bin();
+        let mut deployer = match trainyard_local::LocalDeployer::for_project(&dir, &serve_bin) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "no project identity: endpoints are keyed by their state dir only");
+                trainyard_local::LocalDeployer::new(
+                    dir.join(".trainyard").join("endpoints"),
+                    serve_bin,
+                )
+            }
+        };
         if let Some(python) = crate::pipelines::managed_python(&self.config) {
             deployer = deployer.with_env(crate::PYTHON_ENV, python);
         }

@@ -513,3 +513,46 @@ async fn an_unregistered_run_cannot_be_deployed() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_registered_version_changed_after_registration_is_not_deployed() {
+    let f = fixture().await;
+    let run = finished_run(&f, "recs", true, false).await;
+    let version = Path::new(&run.artifacts[trainyard::REGISTERED_MODEL_ARTIFACT]).to_path_buf();
+    // flip one byte of the registered graph (the registry made it read-only)
+    let pb = version.join("saved_model.pb");
+    let mut perms = std::fs::metadata(&pb).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&pb, perms).unwrap();
+    let mut bytes = std::fs::read(&pb).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&pb, bytes).unwrap();
+
+    let err = f
+        .platform
+        .deployments()
+        .deploy(run.id, &DeployOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(_))
+            && err
+                .to_string()
+                .contains("saved_model.pb (checksum differs)")
+            && err.to_string().contains("MANIFEST.json"),
+        "{err:?}"
+    );
+    // nothing deployed, nothing changed
+    assert!(f.deployer.deploys.lock().unwrap().is_empty());
+    let after = f.platform.training().get(run.id).await.unwrap();
+    assert_eq!(after.status, RunStatus::Completed);
+    assert_eq!(after.deployment_status, run.deployment_status);
+    assert!(f
+        .platform
+        .deployments()
+        .endpoints(None)
+        .await
+        .unwrap()
+        .is_empty());
+}
