@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    DatasetSpec, DeploymentConfig, EvaluatorConfig, GpuConfig, ScheduleConfig, TrainingParams,
+    DatasetSpec, DeploymentConfig, EvaluatorConfig, GpuConfig, SamplingConfig, ScheduleConfig,
+    TrainingParams,
 };
 use crate::deployment::DeploymentStatus;
 use crate::error::{Error, ValidationError};
@@ -50,6 +51,8 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
 #[serde(default)]
 pub struct RunConfig {
     pub dataset: DatasetSpec,
+    /// Share of the rows read and the train/eval split.
+    pub sampling_config: SamplingConfig,
     pub feature_config: FeatureConfig,
     pub model_config: ModelConfig,
     pub training_params: TrainingParams,
@@ -64,9 +67,21 @@ impl RunConfig {
         self.model_config.model_type
     }
 
+    /// Checks every part of the config, each error naming its field as a path in the run
+    /// config (`feature_config.product_id_column`, `model_config.buyer_tower.layers[0].units`,
+    /// `evaluator_config.blessing_threshold`, ...). Run creation, config patches and schedules
+    /// all go through here, so the CLI, the HTTP API and Python refuse the same configs.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.feature_config
+            .validate()
+            .map_err(|e| ValidationError::field(format!("feature_config.{}", e.path), e.problem.to_string()))?;
+        self.model_config
+            .validate_with(&self.feature_config)
+            .map_err(|e| ValidationError::field(e.field(), e.to_string()))?;
         self.training_params.validate()?;
         self.gpu_config.validate()?;
+        self.evaluator_config.validate(self.model_type())?;
+        self.sampling_config.validate()?;
         self.deployment_config.validate()?;
         self.schedule_config.validate()?;
         Ok(())

@@ -146,18 +146,27 @@ impl PipelineInputs {
     }
 
     /// The blessing rule: the run's evaluator config read against the trainer's final_metrics
-    /// (`recall_at_k` -> `test_recall_at_k`; `rmse`/`mae` -> the last validation epoch).
+    /// (`recall_at_k` -> `test_recall_at_k`; `rmse`/`mae` -> the last validation epoch). An
+    /// empty metric is the model type's default; no threshold becomes the most lenient finite
+    /// one (the evaluator never blesses a missing or non-finite value).
     pub fn blessing(&self) -> Blessing {
         let e = &self.evaluator;
-        let metric_key = match e.blessing_metric.as_str() {
-            "rmse" | "mae" => format!("final_val_{}", e.blessing_metric),
+        let metric = e.metric(self.model_type);
+        let lower_is_better = e.lower_is_better(self.model_type);
+        let metric_key = match metric.as_str() {
+            "rmse" | "mae" => format!("final_val_{metric}"),
             m if m.starts_with("recall_at_") => format!("test_{m}"),
             m => m.to_string(),
         };
+        let threshold = e.blessing_threshold.unwrap_or(if lower_is_better {
+            f64::MAX
+        } else {
+            f64::MIN
+        });
         Blessing {
             metric_key,
-            threshold: e.blessing_threshold,
-            lower_is_better: e.lower_is_better(),
+            threshold,
+            lower_is_better,
             enabled: e.enabled,
         }
     }

@@ -51,15 +51,18 @@ def _split_devices(n):
     return devices
 
 
-def _read_csv(path, spec):
+def _read_csv(path, spec, rename=None):
+    """Rows of the CSV as the raw spec's columns; `rename` maps a spec column to the CSV
+    column it is read from (configs whose column names the synthetic data does not use)."""
     import tensorflow as tf
 
+    rename = rename or {}
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             row = {}
             for k, feat in spec.items():
-                v = r[k]
+                v = r[rename.get(k, k)]
                 if feat.dtype == tf.string:
                     row[k] = v.encode("utf-8")
                 elif feat.dtype == tf.int64:
@@ -82,7 +85,8 @@ def cmd_transform(a):
     tm = _load(os.path.join(a.modules, "transform_module.py"), "transform_module")
     spec = tm.RAW_FEATURE_SPEC
     raw_metadata = dataset_metadata.DatasetMetadata.from_feature_spec(spec)
-    splits = {s: _read_csv(os.path.join(a.data, s, "interactions.csv"), spec) for s in ("train", "eval", "test")}
+    rename = json.loads(a.rename) if a.rename else {}
+    splits = {s: _read_csv(os.path.join(a.data, s, "interactions.csv"), spec, rename) for s in ("train", "eval", "test")}
     out_dir = os.path.join(a.work, "transform_output")
     options = PipelineOptions(["--direct_num_workers=1", "--direct_running_mode=in_memory"])
     with beam.Pipeline(runner="DirectRunner", options=options) as p:
@@ -310,6 +314,7 @@ def main():
     t.add_argument("--modules", required=True)
     t.add_argument("--data", required=True)
     t.add_argument("--work", required=True)
+    t.add_argument("--rename", default="", help="JSON: config column -> CSV column")
     r = sub.add_parser("train")
     r.add_argument("--modules", required=True)
     r.add_argument("--work", required=True)
