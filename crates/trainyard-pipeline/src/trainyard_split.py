@@ -160,3 +160,13 @@ class CsvExecutor(_Split, csv_executor.Executor):
 
 class ParquetExecutor(_Split, parquet_executor.Executor):
     """The Parquet ExampleGen executor with trainyard's sampling and split."""
+
+
+try:  # needs google-cloud-bigquery (in the TFX images; optional locally)
+    from tfx.extensions.google_cloud_big_query.example_gen import executor as _bq_executor
+
+    class BigQueryExecutor(_Split, _bq_executor.Executor):
+        """BigQueryExampleGen's executor with trainyard's sampling and split."""
+
+except ImportError:  # pragma: no cover
+    pass

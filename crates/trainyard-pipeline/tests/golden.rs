@@ -55,6 +55,7 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
             blessing_metric: "recall_at_100".into(),
             blessing_threshold: Some(0.05),
         },
+        sampling: Default::default(),
         serving_dir: "gs://bucket/runs/1/pushed_model".into(),
         project: "my-project".into(),
         region: "europe-central2".into(),
