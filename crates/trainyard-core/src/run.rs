@@ -82,10 +82,42 @@ impl RunConfig {
         self.gpu_config.validate()?;
         self.evaluator_config.validate(self.model_type())?;
         self.sampling_config.validate()?;
+        let es = &self.training_params.early_stopping;
+        let allowed = early_stopping_monitors(self.model_type());
+        if es.enabled && !allowed.contains(&es.monitor) {
+            return Err(ValidationError::field(
+                "training_params.early_stopping.monitor",
+                format!(
+                    "{:?} is not logged by {} models (one of {})",
+                    es.monitor,
+                    self.model_type().as_str(),
+                    allowed.join(", ")
+                ),
+            ));
+        }
         self.deployment_config.validate()?;
         self.schedule_config.validate()?;
         Ok(())
     }
+}
+
+/// The per-epoch values the generated trainer logs for a model type, which early stopping can
+/// watch.
+pub fn early_stopping_monitors(model_type: ModelType) -> Vec<String> {
+    let mut out: Vec<String> = ["loss", "val_loss", "regularization_loss"]
+        .map(String::from)
+        .to_vec();
+    if model_type.has_retrieval() {
+        out.extend(
+            crate::config::RECALL_KS
+                .iter()
+                .map(|k| format!("val_recall_at_{k}")),
+        );
+    }
+    if model_type.has_ranking() {
+        out.extend(["val_rmse", "val_mae"].map(String::from));
+    }
+    out
 }
 
 /// The config fields a user may edit on a finished run (spec "Edit Feature").

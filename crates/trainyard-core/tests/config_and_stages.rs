@@ -498,3 +498,21 @@ fn sampling_config_is_checked_at_creation() {
         assert_eq!(c.validate().unwrap_err().field, field);
     }
 }
+
+#[test]
+fn early_stopping_watches_a_value_the_model_type_logs() {
+    let mut c = RunConfig::default();
+    c.training_params.early_stopping.monitor = "val_rmse".into();
+    let e = c.validate().unwrap_err();
+    assert_eq!(e.field, "training_params.early_stopping.monitor");
+    assert!(e.reason.contains("val_recall_at_100"), "{e}");
+    c.model_config.model_type = ModelType::Multitask;
+    c.validate().unwrap();
+    c.model_config.model_type = ModelType::Retrieval;
+    c.training_params.early_stopping.monitor = "val_recall_at_50".into();
+    c.validate().unwrap();
+    // disabled: not checked
+    c.training_params.early_stopping.monitor = "val_rmse".into();
+    c.training_params.early_stopping.enabled = false;
+    c.validate().unwrap();
+}
