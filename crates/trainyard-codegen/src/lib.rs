@@ -369,7 +369,11 @@ mod tests {
     pub(crate) fn awkward_features() -> FeatureConfig {
         let mut f = FeatureConfig::default();
         let rename = |f: &mut FeatureConfig, from: &str, to: &str| {
-            for spec in f.buyer_features.iter_mut().chain(f.product_features.iter_mut()) {
+            for spec in f
+                .buyer_features
+                .iter_mut()
+                .chain(f.product_features.iter_mut())
+            {
                 if spec.column == from {
                     spec.column = to.into();
                 }
@@ -406,7 +410,10 @@ mod tests {
                 .find(|l| l.contains("def serve(self"))
                 .unwrap();
             // parameters are `<key>_`: never a keyword, never shadowing tf/np
-            assert!(serve.contains("class_, tf_, np_, unit_price_, def_"), "{serve}");
+            assert!(
+                serve.contains("class_, tf_, np_, unit_price_, def_"),
+                "{serve}"
+            );
             // the signature's input names are the keys, the raw dict keeps the original names
             assert!(trainer.contains("tf.TensorSpec([None], tf.float32, name=\"unit_price\")"));
             assert!(trainer.contains("\"unit price\": unit_price_"), "{trainer}");
@@ -416,7 +423,9 @@ mod tests {
                 assert!(trainer.contains("\"product-type.v2\": product_type_v2_"));
             }
             let transform = &g.files[TRANSFORM_MODULE];
-            assert!(transform.contains("unit_price_raw = _dense(inputs[\"unit price\"], tf.float32)"));
+            assert!(
+                transform.contains("unit_price_raw = _dense(inputs[\"unit price\"], tf.float32)")
+            );
             assert!(transform.contains("vocab_filename=\"product_type_v2__vocab\""));
             assert!(transform.contains("outputs[\"tf_x_np__cross\"]"));
             assert!(!transform.contains(" tf_raw = _dense(inputs[\"tf\"], tf.string)\n    tf ="));

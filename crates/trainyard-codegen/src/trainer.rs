@@ -392,12 +392,7 @@ pub fn tower_input_width(features: &[FeatureSpec], crosses: &[FeatureCross]) -> 
 }
 
 pub fn towers(f: &FeatureConfig, m: &ModelConfig) -> String {
-    let cols = |fs: &[FeatureSpec]| {
-        fs.iter()
-            .map(|x| x.key())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let cols = |fs: &[FeatureSpec]| fs.iter().map(|x| x.key()).collect::<Vec<_>>().join(", ");
     let mut s = tower_class(
         "BuyerTower",
         &format!("Query tower: {}", cols(&f.buyer_features)),

@@ -660,7 +660,11 @@ fn awkward_features() -> (FeatureConfig, Value) {
                 spec.column = to.into();
             }
         }
-        for c in f.buyer_crosses.iter_mut().flat_map(|x| x.columns.iter_mut()) {
+        for c in f
+            .buyer_crosses
+            .iter_mut()
+            .flat_map(|x| x.columns.iter_mut())
+        {
             if c == from {
                 *c = to.into();
             }

@@ -792,6 +792,8 @@ impl SplitStrategy {
 pub struct SamplingConfig {
     /// Percentage of the rows kept (1-100), chosen by a hash of the row (deterministic).
     pub sample_percent: u32,
+    /// `random` (hash, 2:1 train:eval), `time_holdout` (the last `holdout_days` days are eval)
+    /// or `strict_temporal` (the oldest 2/3 of the rows train, the newest 1/3 eval).
     pub split_strategy: SplitStrategy,
     /// The column the temporal strategies order by: a TIMESTAMP/DATETIME (epoch seconds) or
     /// DATE (`YYYY-MM-DD`) column of the data; it need not be a model feature.

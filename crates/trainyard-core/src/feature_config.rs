@@ -345,7 +345,9 @@ pub enum FeatureProblem {
     BadColumnName(String),
     #[error("column {0:?} is used more than once")]
     DuplicateColumn(String),
-    #[error("columns {0:?} and {1:?} both become the identifier {2:?} in generated code and serving")]
+    #[error(
+        "columns {0:?} and {1:?} both become the identifier {2:?} in generated code and serving"
+    )]
     KeyCollision(String, String, String),
     #[error("transform {transform} does not apply to BigQuery type {}", bq_type.as_str())]
     TransformTypeMismatch {
@@ -796,7 +798,10 @@ mod tests {
         let e = err(&c);
         assert_eq!(e.path, "product_id_column");
         assert_eq!(e.problem, FeatureProblem::UnknownProductId("sku".into()));
-        assert!(e.to_string().contains("\"sku\" is not a product feature"), "{e}");
+        assert!(
+            e.to_string().contains("\"sku\" is not a product feature"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -904,7 +909,10 @@ mod tests {
         assert_eq!(t, BqType::Int64);
         let t: BqType = serde_json::from_str("\"FLOAT\"").unwrap();
         assert_eq!(t, BqType::Float64);
-        assert_eq!(serde_json::to_string(&BqType::Float64).unwrap(), "\"FLOAT64\"");
+        assert_eq!(
+            serde_json::to_string(&BqType::Float64).unwrap(),
+            "\"FLOAT64\""
+        );
         assert!(serde_json::from_str::<BqType>("\"REAL\"").is_err());
     }
 

@@ -72,9 +72,9 @@ impl RunConfig {
     /// `evaluator_config.blessing_threshold`, ...). Run creation, config patches and schedules
     /// all go through here, so the CLI, the HTTP API and Python refuse the same configs.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.feature_config
-            .validate()
-            .map_err(|e| ValidationError::field(format!("feature_config.{}", e.path), e.problem.to_string()))?;
+        self.feature_config.validate().map_err(|e| {
+            ValidationError::field(format!("feature_config.{}", e.path), e.problem.to_string())
+        })?;
         self.model_config
             .validate_with(&self.feature_config)
             .map_err(|e| ValidationError::field(e.field(), e.to_string()))?;

@@ -255,9 +255,10 @@ fn evaluator_metrics_and_thresholds_per_model_type() {
         .validate(ModelType::Retrieval)
         .unwrap();
     // JSON: a threshold is a number, or absent/null for none
-    let e: EvaluatorConfig =
-        serde_json::from_value(serde_json::json!({"blessing_metric": "rmse", "blessing_threshold": 0.9}))
-            .unwrap();
+    let e: EvaluatorConfig = serde_json::from_value(
+        serde_json::json!({"blessing_metric": "rmse", "blessing_threshold": 0.9}),
+    )
+    .unwrap();
     assert_eq!(e, EvaluatorConfig::new("rmse", 0.9));
     let e: EvaluatorConfig = serde_json::from_value(serde_json::json!({})).unwrap();
     assert_eq!(e, EvaluatorConfig::default());

@@ -191,11 +191,9 @@ impl PipelineInputs {
             m if m.starts_with("recall_at_") => format!("test_{m}"),
             m => m.to_string(),
         };
-        let threshold = e.blessing_threshold.unwrap_or(if lower_is_better {
-            f64::MAX
-        } else {
-            f64::MIN
-        });
+        let threshold =
+            e.blessing_threshold
+                .unwrap_or(if lower_is_better { f64::MAX } else { f64::MIN });
         Blessing {
             metric_key,
             threshold,

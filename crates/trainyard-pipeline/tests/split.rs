@@ -78,7 +78,11 @@ fn vertex_example_gen(job: &Value, task: &str) -> (String, Option<Value>) {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    let class = args[args.iter().position(|a| *a == "--executor_class_path").unwrap() + 1];
+    let class = args[args
+        .iter()
+        .position(|a| *a == "--executor_class_path")
+        .unwrap()
+        + 1];
     let cc = job["pipelineSpec"]["root"]["dag"]["tasks"][task]["inputs"]["parameters"]
         ["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
         .as_str()
@@ -122,7 +126,12 @@ fn local_and_vertex_get_the_same_split_rule() {
     // the executor ships with the modules
     assert_eq!(i.all_modules()[SPLIT_MODULE], SPLIT_SOURCE);
     let src = local::render(&i, "/m", "/md.sqlite").unwrap();
-    assert!(src.contains("custom_executor_spec=executor_spec.BeamExecutorSpec(trainyard_split.CsvExecutor)"), "{src}");
+    assert!(
+        src.contains(
+            "custom_executor_spec=executor_spec.BeamExecutorSpec(trainyard_split.CsvExecutor)"
+        ),
+        "{src}"
+    );
     assert!(src.contains(").with_id(\"CsvExampleGen\")"));
     assert_eq!(local_rule(&src), Some(rule.clone()));
     let job = vertex::compile(&i).unwrap().job;
@@ -149,8 +158,7 @@ fn local_and_vertex_get_the_same_split_rule() {
         },
         holdout(),
     );
-    let (class, cc) =
-        vertex_example_gen(&vertex::compile(&pq).unwrap().job, "FileBasedExampleGen");
+    let (class, cc) = vertex_example_gen(&vertex::compile(&pq).unwrap().job, "FileBasedExampleGen");
     assert_eq!(class, "trainyard_split.ParquetExecutor");
     assert_eq!(cc, Some(rule.clone()));
     let src = local::render(&pq, "/m", "/md.sqlite").unwrap();
@@ -170,9 +178,11 @@ fn local_and_vertex_get_the_same_split_rule() {
 }
 
 fn python() -> PathBuf {
-    PathBuf::from(std::env::var_os("TRAINYARD_PYTHON").expect(
-        "TRAINYARD_PYTHON must name the managed env's python (make test-pipeline sets it)",
-    ))
+    PathBuf::from(
+        std::env::var_os("TRAINYARD_PYTHON").expect(
+            "TRAINYARD_PYTHON must name the managed env's python (make test-pipeline sets it)",
+        ),
+    )
 }
 
 #[test]
@@ -212,7 +222,8 @@ fn the_split_executor_keeps_training_rows_before_the_cut() {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "split_check failed:\n{text}");
     let results: Vec<Value> = text
         .lines()
@@ -258,7 +269,8 @@ print("EXAMPLE_GEN " + json.dumps({"id": eg.id, "executor": eg.executor_spec.exe
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     let line = text
         .lines()
