@@ -351,3 +351,163 @@ fn a_seeded_sample_of_generated_modules_passes_the_static_checks() {
     }
     println!("static checks passed for {n} generated configs");
 }
+
+fn harness(args: &[&str]) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/harness.py");
+    let out = std::process::Command::new(python())
+        .arg(script)
+        .args(args)
+        .env("TF_USE_LEGACY_KERAS", "1")
+        .env("TF_CPP_MIN_LOG_LEVEL", "2")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        panic!(
+            "harness {:?} failed:\n{}",
+            &args[..1],
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    text
+}
+
+/// A seeded sample of generated configs trains one epoch on tiny random data shaped by the
+/// config (product ids from a small catalog, INT64 when the config says so), exports, and the
+/// exported model answers a request keyed by the serving keys. By default the first config of
+/// each model type (a few minutes on a loaded 2-core machine); TRAINYARD_CODEGEN_TRAIN_SAMPLES=N
+/// trains the first N.
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn a_seeded_sample_of_generated_configs_trains_exports_and_serves() {
+    // default: the first seed of each model type; TRAINYARD_CODEGEN_TRAIN_SAMPLES=N: seeds 0..N
+    let seeds: Vec<u64> = match std::env::var("TRAINYARD_CODEGEN_TRAIN_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(n) => (0..n).collect(),
+        None => [
+            ModelType::Retrieval,
+            ModelType::Ranking,
+            ModelType::Multitask,
+        ]
+        .iter()
+        .map(|t| (0..).find(|s| configs(*s).1.model_type == *t).unwrap())
+        .collect(),
+    };
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("codegen-generated-train");
+    let _ = std::fs::remove_dir_all(&root);
+    let params = TrainingParams {
+        epochs: 1,
+        batch_size: 64,
+        ..TrainingParams::default()
+    };
+    for seed in seeds {
+        let (f, m) = configs(seed);
+        let g = generate(&f, &m, &params, &GpuConfig::default()).unwrap();
+        let dir = root.join(format!("seed-{seed}"));
+        let (modules, data, work, out) = (
+            dir.join("modules"),
+            dir.join("data"),
+            dir.join("work"),
+            dir.join("out"),
+        );
+        write_modules(&g, &modules).unwrap();
+        let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+        let target = f
+            .target
+            .as_ref()
+            .map(|t| t.column.clone())
+            .unwrap_or_default();
+        let seed_s = seed.to_string();
+        harness(&[
+            "synth",
+            "--modules",
+            &s(&modules),
+            "--data",
+            &s(&data),
+            "--product-id",
+            &f.product_id_column,
+            "--target",
+            &target,
+            "--seed",
+            &seed_s,
+        ]);
+        harness(&[
+            "transform",
+            "--modules",
+            &s(&modules),
+            "--data",
+            &s(&data),
+            "--work",
+            &s(&work),
+        ]);
+        let log = harness(&[
+            "train",
+            "--modules",
+            &s(&modules),
+            "--work",
+            &s(&work),
+            "--out",
+            &s(&out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+        ]);
+        assert!(log.contains("RUN_FN_OK"), "seed {seed}: {log}");
+        let row: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(data.join("first_row.json")).unwrap())
+                .unwrap();
+        let mut instance = serde_json::Map::new();
+        for (column, v) in row.as_object().unwrap() {
+            instance.insert(column_key(column), v.clone());
+        }
+        let request = serde_json::json!({ "instances": [instance] }).to_string();
+        let text = harness(&[
+            "serve",
+            "--serving-dir",
+            &s(&out.join("serving_model")),
+            "--request",
+            &request,
+        ]);
+        let resp: serde_json::Value = serde_json::from_str(
+            text.lines()
+                .find_map(|l| l.strip_prefix("SERVE_RESULT "))
+                .unwrap_or_else(|| panic!("seed {seed}: no SERVE_RESULT:\n{text}")),
+        )
+        .unwrap();
+        if m.model_type.has_retrieval() {
+            let ids = resp["product_ids"][0].as_array().unwrap();
+            assert!(!ids.is_empty() && ids.len() <= m.top_k as usize, "{resp}");
+            let int_ids = f.product_id_feature().unwrap().bq_type == BqType::Int64;
+            for id in ids {
+                if int_ids {
+                    let i = id
+                        .as_i64()
+                        .unwrap_or_else(|| panic!("seed {seed}: {id} is not an int64 id"));
+                    assert!(
+                        (1000..1025).contains(&i),
+                        "seed {seed}: {i} is not a catalog id"
+                    );
+                } else {
+                    assert!(id.as_str().unwrap().starts_with('p'), "seed {seed}: {id}");
+                }
+            }
+        }
+        if m.model_type == ModelType::Ranking {
+            assert!(
+                resp["predicted_rating"][0].as_f64().unwrap().is_finite(),
+                "{resp}"
+            );
+        }
+        println!(
+            "seed {seed}: {} {:?} trained and served",
+            m.model_type.as_str(),
+            m.retrieval_algorithm
+        );
+    }
+}

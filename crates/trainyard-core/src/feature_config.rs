@@ -412,8 +412,14 @@ fn is_plain_identifier(s: &str) -> bool {
 /// vocabulary files and the serving signature: the column itself when it matches
 /// `^[A-Za-z][A-Za-z0-9_]*$` (Python keywords such as `class` and module names such as `tf`
 /// included: generated code never uses it bare), else every other character replaced by `_`
-/// and, when it does not start with a letter, prefixed with `col_`.
+/// and, when it does not start with a letter, prefixed with `col_`. `self` becomes `col_self`
+/// (a signature input named `self` clashes with the serving method's own parameter).
 pub fn column_key(column: &str) -> String {
+    // `self` would collide with the serving method's own parameter when TensorFlow calls the
+    // signature with keyword arguments
+    if column == "self" {
+        return "col_self".into();
+    }
     if is_plain_identifier(column) {
         return column.to_string();
     }
@@ -879,6 +885,7 @@ mod tests {
         assert_eq!(column_key("x-y.z"), "x_y_z");
         assert_eq!(column_key("_private"), "col__private");
         assert_eq!(column_key("2nd"), "col_2nd");
+        assert_eq!(column_key("self"), "col_self");
         assert_eq!(column_key("prix_\u{e9}"), "prix__");
 
         let mut c = FeatureConfig::default();
