@@ -1,6 +1,8 @@
 # trainyard-codegen: the managed Python env and the tests that execute generated modules.
 #   make pyenv          create (or reuse) the managed env at $(PYENV_DIR)
-#   make test-codegen   cargo tests of codegen + synth, then the real Python execution tests
+#   make test-codegen   cargo tests of codegen + synth, then the real Python execution tests and
+#                       the static checks of a seeded sample of generated configs
+#                       (TRAINYARD_CODEGEN_SAMPLES=N for a larger sample)
 #   make doctor-pyenv   versions of every component of the env
 
 PYENV_DIR ?= $(CURDIR)/.venv-tf
@@ -17,6 +19,8 @@ test-codegen: pyenv
 	$(CARGO) test -p trainyard-synth -p trainyard-codegen
 	TRAINYARD_PYTHON=$(PYENV_PY) TF_USE_LEGACY_KERAS=1 \
 		$(CARGO) test -p trainyard-codegen --test python_exec -- --ignored --test-threads=1 --nocapture
+	TRAINYARD_PYTHON=$(PYENV_PY) \
+		$(CARGO) test -p trainyard-codegen --test generated_configs -- --ignored --nocapture
 
 doctor-pyenv: pyenv
 	TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -q -p trainyard-codegen --test python_exec -- --ignored --exact doctor_reports_every_component --nocapture

@@ -474,6 +474,8 @@ enum SchedulerCommand {
 enum ModelTypeArg {
     Retrieval,
     Ranking,
+    /// Retrieval and ranking together (the spec's "hybrid").
+    #[value(alias = "hybrid")]
     Multitask,
 }
 

@@ -71,11 +71,11 @@ fn run_config(model_type: ModelType, epochs: u32, deploy: bool) -> RunConfig {
             enabled: true,
             blessing_metric: blessing_metric.into(),
             // Lenient gates: the point is to see the whole path on a tiny dataset.
-            blessing_threshold: if model_type == ModelType::Retrieval {
+            blessing_threshold: Some(if model_type == ModelType::Retrieval {
                 0.0
             } else {
                 100.0
-            },
+            }),
         },
         deployment_config: DeploymentConfig {
             enabled: deploy,

@@ -364,6 +364,74 @@ mod tests {
         assert!(matches!(e, CodegenError::TrainingParams(_)), "{e}");
     }
 
+    /// The default synthetic feature config with its columns renamed to names that are Python
+    /// keywords, modules the generated code imports, or not identifiers at all.
+    pub(crate) fn awkward_features() -> FeatureConfig {
+        let mut f = FeatureConfig::default();
+        let rename = |f: &mut FeatureConfig, from: &str, to: &str| {
+            for spec in f
+                .buyer_features
+                .iter_mut()
+                .chain(f.product_features.iter_mut())
+            {
+                if spec.column == from {
+                    spec.column = to.into();
+                }
+            }
+            for cross in f.buyer_crosses.iter_mut() {
+                for c in cross.columns.iter_mut() {
+                    if c == from {
+                        *c = to.into();
+                    }
+                }
+            }
+        };
+        rename(&mut f, "customer_id", "class");
+        rename(&mut f, "city", "tf");
+        rename(&mut f, "segment", "np");
+        rename(&mut f, "revenue", "unit price");
+        rename(&mut f, "timestamp", "def");
+        rename(&mut f, "category", "product-type.v2");
+        f
+    }
+
+    #[test]
+    fn any_column_name_gives_safe_identifiers() {
+        let f = awkward_features();
+        for t in [ModelType::Retrieval, ModelType::Ranking] {
+            let m = ModelConfig {
+                model_type: t,
+                ..ModelConfig::default()
+            };
+            let g = generate(&f, &m, &TrainingParams::default(), &GpuConfig::default()).unwrap();
+            let trainer = &g.files[TRAINER_MODULE];
+            let serve = trainer
+                .lines()
+                .find(|l| l.contains("def serve(self"))
+                .unwrap();
+            // parameters are `<key>_`: never a keyword, never shadowing tf/np
+            assert!(
+                serve.contains("class_, tf_, np_, unit_price_, def_"),
+                "{serve}"
+            );
+            // the signature's input names are the keys, the raw dict keeps the original names
+            assert!(trainer.contains("tf.TensorSpec([None], tf.float32, name=\"unit_price\")"));
+            assert!(trainer.contains("\"unit price\": unit_price_"), "{trainer}");
+            assert!(trainer.contains("self.class_embedding = _embedding(vocab_sizes[\"class\"]"));
+            assert!(trainer.contains("\"tf_x_np__cross\""));
+            if t == ModelType::Ranking {
+                assert!(trainer.contains("\"product-type.v2\": product_type_v2_"));
+            }
+            let transform = &g.files[TRANSFORM_MODULE];
+            assert!(
+                transform.contains("unit_price_raw = _dense(inputs[\"unit price\"], tf.float32)")
+            );
+            assert!(transform.contains("vocab_filename=\"product_type_v2__vocab\""));
+            assert!(transform.contains("outputs[\"tf_x_np__cross\"]"));
+            assert!(!transform.contains(" tf_raw = _dense(inputs[\"tf\"], tf.string)\n    tf ="));
+        }
+    }
+
     #[test]
     fn writes_files() {
         let dir = tempfile::tempdir().unwrap();

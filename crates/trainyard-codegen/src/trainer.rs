@@ -248,19 +248,21 @@ fn tower_class(
     let mut parts = Vec::new();
     let width = tower_input_width(features, crosses);
     for feat in features {
+        // the column itself keys dicts (as a string literal); identifiers use its key
         let c = &feat.column;
+        let key = feat.key();
         let names = feat.output_names();
         match &feat.transform {
             FeatureTransform::Vocabulary { embedding_dim, .. } => {
                 let _ = writeln!(
                     init,
-                    "        self.{c}_embedding = _embedding(vocab_sizes[{}], {embedding_dim}, {}, {})",
+                    "        self.{key}_embedding = _embedding(vocab_sizes[{}], {embedding_dim}, {}, {})",
                     py_str(c),
                     py_float(l2),
-                    py_str(&format!("{c}_embedding"))
+                    py_str(&format!("{key}_embedding"))
                 );
                 parts.push(format!(
-                    "self.{c}_embedding(_ids(features[{}]))",
+                    "self.{key}_embedding(_ids(features[{}]))",
                     py_str(&names[0])
                 ));
             }
@@ -287,13 +289,13 @@ fn tower_class(
             } => {
                 let _ = writeln!(
                     init,
-                    "        self.{c}_embedding = _embedding({}, {dim}, {}, {})",
+                    "        self.{key}_embedding = _embedding({}, {dim}, {}, {})",
                     num_buckets + 1,
                     py_float(l2),
-                    py_str(&format!("{c}_embedding"))
+                    py_str(&format!("{key}_embedding"))
                 );
                 parts.push(format!(
-                    "self.{c}_embedding(_ids(features[{}]))",
+                    "self.{key}_embedding(_ids(features[{}]))",
                     py_str(&names[0])
                 ));
             }
@@ -390,12 +392,7 @@ pub fn tower_input_width(features: &[FeatureSpec], crosses: &[FeatureCross]) -> 
 }
 
 pub fn towers(f: &FeatureConfig, m: &ModelConfig) -> String {
-    let cols = |fs: &[FeatureSpec]| {
-        fs.iter()
-            .map(|x| x.column.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let cols = |fs: &[FeatureSpec]| fs.iter().map(|x| x.key()).collect::<Vec<_>>().join(", ");
     let mut s = tower_class(
         "BuyerTower",
         &format!("Query tower: {}", cols(&f.buyer_features)),
@@ -434,6 +431,12 @@ pub fn towers(f: &FeatureConfig, m: &ModelConfig) -> String {
     s
 }
 
+/// The serving signature of some raw columns: (TensorSpecs, parameters, the raw dict).
+///
+/// Any column name works: each column is a TensorSpec named by its key (the signature's input
+/// name, `^[A-Za-z][A-Za-z0-9_]*$` as TensorFlow requires), a parameter named `<key>_` (never a
+/// Python keyword nor a module the code uses, such as `tf`), and the ORIGINAL column name as
+/// the key of the raw dict the Transform graph reads.
 fn signature(features: &[&FeatureSpec]) -> (String, String, String) {
     let specs = features
         .iter()
@@ -441,19 +444,19 @@ fn signature(features: &[&FeatureSpec]) -> (String, String, String) {
             format!(
                 "            tf.TensorSpec([None], {}, name={}),",
                 f.bq_type.tf_dtype().python(),
-                py_str(&f.column)
+                py_str(&f.key())
             )
         })
         .collect::<Vec<_>>()
         .join("\n");
     let params = features
         .iter()
-        .map(|f| f.column.clone())
+        .map(|f| format!("{}_", f.key()))
         .collect::<Vec<_>>()
         .join(", ");
     let dict = features
         .iter()
-        .map(|f| format!("{}: {}", py_str(&f.column), f.column))
+        .map(|f| format!("{}: {}_", py_str(&f.column), f.key()))
         .collect::<Vec<_>>()
         .join(", ");
     (specs, params, dict)

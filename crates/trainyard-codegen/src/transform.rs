@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use trainyard_core::feature_config::{
-    FeatureConfig, FeatureCross, FeatureSpec, FeatureTransform, TargetTransform, TARGET_OUTPUT,
+    column_key, FeatureConfig, FeatureCross, FeatureSpec, FeatureTransform, TargetTransform,
+    TARGET_OUTPUT,
 };
 
 use crate::render::{py_float, py_str};
@@ -39,8 +40,10 @@ pub fn raw_feature_spec(f: &FeatureConfig) -> String {
     s
 }
 
+/// The local variable holding a column's raw tensor: built from the column's key, so that any
+/// column name (a Python keyword, `tf`, one with spaces) gives a safe, distinct identifier.
 fn var(column: &str) -> String {
-    format!("{column}_raw")
+    format!("{}_raw", column_key(column))
 }
 
 fn feature_block(out: &mut String, feat: &FeatureSpec) {
@@ -111,14 +114,22 @@ fn cross_block(out: &mut String, cross: &FeatureCross, features: &[FeatureSpec])
                 Some(FeatureTransform::Vocabulary { .. }) | None => {
                     format!("_cross_key({})", var(c))
                 }
-                Some(_) => format!("_cross_key(outputs[{}])", py_str(&format!("{c}__bucket"))),
+                Some(_) => format!(
+                    "_cross_key(outputs[{}])",
+                    py_str(&format!("{}__bucket", column_key(c)))
+                ),
             }
         })
         .collect();
     let _ = writeln!(
         out,
         "    # hashed cross {} -> {} buckets",
-        cross.columns.join(" x "),
+        cross
+            .columns
+            .iter()
+            .map(|c| column_key(c))
+            .collect::<Vec<_>>()
+            .join(" x "),
         cross.hash_buckets
     );
     let _ = writeln!(

@@ -635,3 +635,109 @@ fn doctor_reports_every_component() {
     let missing = trainyard_codegen::doctor(Path::new("/usr/bin/false"));
     assert!(missing.map(|r| !r.ok()).unwrap_or(true));
 }
+
+/// The default feature config with its columns renamed to Python keywords (`class`, `def`),
+/// modules the generated code imports (`tf`, `np`) and names that are not identifiers
+/// (`unit price`, `product-type.v2`), with the synthetic CSV column each is read from.
+fn awkward_features() -> (FeatureConfig, Value) {
+    let renames = [
+        ("customer_id", "class"),
+        ("city", "tf"),
+        ("segment", "np"),
+        ("revenue", "unit price"),
+        ("timestamp", "def"),
+        ("category", "product-type.v2"),
+    ];
+    let mut f = FeatureConfig::default();
+    let mut map = serde_json::Map::new();
+    for (from, to) in renames {
+        for spec in f
+            .buyer_features
+            .iter_mut()
+            .chain(f.product_features.iter_mut())
+        {
+            if spec.column == from {
+                spec.column = to.into();
+            }
+        }
+        for c in f
+            .buyer_crosses
+            .iter_mut()
+            .flat_map(|x| x.columns.iter_mut())
+        {
+            if c == from {
+                *c = to.into();
+            }
+        }
+        map.insert(to.into(), from.into());
+    }
+    (f, Value::Object(map))
+}
+
+#[test]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+fn columns_named_like_keywords_modules_or_with_punctuation_train_and_serve() {
+    let f = fixture();
+    let (features, rename) = awkward_features();
+    let root = f.root.join("awkward");
+    let data = f.root.join("data");
+    let work = root.join("work");
+    // ranking: the columns of both towers are serving inputs
+    let t = ModelType::Ranking;
+    {
+        let m = ModelConfig {
+            rating_head: vec![DenseLayer::relu(8)],
+            ..model(t, RetrievalAlgorithm::BruteForce)
+        };
+        let gen = generate(&features, &m, &params(), &GpuConfig::default()).unwrap();
+        let modules = root.join(t.as_str()).join("modules");
+        write_modules(&gen, &modules).unwrap();
+        // py_compile + pyflakes: no SyntaxError for `class`, no shadowed `tf`
+        check_modules(&modules, &python()).unwrap();
+        {
+            let out = run_harness(&[
+                "transform",
+                "--modules",
+                modules.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--work",
+                work.to_str().unwrap(),
+                "--rename",
+                &rename.to_string(),
+            ]);
+            assert!(out.contains("TRANSFORM_OK"), "{out}");
+        }
+        let out_dir = root.join(t.as_str()).join("out");
+        let log = run_harness(&[
+            "train",
+            "--modules",
+            modules.to_str().unwrap(),
+            "--work",
+            work.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--epochs",
+            "1",
+        ]);
+        assert!(log.contains("RUN_FN_OK"), "{log}");
+        // a request keyed by the serving keys (the column itself when it is an identifier)
+        let mut req = serde_json::Map::new();
+        for (k, v) in f.product_request.as_object().unwrap() {
+            let column = rename
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(_, from)| from.as_str() == Some(k.as_str()))
+                .map_or(k.clone(), |(to, _)| to.clone());
+            req.insert(
+                trainyard_core::feature_config::column_key(&column),
+                v.clone(),
+            );
+        }
+        assert!(req.contains_key("class") && req.contains_key("unit_price"));
+        let resp = serve(&out_dir.join("serving_model"), &[Value::Object(req)]);
+        let rating = resp["predicted_rating"][0].as_f64().unwrap();
+        assert!(rating.is_finite(), "{resp}");
+    }
+}

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::model_config::ModelType;
 
 /// Optimizers the generated trainer knows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -459,44 +460,143 @@ pub struct GpuFallbackRecord {
 pub const GPU_ATTEMPTS_ARTIFACT: &str = "gpu_attempts";
 
 /// `evaluator_config` of a run: whether the Evaluator blesses, and on which threshold.
+///
+/// Metrics a model type can bless on ([`EvaluatorConfig::allowed_metrics`]): retrieval
+/// `recall_at_{5,10,50,100}` (held-out test recall, higher is better, threshold in [0, 1]);
+/// ranking `rmse`, `mae` (last validation epoch), `test_rmse`, `test_mae` (lower is better,
+/// threshold > 0); multitask both; every type `final_loss` (lower is better, threshold > 0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EvaluatorConfig {
     pub enabled: bool,
-    /// e.g. `recall_at_100` (retrieval) or `rmse` (ranking, multitask).
+    /// e.g. `recall_at_100` (retrieval) or `rmse` (ranking, multitask); empty: the model
+    /// type's default ([`EvaluatorConfig::default_metric`]).
     pub blessing_metric: String,
-    pub blessing_threshold: f64,
+    /// `None`: no threshold, any finite value of the metric blesses.
+    pub blessing_threshold: Option<f64>,
 }
 
 impl Default for EvaluatorConfig {
+    /// Enabled, the model type's default metric, no threshold: a run created with defaults
+    /// is blessed when its trainer measured the metric, whatever the model type.
     fn default() -> Self {
         Self {
             enabled: true,
-            blessing_metric: "recall_at_100".into(),
-            blessing_threshold: 0.0,
+            blessing_metric: String::new(),
+            blessing_threshold: None,
         }
     }
 }
 
+/// Recall cut-offs the generated trainer measures.
+pub const RECALL_KS: [u32; 4] = [5, 10, 50, 100];
+
+/// Whether smaller values of a blessing metric are better.
+pub fn metric_lower_is_better(metric: &str) -> bool {
+    matches!(
+        metric,
+        "rmse" | "mae" | "test_rmse" | "test_mae" | "final_loss" | "loss"
+    )
+}
+
 impl EvaluatorConfig {
-    /// Metrics where lower is better bless when the value is at or below the threshold.
-    pub fn lower_is_better(&self) -> bool {
-        matches!(
-            self.blessing_metric.as_str(),
-            "rmse" | "mae" | "test_rmse" | "test_mae" | "final_loss" | "loss"
-        )
+    /// A config blessing on `metric` at `threshold`.
+    pub fn new(metric: &str, threshold: f64) -> Self {
+        Self {
+            enabled: true,
+            blessing_metric: metric.into(),
+            blessing_threshold: Some(threshold),
+        }
     }
 
-    /// Whether a metric value passes the blessing threshold (always true when disabled).
-    pub fn blesses(&self, value: Option<f64>) -> bool {
+    /// The metric a model type blesses on by default: recall@100 when it retrieves, else rmse.
+    pub fn default_metric(model_type: ModelType) -> &'static str {
+        if model_type.has_retrieval() {
+            "recall_at_100"
+        } else {
+            "rmse"
+        }
+    }
+
+    /// The metrics a model type's trainer reports and can bless on.
+    pub fn allowed_metrics(model_type: ModelType) -> Vec<String> {
+        let mut out = Vec::new();
+        if model_type.has_retrieval() {
+            out.extend(RECALL_KS.iter().map(|k| format!("recall_at_{k}")));
+        }
+        if model_type.has_ranking() {
+            out.extend(["rmse", "mae", "test_rmse", "test_mae"].map(String::from));
+        }
+        out.push("final_loss".into());
+        out
+    }
+
+    /// The metric blessing reads for a run of `model_type` (the default when none is set).
+    pub fn metric(&self, model_type: ModelType) -> String {
+        let m = self.blessing_metric.trim();
+        if m.is_empty() {
+            Self::default_metric(model_type).to_string()
+        } else {
+            m.to_string()
+        }
+    }
+
+    /// Metrics where lower is better bless when the value is at or below the threshold.
+    pub fn lower_is_better(&self, model_type: ModelType) -> bool {
+        metric_lower_is_better(&self.metric(model_type))
+    }
+
+    /// Whether a metric value passes (always true when disabled; never for a missing or
+    /// non-finite value).
+    pub fn blesses(&self, model_type: ModelType, value: Option<f64>) -> bool {
         if !self.enabled {
             return true;
         }
-        match value {
-            None => false,
-            Some(v) if self.lower_is_better() => v <= self.blessing_threshold,
-            Some(v) => v >= self.blessing_threshold,
+        match (value, self.blessing_threshold) {
+            (Some(v), _) if !v.is_finite() => false,
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(v), Some(t)) if self.lower_is_better(model_type) => v <= t,
+            (Some(v), Some(t)) => v >= t,
         }
+    }
+
+    /// The metric must be one the model type reports, and the threshold one that a value of it
+    /// can pass: recall in [0, 1], rmse/mae/loss above 0.
+    pub fn validate(&self, model_type: ModelType) -> Result<(), ValidationError> {
+        let metric = self.metric(model_type);
+        let allowed = Self::allowed_metrics(model_type);
+        if !allowed.contains(&metric) {
+            return Err(ValidationError::field(
+                "evaluator_config.blessing_metric",
+                format!(
+                    "{metric:?} is not measured for {} models (one of {})",
+                    model_type.as_str(),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        let Some(t) = self.blessing_threshold else {
+            return Ok(());
+        };
+        let field = "evaluator_config.blessing_threshold";
+        if !t.is_finite() {
+            return Err(ValidationError::field(field, "must be a finite number"));
+        }
+        if metric_lower_is_better(&metric) {
+            if t <= 0.0 {
+                return Err(ValidationError::field(
+                    field,
+                    format!("{metric} is never at or below {t}: use a threshold above 0"),
+                ));
+            }
+        } else if !(0.0..=1.0).contains(&t) {
+            return Err(ValidationError::field(
+                field,
+                format!("{metric} is between 0 and 1, so {t} can never be the threshold"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -734,6 +834,103 @@ pub fn parse_hh_mm(s: &str) -> Option<(u8, u8)> {
     let h: u8 = h.parse().ok()?;
     let m: u8 = m.parse().ok()?;
     (h < 24 && m < 60).then_some((h, m))
+}
+
+/// How the training rows are split into train and eval (spec "Sampling Section").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitStrategy {
+    /// A hash of each row: 2/3 train, 1/3 eval (TFX ExampleGen's default split).
+    #[default]
+    Random,
+    /// The last `holdout_days` days (by `date_column`, counted back from the newest day in the
+    /// data) are eval; every earlier row is train.
+    TimeHoldout,
+    /// Chronological: the oldest 2/3 of the rows are train, the newest 1/3 eval, cut at a day
+    /// boundary so that no train row is on or after the first eval day.
+    StrictTemporal,
+}
+
+impl SplitStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitStrategy::Random => "random",
+            SplitStrategy::TimeHoldout => "time_holdout",
+            SplitStrategy::StrictTemporal => "strict_temporal",
+        }
+    }
+
+    pub fn is_temporal(self) -> bool {
+        !matches!(self, SplitStrategy::Random)
+    }
+}
+
+/// `sampling_config` of a run: which share of the rows is read, and how they are split.
+/// Compiled into ExampleGen the same way for the local and the Vertex pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingConfig {
+    /// Percentage of the rows kept (1-100), chosen by a hash of the row (deterministic).
+    pub sample_percent: u32,
+    /// `random` (hash, 2:1 train:eval), `time_holdout` (the last `holdout_days` days are eval)
+    /// or `strict_temporal` (the oldest 2/3 of the rows train, the newest 1/3 eval).
+    pub split_strategy: SplitStrategy,
+    /// The column the temporal strategies order by: a TIMESTAMP/DATETIME (epoch seconds) or
+    /// DATE (`YYYY-MM-DD`) column of the data; it need not be a model feature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date_column: Option<String>,
+    /// Days held out for eval by `time_holdout`.
+    pub holdout_days: u32,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            sample_percent: 100,
+            split_strategy: SplitStrategy::Random,
+            date_column: None,
+            holdout_days: 7,
+        }
+    }
+}
+
+impl SamplingConfig {
+    /// Whether this is ExampleGen's plain behaviour (every row, hash split 2:1).
+    pub fn is_default_split(&self) -> bool {
+        self.sample_percent == 100 && self.split_strategy == SplitStrategy::Random
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !(1..=100).contains(&self.sample_percent) {
+            return Err(ValidationError::field(
+                "sampling_config.sample_percent",
+                "must be between 1 and 100",
+            ));
+        }
+        if self.split_strategy.is_temporal() {
+            let ok = self.date_column.as_deref().is_some_and(|c| {
+                !c.trim().is_empty() && c.len() <= 300 && !c.chars().any(char::is_control)
+            });
+            if !ok {
+                return Err(ValidationError::field(
+                    "sampling_config.date_column",
+                    format!(
+                        "a {} split needs the date column to order the rows by",
+                        self.split_strategy.as_str()
+                    ),
+                ));
+            }
+        }
+        if self.split_strategy == SplitStrategy::TimeHoldout
+            && !(1..=3650).contains(&self.holdout_days)
+        {
+            return Err(ValidationError::field(
+                "sampling_config.holdout_days",
+                "must be between 1 and 3650 for a time_holdout split",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where the training data comes from.

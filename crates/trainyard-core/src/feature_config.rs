@@ -6,7 +6,7 @@
 //! are defined here once ([`FeatureSpec::output_names`], [`FeatureCross::output_name`],
 //! [`TARGET_OUTPUT`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -17,7 +17,11 @@ use thiserror::Error;
 pub enum BqType {
     String,
     Bytes,
+    /// Also accepted as `INTEGER` (the spec's legacy SQL name).
+    #[serde(alias = "INTEGER")]
     Int64,
+    /// Also accepted as `FLOAT` (the spec's legacy SQL name).
+    #[serde(alias = "FLOAT")]
     Float64,
     Numeric,
     Timestamp,
@@ -163,9 +167,15 @@ impl FeatureSpec {
         }
     }
 
+    /// The identifier generated code, transformed feature names and the serving signature know
+    /// this column by ([`column_key`]).
+    pub fn key(&self) -> String {
+        column_key(&self.column)
+    }
+
     /// Names of the transformed features this column produces.
     pub fn output_names(&self) -> Vec<String> {
-        let c = &self.column;
+        let c = &self.key();
         match &self.transform {
             FeatureTransform::Vocabulary { .. } => vec![format!("{c}__idx")],
             FeatureTransform::Normalize { .. } => vec![format!("{c}__z")],
@@ -187,7 +197,7 @@ impl FeatureSpec {
     /// The vocabulary file name of a vocabulary feature.
     pub fn vocab_filename(&self) -> Option<String> {
         matches!(self.transform, FeatureTransform::Vocabulary { .. })
-            .then(|| format!("{}__vocab", self.column))
+            .then(|| format!("{}__vocab", self.key()))
     }
 
     /// Whether this feature can take part in a hashed cross (it has a discrete value).
@@ -212,7 +222,8 @@ pub struct FeatureCross {
 
 impl FeatureCross {
     pub fn output_name(&self) -> String {
-        format!("{}__cross", self.columns.join("_x_"))
+        let keys: Vec<String> = self.columns.iter().map(|c| column_key(c)).collect();
+        format!("{}__cross", keys.join("_x_"))
     }
 }
 
@@ -329,71 +340,134 @@ impl Default for FeatureConfig {
     }
 }
 
-/// Why a feature config is unusable.
+/// What is wrong with a feature config, at [`FeatureConfigError::path`].
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum FeatureConfigError {
-    #[error("the {tower} tower has no features")]
-    EmptyTower { tower: &'static str },
-    #[error("column name {0:?} is not a valid identifier (letters, digits, underscore; no leading digit)")]
+pub enum FeatureProblem {
+    #[error("the {0} tower has no features")]
+    EmptyTower(&'static str),
+    #[error("column name {0:?} must be 1 to {MAX_COLUMN_LEN} characters, not blank, without control characters")]
     BadColumnName(String),
     #[error("column {0:?} is used more than once")]
     DuplicateColumn(String),
     #[error(
-        "column {column:?}: transform {transform} does not apply to BigQuery type {bq_type:?}"
+        "columns {0:?} and {1:?} both become the identifier {2:?} in generated code and serving"
     )]
+    KeyCollision(String, String, String),
+    #[error("transform {transform} does not apply to BigQuery type {}", bq_type.as_str())]
     TransformTypeMismatch {
-        column: String,
         transform: &'static str,
         bq_type: BqType,
     },
-    #[error("column {column:?}: {what} must be between 1 and {max}")]
-    OutOfRange {
-        column: String,
-        what: &'static str,
-        max: u32,
-    },
-    #[error("column {0:?}: cyclical transform needs at least one period, each once")]
-    BadPeriods(String),
-    #[error("product id column {0:?} must be a product feature with a vocabulary transform")]
+    #[error("must be between 1 and {max}, got {got}")]
+    OutOfRange { max: u32, got: u32 },
+    #[error("a cyclical transform needs at least one period, each once")]
+    BadPeriods,
+    #[error("{0:?} is not a product feature")]
+    UnknownProductId(String),
+    #[error("product id column {0:?} must have a vocabulary transform")]
     ProductIdNotVocabulary(String),
     #[error("cross {cross:?}: {reason}")]
     BadCross { cross: String, reason: String },
     #[error("target {column:?}: {reason}")]
     BadTarget { column: String, reason: String },
+    #[error("transformed feature {0:?} is produced twice")]
+    DuplicateOutput(String),
+}
+
+/// Why a feature config is unusable: the field (a path inside the feature config, e.g.
+/// `buyer_features[2].transform.embedding_dim`) and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{path}: {problem}")]
+pub struct FeatureConfigError {
+    pub path: String,
+    pub problem: FeatureProblem,
+}
+
+impl FeatureConfigError {
+    fn at(path: impl Into<String>, problem: FeatureProblem) -> Self {
+        Self {
+            path: path.into(),
+            problem,
+        }
+    }
 }
 
 const MAX_DIM: u32 = 1024;
 const MAX_BUCKETS: u32 = 10_000_000;
+/// BigQuery's limit on column names.
+pub const MAX_COLUMN_LEN: usize = 300;
 
-fn valid_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !s.contains("__")
+/// Any name BigQuery could give a column: non-blank, at most 300 characters, no control
+/// characters. Python keywords, module names and punctuation are fine: generated code uses
+/// [`column_key`] wherever it needs an identifier.
+fn valid_column(s: &str) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= MAX_COLUMN_LEN && !s.chars().any(char::is_control)
 }
 
-fn range(column: &str, what: &'static str, v: u32, max: u32) -> Result<(), FeatureConfigError> {
+/// Whether `s` is usable as-is as a serving input name and in generated identifiers:
+/// `^[A-Za-z][A-Za-z0-9_]*$` (TensorFlow's rule for signature argument names).
+fn is_plain_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The identifier a column is known by in generated code, transformed feature names,
+/// vocabulary files and the serving signature: the column itself when it matches
+/// `^[A-Za-z][A-Za-z0-9_]*$` (Python keywords such as `class` and module names such as `tf`
+/// included: generated code never uses it bare), else every other character replaced by `_`
+/// and, when it does not start with a letter, prefixed with `col_`. `self` becomes `col_self`
+/// (a signature input named `self` clashes with the serving method's own parameter).
+pub fn column_key(column: &str) -> String {
+    // `self` would collide with the serving method's own parameter when TensorFlow calls the
+    // signature with keyword arguments
+    if column == "self" {
+        return "col_self".into();
+    }
+    if is_plain_identifier(column) {
+        return column.to_string();
+    }
+    let body: String = column
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if body.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        body
+    } else {
+        format!("col_{body}")
+    }
+}
+
+fn range(path: String, v: u32, max: u32) -> Result<(), FeatureConfigError> {
     if v == 0 || v > max {
-        return Err(FeatureConfigError::OutOfRange {
-            column: column.to_string(),
-            what,
-            max,
-        });
+        return Err(FeatureConfigError::at(
+            path,
+            FeatureProblem::OutOfRange { max, got: v },
+        ));
     }
     Ok(())
 }
 
 impl FeatureSpec {
-    fn validate(&self) -> Result<(), FeatureConfigError> {
+    /// Checks one feature; `at` is its path (`buyer_features[0]`).
+    fn validate(&self, at: &str) -> Result<(), FeatureConfigError> {
         let c = &self.column;
-        if !valid_ident(c) {
-            return Err(FeatureConfigError::BadColumnName(c.clone()));
+        if !valid_column(c) {
+            return Err(FeatureConfigError::at(
+                format!("{at}.column"),
+                FeatureProblem::BadColumnName(c.clone()),
+            ));
         }
-        let mismatch = |transform| FeatureConfigError::TransformTypeMismatch {
-            column: c.clone(),
-            transform,
-            bq_type: self.bq_type,
+        let mismatch = |transform| {
+            FeatureConfigError::at(
+                format!("{at}.transform"),
+                FeatureProblem::TransformTypeMismatch {
+                    transform,
+                    bq_type: self.bq_type,
+                },
+            )
         };
+        let field = |name: &str| format!("{at}.transform.{name}");
         match &self.transform {
             FeatureTransform::Vocabulary {
                 embedding_dim,
@@ -403,10 +477,10 @@ impl FeatureSpec {
                 if matches!(self.bq_type, BqType::Float64 | BqType::Numeric) {
                     return Err(mismatch("vocabulary"));
                 }
-                range(c, "embedding_dim", *embedding_dim, MAX_DIM)?;
-                range(c, "num_oov_buckets", *num_oov_buckets, 1000)?;
+                range(field("embedding_dim"), *embedding_dim, MAX_DIM)?;
+                range(field("num_oov_buckets"), *num_oov_buckets, 1000)?;
                 if let Some(k) = top_k {
-                    range(c, "top_k", *k, MAX_BUCKETS)?;
+                    range(field("top_k"), *k, MAX_BUCKETS)?;
                 }
             }
             FeatureTransform::Normalize { .. } => {
@@ -421,9 +495,9 @@ impl FeatureSpec {
                 if !self.bq_type.is_numeric() {
                     return Err(mismatch("bucketize"));
                 }
-                range(c, "num_buckets", *num_buckets, 10_000)?;
+                range(field("num_buckets"), *num_buckets, 10_000)?;
                 if let Some(d) = embedding_dim {
-                    range(c, "embedding_dim", *d, MAX_DIM)?;
+                    range(field("embedding_dim"), *d, MAX_DIM)?;
                 }
             }
             FeatureTransform::Cyclical { periods } => {
@@ -432,7 +506,10 @@ impl FeatureSpec {
                 }
                 let set: BTreeSet<_> = periods.iter().collect();
                 if periods.is_empty() || set.len() != periods.len() {
-                    return Err(FeatureConfigError::BadPeriods(c.clone()));
+                    return Err(FeatureConfigError::at(
+                        field("periods"),
+                        FeatureProblem::BadPeriods,
+                    ));
                 }
             }
             FeatureTransform::TimestampBucketize {
@@ -442,8 +519,8 @@ impl FeatureSpec {
                 if !self.bq_type.is_time() {
                     return Err(mismatch("timestamp_bucketize"));
                 }
-                range(c, "num_buckets", *num_buckets, 10_000)?;
-                range(c, "embedding_dim", *embedding_dim, MAX_DIM)?;
+                range(field("num_buckets"), *num_buckets, 10_000)?;
+                range(field("embedding_dim"), *embedding_dim, MAX_DIM)?;
             }
         }
         Ok(())
@@ -465,91 +542,194 @@ impl FeatureConfig {
             .find(|f| f.column == self.product_id_column)
     }
 
+    /// Every column the config reads, with its path: features, then the target.
+    fn columns_with_paths(&self) -> Vec<(String, &str)> {
+        let mut out: Vec<(String, &str)> = Vec::new();
+        for (tower, features) in [
+            ("buyer_features", &self.buyer_features),
+            ("product_features", &self.product_features),
+        ] {
+            for (i, f) in features.iter().enumerate() {
+                out.push((format!("{tower}[{i}].column"), f.column.as_str()));
+            }
+        }
+        if let Some(t) = &self.target {
+            out.push(("target.column".into(), t.column.as_str()));
+        }
+        out
+    }
+
     /// Checks the config on its own; the model type's needs (a target for ranking and
-    /// multitask) are checked by [`crate::model_config::ModelConfig::validate_with`].
+    /// multitask) are checked by [`crate::model_config::ModelConfig::validate_with`]. The
+    /// error names the field, relative to the feature config.
     pub fn validate(&self) -> Result<(), FeatureConfigError> {
         if self.buyer_features.is_empty() {
-            return Err(FeatureConfigError::EmptyTower { tower: "buyer" });
+            return Err(FeatureConfigError::at(
+                "buyer_features",
+                FeatureProblem::EmptyTower("buyer"),
+            ));
         }
         if self.product_features.is_empty() {
-            return Err(FeatureConfigError::EmptyTower { tower: "product" });
+            return Err(FeatureConfigError::at(
+                "product_features",
+                FeatureProblem::EmptyTower("product"),
+            ));
         }
-        let mut seen = BTreeSet::new();
-        for f in self.all_features() {
-            f.validate()?;
-            if !seen.insert(f.column.as_str()) {
-                return Err(FeatureConfigError::DuplicateColumn(f.column.clone()));
+        for (tower, features) in [
+            ("buyer_features", &self.buyer_features),
+            ("product_features", &self.product_features),
+        ] {
+            for (i, f) in features.iter().enumerate() {
+                f.validate(&format!("{tower}[{i}]"))?;
+            }
+        }
+        // columns are distinct, and so are the identifiers generated code knows them by
+        let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+        let mut keys: BTreeMap<String, &str> = BTreeMap::new();
+        for (path, column) in self.columns_with_paths() {
+            if !valid_column(column) {
+                return Err(FeatureConfigError::at(
+                    path,
+                    FeatureProblem::BadColumnName(column.to_string()),
+                ));
+            }
+            if seen.insert(column, ()).is_some() {
+                let problem = if path == "target.column" {
+                    FeatureProblem::BadTarget {
+                        column: column.to_string(),
+                        reason: "must not also be an input feature".into(),
+                    }
+                } else {
+                    FeatureProblem::DuplicateColumn(column.to_string())
+                };
+                return Err(FeatureConfigError::at(path, problem));
+            }
+            let key = column_key(column);
+            if let Some(other) = keys.insert(key.clone(), column) {
+                return Err(FeatureConfigError::at(
+                    path,
+                    FeatureProblem::KeyCollision(other.to_string(), column.to_string(), key),
+                ));
             }
         }
         match self.product_id_feature() {
             Some(f) if matches!(f.transform, FeatureTransform::Vocabulary { .. }) => {}
-            _ => {
-                return Err(FeatureConfigError::ProductIdNotVocabulary(
-                    self.product_id_column.clone(),
+            Some(_) => {
+                return Err(FeatureConfigError::at(
+                    "product_id_column",
+                    FeatureProblem::ProductIdNotVocabulary(self.product_id_column.clone()),
+                ))
+            }
+            None => {
+                return Err(FeatureConfigError::at(
+                    "product_id_column",
+                    FeatureProblem::UnknownProductId(self.product_id_column.clone()),
                 ))
             }
         }
-        for (tower, features, crosses) in [
-            ("buyer", &self.buyer_features, &self.buyer_crosses),
-            ("product", &self.product_features, &self.product_crosses),
+        for (tower, features, crosses, field) in [
+            (
+                "buyer",
+                &self.buyer_features,
+                &self.buyer_crosses,
+                "buyer_crosses",
+            ),
+            (
+                "product",
+                &self.product_features,
+                &self.product_crosses,
+                "product_crosses",
+            ),
         ] {
             let mut names = BTreeSet::new();
-            for cross in crosses {
+            for (i, cross) in crosses.iter().enumerate() {
                 let name = cross.output_name();
-                let bad = |reason: String| FeatureConfigError::BadCross {
-                    cross: name.clone(),
-                    reason,
+                let at = format!("{field}[{i}]");
+                let bad = |sub: &str, reason: String| {
+                    FeatureConfigError::at(
+                        format!("{at}{sub}"),
+                        FeatureProblem::BadCross {
+                            cross: cross.columns.join(" x "),
+                            reason,
+                        },
+                    )
                 };
                 if cross.columns.len() < 2 {
-                    return Err(bad("needs at least two columns".into()));
+                    return Err(bad(".columns", "needs at least two columns".into()));
                 }
                 let distinct: BTreeSet<_> = cross.columns.iter().collect();
                 if distinct.len() != cross.columns.len() {
-                    return Err(bad("lists a column twice".into()));
+                    return Err(bad(".columns", "lists a column twice".into()));
                 }
                 for col in &cross.columns {
                     match features.iter().find(|f| &f.column == col) {
-                        None => return Err(bad(format!("{col:?} is not a {tower} feature"))),
+                        None => {
+                            return Err(bad(
+                                ".columns",
+                                format!("{col:?} is not a {tower} feature"),
+                            ))
+                        }
                         Some(f) if !f.is_crossable() => {
-                            return Err(bad(format!(
-                                "{col:?} must be a vocabulary or bucketized feature"
-                            )))
+                            return Err(bad(
+                                ".columns",
+                                format!("{col:?} must be a vocabulary or bucketized feature"),
+                            ))
                         }
                         Some(_) => {}
                     }
                 }
-                range(&name, "hash_buckets", cross.hash_buckets, MAX_BUCKETS)
-                    .map_err(|e| bad(e.to_string()))?;
-                range(&name, "embedding_dim", cross.embedding_dim, MAX_DIM)
-                    .map_err(|e| bad(e.to_string()))?;
+                range(
+                    format!("{at}.hash_buckets"),
+                    cross.hash_buckets,
+                    MAX_BUCKETS,
+                )?;
+                range(format!("{at}.embedding_dim"), cross.embedding_dim, MAX_DIM)?;
                 if !names.insert(name.clone()) {
-                    return Err(bad("is defined twice".into()));
+                    return Err(bad("", "is defined twice".into()));
                 }
             }
         }
+        // every transformed feature name is produced once (crosses of both towers included)
+        let mut outputs = BTreeSet::new();
+        let produced = self
+            .all_features()
+            .flat_map(|f| f.output_names())
+            .chain(self.buyer_crosses.iter().map(|c| c.output_name()))
+            .chain(self.product_crosses.iter().map(|c| c.output_name()));
+        for name in produced {
+            if !outputs.insert(name.clone()) {
+                return Err(FeatureConfigError::at(
+                    "product_crosses",
+                    FeatureProblem::DuplicateOutput(name),
+                ));
+            }
+        }
         if let Some(t) = &self.target {
-            let bad = |reason: &str| FeatureConfigError::BadTarget {
-                column: t.column.clone(),
-                reason: reason.to_string(),
+            let bad = |path: String, reason: &str| {
+                FeatureConfigError::at(
+                    path,
+                    FeatureProblem::BadTarget {
+                        column: t.column.clone(),
+                        reason: reason.to_string(),
+                    },
+                )
             };
-            if !valid_ident(&t.column) {
-                return Err(FeatureConfigError::BadColumnName(t.column.clone()));
-            }
             if !t.bq_type.is_numeric() {
-                return Err(bad("must be INT64, FLOAT64 or NUMERIC"));
+                return Err(bad(
+                    "target.bq_type".into(),
+                    "must be INT64, FLOAT64 or NUMERIC",
+                ));
             }
-            if seen.contains(t.column.as_str()) {
-                return Err(bad("must not also be an input feature"));
-            }
-            for tr in &t.transforms {
+            for (i, tr) in t.transforms.iter().enumerate() {
+                let at = format!("target.transforms[{i}]");
                 match tr {
                     TargetTransform::Clip { min, max }
                         if !(min.is_finite() && max.is_finite() && min < max) =>
                     {
-                        return Err(bad("clip needs finite min < max"))
+                        return Err(bad(at, "clip needs finite min < max"))
                     }
                     TargetTransform::Binarize { threshold } if !threshold.is_finite() => {
-                        return Err(bad("binarize threshold must be finite"))
+                        return Err(bad(at, "binarize threshold must be finite"))
                     }
                     _ => {}
                 }
@@ -558,8 +738,11 @@ impl FeatureConfig {
                 .transforms
                 .iter()
                 .position(|x| matches!(x, TargetTransform::Binarize { .. }));
-            if binarize_at.is_some_and(|i| i + 1 != t.transforms.len()) {
-                return Err(bad("binarize must be the last transform"));
+            if let Some(i) = binarize_at.filter(|i| i + 1 != t.transforms.len()) {
+                return Err(bad(
+                    format!("target.transforms[{i}]"),
+                    "binarize must be the last transform",
+                ));
             }
         }
         Ok(())
@@ -589,68 +772,159 @@ mod tests {
         assert_eq!(BqType::Date.tf_dtype(), TfDtype::String);
     }
 
+    fn err(c: &FeatureConfig) -> FeatureConfigError {
+        c.validate().unwrap_err()
+    }
+
     #[test]
     fn rejects_mismatched_transform() {
         let mut c = FeatureConfig::default();
         c.buyer_features[0].transform = FeatureTransform::Normalize { log1p: false };
+        let e = err(&c);
+        assert_eq!(e.path, "buyer_features[0].transform");
         assert!(matches!(
-            c.validate(),
-            Err(FeatureConfigError::TransformTypeMismatch { .. })
+            e.problem,
+            FeatureProblem::TransformTypeMismatch { .. }
         ));
     }
 
     #[test]
-    fn rejects_product_id_without_vocabulary() {
+    fn product_id_must_be_a_vocabulary_product_feature() {
         let c = FeatureConfig {
             product_id_column: "price".into(),
             ..FeatureConfig::default()
         };
         assert_eq!(
-            c.validate(),
-            Err(FeatureConfigError::ProductIdNotVocabulary("price".into()))
+            err(&c),
+            FeatureConfigError::at(
+                "product_id_column",
+                FeatureProblem::ProductIdNotVocabulary("price".into())
+            )
         );
+        let c = FeatureConfig {
+            product_id_column: "sku".into(),
+            ..FeatureConfig::default()
+        };
+        let e = err(&c);
+        assert_eq!(e.path, "product_id_column");
+        assert_eq!(e.problem, FeatureProblem::UnknownProductId("sku".into()));
+        assert!(
+            e.to_string().contains("\"sku\" is not a product feature"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_towers_and_zero_sizes_name_the_field() {
+        let mut c = FeatureConfig::default();
+        c.buyer_features.clear();
+        assert_eq!(err(&c).path, "buyer_features");
+        let mut c = FeatureConfig::default();
+        c.product_features.clear();
+        assert_eq!(err(&c).path, "product_features");
+        let mut c = FeatureConfig::default();
+        c.product_features[1].transform = FeatureTransform::Vocabulary {
+            embedding_dim: 0,
+            num_oov_buckets: 1,
+            top_k: None,
+        };
+        let e = err(&c);
+        assert_eq!(e.path, "product_features[1].transform.embedding_dim");
+        assert_eq!(e.problem, FeatureProblem::OutOfRange { max: 1024, got: 0 });
+        let mut c = FeatureConfig::default();
+        c.buyer_crosses[0].hash_buckets = 0;
+        assert_eq!(err(&c).path, "buyer_crosses[0].hash_buckets");
     }
 
     #[test]
     fn rejects_cross_of_unknown_or_continuous_columns() {
         let mut c = FeatureConfig::default();
         c.buyer_crosses[0].columns = vec!["city".into(), "revenue".into()];
-        assert!(matches!(
-            c.validate(),
-            Err(FeatureConfigError::BadCross { .. })
-        ));
+        let e = err(&c);
+        assert_eq!(e.path, "buyer_crosses[0].columns");
+        assert!(matches!(e.problem, FeatureProblem::BadCross { .. }));
         c.buyer_crosses[0].columns = vec!["city".into(), "category".into()];
-        assert!(matches!(
-            c.validate(),
-            Err(FeatureConfigError::BadCross { .. })
-        ));
+        assert!(matches!(err(&c).problem, FeatureProblem::BadCross { .. }));
     }
 
     #[test]
-    fn rejects_duplicates_bad_names_and_bad_target() {
+    fn rejects_duplicates_blank_names_and_bad_target() {
         let mut c = FeatureConfig::default();
         c.product_features.push(c.buyer_features[1].clone());
         assert_eq!(
-            c.validate(),
-            Err(FeatureConfigError::DuplicateColumn("city".into()))
+            err(&c),
+            FeatureConfigError::at(
+                "product_features[3].column",
+                FeatureProblem::DuplicateColumn("city".into())
+            )
         );
 
         let mut c = FeatureConfig::default();
-        c.buyer_features[1].column = "a b".into();
-        assert!(matches!(
-            c.validate(),
-            Err(FeatureConfigError::BadColumnName(_))
-        ));
+        c.buyer_features[1].column = " ".into();
+        assert_eq!(err(&c).path, "buyer_features[1].column");
+        c.buyer_features[1].column = "a\nb".into();
+        assert!(matches!(err(&c).problem, FeatureProblem::BadColumnName(_)));
 
         let mut c = FeatureConfig::default();
         c.target.as_mut().unwrap().transforms = vec![
             TargetTransform::Binarize { threshold: 3.0 },
             TargetTransform::Log1p,
         ];
-        assert!(matches!(
-            c.validate(),
-            Err(FeatureConfigError::BadTarget { .. })
-        ));
+        let e = err(&c);
+        assert_eq!(e.path, "target.transforms[0]");
+        assert!(matches!(e.problem, FeatureProblem::BadTarget { .. }));
+
+        let mut c = FeatureConfig::default();
+        c.target.as_mut().unwrap().column = "city".into();
+        assert_eq!(err(&c).path, "target.column");
+    }
+
+    #[test]
+    fn any_column_name_gets_a_safe_distinct_key() {
+        assert_eq!(column_key("customer_id"), "customer_id");
+        // keywords and module names are valid keys: generated code never uses them bare
+        assert_eq!(column_key("class"), "class");
+        assert_eq!(column_key("tf"), "tf");
+        assert_eq!(column_key("unit price"), "unit_price");
+        assert_eq!(column_key("x-y.z"), "x_y_z");
+        assert_eq!(column_key("_private"), "col__private");
+        assert_eq!(column_key("2nd"), "col_2nd");
+        assert_eq!(column_key("self"), "col_self");
+        assert_eq!(column_key("prix_\u{e9}"), "prix__");
+
+        let mut c = FeatureConfig::default();
+        c.buyer_features[1].column = "class".into();
+        c.buyer_features[2].column = "seg-ment".into();
+        c.buyer_crosses[0].columns = vec!["class".into(), "seg-ment".into()];
+        c.validate().unwrap();
+        assert_eq!(c.buyer_crosses[0].output_name(), "class_x_seg_ment__cross");
+        assert_eq!(c.buyer_features[2].output_names(), vec!["seg_ment__idx"]);
+        assert_eq!(
+            c.buyer_features[2].vocab_filename().as_deref(),
+            Some("seg_ment__vocab")
+        );
+
+        // two columns that would share a key are refused, naming both
+        c.buyer_features[0].column = "seg ment".into();
+        let e = err(&c);
+        assert_eq!(e.path, "buyer_features[2].column");
+        assert_eq!(
+            e.problem,
+            FeatureProblem::KeyCollision("seg ment".into(), "seg-ment".into(), "seg_ment".into())
+        );
+    }
+
+    #[test]
+    fn spec_type_aliases_are_accepted() {
+        let t: BqType = serde_json::from_str("\"INTEGER\"").unwrap();
+        assert_eq!(t, BqType::Int64);
+        let t: BqType = serde_json::from_str("\"FLOAT\"").unwrap();
+        assert_eq!(t, BqType::Float64);
+        assert_eq!(
+            serde_json::to_string(&BqType::Float64).unwrap(),
+            "\"FLOAT64\""
+        );
+        assert!(serde_json::from_str::<BqType>("\"REAL\"").is_err());
     }
 
     #[test]

@@ -19,7 +19,26 @@ pub enum ModelType {
     #[default]
     Retrieval,
     Ranking,
+    /// Retrieval and ranking trained together; the spec's UI calls it `hybrid`, which is
+    /// accepted as an alias ("multitask (hybrid) model").
+    #[serde(alias = "hybrid")]
     Multitask,
+}
+
+impl std::str::FromStr for ModelType {
+    type Err = String;
+
+    /// `retrieval`, `ranking`, `multitask` or its alias `hybrid` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "retrieval" => Ok(ModelType::Retrieval),
+            "ranking" => Ok(ModelType::Ranking),
+            "multitask" | "hybrid" => Ok(ModelType::Multitask),
+            other => Err(format!(
+                "unknown model type {other:?} (retrieval, ranking, multitask or hybrid)"
+            )),
+        }
+    }
 }
 
 impl ModelType {
@@ -249,6 +268,20 @@ pub enum ModelConfigError {
     BadLossWeights,
 }
 
+impl ModelConfigError {
+    /// The field at fault, as a path in the run config (`model_config.buyer_tower.layers[0].units`).
+    pub fn field(&self) -> String {
+        match self {
+            ModelConfigError::OutOfRange { what, .. }
+            | ModelConfigError::BadFraction { what, .. }
+            | ModelConfigError::NotPositive(what) => format!("model_config.{what}"),
+            ModelConfigError::MissingTarget(_) => "feature_config.target".into(),
+            ModelConfigError::BinaryLossNeedsBinaryTarget => "model_config.loss".into(),
+            ModelConfigError::BadLossWeights => "model_config.loss_weights".into(),
+        }
+    }
+}
+
 fn units(what: String, v: u32, max: u32) -> Result<(), ModelConfigError> {
     if v == 0 || v > max {
         return Err(ModelConfigError::OutOfRange {
@@ -379,6 +412,46 @@ mod tests {
         assert_eq!(json["optimizer"]["name"], "adam");
         let back: ModelConfig = serde_json::from_value(json).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn hybrid_is_multitask() {
+        let t: ModelType = serde_json::from_str("\"hybrid\"").unwrap();
+        assert_eq!(t, ModelType::Multitask);
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"multitask\"");
+        assert_eq!("Hybrid".parse::<ModelType>(), Ok(ModelType::Multitask));
+        assert_eq!("ranking".parse::<ModelType>(), Ok(ModelType::Ranking));
+        assert!("hybird".parse::<ModelType>().is_err());
+    }
+
+    #[test]
+    fn errors_name_their_field() {
+        let m = ModelConfig {
+            output_embedding_dim: 0,
+            ..ModelConfig::default()
+        };
+        assert_eq!(
+            m.validate().unwrap_err().field(),
+            "model_config.output_embedding_dim"
+        );
+        let mut m = ModelConfig::default();
+        m.product_tower.layers[0].units = 0;
+        assert_eq!(
+            m.validate().unwrap_err().field(),
+            "model_config.product_tower.layers[0].units"
+        );
+        let f = FeatureConfig {
+            target: None,
+            ..FeatureConfig::default()
+        };
+        let m = ModelConfig {
+            model_type: ModelType::Ranking,
+            ..ModelConfig::default()
+        };
+        assert_eq!(
+            m.validate_with(&f).unwrap_err().field(),
+            "feature_config.target"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    DatasetSpec, DeploymentConfig, EvaluatorConfig, GpuConfig, ScheduleConfig, TrainingParams,
+    DatasetSpec, DeploymentConfig, EvaluatorConfig, GpuConfig, SamplingConfig, ScheduleConfig,
+    TrainingParams,
 };
 use crate::deployment::DeploymentStatus;
 use crate::error::{Error, ValidationError};
@@ -54,6 +55,8 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), ValidationError> {
 #[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     pub dataset: DatasetSpec,
+    /// Share of the rows read and the train/eval split.
+    pub sampling_config: SamplingConfig,
     pub feature_config: FeatureConfig,
     pub model_config: ModelConfig,
     pub training_params: TrainingParams,
@@ -68,9 +71,34 @@ impl RunConfig {
         self.model_config.model_type
     }
 
+    /// Checks every part of the config, each error naming its field as a path in the run
+    /// config (`feature_config.product_id_column`, `model_config.buyer_tower.layers[0].units`,
+    /// `evaluator_config.blessing_threshold`, ...). Run creation, config patches and schedules
+    /// all go through here, so the CLI, the HTTP API and Python refuse the same configs.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.feature_config.validate().map_err(|e| {
+            ValidationError::field(format!("feature_config.{}", e.path), e.problem.to_string())
+        })?;
+        self.model_config
+            .validate_with(&self.feature_config)
+            .map_err(|e| ValidationError::field(e.field(), e.to_string()))?;
         self.training_params.validate()?;
         self.gpu_config.validate()?;
+        self.evaluator_config.validate(self.model_type())?;
+        self.sampling_config.validate()?;
+        let es = &self.training_params.early_stopping;
+        let allowed = early_stopping_monitors(self.model_type());
+        if es.enabled && !allowed.contains(&es.monitor) {
+            return Err(ValidationError::field(
+                "training_params.early_stopping.monitor",
+                format!(
+                    "{:?} is not logged by {} models (one of {})",
+                    es.monitor,
+                    self.model_type().as_str(),
+                    allowed.join(", ")
+                ),
+            ));
+        }
         self.deployment_config.validate()?;
         self.schedule_config.validate()?;
         Ok(())
@@ -83,6 +111,25 @@ pub fn check_run_keys(value: &serde_json::Value, own: &[&str]) -> Result<(), Val
     let mut known: Vec<&str> = own.to_vec();
     known.extend_from_slice(crate::strict::field_names::<RunConfig>());
     crate::strict::check_keys(value, &known, "")
+}
+
+/// The per-epoch values the generated trainer logs for a model type, which early stopping can
+/// watch.
+pub fn early_stopping_monitors(model_type: ModelType) -> Vec<String> {
+    let mut out: Vec<String> = ["loss", "val_loss", "regularization_loss"]
+        .map(String::from)
+        .to_vec();
+    if model_type.has_retrieval() {
+        out.extend(
+            crate::config::RECALL_KS
+                .iter()
+                .map(|k| format!("val_recall_at_{k}")),
+        );
+    }
+    if model_type.has_ranking() {
+        out.extend(["val_rmse", "val_mae"].map(String::from));
+    }
+    out
 }
 
 /// The config fields a user may edit on a finished run (spec "Edit Feature").

@@ -3,6 +3,8 @@ use trainyard_core::config::{
     DeploymentConfig, DeploymentPreset, EvaluatorConfig, GpuConfig, ScheduleConfig, ScheduleKind,
     TrainingParams,
 };
+use trainyard_core::feature_config::FeatureConfig;
+use trainyard_core::model_config::{DenseLayer, ModelType};
 use trainyard_core::run::{ConfigPatch, NewTrainingRun, RunConfig, TrainingRun};
 use trainyard_core::stages::{StageDetails, StageName, StageStatus};
 use trainyard_core::{RunEvent, RunStatus};
@@ -172,26 +174,194 @@ fn schedule_config_rules_and_rerun_copy() {
 
 #[test]
 fn evaluator_blessing_direction() {
-    let recall = EvaluatorConfig {
-        enabled: true,
-        blessing_metric: "recall_at_100".into(),
-        blessing_threshold: 0.2,
-    };
-    assert!(recall.blesses(Some(0.25)));
-    assert!(!recall.blesses(Some(0.1)));
-    assert!(!recall.blesses(None));
-    let rmse = EvaluatorConfig {
-        enabled: true,
-        blessing_metric: "rmse".into(),
-        blessing_threshold: 0.7,
-    };
-    assert!(rmse.blesses(Some(0.6)));
-    assert!(!rmse.blesses(Some(0.8)));
+    let recall = EvaluatorConfig::new("recall_at_100", 0.2);
+    assert!(recall.blesses(ModelType::Retrieval, Some(0.25)));
+    assert!(!recall.blesses(ModelType::Retrieval, Some(0.1)));
+    assert!(!recall.blesses(ModelType::Retrieval, None));
+    assert!(!recall.blesses(ModelType::Retrieval, Some(f64::NAN)));
+    let rmse = EvaluatorConfig::new("rmse", 0.7);
+    assert!(rmse.blesses(ModelType::Ranking, Some(0.6)));
+    assert!(!rmse.blesses(ModelType::Ranking, Some(0.8)));
     assert!(EvaluatorConfig {
         enabled: false,
         ..rmse
     }
-    .blesses(None));
+    .blesses(ModelType::Ranking, None));
+}
+
+#[test]
+fn evaluator_defaults_bless_every_model_type() {
+    let d = EvaluatorConfig::default();
+    for (t, metric, lower) in [
+        (ModelType::Retrieval, "recall_at_100", false),
+        (ModelType::Ranking, "rmse", true),
+        (ModelType::Multitask, "recall_at_100", false),
+    ] {
+        d.validate(t).unwrap();
+        assert_eq!(d.metric(t), metric);
+        assert_eq!(d.lower_is_better(t), lower);
+        // no threshold: any measured value blesses, a missing or NaN one does not
+        assert!(d.blesses(t, Some(if lower { 3.5 } else { 0.001 })));
+        assert!(!d.blesses(t, None));
+        assert!(!d.blesses(t, Some(f64::INFINITY)));
+    }
+    // a default ranking / multitask run is valid as created
+    for t in [ModelType::Ranking, ModelType::Multitask] {
+        let mut c = RunConfig::default();
+        c.model_config.model_type = t;
+        c.validate().unwrap();
+    }
+}
+
+#[test]
+fn evaluator_metrics_and_thresholds_per_model_type() {
+    let field = |e: EvaluatorConfig, t: ModelType| e.validate(t).unwrap_err().field;
+    // a metric the model type never reports
+    assert_eq!(
+        field(EvaluatorConfig::new("rmse", 1.0), ModelType::Retrieval),
+        "evaluator_config.blessing_metric"
+    );
+    let e = EvaluatorConfig::new("recall_at_100", 0.1)
+        .validate(ModelType::Ranking)
+        .unwrap_err();
+    assert!(e.reason.contains("rmse, mae, test_rmse, test_mae"), "{e}");
+    assert!(EvaluatorConfig::new("recall_at_7", 0.1)
+        .validate(ModelType::Retrieval)
+        .is_err());
+    // multitask has both
+    for m in ["recall_at_50", "rmse", "test_mae", "final_loss"] {
+        EvaluatorConfig::new(m, 0.5)
+            .validate(ModelType::Multitask)
+            .unwrap();
+    }
+    // thresholds that can never pass
+    for (m, t, th) in [
+        ("rmse", ModelType::Ranking, 0.0),
+        ("mae", ModelType::Multitask, -1.0),
+        ("recall_at_10", ModelType::Retrieval, 1.5),
+        ("recall_at_10", ModelType::Retrieval, -0.1),
+        ("recall_at_10", ModelType::Retrieval, f64::NAN),
+    ] {
+        assert_eq!(
+            field(EvaluatorConfig::new(m, th), t),
+            "evaluator_config.blessing_threshold",
+            "{m} {th}"
+        );
+    }
+    EvaluatorConfig::new("recall_at_10", 0.0)
+        .validate(ModelType::Retrieval)
+        .unwrap();
+    EvaluatorConfig::new("recall_at_10", 1.0)
+        .validate(ModelType::Retrieval)
+        .unwrap();
+    // JSON: a threshold is a number, or absent/null for none
+    let e: EvaluatorConfig = serde_json::from_value(
+        serde_json::json!({"blessing_metric": "rmse", "blessing_threshold": 0.9}),
+    )
+    .unwrap();
+    assert_eq!(e, EvaluatorConfig::new("rmse", 0.9));
+    let e: EvaluatorConfig = serde_json::from_value(serde_json::json!({})).unwrap();
+    assert_eq!(e, EvaluatorConfig::default());
+}
+
+#[test]
+fn creation_validates_features_model_and_evaluator_naming_the_field() {
+    // the case: a ranking run with empty towers, no features, output dim 0 and an
+    // unknown product id column is refused at creation, one field at a time
+    let json = serde_json::json!({
+        "ml_model": "shop", "name": "bad",
+        "feature_config": {
+            "name": "f", "buyer_features": [], "product_features": [],
+            "product_id_column": "sku"
+        },
+        "model_config": {
+            "name": "m", "model_type": "ranking",
+            "buyer_tower": {"layers": []}, "product_tower": {"layers": []},
+            "output_embedding_dim": 0,
+            "optimizer": {"name": "adam", "learning_rate": 0.01}, "top_k": 10
+        }
+    });
+    let mut new: NewTrainingRun = serde_json::from_value(json).unwrap();
+    assert_eq!(
+        new.validate().unwrap_err().field,
+        "feature_config.buyer_features"
+    );
+    new.config.feature_config.buyer_features = FeatureConfig::default().buyer_features;
+    assert_eq!(
+        new.validate().unwrap_err().field,
+        "feature_config.product_features"
+    );
+    new.config.feature_config.product_features = FeatureConfig::default().product_features;
+    let e = new.validate().unwrap_err();
+    assert_eq!(e.field, "feature_config.product_id_column");
+    assert!(e.reason.contains("\"sku\""), "{e}");
+    new.config.feature_config.product_id_column = "product_id".into();
+    assert_eq!(
+        new.validate().unwrap_err().field,
+        "model_config.output_embedding_dim"
+    );
+    new.config.model_config.output_embedding_dim = 16;
+    assert_eq!(
+        new.validate().unwrap_err().field,
+        "feature_config.target",
+        "ranking needs a target"
+    );
+    new.config.feature_config.target = FeatureConfig::default().target;
+    new.config.model_config.buyer_tower.layers = vec![DenseLayer::relu(0)];
+    assert_eq!(
+        new.validate().unwrap_err().field,
+        "model_config.buyer_tower.layers[0].units"
+    );
+    new.config.model_config.buyer_tower.layers.clear();
+    // a tower without hidden layers is a linear projection of its features: valid
+    new.validate().unwrap();
+    // spec type names and the hybrid model type are accepted
+    let json = serde_json::json!({
+        "ml_model": "shop", "name": "hybrid",
+        "model_config": {
+            "name": "m", "model_type": "hybrid",
+            "buyer_tower": {"layers": []}, "product_tower": {"layers": []},
+            "output_embedding_dim": 16,
+            "optimizer": {"name": "adam", "learning_rate": 0.01}, "top_k": 10
+        }
+    });
+    let mut new: NewTrainingRun = serde_json::from_value(json).unwrap();
+    assert_eq!(new.config.model_type(), ModelType::Multitask);
+    new.validate().unwrap();
+    let mut f = serde_json::to_value(FeatureConfig::default()).unwrap();
+    f["buyer_features"][3]["bq_type"] = "FLOAT".into();
+    f["target"]["bq_type"] = "INTEGER".into();
+    new.config.feature_config = serde_json::from_value(f).unwrap();
+    new.validate().unwrap();
+}
+
+#[test]
+fn config_patch_validates_the_evaluator_against_the_model_type() {
+    let mut config = RunConfig::default();
+    config.model_config.model_type = ModelType::Ranking;
+    let bad: ConfigPatch = serde_json::from_value(serde_json::json!({
+        "evaluator_config": {"blessing_metric": "rmse", "blessing_threshold": 0.0}
+    }))
+    .unwrap();
+    assert_eq!(
+        bad.apply_to(&config).unwrap_err().field,
+        "evaluator_config.blessing_threshold"
+    );
+    let bad: ConfigPatch = serde_json::from_value(serde_json::json!({
+        "evaluator_config": {"blessing_metric": "recall_at_100", "blessing_threshold": 0.1}
+    }))
+    .unwrap();
+    assert_eq!(
+        bad.apply_to(&config).unwrap_err().field,
+        "evaluator_config.blessing_metric"
+    );
+    let ok: ConfigPatch = serde_json::from_value(serde_json::json!({
+        "evaluator_config": {"blessing_metric": "test_rmse", "blessing_threshold": 1.2}
+    }))
+    .unwrap();
+    let (next, changed) = ok.apply_to(&config).unwrap();
+    assert_eq!(changed, vec!["evaluator_config"]);
+    assert!(next.evaluator_config.blesses(ModelType::Ranking, Some(1.1)));
 }
 
 fn t(s: u32) -> chrono::DateTime<Utc> {
@@ -285,4 +455,65 @@ fn config_patch_validates_and_names_changes() {
         bad.apply_to(&config).unwrap_err().field,
         "training_params.epochs"
     );
+}
+
+#[test]
+fn sampling_config_is_checked_at_creation() {
+    use trainyard_core::config::{SamplingConfig, SplitStrategy};
+    let mut c = RunConfig::default();
+    assert!(c.sampling_config.is_default_split());
+    c.validate().unwrap();
+    let json = serde_json::json!({
+        "sample_percent": 20, "split_strategy": "time_holdout",
+        "date_column": "timestamp", "holdout_days": 14
+    });
+    c.sampling_config = serde_json::from_value(json).unwrap();
+    assert_eq!(c.sampling_config.split_strategy, SplitStrategy::TimeHoldout);
+    c.validate().unwrap();
+    for (bad, field) in [
+        (
+            SamplingConfig {
+                sample_percent: 0,
+                ..SamplingConfig::default()
+            },
+            "sampling_config.sample_percent",
+        ),
+        (
+            SamplingConfig {
+                split_strategy: SplitStrategy::StrictTemporal,
+                ..SamplingConfig::default()
+            },
+            "sampling_config.date_column",
+        ),
+        (
+            SamplingConfig {
+                split_strategy: SplitStrategy::TimeHoldout,
+                date_column: Some("timestamp".into()),
+                holdout_days: 0,
+                ..SamplingConfig::default()
+            },
+            "sampling_config.holdout_days",
+        ),
+    ] {
+        c.sampling_config = bad;
+        assert_eq!(c.validate().unwrap_err().field, field);
+    }
+}
+
+#[test]
+fn early_stopping_watches_a_value_the_model_type_logs() {
+    let mut c = RunConfig::default();
+    c.training_params.early_stopping.monitor = "val_rmse".into();
+    let e = c.validate().unwrap_err();
+    assert_eq!(e.field, "training_params.early_stopping.monitor");
+    assert!(e.reason.contains("val_recall_at_100"), "{e}");
+    c.model_config.model_type = ModelType::Multitask;
+    c.validate().unwrap();
+    c.model_config.model_type = ModelType::Retrieval;
+    c.training_params.early_stopping.monitor = "val_recall_at_50".into();
+    c.validate().unwrap();
+    // disabled: not checked
+    c.training_params.early_stopping.monitor = "val_rmse".into();
+    c.training_params.early_stopping.enabled = false;
+    c.validate().unwrap();
 }

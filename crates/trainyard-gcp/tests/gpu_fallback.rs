@@ -157,6 +157,7 @@ fn compiled(gpu: &GpuConfig) -> Value {
         training: TrainingParams::default(),
         gpu: gpu.clone(),
         evaluator: EvaluatorConfig::default(),
+        sampling: Default::default(),
         serving_dir: "gs://trainyard-test/pipeline_root/runs/7/pushed_model".into(),
         project: "test-project".into(),
         region: "europe-central2".into(),

@@ -30,6 +30,7 @@ fn main() {
             training: TrainingParams::default(),
             gpu: GpuConfig::default(),
             evaluator: EvaluatorConfig::default(),
+            sampling: Default::default(),
             serving_dir: "/tmp/serving".into(),
             project: String::new(),
             region: String::new(),

@@ -13,7 +13,9 @@ mod wheel;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use trainyard_core::config::{DataSource, EvaluatorConfig, GpuConfig, TrainingParams};
+use trainyard_core::config::{
+    DataSource, EvaluatorConfig, GpuConfig, SamplingConfig, TrainingParams,
+};
 use trainyard_core::model_config::ModelType;
 use trainyard_core::ValidationError;
 
@@ -22,6 +24,10 @@ pub use wheel::{user_code_version_hash, UserCodeWheel};
 /// The evaluator module shipped beside the generated modules (and in trainyard's images).
 pub const EVALUATOR_MODULE: &str = "trainyard_evaluator.py";
 pub const EVALUATOR_SOURCE: &str = include_str!("trainyard_evaluator.py");
+/// ExampleGen's sampling and split executor, shipped beside the generated modules (and in
+/// trainyard's images) when a run samples or splits by time.
+pub const SPLIT_MODULE: &str = "trainyard_split.py";
+pub const SPLIT_SOURCE: &str = include_str!("trainyard_split.py");
 pub const TRANSFORM_MODULE: &str = "transform_module.py";
 pub const TRAINER_MODULE: &str = "trainer_module.py";
 
@@ -59,6 +65,9 @@ pub struct PipelineInputs {
     pub training: TrainingParams,
     pub gpu: GpuConfig,
     pub evaluator: EvaluatorConfig,
+    /// Share of rows read and the train/eval split (ExampleGen).
+    #[serde(default)]
+    pub sampling: SamplingConfig,
     /// Where the Pusher writes the serving model (versioned sub-folders).
     pub serving_dir: String,
     /// Google Cloud project (Vertex target).
@@ -119,13 +128,37 @@ impl PipelineInputs {
         }
         self.training.validate()?;
         self.gpu.validate()?;
+        self.sampling.validate()?;
         Ok(())
     }
 
-    /// The generated modules plus trainyard's evaluator: what the user-code wheel holds.
+    /// The split rule ExampleGen's trainyard_split executor reads from its custom_config
+    /// (the same JSON in the local and the Vertex pipeline); `None` for ExampleGen's default
+    /// (every row, hash split 2:1), which compiles exactly as plain TFX.
+    pub fn split_rule(&self) -> Option<serde_json::Value> {
+        let s = &self.sampling;
+        if s.is_default_split() {
+            return None;
+        }
+        let mut rule = serde_json::json!({
+            "sample_percent": s.sample_percent,
+            "split_strategy": s.split_strategy.as_str(),
+            "holdout_days": s.holdout_days,
+        });
+        if let Some(c) = &s.date_column {
+            rule["date_column"] = c.clone().into();
+        }
+        Some(rule)
+    }
+
+    /// The generated modules plus trainyard's evaluator (and split executor when the run
+    /// samples or splits by time): what the user-code wheel holds.
     pub fn all_modules(&self) -> BTreeMap<String, String> {
         let mut m = self.modules.clone();
         m.insert(EVALUATOR_MODULE.into(), EVALUATOR_SOURCE.into());
+        if self.split_rule().is_some() {
+            m.insert(SPLIT_MODULE.into(), SPLIT_SOURCE.into());
+        }
         m
     }
 
@@ -146,18 +179,25 @@ impl PipelineInputs {
     }
 
     /// The blessing rule: the run's evaluator config read against the trainer's final_metrics
-    /// (`recall_at_k` -> `test_recall_at_k`; `rmse`/`mae` -> the last validation epoch).
+    /// (`recall_at_k` -> `test_recall_at_k`; `rmse`/`mae` -> the last validation epoch). An
+    /// empty metric is the model type's default; no threshold becomes the most lenient finite
+    /// one (the evaluator never blesses a missing or non-finite value).
     pub fn blessing(&self) -> Blessing {
         let e = &self.evaluator;
-        let metric_key = match e.blessing_metric.as_str() {
-            "rmse" | "mae" => format!("final_val_{}", e.blessing_metric),
+        let metric = e.metric(self.model_type);
+        let lower_is_better = e.lower_is_better(self.model_type);
+        let metric_key = match metric.as_str() {
+            "rmse" | "mae" => format!("final_val_{metric}"),
             m if m.starts_with("recall_at_") => format!("test_{m}"),
             m => m.to_string(),
         };
+        let threshold =
+            e.blessing_threshold
+                .unwrap_or(if lower_is_better { f64::MAX } else { f64::MIN });
         Blessing {
             metric_key,
-            threshold: e.blessing_threshold,
-            lower_is_better: e.lower_is_better(),
+            threshold,
+            lower_is_better,
             enabled: e.enabled,
         }
     }

@@ -15,19 +15,52 @@ fn py(s: &str) -> String {
 /// ([`PipelineInputs::all_modules`]); `metadata_path` is the ML Metadata SQLite file.
 pub fn render(inputs: &PipelineInputs, modules_dir: &str, metadata_path: &str) -> Result<String> {
     inputs.validate()?;
-    let example_gen = match &inputs.data {
-        DataSource::Csv { path } => format!("tfx.components.CsvExampleGen(input_base={})", py(path)),
-        DataSource::Parquet { path } => format!(
-            "tfx.components.FileBasedExampleGen(input_base={}, custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor))",
+    let rule = inputs.split_rule();
+    let example_gen = match (&inputs.data, &rule) {
+        (DataSource::Csv { path }, None) => format!("tfx.components.CsvExampleGen(input_base={})", py(path)),
+        (DataSource::Parquet { path }, None) => format!(
+            "FileBasedExampleGen(input_base={}, custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor))",
             py(path)
         ),
-        DataSource::BigQuery { .. } => {
+        // sampling / time-aware split: the same component with trainyard's executor and rule
+        (DataSource::Csv { path }, Some(_)) => format!(
+            "FileBasedExampleGen(\n        input_base={},\n        custom_config=_split_config(SPLIT_RULE),\n        custom_executor_spec=executor_spec.BeamExecutorSpec(trainyard_split.CsvExecutor),\n    ).with_id(\"CsvExampleGen\")",
+            py(path)
+        ),
+        (DataSource::Parquet { path }, Some(_)) => format!(
+            "FileBasedExampleGen(\n        input_base={},\n        custom_config=_split_config(SPLIT_RULE),\n        custom_executor_spec=executor_spec.BeamExecutorSpec(trainyard_split.ParquetExecutor),\n    )",
+            py(path)
+        ),
+        (DataSource::BigQuery { .. }, _) => {
             return Err(ValidationError::field(
                 "dataset.source",
                 "a BigQuery source runs on Vertex AI (target vertex); local runs read CSV or Parquet files",
             )
             .into())
         }
+    };
+    let split = match &rule {
+        None => String::new(),
+        Some(rule) => format!(
+            r#"import trainyard_split  # noqa: E402
+from google.protobuf import struct_pb2  # noqa: E402
+from tfx.proto import example_gen_pb2  # noqa: E402
+
+# ExampleGen's sampling and split (sampling_config), read by trainyard_split's executor.
+SPLIT_RULE = json.loads({})
+
+
+def _split_config(rule):
+    """The rule as ExampleGen's custom_config: a Struct packed into CustomConfig."""
+    value = struct_pb2.Struct()
+    value.update(rule)
+    config = example_gen_pb2.CustomConfig()
+    config.custom_config.Pack(value)
+    return config
+
+"#,
+            py(&rule.to_string())
+        ),
     };
     let blessing = inputs.blessing();
     let settings = serde_json::to_string(&inputs.trainer_settings()).unwrap_or_default();
@@ -45,10 +78,11 @@ sys.path.insert(0, MODULES_DIR)
 
 from absl import logging as absl_logging  # noqa: E402
 from tfx import v1 as tfx  # noqa: E402
+from tfx.components import FileBasedExampleGen  # noqa: E402,F401  (not in tfx.v1.components)
 from tfx.components.example_gen.custom_executors import parquet_executor  # noqa: E402,F401
 from tfx.dsl.components.base import executor_spec  # noqa: E402,F401
 from trainyard_evaluator import TrainyardEvaluator  # noqa: E402
-
+{split}
 PIPELINE_NAME = {name}
 PIPELINE_ROOT = {root}
 METADATA_PATH = {metadata}
@@ -104,6 +138,7 @@ if __name__ == "__main__":
     print("[trainyard] PIPELINE_DONE", flush=True)
 "#,
         name = py(&inputs.name),
+        split = split,
         modules_dir = py(modules_dir),
         root = py(&inputs.pipeline_root),
         metadata = py(metadata_path),

@@ -70,22 +70,35 @@ fn split_config() -> String {
 }
 
 fn example_gen(inputs: &PipelineInputs) -> Component {
+    let rule = inputs.split_rule();
     let (name, executor_class, pattern, driver) = match &inputs.data {
         DataSource::BigQuery { query } => (
             "BigQueryExampleGen",
-            "tfx.extensions.google_cloud_big_query.example_gen.executor.Executor",
+            if rule.is_some() {
+                "trainyard_split.BigQueryExecutor"
+            } else {
+                "tfx.extensions.google_cloud_big_query.example_gen.executor.Executor"
+            },
             query.clone(),
             false,
         ),
         DataSource::Csv { .. } => (
             "CsvExampleGen",
-            "tfx.components.example_gen.csv_example_gen.executor.Executor",
+            if rule.is_some() {
+                "trainyard_split.CsvExecutor"
+            } else {
+                "tfx.components.example_gen.csv_example_gen.executor.Executor"
+            },
             "*".into(),
             true,
         ),
         DataSource::Parquet { .. } => (
             "FileBasedExampleGen",
-            "tfx.components.example_gen.custom_executors.parquet_executor.Executor",
+            if rule.is_some() {
+                "trainyard_split.ParquetExecutor"
+            } else {
+                "tfx.components.example_gen.custom_executors.parquet_executor.Executor"
+            },
             "*".into(),
             true,
         ),
@@ -101,6 +114,16 @@ fn example_gen(inputs: &PipelineInputs) -> Component {
         ("output_data_format", Param::Int(6)),
         ("output_file_format", Param::Int(5)),
     ];
+    if let Some(rule) = rule {
+        // the same rule as the local pipeline's, as TFX writes a CustomConfig holding a Struct
+        params.push((
+            "custom_config",
+            Param::Str(proto_json(json!({"custom_config": {
+                "@type": "type.googleapis.com/google.protobuf.Struct",
+                "value": rule,
+            }}))),
+        ));
+    }
     if let DataSource::Csv { path } | DataSource::Parquet { path } = &inputs.data {
         params.push(("input_base", Param::Str(path.clone())));
     }

@@ -53,8 +53,9 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
         evaluator: EvaluatorConfig {
             enabled: true,
             blessing_metric: "recall_at_100".into(),
-            blessing_threshold: 0.05,
+            blessing_threshold: Some(0.05),
         },
+        sampling: Default::default(),
         serving_dir: "gs://bucket/runs/1/pushed_model".into(),
         project: "my-project".into(),
         region: "europe-central2".into(),
@@ -79,7 +80,7 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
         evaluator: EvaluatorConfig {
             enabled: true,
             blessing_metric: "rmse".into(),
-            blessing_threshold: 0.8,
+            blessing_threshold: Some(0.8),
         },
         ..base.clone()
     };

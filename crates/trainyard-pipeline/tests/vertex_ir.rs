@@ -29,6 +29,7 @@ fn inputs(model_type: ModelType, gpu: GpuConfig) -> PipelineInputs {
         training: TrainingParams::default(),
         gpu,
         evaluator: EvaluatorConfig::default(),
+        sampling: Default::default(),
         serving_dir: "gs://bucket/serving".into(),
         project: "p".into(),
         region: "europe-central2".into(),

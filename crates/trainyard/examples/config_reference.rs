@@ -241,6 +241,12 @@ fn main() {
         "DatasetSpec",
         &json(&DatasetSpec::default()),
     );
+    d.table(
+        "`sampling_config`",
+        CORE_CONFIG,
+        "SamplingConfig",
+        &json(&trainyard::core::config::SamplingConfig::default()),
+    );
     let params = json(&TrainingParams::default());
     d.table("`training_params`", CORE_CONFIG, "TrainingParams", &params);
     d.table(
@@ -317,6 +323,7 @@ fn main() {
         (CORE_CONFIG, "GpuType"),
         (CORE_CONFIG, "DeploymentPreset"),
         (CORE_CONFIG, "ScheduleKind"),
+        (CORE_CONFIG, "SplitStrategy"),
         (MODEL_CONFIG, "ModelType"),
         (MODEL_CONFIG, "Activation"),
         (MODEL_CONFIG, "RankingLoss"),
@@ -347,6 +354,10 @@ fn main() {
         "\n`dataset.source` is one of {} (`DataSource`).\n",
         sources.join(", ")
     ));
+    d.0.push_str(
+        "\nAliases accepted on input: `model_type` `hybrid` (= `multitask`); BigQuery types \
+         `INTEGER` (= `INT64`) and `FLOAT` (= `FLOAT64`).\n",
+    );
 
     if std::env::args().nth(1).as_deref() == Some("--feature-config") {
         println!("{}", serde_json::to_string_pretty(&features).unwrap());

@@ -112,6 +112,7 @@ impl RunCompiler {
             training: c.training_params.clone(),
             gpu,
             evaluator: c.evaluator_config.clone(),
+            sampling: c.sampling_config.clone(),
             serving_dir: format!("{}/pushed_model", pipeline_root.trim_end_matches('/')),
             project: self.vertex.project.clone(),
             region: self.vertex.region.clone(),

@@ -94,7 +94,7 @@ async fn retrieval_and_multitask_runs_complete_locally() {
         EvaluatorConfig {
             enabled: true,
             blessing_metric: "recall_at_100".into(),
-            blessing_threshold: 0.0,
+            blessing_threshold: Some(0.0),
         },
     );
     let run = svc.create_training_run(retrieval).await.unwrap();
@@ -150,7 +150,7 @@ async fn retrieval_and_multitask_runs_complete_locally() {
         EvaluatorConfig {
             enabled: true,
             blessing_metric: "rmse".into(),
-            blessing_threshold: 0.0001,
+            blessing_threshold: Some(0.0001),
         },
     );
     let run = svc.create_training_run(multitask).await.unwrap();

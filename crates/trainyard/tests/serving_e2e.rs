@@ -52,7 +52,7 @@ fn new_run(algorithm: RetrievalAlgorithm, deploy: bool) -> NewTrainingRun {
             evaluator_config: EvaluatorConfig {
                 enabled: true,
                 blessing_metric: "recall_at_100".into(),
-                blessing_threshold: 0.0,
+                blessing_threshold: Some(0.0),
             },
             deployment_config: DeploymentConfig {
                 enabled: deploy,

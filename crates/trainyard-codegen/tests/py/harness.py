@@ -51,15 +51,18 @@ def _split_devices(n):
     return devices
 
 
-def _read_csv(path, spec):
+def _read_csv(path, spec, rename=None):
+    """Rows of the CSV as the raw spec's columns; `rename` maps a spec column to the CSV
+    column it is read from (configs whose column names the synthetic data does not use)."""
     import tensorflow as tf
 
+    rename = rename or {}
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             row = {}
             for k, feat in spec.items():
-                v = r[k]
+                v = r[rename.get(k, k)]
                 if feat.dtype == tf.string:
                     row[k] = v.encode("utf-8")
                 elif feat.dtype == tf.int64:
@@ -68,6 +71,47 @@ def _read_csv(path, spec):
                     row[k] = float(v)
             rows.append(row)
     return rows
+
+
+def cmd_synth(a):
+    """Tiny random data shaped by a generated transform module's RAW_FEATURE_SPEC: CSVs under
+    <data>/{train,eval,test}/interactions.csv (header: the ORIGINAL column names), product ids
+    from a small catalog (INT64 ids when the column is INT64), and <data>/first_row.json."""
+    import random
+
+    import tensorflow as tf
+
+    tm = _load(os.path.join(a.modules, "transform_module.py"), "transform_module")
+    spec = tm.RAW_FEATURE_SPEC
+    rng = random.Random(a.seed)
+
+    def value(column, feat):
+        if column == a.product_id:
+            i = rng.randrange(25)
+            return 1000 + i if feat.dtype == tf.int64 else "p%d" % i
+        if column == a.target:
+            return round(rng.uniform(1.0, 5.0), 3)
+        if feat.dtype == tf.string:
+            return "v%d" % rng.randrange(12)
+        if feat.dtype == tf.int64:
+            return rng.randrange(1_700_000_000, 1_710_000_000)
+        return round(rng.uniform(0.0, 100.0), 3)
+
+    first = None
+    for split, n in (("train", 300), ("eval", 80), ("test", 80)):
+        d = os.path.join(a.data, split)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "interactions.csv"), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(list(spec))
+            for _ in range(n):
+                row = {k: value(k, feat) for k, feat in spec.items()}
+                w.writerow([row[k] for k in spec])
+                if split == "test" and first is None:
+                    first = row
+    with open(os.path.join(a.data, "first_row.json"), "w") as f:
+        json.dump(first, f)
+    print("SYNTH_OK", flush=True)
 
 
 def cmd_transform(a):
@@ -82,7 +126,8 @@ def cmd_transform(a):
     tm = _load(os.path.join(a.modules, "transform_module.py"), "transform_module")
     spec = tm.RAW_FEATURE_SPEC
     raw_metadata = dataset_metadata.DatasetMetadata.from_feature_spec(spec)
-    splits = {s: _read_csv(os.path.join(a.data, s, "interactions.csv"), spec) for s in ("train", "eval", "test")}
+    rename = json.loads(a.rename) if a.rename else {}
+    splits = {s: _read_csv(os.path.join(a.data, s, "interactions.csv"), spec, rename) for s in ("train", "eval", "test")}
     out_dir = os.path.join(a.work, "transform_output")
     options = PipelineOptions(["--direct_num_workers=1", "--direct_running_mode=in_memory"])
     with beam.Pipeline(runner="DirectRunner", options=options) as p:
@@ -310,6 +355,13 @@ def main():
     t.add_argument("--modules", required=True)
     t.add_argument("--data", required=True)
     t.add_argument("--work", required=True)
+    t.add_argument("--rename", default="", help="JSON: config column -> CSV column")
+    y = sub.add_parser("synth")
+    y.add_argument("--modules", required=True)
+    y.add_argument("--data", required=True)
+    y.add_argument("--product-id", required=True)
+    y.add_argument("--target", default="")
+    y.add_argument("--seed", type=int, default=0)
     r = sub.add_parser("train")
     r.add_argument("--modules", required=True)
     r.add_argument("--work", required=True)
@@ -330,7 +382,7 @@ def main():
     o.add_argument("--batch-size", type=int, default=64)
     o.add_argument("--learning-rate", type=float, default=0.05)
     a = p.parse_args()
-    {"transform": cmd_transform, "train": cmd_train, "serve": cmd_serve, "onestep": cmd_onestep}[a.cmd](a)
+    {"transform": cmd_transform, "synth": cmd_synth, "train": cmd_train, "serve": cmd_serve, "onestep": cmd_onestep}[a.cmd](a)
 
 
 if __name__ == "__main__":
