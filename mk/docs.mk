@@ -4,7 +4,7 @@
 #   make test-docs        run the examples and the staleness check
 #   make docs-reference   regenerate docs/reference/configuration.md
 
-DOCS_EXAMPLES := embed_services generate_code compile_vertex
+DOCS_EXAMPLES := embed_services embed_control_plane generate_code compile_vertex
 DOCS_OUT := target/docs
 
 .PHONY: test-docs docs-reference

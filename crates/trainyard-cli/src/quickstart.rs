@@ -35,6 +35,10 @@ pub struct QuickstartArgs {
     /// Stop the endpoint at the end instead of leaving it serving.
     #[arg(long)]
     undeploy: bool,
+    /// Skip the unattended retraining at the end (a fire of the schedule carried by the
+    /// control plane to version 2 on the same endpoint).
+    #[arg(long)]
+    no_retrain: bool,
 }
 
 fn step(text: &str) {
@@ -129,6 +133,50 @@ async fn train(
         )));
     }
     Ok(done)
+}
+
+/// A schedule fire while a control plane runs in this process (as `trainyard server` would):
+/// the fired run is submitted, trained, registered as the next version and deployed to the
+/// model's endpoint with no further call; this only watches the store.
+async fn retrain_unattended(
+    platform: &Platform,
+    schedule_id: i64,
+    service_name: &str,
+) -> Result<(), CliError> {
+    let control = platform
+        .control_plane(trainyard::ControlPlaneConfig::server())
+        .spawn();
+    let outcome = platform.schedules().trigger_now(schedule_id).await?;
+    let trainyard::core::ports::FireOutcome::Created { run } = outcome else {
+        return Err(CliError::Failed(format!(
+            "the schedule did not fire: {outcome:?}"
+        )));
+    };
+    println!(
+        "schedule {schedule_id} fired: training run {} is {}",
+        run.id, run.status
+    );
+    let done = follow_with_progress(platform, run.id, Duration::from_secs(1800)).await?;
+    control.stop().await?;
+    let endpoint = platform.deployments().endpoint(service_name).await?;
+    println!(
+        "training run {} is {}: version {} of {:?}; {} now serves version {} at {}",
+        done.id,
+        done.status,
+        done.vertex_model_version.as_deref().unwrap_or("-"),
+        done.vertex_model_name.as_deref().unwrap_or("-"),
+        endpoint.service_name,
+        endpoint.deployed_version,
+        endpoint.service_url
+    );
+    if done.status != RunStatus::Deployed {
+        return Err(CliError::Failed(format!(
+            "the retraining run is {}: {}",
+            done.status,
+            done.error_message.clone().unwrap_or(done.deployment_error)
+        )));
+    }
+    Ok(())
 }
 
 pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
@@ -290,6 +338,11 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
     );
     for fire in schedules.upcoming(schedule.id, 5).await? {
         println!("  {}", fire.format("%a %Y-%m-%d %H:%M %Z"));
+    }
+
+    if !args.no_retrain {
+        step("unattended retraining: the schedule fires now; the control plane does the rest");
+        retrain_unattended(&platform, schedule.id, &endpoint.service_name).await?;
     }
 
     if args.undeploy {

@@ -412,7 +412,7 @@ async fn reopening_keeps_data_and_backup_is_readable() {
     let path = dir.path().join("t.db");
     let id = {
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 3);
+        assert_eq!(store.schema_version().await.unwrap(), 4);
         let r = store
             .insert_run(&run("shop", "keep", ModelType::Retrieval))
             .await
