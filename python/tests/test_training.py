@@ -183,7 +183,7 @@ def test_cancel_rerun_and_edit(platform: trainyard.Platform) -> None:
     with pytest.raises(ValidationError, match="gpu_config.gpu_count"):
         t.patch_config(run.id, {"gpu_config": {"gpu_enabled": True, "gpu_count": 3}})
 
-    again = t.rerun(run.id)
+    again = t.rerun(run.id, submit=False)
     assert again.name == run.name
     assert again.run_number == run.run_number + 1
     assert again.registered_model_id == run.registered_model_id
@@ -200,17 +200,23 @@ def test_cancel_rerun_and_edit(platform: trainyard.Platform) -> None:
         t.cancel(999)
 
 
-def test_submit_without_an_executor_is_a_backend_error(platform: trainyard.Platform) -> None:
+def test_submit_without_a_managed_env_is_refused_and_changes_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRAINYARD_PYTHON", raising=False)
+    platform = trainyard.Platform.init(project)
+    assert not platform.can_submit
     run = platform.training.create("m")
-    with pytest.raises(BackendError, match="no pipeline executor is configured"):
+    with pytest.raises(Conflict, match="no managed Python env"):
         platform.training.submit(run.id)
     assert platform.training.get(run.id).status == "pending"
 
 
-def test_local_runner_submits_and_follows(platform: trainyard.Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_runner_submits_and_follows(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Submit and follow through the local runner. The interpreter here has no TFX, so the
     pipeline starts and fails at its first import: the failure comes back as the run's."""
     monkeypatch.delenv("TRAINYARD_PYTHON", raising=False)
+    platform = trainyard.Platform.init(project)
     with pytest.raises(ValidationError, match="no managed Python env") as e:
         platform.with_local_runner()
     assert e.value.field == "local.python"

@@ -23,6 +23,7 @@ import os as _os
 from trainyard import codegen
 from trainyard._native import (
     BackfillReport,
+    ControlPlane,
     DeploymentService,
     DeploymentView,
     Endpoint,
@@ -78,6 +79,7 @@ __all__ = [
     "BackendError",
     "BackfillReport",
     "Conflict",
+    "ControlPlane",
     "DeploymentService",
     "DeploymentView",
     "Endpoint",

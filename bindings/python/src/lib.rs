@@ -28,6 +28,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     deployments::register(m)?;
     insights::register(m)?;
     m.add_class::<platform::PyPlatform>()?;
+    m.add_class::<platform::PyControlPlane>()?;
     m.add_function(wrap_pyfunction!(codegen::generate, m)?)?;
     m.add_function(wrap_pyfunction!(predict::predict, m)?)?;
     m.add_function(wrap_pyfunction!(predict::predict_async, m)?)?;

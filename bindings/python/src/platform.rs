@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use trainyard::{Backend, Platform};
+use trainyard::{Backend, ControlPlaneConfig, ControlPlaneHandle, Platform};
 use trainyard_core::Result;
 
 use crate::deployments::PyDeployments;
@@ -184,6 +184,26 @@ impl PyPlatform {
         })
     }
 
+    /// Starts this project's control plane in the background (on the wheel's runtime): what
+    /// `trainyard server` runs besides the REST API — the embedded scheduler, and the steps
+    /// that submit, track, register and deploy runs. While it runs, submitted runs advance
+    /// with no call following them; `stop()` (or the end of the process) ends it.
+    fn start_control_plane(&self, py: Python<'_>) -> PyResult<PyControlPlane> {
+        let ctx = self.ctx.clone();
+        block(py, async move {
+            let platform = ctx.platform().await?;
+            let config = ControlPlaneConfig {
+                scheduler: !platform.has_schedule_trigger(),
+                ..ControlPlaneConfig::server()
+            };
+            let handle = platform.control_plane(config).spawn();
+            Ok(PyControlPlane {
+                owner: handle.owner().to_string(),
+                handle: Mutex::new(Some(handle)),
+            })
+        })
+    }
+
     /// "local" or "gcp".
     #[getter]
     fn backend(&self) -> &'static str {
@@ -257,6 +277,49 @@ impl PyPlatform {
             crate::models::pyq(&self.ctx.dir.display().to_string()),
             crate::models::pyq(&self.ctx.ml_model),
             crate::models::pyq(self.backend())
+        )
+    }
+}
+
+/// A control plane started by `Platform.start_control_plane()`.
+#[pyclass(module = "trainyard._native", name = "ControlPlane", frozen)]
+pub struct PyControlPlane {
+    owner: String,
+    handle: Mutex<Option<ControlPlaneHandle>>,
+}
+
+#[pymethods]
+impl PyControlPlane {
+    /// The name it holds its leases under.
+    #[getter]
+    fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Whether it is running (not stopped yet).
+    #[getter]
+    fn running(&self) -> bool {
+        self.handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Stops it and gives up its leases (a server started elsewhere takes the work over at
+    /// once); stopping twice is harmless.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match handle {
+            Some(h) => block(py, async move { h.stop().await }),
+            None => Ok(()),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ControlPlane(owner={}, running={})",
+            crate::models::pyq(&self.owner),
+            if self.running() { "True" } else { "False" }
         )
     }
 }

@@ -91,7 +91,16 @@ async fn main() -> trainyard::Result<()> {
             ..ControlPlaneConfig::server()
         })
         .spawn();
-    assert!(platform.server_running().await?, "announced as a server");
+    // its first pass announces it (a `server:` lease) within a tick
+    let mut announced = false;
+    for _ in 0..100 {
+        announced = platform.server_running().await?;
+        if announced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(announced, "announced as a server");
 
     // Request handlers only record intent...
     let training = platform.training();
