@@ -13,6 +13,7 @@ __all__ = [
     "BackendError",
     "BackfillReport",
     "Conflict",
+    "ControlPlane",
     "DeploymentService",
     "DeploymentView",
     "Endpoint",

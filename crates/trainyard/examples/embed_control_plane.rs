@@ -131,7 +131,7 @@ async fn main() -> trainyard::Result<()> {
     control.stop().await?;
     assert_eq!(done.status, RunStatus::Completed);
     assert_eq!(done.vertex_model_version.as_deref(), Some("1"));
-    assert_eq!(training.history(run.id).await?.len(), 1);
+    assert!(!training.history(run.id).await?.is_empty());
     println!(
         "registered as version 1 of {:?}",
         done.vertex_model_name.unwrap_or_default()
