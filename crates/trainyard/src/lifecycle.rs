@@ -62,7 +62,16 @@ impl Lifecycle {
                     }
                 }
             }
-            Some(Step::Deploy) => self.deploy_if_due(run).await,
+            Some(Step::Deploy) => {
+                // Registered earlier, possibly by a process killed before it refreshed the
+                // model's version cache: refreshing is idempotent (counted from the runs).
+                if let Some(model_id) = run.registered_model_id {
+                    self.registry
+                        .update_after_registration(model_id, &run)
+                        .await?;
+                }
+                self.deploy_if_due(run).await
+            }
             _ => Ok(run),
         }
     }

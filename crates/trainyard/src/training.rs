@@ -388,7 +388,21 @@ impl TrainingService {
             self.store.record_epochs(id, &[row], now).await?;
             return Ok(run);
         }
-        let mut history: Vec<EpochMetrics> = Vec::new();
+        // The full per-epoch history is stored before the completion that carries it: a process
+        // killed between the two writes leaves the run active, and the completion (replayed by
+        // whoever tracks the run next) writes the same rows again. Stored after it, a kill there
+        // would lose the history for good.
+        if let PipelineEvent::Completed {
+            training_metrics, ..
+        } = event
+        {
+            let run = self.store.get_run(id).await?;
+            require_active(&run, "stage report")?;
+            let history = epoch_history(training_metrics)?;
+            if !history.is_empty() {
+                self.store.record_epochs(id, &history, now).await?;
+            }
+        }
         let registers = self.lifecycle.as_ref().is_some_and(Lifecycle::can_register);
         let pricing = self.pricing.as_deref();
         let run = self
@@ -445,7 +459,6 @@ impl TrainingService {
                         ensure_running(run, now)?;
                         let mut results = extract_results(run.model_type(), training_metrics)?;
                         results.is_blessed = Some(*blessed);
-                        history = epoch_history(training_metrics)?;
                         run.results.merge_from(&results);
                         run.training_history_json = Some(training_metrics.clone());
                         run.artifacts.extend(artifacts.clone());
@@ -472,9 +485,6 @@ impl TrainingService {
                 Ok(())
             })
             .await?;
-        if !history.is_empty() {
-            self.store.record_epochs(id, &history, now).await?;
-        }
         if !run.status.is_active() {
             tracing::info!(run_id = id, status = %run.status, "training finished");
         }

@@ -340,6 +340,53 @@ async fn a_crash_between_submitting_and_recording_it_resubmits_to_the_same_job()
     assert_eq!(w.creates_of(run.id), 1);
 }
 
+/// A process killed while deploying, after the run's registration was recorded and before the
+/// model's version cache was refreshed: once the deploy is stale the control plane deploys
+/// again and the model shows the version.
+#[tokio::test]
+async fn a_deploy_killed_midway_is_repeated_and_the_models_versions_are_refreshed() {
+    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let w = World::sqlite(clock.clone(), 3).await;
+    let run = w.new_run("product-recs").await;
+    w.platform().training().submit(run.id).await.unwrap();
+    let cp = w.platform().control_plane(fast());
+    for _ in 0..10 {
+        cp.pass().await.unwrap();
+        clock.advance(1);
+    }
+    let mut r = status(&w, run.id).await;
+    assert_eq!(r.status, RunStatus::Deployed);
+    // the state a kill leaves: deploying, and a model that does not know its version yet
+    r.transition(trainyard_core::RunEvent::Deploy, clock.now())
+        .unwrap();
+    r.deployment_started_at = Some(clock.now());
+    w.store.update_run(&r).await.unwrap();
+    let model_id = r.registered_model_id.unwrap();
+    let mut m = w.store.get_registered_model(model_id).await.unwrap();
+    m.latest_version_number = String::new();
+    m.latest_version_id = None;
+    m.total_versions = 0;
+    w.store.update_registered_model(&m).await.unwrap();
+
+    cp.pass().await.unwrap();
+    assert_eq!(
+        status(&w, run.id).await.status,
+        RunStatus::Deploying,
+        "not stale yet"
+    );
+    clock.advance(trainyard_core::control::STALE_DEPLOY_SECONDS + 1);
+    cp.pass().await.unwrap();
+    let done = status(&w, run.id).await;
+    assert_eq!(done.status, RunStatus::Deployed);
+    assert_eq!(w.serving.calls.lock().unwrap().len(), 2, "deployed again");
+    let m = w.store.get_registered_model(model_id).await.unwrap();
+    assert_eq!(
+        (m.latest_version_number.as_str(), m.total_versions),
+        ("1", 1)
+    );
+    assert_eq!(m.latest_version_id, Some(run.id));
+}
+
 #[tokio::test]
 async fn queued_fires_start_one_at_a_time_in_fire_order() {
     let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
