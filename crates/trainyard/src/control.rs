@@ -197,7 +197,10 @@ impl ControlPlane {
             }
             if run.status == RunStatus::Scheduled {
                 if let Some(schedule_id) = run.schedule_id {
-                    if queues.get(&schedule_id).is_some_and(|head| *head != run.id) {
+                    if queues
+                        .get(&schedule_id)
+                        .is_some_and(|head| *head != Some(run.id))
+                    {
                         continue; // `queue`: waits for the runs of its schedule before it
                     }
                 }
@@ -228,9 +231,12 @@ impl ControlPlane {
     }
 
     /// Under the `queue` policy, the one scheduled run of each schedule that may start: the
-    /// oldest, and only while no run of that schedule is submitting or running.
-    async fn queue_heads(&self, runs: &[TrainingRun]) -> Result<HashMap<ScheduleId, RunId>> {
-        let mut heads: HashMap<ScheduleId, RunId> = HashMap::new();
+    /// oldest, and none while a run of that schedule is submitting or running.
+    async fn queue_heads(
+        &self,
+        runs: &[TrainingRun],
+    ) -> Result<HashMap<ScheduleId, Option<RunId>>> {
+        let mut heads: HashMap<ScheduleId, Option<RunId>> = HashMap::new();
         let mut policies: HashMap<ScheduleId, bool> = HashMap::new();
         for run in runs {
             let Some(id) = run.schedule_id else { continue };
@@ -252,10 +258,10 @@ impl ControlPlane {
             match run.status {
                 // a run in flight blocks the queue: no scheduled run of it is the head
                 RunStatus::Submitting | RunStatus::Running => {
-                    heads.insert(id, 0);
+                    heads.insert(id, None);
                 }
                 RunStatus::Scheduled => {
-                    heads.entry(id).or_insert(run.id);
+                    heads.entry(id).or_insert(Some(run.id));
                 }
                 _ => {}
             }
@@ -281,7 +287,11 @@ impl ControlPlane {
         state.interval = if had_events {
             self.config.tick
         } else {
-            (state.interval * 2).min(self.config.max_poll_interval)
+            // A backed-off run is not visited, so its claim is not renewed, until its next
+            // poll: that must come while the claim still holds, whatever the settings.
+            (state.interval * 2)
+                .min(self.config.max_poll_interval)
+                .min(self.config.lease_ttl / 2)
         };
         state.next_at = self.now() + chrono_of(state.interval);
     }
