@@ -494,17 +494,8 @@ impl RegistryService {
 
     /// Current aliases of a model: alias -> version.
     pub async fn aliases(&self, model_id: RegisteredModelId) -> Result<BTreeMap<String, String>> {
-        let mut out = BTreeMap::new();
-        for e in self.store.registry_events(model_id).await? {
-            if e.kind != RegistryEventKind::Alias {
-                continue;
-            }
-            match e.training_run_id {
-                Some(_) => out.insert(e.name, e.model_version),
-                None => out.remove(&e.name),
-            };
-        }
-        Ok(out)
+        let events = self.store.registry_events(model_id).await?;
+        Ok(trainyard_core::registry::current_aliases(&events))
     }
 
     /// Which version held which alias, and served on which endpoint, when (oldest first).
