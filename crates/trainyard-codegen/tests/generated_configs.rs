@@ -4,7 +4,8 @@
 //! passes run-config validation and generates deterministic modules that read each raw column
 //! by its original name and serve it under its key. The ignored test runs the static checks
 //! (py_compile + pyflakes) on a fixed sample of 24 in the managed env (`make test-codegen`);
-//! TRAINYARD_CODEGEN_SAMPLES=N checks N.
+//! TRAINYARD_CODEGEN_SAMPLES=N checks N. Another trains the few seeds that together exercise
+//! every option for one epoch and serves each export through trainyard-serve.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -247,6 +248,140 @@ fn configs(seed: u64) -> (FeatureConfig, ModelConfig) {
     (features, model)
 }
 
+/// The options a config exercises: every feature type and transform (with its variants),
+/// crosses, tower layer settings, target transforms, losses (where a rating is trained),
+/// retrieval algorithms (where candidates are retrieved), model types and id types.
+fn options_of(f: &FeatureConfig, m: &ModelConfig) -> BTreeSet<String> {
+    let mut o = BTreeSet::new();
+    for feat in f.all_features() {
+        o.insert(format!("type:{:?}", feat.bq_type));
+        let transform = match &feat.transform {
+            FeatureTransform::Vocabulary { top_k, .. } => {
+                format!("vocabulary(top_k={})", top_k.is_some())
+            }
+            FeatureTransform::Normalize { log1p } => format!("normalize(log1p={log1p})"),
+            FeatureTransform::Bucketize { embedding_dim, .. } => {
+                format!("bucketize(embedded={})", embedding_dim.is_some())
+            }
+            FeatureTransform::Cyclical { periods } => {
+                for p in periods {
+                    o.insert(format!("cyclical:{p:?}"));
+                }
+                "cyclical".into()
+            }
+            FeatureTransform::TimestampBucketize { .. } => "timestamp_bucketize".into(),
+        };
+        // each type with each transform it can take (INT64 vocabulary, NUMERIC buckets, ...)
+        o.insert(format!(
+            "{:?}+{}",
+            feat.bq_type,
+            transform.split('(').next().unwrap()
+        ));
+        o.insert(transform);
+    }
+    if !f.buyer_crosses.is_empty() {
+        o.insert("cross:buyer".into());
+    }
+    if !f.product_crosses.is_empty() {
+        o.insert("cross:product".into());
+    }
+    let pid = f.product_id_feature().map(|p| p.bq_type);
+    o.insert(format!("product_id:{pid:?}"));
+    let mut towers = vec![&m.buyer_tower.layers, &m.product_tower.layers];
+    if m.model_type.has_ranking() {
+        towers.push(&m.rating_head);
+        o.insert(format!("loss:{:?}", m.loss));
+        for t in &f.target.as_ref().unwrap().transforms {
+            o.insert(format!(
+                "target:{}",
+                format!("{t:?}").split([' ', '{']).next().unwrap()
+            ));
+        }
+    }
+    for layer in towers.into_iter().flatten() {
+        o.insert(format!("activation:{:?}", layer.activation));
+        o.insert(format!("dropout:{}", layer.dropout > 0.0));
+        o.insert(format!("batch_norm:{}", layer.batch_norm));
+    }
+    if m.buyer_tower.l2_regularization > 0.0 {
+        o.insert("l2".into());
+    }
+    if m.model_type.has_retrieval() {
+        o.insert(format!("algorithm:{:?}", m.retrieval_algorithm));
+    }
+    o.insert(format!("model:{:?}", m.model_type));
+    // what the exported signature looks like: model type x index x id type
+    let algorithm = if m.model_type.has_retrieval() {
+        format!("{:?}", m.retrieval_algorithm)
+    } else {
+        "-".into()
+    };
+    o.insert(format!("serving:{:?}/{algorithm}/{pid:?}", m.model_type));
+    o
+}
+
+/// Seeds whose configs together exercise every option any of the first 2000 configs does,
+/// picked greedily (most new options first): the sample `make test` trains.
+fn covering_seeds() -> Vec<u64> {
+    let all: Vec<(u64, BTreeSet<String>)> = (0..2000)
+        .map(|s| {
+            let (f, m) = configs(s);
+            (s, options_of(&f, &m))
+        })
+        .collect();
+    let mut missing: BTreeSet<String> = all.iter().flat_map(|(_, o)| o.clone()).collect();
+    let mut out = Vec::new();
+    while !missing.is_empty() {
+        let (seed, opts) = all
+            .iter()
+            .max_by_key(|(s, o)| (o.intersection(&missing).count(), std::cmp::Reverse(*s)))
+            .unwrap();
+        out.push(*seed);
+        for o in opts {
+            missing.remove(o);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn a_few_seeds_cover_every_option() {
+    let seeds = covering_seeds();
+    let covered: BTreeSet<String> = seeds
+        .iter()
+        .flat_map(|s| {
+            let (f, m) = configs(*s);
+            options_of(&f, &m)
+        })
+        .collect();
+    for must in [
+        "model:Retrieval",
+        "model:Ranking",
+        "model:Multitask",
+        "algorithm:Scann",
+        "algorithm:BruteForce",
+        "loss:BinaryCrossentropy",
+        "product_id:Some(Int64)",
+        "product_id:Some(String)",
+        "cyclical:DayOfYear",
+        "timestamp_bucketize",
+        "cross:product",
+        "activation:Selu",
+        "batch_norm:true",
+        "target:Binarize",
+        "type:Date",
+    ] {
+        assert!(covered.contains(must), "{must} not covered by {seeds:?}");
+    }
+    assert!(seeds.len() <= 14, "{} seeds: {seeds:?}", seeds.len());
+    println!(
+        "{} seeds cover {} options: {seeds:?}",
+        seeds.len(),
+        covered.len()
+    );
+}
+
 #[test]
 fn random_valid_configs_validate_and_generate_safe_deterministic_modules() {
     let mut seen_types = BTreeSet::new();
@@ -375,115 +510,110 @@ fn harness(args: &[&str]) -> String {
     text
 }
 
-/// A seeded sample of generated configs trains one epoch on tiny random data shaped by the
-/// config (product ids from a small catalog, INT64 when the config says so), exports, and the
-/// exported model answers a request keyed by the serving keys. By default the first config of
-/// each model type (a few minutes on a loaded 2-core machine); TRAINYARD_CODEGEN_TRAIN_SAMPLES=N
-/// trains the first N.
+/// A seeded sample of generated configs that together exercise every option
+/// ([`covering_seeds`]) trains one epoch on tiny random data shaped by the config (product ids
+/// from a small catalog, INT64 when the config says so), exports, and the exported model answers
+/// a request keyed by the serving keys through trainyard-serve (TRAINYARD_SERVE_BIN), with ids
+/// of the catalog. TRAINYARD_CODEGEN_TRAIN_SAMPLES=N trains the first N configs instead.
 #[test]
-#[ignore = "needs the managed Python env (TRAINYARD_PYTHON); run via `make test-codegen`"]
+#[ignore = "needs the managed Python env (TRAINYARD_PYTHON) and TRAINYARD_SERVE_BIN; run via `make test-codegen`"]
 fn a_seeded_sample_of_generated_configs_trains_exports_and_serves() {
-    // default: the first seed of each model type; TRAINYARD_CODEGEN_TRAIN_SAMPLES=N: seeds 0..N
+    let serve_bin = PathBuf::from(std::env::var_os("TRAINYARD_SERVE_BIN").expect(
+        "TRAINYARD_SERVE_BIN must name a built trainyard-serve (make test-codegen builds it)",
+    ));
     let seeds: Vec<u64> = match std::env::var("TRAINYARD_CODEGEN_TRAIN_SAMPLES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
     {
         Some(n) => (0..n).collect(),
-        None => [
-            ModelType::Retrieval,
-            ModelType::Ranking,
-            ModelType::Multitask,
-        ]
-        .iter()
-        .map(|t| (0..).find(|s| configs(*s).1.model_type == *t).unwrap())
-        .collect(),
+        None => covering_seeds(),
     };
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("codegen-generated-train");
-    let _ = std::fs::remove_dir_all(&root);
+    // TRAINYARD_CODEGEN_SERVE_ONLY=1: serve what the previous run trained (when iterating)
+    let serve_only = std::env::var_os("TRAINYARD_CODEGEN_SERVE_ONLY").is_some();
+    if !serve_only {
+        let _ = std::fs::remove_dir_all(&root);
+    }
     let params = TrainingParams {
         epochs: 1,
         batch_size: 64,
         ..TrainingParams::default()
     };
-    for seed in seeds {
-        let (f, m) = configs(seed);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let mut plan = Vec::new();
+    for seed in &seeds {
+        let (f, m) = configs(*seed);
         let g = generate(&f, &m, &params, &GpuConfig::default()).unwrap();
         let dir = root.join(format!("seed-{seed}"));
-        let (modules, data, work, out) = (
-            dir.join("modules"),
-            dir.join("data"),
-            dir.join("work"),
-            dir.join("out"),
-        );
-        write_modules(&g, &modules).unwrap();
-        let s = |p: &PathBuf| p.to_str().unwrap().to_string();
-        let target = f
-            .target
-            .as_ref()
-            .map(|t| t.column.clone())
-            .unwrap_or_default();
-        let seed_s = seed.to_string();
-        harness(&[
-            "synth",
-            "--modules",
-            &s(&modules),
-            "--data",
-            &s(&data),
-            "--product-id",
-            &f.product_id_column,
-            "--target",
-            &target,
-            "--seed",
-            &seed_s,
-        ]);
-        harness(&[
-            "transform",
-            "--modules",
-            &s(&modules),
-            "--data",
-            &s(&data),
-            "--work",
-            &s(&work),
-        ]);
-        let log = harness(&[
-            "train",
-            "--modules",
-            &s(&modules),
-            "--work",
-            &s(&work),
-            "--out",
-            &s(&out),
-            "--epochs",
-            "1",
-            "--batch-size",
-            "64",
-        ]);
-        assert!(log.contains("RUN_FN_OK"), "seed {seed}: {log}");
-        let row: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(data.join("first_row.json")).unwrap())
-                .unwrap();
+        write_modules(&g, &dir.join("modules")).unwrap();
+        if serve_only {
+            continue;
+        }
+        plan.push(serde_json::json!({
+            "modules": s(&dir.join("modules")),
+            "data": s(&dir.join("data")),
+            "work": s(&dir.join("work")),
+            "out": s(&dir.join("out")),
+            "product_id": f.product_id_column,
+            "target": f.target.as_ref().map(|t| t.column.clone()).unwrap_or_default(),
+            "seed": seed,
+            "epochs": 1,
+            "batch_size": 64,
+        }));
+    }
+    let plan_file = root.join("plan.json");
+    std::fs::write(&plan_file, serde_json::to_string(&plan).unwrap()).unwrap();
+    let log = if serve_only {
+        "RUN_FN_OK".repeat(seeds.len())
+    } else {
+        harness(&["batch", "--plan", &s(&plan_file)])
+    };
+    for line in log.lines().filter(|l| l.starts_with("BATCH_JOB_OK")) {
+        println!("{line}");
+    }
+    assert_eq!(
+        log.matches("RUN_FN_OK").count(),
+        seeds.len(),
+        "not every config trained:\n{log}"
+    );
+    for seed in &seeds {
+        let (f, m) = configs(*seed);
+        let dir = root.join(format!("seed-{seed}"));
+        let row: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("data/first_row.json")).unwrap(),
+        )
+        .unwrap();
         let mut instance = serde_json::Map::new();
         for (column, v) in row.as_object().unwrap() {
             instance.insert(column_key(column), v.clone());
         }
-        let request = serde_json::json!({ "instances": [instance] }).to_string();
-        let text = harness(&[
-            "serve",
-            "--serving-dir",
-            &s(&out.join("serving_model")),
-            "--request",
-            &request,
-        ]);
-        let resp: serde_json::Value = serde_json::from_str(
-            text.lines()
-                .find_map(|l| l.strip_prefix("SERVE_RESULT "))
-                .unwrap_or_else(|| panic!("seed {seed}: no SERVE_RESULT:\n{text}")),
-        )
-        .unwrap();
+        let int_ids = f.product_id_feature().unwrap().bq_type == BqType::Int64;
+        let server = ModelServer::start(
+            &serve_bin,
+            &dir.join("out/serving_model"),
+            if int_ids { "int64" } else { "string" },
+        );
+        // the request carries the signature's inputs (the row also has the label and, for
+        // retrieval, the product id)
+        let meta = server.call("GET", "/v1/models/recommender/metadata", "");
+        let inputs =
+            &meta["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"];
+        let inputs = inputs
+            .as_object()
+            .unwrap_or_else(|| panic!("seed {seed}: {meta}"));
+        instance.retain(|k, _| inputs.contains_key(k));
+        assert_eq!(instance.len(), inputs.len(), "seed {seed}: {meta}");
+        let resp = server.call(
+            "POST",
+            "/v1/models/recommender:predict",
+            &serde_json::json!({ "instances": [instance] }).to_string(),
+        );
+        let pred = &resp["predictions"][0];
         if m.model_type.has_retrieval() {
-            let ids = resp["product_ids"][0].as_array().unwrap();
+            let ids = pred["product_ids"]
+                .as_array()
+                .unwrap_or_else(|| panic!("seed {seed}: no product_ids in {resp}"));
             assert!(!ids.is_empty() && ids.len() <= m.top_k as usize, "{resp}");
-            let int_ids = f.product_id_feature().unwrap().bq_type == BqType::Int64;
             for id in ids {
                 if int_ids {
                     let i = id
@@ -494,20 +624,110 @@ fn a_seeded_sample_of_generated_configs_trains_exports_and_serves() {
                         "seed {seed}: {i} is not a catalog id"
                     );
                 } else {
-                    assert!(id.as_str().unwrap().starts_with('p'), "seed {seed}: {id}");
+                    let id = id.as_str().unwrap();
+                    assert!(
+                        id.strip_prefix('p')
+                            .and_then(|n| n.parse::<u32>().ok())
+                            .is_some_and(|n| n < 25),
+                        "seed {seed}: {id} is not a catalog id"
+                    );
                 }
             }
         }
         if m.model_type == ModelType::Ranking {
+            // one output: TF Serving's row format answers the bare value
+            let rating = pred.as_f64().or(pred["predicted_rating"].as_f64());
             assert!(
-                resp["predicted_rating"][0].as_f64().unwrap().is_finite(),
-                "{resp}"
+                rating.is_some_and(f64::is_finite),
+                "seed {seed}: no finite predicted_rating in {resp}"
             );
         }
         println!(
-            "seed {seed}: {} {:?} trained and served",
+            "seed {seed}: {} {:?} (ids {}) trained and served by trainyard-serve",
             m.model_type.as_str(),
-            m.retrieval_algorithm
+            m.retrieval_algorithm,
+            if int_ids { "int64" } else { "string" }
         );
+    }
+}
+
+/// A trainyard-serve process on 127.0.0.1 serving one SavedModel; killed when dropped.
+struct ModelServer {
+    child: std::process::Child,
+    port: u16,
+    _ready_dir: tempfile::TempDir,
+}
+
+impl ModelServer {
+    fn start(bin: &Path, model: &Path, product_id_type: &str) -> ModelServer {
+        let ready_dir = tempfile::tempdir().unwrap();
+        let ready = ready_dir.path().join("ready.json");
+        let mut child = std::process::Command::new(bin)
+            .arg("--model")
+            .arg(model)
+            .args([
+                "--name",
+                "recommender",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ])
+            .args(["--product-id-type", product_id_type, "--ready-file"])
+            .arg(&ready)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let url = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                break v["url"].as_str().unwrap().to_string();
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("trainyard-serve for {} exited: {status}", model.display());
+            }
+            assert!(started.elapsed().as_secs() < 120, "not ready in 120 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let port = url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        ModelServer {
+            child,
+            port,
+            _ready_dir: ready_dir,
+        }
+    }
+
+    /// One HTTP request; the JSON answer (panics on a non-200).
+    fn call(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = String::new();
+        conn.read_to_string(&mut raw).unwrap();
+        let (head, payload) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "{head}\n{payload}\nrequest: {body}"
+        );
+        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}"))
+    }
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
