@@ -88,6 +88,8 @@ pub struct ApiEndpoints {
     pub storage: Option<String>,
     /// Cloud Scheduler; default `https://cloudscheduler.googleapis.com`.
     pub scheduler: Option<String>,
+    /// Cloud Logging; default `https://logging.googleapis.com`.
+    pub logging: Option<String>,
     /// OAuth2 token endpoint, replacing the `token_uri` of credential files.
     pub token: Option<String>,
     /// Metadata server `host[:port]`; default `GCE_METADATA_HOST` or `metadata.google.internal`.
@@ -266,6 +268,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TRAINYARD_GCP_RUN_URL", "endpoints.cloud_run"),
     ("TRAINYARD_GCP_STORAGE_URL", "endpoints.storage"),
     ("TRAINYARD_GCP_SCHEDULER_URL", "endpoints.scheduler"),
+    ("TRAINYARD_GCP_LOGGING_URL", "endpoints.logging"),
     ("TRAINYARD_GCP_TOKEN_URL", "endpoints.token"),
     (
         "STORAGE_EMULATOR_HOST",
@@ -351,6 +354,9 @@ impl GcpConfig {
         if let Some(v) = get("TRAINYARD_GCP_SCHEDULER_URL") {
             self.endpoints.scheduler = Some(v);
         }
+        if let Some(v) = get("TRAINYARD_GCP_LOGGING_URL") {
+            self.endpoints.logging = Some(v);
+        }
         if let Some(v) = get("TRAINYARD_GCP_TOKEN_URL") {
             self.endpoints.token = Some(v);
         }
@@ -414,6 +420,13 @@ impl GcpConfig {
             || "https://cloudscheduler.googleapis.com".into(),
             Self::trimmed,
         )
+    }
+
+    pub fn logging_base_url(&self) -> String {
+        self.endpoints
+            .logging
+            .as_deref()
+            .map_or_else(|| "https://logging.googleapis.com".into(), Self::trimmed)
     }
 
     /// The region GPU training runs in when a run names none (`gpu_config.training_region`):
