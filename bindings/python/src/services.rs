@@ -300,6 +300,7 @@ impl PyTraining {
                         region: need("region", region)?,
                         tfx_image: None,
                         trainer_image: None,
+                        trainer_gpu_image: None,
                         gpu_region: None,
                     };
                     (trainyard::RunCompiler::vertex(settings), root)

@@ -664,7 +664,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             pipeline_root,
             gcp_project,
             gcp_region,
-        }) => compile_pipeline(&run, target, &out, pipeline_root, gcp_project, gcp_region),
+        }) => compile_pipeline(
+            &run,
+            target,
+            &out,
+            pipeline_root,
+            VertexSettings::for_compile(&project_dir(&cli.project), &gcp_project, &gcp_region)?,
+        ),
         Command::Server(args) => {
             let platform = match args.needs_project() {
                 true => Some(open(&cli.project, cli.backend).await?),
@@ -1116,8 +1122,7 @@ fn compile_pipeline(
     target: TargetArg,
     out: &Path,
     pipeline_root: Option<String>,
-    project: String,
-    region: String,
+    vertex: VertexSettings,
 ) -> Result<(), CliError> {
     let mut new = parse_new_run(run)?;
     if new.ml_model.is_empty() {
@@ -1134,13 +1139,7 @@ fn compile_pipeline(
             let root = pipeline_root.ok_or_else(|| {
                 CliError::BadInput("--pipeline-root (gs://...) is required for vertex".into())
             })?;
-            let compiler = RunCompiler::vertex(VertexSettings {
-                project,
-                region,
-                tfx_image: None,
-                trainer_image: None,
-                gpu_region: None,
-            });
+            let compiler = RunCompiler::vertex(vertex);
             let inputs = compiler.inputs(&run, &root)?;
             let compiled = trainyard_pipeline::vertex::compile(&inputs)
                 .map_err(|e| CliError::BadInput(e.to_string()))?;

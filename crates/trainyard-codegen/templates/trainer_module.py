@@ -220,10 +220,22 @@ class RecommenderModel(tfrs.Model):
 # --------------------------------------------------------------------------------------------
 
 
+# Set to 1 only where logical CPU devices are meant to stand in for GPUs (tests of the
+# multi-device path on CPU-only machines); a real GPU run never sets it.
+CPU_STANDIN_ENV = "TRAINYARD_CPU_STANDS_IN_FOR_GPU"
+
+
+class GpuNotVisibleError(RuntimeError):
+    """A run asked for GPUs and TensorFlow sees none: the run fails instead of training on CPU
+    (the spec's "GPUs allocated but not used")."""
+
+
 def make_strategy(gpu_enabled, gpu_count):
     """MirroredStrategy over the requested devices when more than one is available, else the
-    default strategy. Without GPUs, logical CPU devices (tf.config.set_logical_device_configuration)
-    stand in for them, which is how the distributed path is tested on CPU-only machines."""
+    default strategy. A run that asks for GPUs where TensorFlow sees none fails with
+    GpuNotVisibleError, unless TRAINYARD_CPU_STANDS_IN_FOR_GPU=1 lets logical CPU devices
+    (tf.config.set_logical_device_configuration) stand in, which is how the distributed path
+    is tested on CPU-only machines."""
     physical_gpus = tf.config.list_physical_devices("GPU")
     _log("GPU config from custom_config: gpu_enabled=%s, gpu_count=%s", gpu_enabled, gpu_count)
     _log("Physical GPUs detected: %d", len(physical_gpus))
@@ -234,8 +246,16 @@ def make_strategy(gpu_enabled, gpu_count):
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
     else:
         devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        if gpu_enabled and os.environ.get(CPU_STANDIN_ENV) != "1":
+            raise GpuNotVisibleError(
+                "GPU_NOT_VISIBLE: gpu_config asks for %s GPU(s) but TensorFlow %s sees none "
+                "(built with CUDA: %s); refusing to train on CPU. Run the Trainer in trainyard's "
+                "GPU trainer image ([gcp.images] trainer_gpu, deploy/trainer/) on a machine with "
+                "the accelerator, or set gpu_config.gpu_enabled = false."
+                % (gpu_count, tf.__version__, tf.test.is_built_with_cuda())
+            )
         if gpu_enabled:
-            _log("WARNING: gpu_enabled but no GPU is visible; using CPU devices %s", devices)
+            _log("%s=1: logical CPU devices %s stand in for the GPUs", CPU_STANDIN_ENV, devices)
     devices = devices[: max(1, wanted)]
     if len(devices) > 1:
         strategy = tf.distribute.MirroredStrategy(devices=devices)

@@ -301,6 +301,44 @@ pub trait PipelineExecutor: Send + Sync {
     }
 }
 
+/// One log entry of a pipeline job (Cloud Logging for Vertex AI Pipelines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineLogEntry {
+    /// RFC 3339, as the backend recorded it.
+    pub timestamp: String,
+    /// DEFAULT, DEBUG, INFO, WARNING, ERROR, ...
+    pub severity: String,
+    /// The pipeline task (component) that wrote it; `None`: the pipeline job itself.
+    pub component: Option<String>,
+    pub message: String,
+}
+
+/// What a [`PipelineLogReader`] found for one pipeline job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineLogs {
+    /// Where the entries were read (e.g. the Cloud Logging filter).
+    pub source: String,
+    /// Components (tasks) of the job that have their own logs.
+    pub components: Vec<String>,
+    /// Oldest first.
+    pub entries: Vec<PipelineLogEntry>,
+    /// More entries matched than `limit` allowed.
+    pub truncated: bool,
+}
+
+/// Reads the logs of a submitted pipeline job (Cloud Logging for Vertex AI Pipelines).
+#[async_trait]
+pub trait PipelineLogReader: Send + Sync {
+    /// The job's entries, oldest first, at most `limit`: the whole pipeline, or one component
+    /// (task name, case-insensitive; an unknown one is `NotFound` naming those it has).
+    async fn read_logs(
+        &self,
+        handle: &PipelineHandle,
+        component: Option<&str>,
+        limit: usize,
+    ) -> Result<PipelineLogs>;
+}
+
 /// Reads and writes run artifacts (local directory, GCS).
 #[async_trait]
 pub trait ArtifactStore: Send + Sync {

@@ -12,6 +12,9 @@
 //! [gcp.images]
 //! brute_force = "europe-central2-docker.pkg.dev/my-project/ml-serving/tf-serving-native:latest"
 //! scann = "europe-central2-docker.pkg.dev/my-project/ml-serving/tf-serving-scann:latest"
+//! # trainyard's trainer images (deploy/trainer/): Transform, Trainer, evaluator, split
+//! trainer = "europe-central2-docker.pkg.dev/my-project/ml-training/trainer:latest"
+//! trainer_gpu = "europe-central2-docker.pkg.dev/my-project/ml-training/trainer-gpu:latest"
 //!
 //! # GPU fallback ladder (this is the default; `gpu_fallback = []` turns fallback off)
 //! [[gcp.gpu_fallback]]
@@ -43,7 +46,7 @@ use trainyard_core::model_config::RetrievalAlgorithm;
 
 use crate::error::{GcpError, GcpResult};
 
-/// Serving containers by retrieval algorithm.
+/// `[gcp.images]`: serving containers by retrieval algorithm, and trainyard's trainer images.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServingImages {
@@ -52,6 +55,24 @@ pub struct ServingImages {
     pub brute_force: String,
     /// ScaNN-capable image. Empty: `.../ml-serving/tf-serving-scann:latest`.
     pub scann: String,
+    /// trainyard's trainer image (deploy/trainer/Dockerfile: TFX 1.16 + the managed env's
+    /// pinned stack + trainyard's evaluator and split executor): ExampleGen with trainyard's
+    /// split, Transform, Trainer and Evaluator run in it. Empty: the Artifact Registry default
+    /// `{region}-docker.pkg.dev/{project}/ml-training/trainer:latest`.
+    pub trainer: String,
+    /// Its GPU variant (CUDA libraries for TensorFlow): the Trainer's custom job of runs that
+    /// ask for GPUs. Empty: `.../ml-training/trainer-gpu:latest`.
+    pub trainer_gpu: String,
+}
+
+/// Artifact Registry repository of the default trainer images (`deploy/trainer/cloudbuild.yaml`
+/// pushes there).
+pub const TRAINING_REPOSITORY: &str = "ml-training";
+
+/// The default trainer image of a project and region: `trainer` (CPU) or `trainer-gpu`.
+pub fn default_trainer_image(region: &str, project: &str, gpu: bool) -> String {
+    let name = if gpu { "trainer-gpu" } else { "trainer" };
+    format!("{region}-docker.pkg.dev/{project}/{TRAINING_REPOSITORY}/{name}:latest")
 }
 
 /// Base URLs of every Google endpoint the crate calls; each is Google's own host unless set.
@@ -67,6 +88,8 @@ pub struct ApiEndpoints {
     pub storage: Option<String>,
     /// Cloud Scheduler; default `https://cloudscheduler.googleapis.com`.
     pub scheduler: Option<String>,
+    /// Cloud Logging; default `https://logging.googleapis.com`.
+    pub logging: Option<String>,
     /// OAuth2 token endpoint, replacing the `token_uri` of credential files.
     pub token: Option<String>,
     /// Metadata server `host[:port]`; default `GCE_METADATA_HOST` or `metadata.google.internal`.
@@ -231,6 +254,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TRAINYARD_GCP_SERVICE_ACCOUNT", "service_account"),
     ("TRAINYARD_GCP_IMAGE_BRUTE_FORCE", "images.brute_force"),
     ("TRAINYARD_GCP_IMAGE_SCANN", "images.scann"),
+    ("TRAINYARD_GCP_IMAGE_TRAINER", "images.trainer"),
+    ("TRAINYARD_GCP_IMAGE_TRAINER_GPU", "images.trainer_gpu"),
     ("TRAINYARD_GCP_WEBHOOK_BASE_URL", "webhook_base_url"),
     ("TRAINYARD_GCP_VERTEX_ENDPOINT", "vertex_endpoint"),
     ("TRAINYARD_GCP_CREDENTIALS_FILE", "credentials_file"),
@@ -243,6 +268,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("TRAINYARD_GCP_RUN_URL", "endpoints.cloud_run"),
     ("TRAINYARD_GCP_STORAGE_URL", "endpoints.storage"),
     ("TRAINYARD_GCP_SCHEDULER_URL", "endpoints.scheduler"),
+    ("TRAINYARD_GCP_LOGGING_URL", "endpoints.logging"),
     ("TRAINYARD_GCP_TOKEN_URL", "endpoints.token"),
     (
         "STORAGE_EMULATOR_HOST",
@@ -288,6 +314,12 @@ impl GcpConfig {
         if let Some(v) = get("TRAINYARD_GCP_IMAGE_SCANN") {
             self.images.scann = v;
         }
+        if let Some(v) = get("TRAINYARD_GCP_IMAGE_TRAINER") {
+            self.images.trainer = v;
+        }
+        if let Some(v) = get("TRAINYARD_GCP_IMAGE_TRAINER_GPU") {
+            self.images.trainer_gpu = v;
+        }
         if let Some(v) = get("TRAINYARD_GCP_WEBHOOK_BASE_URL") {
             self.webhook_base_url = Some(v);
         }
@@ -321,6 +353,9 @@ impl GcpConfig {
         }
         if let Some(v) = get("TRAINYARD_GCP_SCHEDULER_URL") {
             self.endpoints.scheduler = Some(v);
+        }
+        if let Some(v) = get("TRAINYARD_GCP_LOGGING_URL") {
+            self.endpoints.logging = Some(v);
         }
         if let Some(v) = get("TRAINYARD_GCP_TOKEN_URL") {
             self.endpoints.token = Some(v);
@@ -387,6 +422,13 @@ impl GcpConfig {
         )
     }
 
+    pub fn logging_base_url(&self) -> String {
+        self.endpoints
+            .logging
+            .as_deref()
+            .map_or_else(|| "https://logging.googleapis.com".into(), Self::trimmed)
+    }
+
     /// The region GPU training runs in when a run names none (`gpu_config.training_region`):
     /// `gpu_region`, when the orchestration `region` has no Vertex GPU training (e.g.
     /// europe-central2). `None` keeps such runs in `region`, where the GPU rules refuse them
@@ -413,6 +455,21 @@ impl GcpConfig {
             )
         } else {
             configured.clone()
+        }
+    }
+
+    /// The trainer image (configured, or the Artifact Registry default): its GPU variant for
+    /// runs that ask for GPUs.
+    pub fn trainer_image(&self, gpu: bool) -> String {
+        let configured = if gpu {
+            &self.images.trainer_gpu
+        } else {
+            &self.images.trainer
+        };
+        if configured.trim().is_empty() {
+            default_trainer_image(&self.region, &self.project, gpu)
+        } else {
+            configured.trim().to_string()
         }
     }
 
@@ -490,6 +547,35 @@ mod tests {
             None,
             "a region with GPUs keeps them"
         );
+    }
+
+    #[test]
+    fn trainer_images_are_configured_or_default_to_artifact_registry() {
+        let mut cfg = GcpConfig {
+            project: "p1".into(),
+            region: "europe-central2".into(),
+            ..GcpConfig::default()
+        };
+        assert_eq!(
+            cfg.trainer_image(false),
+            "europe-central2-docker.pkg.dev/p1/ml-training/trainer:latest"
+        );
+        assert_eq!(
+            cfg.trainer_image(true),
+            "europe-central2-docker.pkg.dev/p1/ml-training/trainer-gpu:latest"
+        );
+        cfg.images.trainer_gpu = "img/gpu@sha256:abc".into();
+        assert_eq!(cfg.trainer_image(true), "img/gpu@sha256:abc");
+        assert!(cfg.trainer_image(false).ends_with("/trainer:latest"));
+        let cfg: GcpConfig = serde_json::from_value(serde_json::json!({
+            "images": {"trainer": "img/cpu:1"}
+        }))
+        .unwrap();
+        assert_eq!(cfg.trainer_image(false), "img/cpu:1");
+        let cfg = cfg.with_overrides_from(|k| {
+            (k == "TRAINYARD_GCP_IMAGE_TRAINER_GPU").then(|| "img/gpu:2".to_string())
+        });
+        assert_eq!(cfg.trainer_image(true), "img/gpu:2");
     }
 
     #[test]

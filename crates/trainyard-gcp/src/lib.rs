@@ -8,12 +8,14 @@
 //! | `ArtifactStore` | [`GcsClient`] (Cloud Storage JSON API) |
 //! | `ScheduleTrigger` | [`CloudSchedulerTrigger`] (Cloud Scheduler -> OIDC webhook) |
 //! | live deployment status | [`VertexEndpoints::live_status`] |
+//! | `PipelineLogReader` | [`CloudLogging`] (Cloud Logging `entries:list`) |
 //!
 //! All of them share one [`GcpHttp`]: Application Default Credentials ([`auth`]), cached
 //! tokens, Google error bodies parsed into [`GcpError`], bounded retries with backoff and
 //! jitter. Every base URL comes from [`GcpConfig`] and can point at an emulator.
 
 pub mod auth;
+pub mod cloud_logging;
 pub mod cloud_run;
 pub mod config;
 pub mod error;
@@ -30,6 +32,7 @@ pub mod vertex_registry;
 use std::sync::Arc;
 
 pub use auth::{Credentials, Secret, TokenCache};
+pub use cloud_logging::CloudLogging;
 pub use cloud_run::CloudRunDeployer;
 pub use config::GcpConfig;
 pub use error::{GcpError, GcpResult};
@@ -50,6 +53,8 @@ pub struct GcpBackends {
     pub registry: Arc<VertexModelRegistry>,
     pub deployer: Arc<CloudRunDeployer>,
     pub endpoints: Arc<VertexEndpoints>,
+    /// Logs of pipeline jobs.
+    pub logs: Arc<CloudLogging>,
     /// `None` without `webhook_base_url` or an OIDC service account.
     pub scheduler: Option<Arc<CloudSchedulerTrigger>>,
 }
@@ -80,6 +85,7 @@ impl GcpBackends {
             registry: Arc::new(VertexModelRegistry::new(http.clone(), config)),
             deployer: Arc::new(CloudRunDeployer::new(http.clone(), config)),
             endpoints: Arc::new(VertexEndpoints::new(http.clone(), config)),
+            logs: Arc::new(CloudLogging::new(http.clone(), config)),
             scheduler,
             http,
         })

@@ -70,6 +70,7 @@ async fn every_request_and_response_matches_googles_discovery_documents() {
         "storage.objects.list",
         "storage.objects.get",
         "storage.objects.insert",
+        "logging.entries.list",
     ] {
         assert!(
             report.contains(&format!("  {method}\n")),
@@ -152,6 +153,12 @@ async fn the_validator_rejects_broken_requests() {
         }),
         mutate(&ex, "GET", "/pipelineJobs/", |e| {
             e.response.as_mut().unwrap()["state"] = "RUNNING".into()
+        }),
+        mutate(&ex, "POST", "/v2/entries:list", |e| {
+            body(e)["order_by"] = "timestamp asc".into()
+        }),
+        mutate(&ex, "POST", "/v2/entries:list", |e| {
+            body(e)["pageSize"] = "many".into()
         }),
         mutate(&ex, "PATCH", "/jobs/", |e| {
             e.query = vec![("updateMask".into(), "schedule,time_zone".into())]

@@ -34,3 +34,8 @@ async fn scheduler() {
 async fn artifacts() {
     flows::artifact_flow(&FakeGoogle::start().await).await;
 }
+
+#[tokio::test]
+async fn pipeline_logs() {
+    flows::logs_flow(&FakeGoogle::start().await).await;
+}

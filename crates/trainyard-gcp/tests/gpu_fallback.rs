@@ -162,7 +162,8 @@ fn compiled(gpu: &GpuConfig) -> Value {
         project: "test-project".into(),
         region: "europe-central2".into(),
         tfx_image: "tfx".into(),
-        trainer_image: "tfx-gpu".into(),
+        trainer_image: "trainer".into(),
+        trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
     };
     vertex::compile(&inputs).unwrap().job

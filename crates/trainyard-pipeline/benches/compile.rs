@@ -36,6 +36,7 @@ fn main() {
             region: String::new(),
             tfx_image: "tfx".into(),
             trainer_image: "tfx".into(),
+            trainer_gpu_image: "tfx".into(),
             labels: BTreeMap::new(),
         },
     };

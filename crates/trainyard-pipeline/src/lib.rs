@@ -38,7 +38,9 @@ pub fn local_pipeline_file() -> &'static str {
 
 /// TFX version the compiled IR claims (what the managed env and images run).
 pub const TFX_VERSION: &str = "1.16.0";
-/// Default container image of the TFX components.
+/// Default container image of the stock TFX components (StatisticsGen, SchemaGen, Pusher, and
+/// ExampleGen without trainyard's split executor); also the base of trainyard's trainer images
+/// (`deploy/trainer/Dockerfile`).
 pub const DEFAULT_TFX_IMAGE: &str = "gcr.io/tfx-oss-public/tfx:1.16.0";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,11 +78,18 @@ pub struct PipelineInputs {
     /// Orchestration region (Vertex target).
     #[serde(default)]
     pub region: String,
+    /// Image of the stock TFX components.
     #[serde(default = "default_tfx_image")]
     pub tfx_image: String,
-    /// Image of the Trainer's custom job when it runs on GPUs.
+    /// trainyard's trainer image (`deploy/trainer/`): the components that import generated or
+    /// trainyard code (ExampleGen with trainyard's split executor, Transform, Trainer,
+    /// Evaluator), and the Trainer itself when it trains on CPU.
     #[serde(default = "default_tfx_image")]
     pub trainer_image: String,
+    /// The GPU variant of the trainer image: the Trainer's Vertex custom job when GPUs are
+    /// asked for.
+    #[serde(default = "default_tfx_image")]
+    pub trainer_gpu_image: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }

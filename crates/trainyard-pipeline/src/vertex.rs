@@ -57,6 +57,16 @@ struct Component {
     driver: bool,
 }
 
+impl Component {
+    /// Whether the component's container imports generated or trainyard code (trainyard's
+    /// evaluator, split executor, the transform and trainer modules): those run in trainyard's
+    /// trainer image, the others in the stock TFX image.
+    fn needs_trainer_image(&self) -> bool {
+        matches!(self.name, "Transform" | "Trainer")
+            || self.executor_class.starts_with("trainyard_")
+    }
+}
+
 /// TFX's `MessageToJson(indent=2, sort_keys=True)` text of a proto given as JSON.
 fn proto_json(v: Value) -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
@@ -159,7 +169,7 @@ fn trainer_custom_config(inputs: &PipelineInputs) -> Result<Value> {
                 "accelerator_count": inputs.gpu.gpu_count,
             },
             "replica_count": 1,
-            "container_spec": {"image_uri": inputs.trainer_image},
+            "container_spec": {"image_uri": inputs.trainer_gpu_image},
         });
         let obj = config.as_object_mut().expect("settings are an object");
         obj.insert("ai_platform_enable_vertex".into(), json!(true));
@@ -401,7 +411,7 @@ pub fn compile(inputs: &PipelineInputs) -> Result<VertexPipeline> {
         let mut container = json!({
             "args": ["--executor_class_path", c.executor_class, "--json_serialized_invocation_args", "{{$}}"],
             "command": ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"],
-            "image": inputs.tfx_image,
+            "image": if c.needs_trainer_image() { &inputs.trainer_image } else { &inputs.tfx_image },
         });
         if c.driver {
             container["lifecycle"] = json!({"preCacheCheck": {

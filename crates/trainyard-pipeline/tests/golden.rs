@@ -60,7 +60,10 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
         project: "my-project".into(),
         region: "europe-central2".into(),
         tfx_image: "europe-docker.pkg.dev/my-project/tfx/tfx:1.16.0".into(),
-        trainer_image: "europe-docker.pkg.dev/my-project/tfx/tfx-gpu:1.16.0".into(),
+        // The same image as tfx_image: TFX's runner then writes one image everywhere, as the
+        // golden files hold (per-component images: tests/vertex_ir.rs).
+        trainer_image: "europe-docker.pkg.dev/my-project/tfx/tfx:1.16.0".into(),
+        trainer_gpu_image: "europe-docker.pkg.dev/my-project/tfx/tfx-gpu:1.16.0".into(),
         labels: BTreeMap::new(),
     };
     let gpu = PipelineInputs {

@@ -38,7 +38,8 @@ fn inputs(data: DataSource, sampling: SamplingConfig) -> PipelineInputs {
         project: "p".into(),
         region: "europe-central2".into(),
         tfx_image: "tfx".into(),
-        trainer_image: "tfx-gpu".into(),
+        trainer_image: "trainer".into(),
+        trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
     }
 }

@@ -34,7 +34,8 @@ fn inputs(model_type: ModelType, gpu: GpuConfig) -> PipelineInputs {
         project: "p".into(),
         region: "europe-central2".into(),
         tfx_image: "tfx".into(),
-        trainer_image: "tfx-gpu".into(),
+        trainer_image: "trainer".into(),
+        trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::from([("trainyard_run_id".into(), "7".into())]),
     }
 }
@@ -253,4 +254,58 @@ fn the_vertex_target_needs_a_project_and_a_cloud_storage_root() {
     }
     vertex::check_settings("p", "gs://b").unwrap();
     vertex::check_settings("p", "gs://b/pipeline_root/runs/7").unwrap();
+}
+
+fn executor_images(job: &Value) -> BTreeMap<String, String> {
+    job["pipelineSpec"]["deploymentSpec"]["executors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.trim_end_matches("_executor").to_string(),
+                v["container"]["image"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// trainyard's trainer image runs every container that imports generated or trainyard code
+/// (Transform, Trainer, trainyard's evaluator and split executor); its GPU variant runs the
+/// Trainer's custom job when GPUs are asked for; the stock TFX image runs the rest.
+#[test]
+fn trainyard_components_run_in_the_trainer_images() {
+    for (name, gpu) in layouts() {
+        let mut i = inputs(ModelType::Retrieval, gpu.clone());
+        i.sampling.sample_percent = 50; // ExampleGen runs trainyard_split
+        let job = vertex::compile(&i).unwrap().job;
+        let images = executor_images(&job);
+        assert_eq!(images.len(), 7, "{images:?}");
+        for c in ["BigQueryExampleGen", "Transform", "Trainer", "Evaluator"] {
+            assert_eq!(images[c], "trainer", "{name}: {c} imports trainyard code");
+        }
+        for c in ["StatisticsGen", "SchemaGen", "Pusher"] {
+            assert_eq!(images[c], "tfx", "{name}: {c} is stock TFX");
+        }
+        let cc = trainer_custom_config(&job);
+        let pool_image =
+            cc.pointer("/ai_platform_training_args/worker_pool_specs/0/container_spec/image_uri");
+        if gpu.gpu_enabled {
+            assert_eq!(
+                pool_image,
+                Some(&Value::from("tfx-gpu")),
+                "{name}: GPU custom job"
+            );
+        } else {
+            assert_eq!(
+                pool_image, None,
+                "{name}: a CPU Trainer trains in its own container"
+            );
+        }
+    }
+    // ExampleGen without trainyard's split is stock TFX.
+    let job = vertex::compile(&inputs(ModelType::Ranking, GpuConfig::default()))
+        .unwrap()
+        .job;
+    assert_eq!(executor_images(&job)["BigQueryExampleGen"], "tfx");
 }

@@ -5,8 +5,9 @@
 //!   pipeline root or through the [`ArtifactStore`] (GCS) and summarized by trainyard-insights;
 //! - weight statistics: what the generated trainer recorded per epoch and tower
 //!   (training_metrics.json `weight_stats`, kept in the run's `training_history_json`);
-//! - logs: the local runner's pipeline.log and per-component logs; for other executors the
-//!   stage errors and the run's error message;
+//! - logs: the local runner's pipeline.log and per-component logs; a Vertex run's Cloud Logging
+//!   entries (the pipeline job's events and its tasks' output) when the platform has a
+//!   [`PipelineLogReader`]; otherwise the stage errors and the run's error message;
 //! - backfill: re-extracts results from each finished run's stored training history (the
 //!   spec's `backfill_ranking_metrics` management command).
 //!
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use trainyard_core::metrics::{extract_results, Metric, RunResults};
-use trainyard_core::ports::{ArtifactStore, Clock, RunFilter, Store};
+use trainyard_core::ports::{ArtifactStore, Clock, PipelineLogReader, RunFilter, Store};
 use trainyard_core::run::{RunId, TrainingRun};
 use trainyard_core::{Error, Result, RunStatus};
 pub use trainyard_insights::weights::{EpochWeightStats, NormPoint};
@@ -270,11 +271,15 @@ fn pick_schema(paths: &[String]) -> Option<String> {
         .cloned()
 }
 
+/// Most log entries one `logs` call reads from a log backend.
+pub const MAX_LOG_ENTRIES: usize = 2000;
+
 #[derive(Clone)]
 pub struct InsightsService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     artifacts: Option<Arc<dyn ArtifactStore>>,
+    pipeline_logs: Option<Arc<dyn PipelineLogReader>>,
 }
 
 impl InsightsService {
@@ -288,7 +293,14 @@ impl InsightsService {
             store,
             clock,
             artifacts,
+            pipeline_logs: None,
         }
+    }
+
+    /// Logs of submitted pipeline jobs (Vertex runs) come from `reader` (Cloud Logging).
+    pub fn with_pipeline_logs(mut self, reader: Option<Arc<dyn PipelineLogReader>>) -> Self {
+        self.pipeline_logs = reader;
+        self
     }
 
     fn files_for(&self, location: &str) -> Result<Files<'_>> {
@@ -426,6 +438,32 @@ impl InsightsService {
     /// The run's logs: the whole pipeline, or one component (`Trainer`, `StatisticsGen`, ...).
     pub async fn logs(&self, run_id: RunId, component: Option<&str>) -> Result<RunLogs> {
         let run = self.store.get_run(run_id).await?;
+        // A Vertex run: its pipeline job's Cloud Logging entries.
+        if let (Some(reader), Some(handle)) = (&self.pipeline_logs, crate::handle_of(&run)) {
+            let logs = reader
+                .read_logs(&handle, component, MAX_LOG_ENTRIES)
+                .await?;
+            let mut text = String::new();
+            for e in &logs.entries {
+                let who = e.component.as_deref().unwrap_or("pipeline");
+                text.push_str(&format!(
+                    "{} {:<7} [{who}] {}\n",
+                    e.timestamp, e.severity, e.message
+                ));
+            }
+            if logs.truncated {
+                text.push_str(&format!(
+                    "... (the first {MAX_LOG_ENTRIES} entries; ask for one component for more)\n"
+                ));
+            }
+            return Ok(RunLogs {
+                run_id,
+                component: component.map(str::to_string),
+                source: logs.source,
+                components: logs.components,
+                text,
+            });
+        }
         let root = Self::pipeline_root(&run).filter(|r| !r.starts_with("gs://"));
         let log_dir = run.artifacts.get("component_logs").cloned().or_else(|| {
             root.as_ref()

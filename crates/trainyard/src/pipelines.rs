@@ -31,11 +31,48 @@ pub const WHEEL_FILE_PREFIX: &str = "_wheels/";
 pub struct VertexSettings {
     pub project: String,
     pub region: String,
+    /// Stock TFX components; default [`trainyard_pipeline::DEFAULT_TFX_IMAGE`].
     pub tfx_image: Option<String>,
+    /// trainyard's trainer image (`[gcp.images] trainer`): Transform, Trainer, evaluator,
+    /// split. Default: `{region}-docker.pkg.dev/{project}/ml-training/trainer:latest`.
     pub trainer_image: Option<String>,
+    /// Its GPU variant (`[gcp.images] trainer_gpu`), for the Trainer of runs that ask for GPUs.
+    /// Default: `.../ml-training/trainer-gpu:latest`.
+    pub trainer_gpu_image: Option<String>,
     /// Trainer region of GPU runs that name none (`GcpConfig::gpu_training_region`: `[gcp]
     /// gpu_region` when `region` has no GPU training).
     pub gpu_region: Option<String>,
+}
+
+impl VertexSettings {
+    /// The settings `[gcp]` gives (file and environment overrides applied by the caller):
+    /// project, region, the trainer images of `[gcp.images]` (or their defaults), gpu_region.
+    pub fn from_gcp(config: &trainyard_gcp::GcpConfig) -> Self {
+        VertexSettings {
+            project: config.project.clone(),
+            region: config.region.clone(),
+            tfx_image: None,
+            trainer_image: Some(config.trainer_image(false)),
+            trainer_gpu_image: Some(config.trainer_image(true)),
+            gpu_region: config.gpu_training_region().map(str::to_string),
+        }
+    }
+
+    /// `pipeline compile --target vertex`: `project` and `region` as given; the trainer images
+    /// and gpu_region from `[gcp]` of `project_dir`'s trainyard.toml (and the `TRAINYARD_GCP_*`
+    /// environment) when it has one, else the defaults.
+    pub fn for_compile(project_dir: &Path, project: &str, region: &str) -> Result<Self> {
+        let path = project_dir.join(crate::CONFIG_FILE);
+        let gcp = match std::fs::read_to_string(&path) {
+            Ok(text) => crate::ProjectConfig::from_toml(&text)?.gcp,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::Storage(format!("{}: {e}", path.display()))),
+        };
+        let mut gcp = gcp.unwrap_or_default().with_env_overrides();
+        gcp.project = project.to_string();
+        gcp.region = region.to_string();
+        Ok(VertexSettings::from_gcp(&gcp))
+    }
 }
 
 /// Compiles runs with the code generator and the pipeline builder.
@@ -102,7 +139,18 @@ impl RunCompiler {
             },
             bq => bq.clone(),
         };
-        let default_image = trainyard_pipeline::DEFAULT_TFX_IMAGE.to_string();
+        let trainer_image = |configured: &Option<String>, gpu: bool| {
+            configured
+                .clone()
+                .filter(|i| !i.trim().is_empty())
+                .unwrap_or_else(|| {
+                    trainyard_gcp::config::default_trainer_image(
+                        &self.vertex.region,
+                        &self.vertex.project,
+                        gpu,
+                    )
+                })
+        };
         Ok(PipelineInputs {
             name: pipeline_name(run),
             pipeline_root: pipeline_root.to_string(),
@@ -120,8 +168,9 @@ impl RunCompiler {
                 .vertex
                 .tfx_image
                 .clone()
-                .unwrap_or_else(|| default_image.clone()),
-            trainer_image: self.vertex.trainer_image.clone().unwrap_or(default_image),
+                .unwrap_or_else(|| trainyard_pipeline::DEFAULT_TFX_IMAGE.to_string()),
+            trainer_image: trainer_image(&self.vertex.trainer_image, false),
+            trainer_gpu_image: trainer_image(&self.vertex.trainer_gpu_image, true),
             labels: BTreeMap::from([
                 ("trainyard_run_id".to_string(), run.id.to_string()),
                 (

@@ -295,6 +295,8 @@ pub struct Platform {
     serving_images: Option<crate::ServingImages>,
     /// Prices finished runs; `None` (local backend): they cost 0.
     pricing: Option<trainyard_core::pricing::CostModel>,
+    /// Logs of submitted pipeline jobs (Cloud Logging); `None`: the local runner's log files.
+    pipeline_logs: Option<Arc<dyn trainyard_core::ports::PipelineLogReader>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -349,19 +351,16 @@ impl Platform {
                     artifacts: gcp.artifacts.clone(),
                     inner: gcp.executor.clone(),
                 });
-                let compiler = Arc::new(crate::RunCompiler::vertex(crate::VertexSettings {
-                    project: config.project.clone(),
-                    region: config.region.clone(),
-                    tfx_image: None,
-                    trainer_image: None,
-                    gpu_region: config.gpu_training_region().map(str::to_string),
-                }));
+                let compiler = Arc::new(crate::RunCompiler::vertex(
+                    crate::VertexSettings::from_gcp(&config),
+                ));
                 let root = format!("gs://{}/pipeline_root", config.bucket);
                 let mut platform = platform
                     .with_executor(executor, compiler, root)
                     .with_model_registry(gcp.registry.clone())
                     .with_deployer(gcp.deployer.clone());
                 platform.artifacts = Some(gcp.artifacts.clone());
+                platform.pipeline_logs = Some(gcp.logs.clone());
                 let table = trainyard_core::pricing::PriceTable::builtin()
                     .with_overrides(&platform.config.pricing)
                     .map_err(|e| {
@@ -448,6 +447,7 @@ impl Platform {
             artifacts: None,
             serving_images: None,
             pricing: None,
+            pipeline_logs: None,
         }
     }
 
@@ -604,6 +604,7 @@ impl Platform {
             self.clock.clone(),
             self.artifacts.clone(),
         )
+        .with_pipeline_logs(self.pipeline_logs.clone())
     }
 
     pub fn registry(&self) -> RegistryService {

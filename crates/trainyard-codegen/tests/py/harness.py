@@ -255,6 +255,9 @@ def cmd_train(a):
         os.environ["MLFLOW_TRACKING_URI"] = uri
     devices = _split_devices(a.devices)
     print("logical CPU devices: %s" % [d.name for d in devices], flush=True)
+    if a.gpu_count > 0:
+        # the multi-device path on this CPU-only machine: logical CPUs stand in for the GPUs
+        os.environ["TRAINYARD_CPU_STANDS_IN_FOR_GPU"] = "1"
     trainer = _load(os.path.join(a.modules, "trainer_module.py"), "trainer_module")
     custom = {
         "epochs": a.epochs,

@@ -13,14 +13,14 @@ use trainyard_core::deployment::LiveDeploymentStatus;
 use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::ports::{
     ArtifactStore, DeployRequest, Deployer, ModelRegistry, PipelineEvent, PipelineExecutor,
-    PipelineSubmission, ScheduleTrigger, VERTEX_PIPELINE_JOB_FILE,
+    PipelineLogReader, PipelineSubmission, ScheduleTrigger, VERTEX_PIPELINE_JOB_FILE,
 };
 use trainyard_core::stages::StageName;
 use trainyard_core::ModelType;
 use trainyard_gcp::auth::{Credentials, Secret};
 use trainyard_gcp::{
-    names, CloudRunDeployer, CloudSchedulerTrigger, GcpConfig, GcpHttp, GcsClient, VertexEndpoints,
-    VertexModelRegistry, VertexPipelineExecutor,
+    names, CloudLogging, CloudRunDeployer, CloudSchedulerTrigger, GcpConfig, GcpHttp, GcsClient,
+    VertexEndpoints, VertexModelRegistry, VertexPipelineExecutor,
 };
 
 use super::{registered_model, run, schedule, FakeGoogle};
@@ -587,8 +587,87 @@ pub async fn artifact_flow(fake: &FakeGoogle) {
     );
 }
 
+/// `runs logs` of a Vertex run: the pipeline job's tasks (pipelineJobs.get), then their
+/// Cloud Logging entries (entries:list, paged), the whole job or one component.
+pub async fn logs_flow(fake: &FakeGoogle) {
+    let cfg = fake.config();
+    let exec = VertexPipelineExecutor::new(http(&cfg), &cfg);
+    let r = run(18, 4, "Shop Logs");
+    let sub = PipelineSubmission {
+        run: r.clone(),
+        pipeline_root: "gs://trainyard-test/pipeline_root/logs".into(),
+        files: BTreeMap::from([(
+            VERTEX_PIPELINE_JOB_FILE.to_string(),
+            pipeline_job_json("shop-logs-training-4"),
+        )]),
+    };
+    let h = exec.submit(&sub).await.expect("submit");
+    for _ in 0..3 {
+        exec.poll(&h).await.expect("poll"); // the fake's job runs to its end
+    }
+    let logs = CloudLogging::new(http(&cfg), &cfg);
+    let all = logs.read_logs(&h, None, 100).await.expect("read logs");
+    assert_eq!(
+        all.components,
+        [
+            "BigQueryExampleGen",
+            "Evaluator",
+            "Pusher",
+            "SchemaGen",
+            "StatisticsGen",
+            "Trainer",
+            "Transform"
+        ]
+    );
+    // the job's event, then two lines per task's custom job, across pages of 2
+    assert_eq!(all.entries.len(), 1 + 2 * 7, "{all:?}");
+    assert!(!all.truncated);
+    assert_eq!(all.entries[0].component, None);
+    assert!(
+        all.entries[0].message.contains(&h.job_id),
+        "{:?}",
+        all.entries[0]
+    );
+    let trainer: Vec<_> = all
+        .entries
+        .iter()
+        .filter(|e| e.component.as_deref() == Some("Trainer"))
+        .collect();
+    assert_eq!(trainer.len(), 2);
+    assert_eq!(trainer[1].severity, "ERROR");
+    let sent = fake.requests_to("POST", "/v2/entries:list");
+    assert!(sent.len() >= 8, "paged: {}", sent.len());
+    let body = sent[0].request.clone().unwrap();
+    assert_eq!(body["resourceNames"], json!(["projects/test-project"]));
+    assert_eq!(body["orderBy"], "timestamp asc");
+    let filter = body["filter"].as_str().unwrap();
+    assert!(
+        filter.contains(&format!("resource.labels.pipeline_job_id=\"{}\"", h.job_id))
+            && filter.contains("resource.type=\"ml_job\"")
+            && filter.contains("timestamp>="),
+        "{filter}"
+    );
+    assert_eq!(sent[1].request.as_ref().unwrap()["pageToken"], "2");
+
+    // one component, case-insensitively; a limit truncates
+    let one = logs
+        .read_logs(&h, Some("trainer"), 1)
+        .await
+        .expect("trainer logs");
+    assert_eq!(one.entries.len(), 1);
+    assert!(one.truncated);
+    assert_eq!(one.entries[0].component.as_deref(), Some("Trainer"));
+    assert!(!one.source.contains("pipeline_job_id"), "{}", one.source);
+    let err = logs.read_logs(&h, Some("Tuner"), 10).await.unwrap_err();
+    assert!(
+        matches!(&err, trainyard_core::Error::NotFound { id, .. } if id.contains("Trainer, Transform")),
+        "{err:?}"
+    );
+}
+
 pub async fn all_flows(fake: &FakeGoogle) {
     pipeline_flow(fake).await;
+    logs_flow(fake).await;
     registry_flow(fake).await;
     endpoints_flow(fake).await;
     deploy_flow(fake).await;

@@ -220,7 +220,7 @@ async fn scripted_handler(State(s): State<Scripted>, uri: Uri, headers: HeaderMa
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Exchange {
-    /// Which API's host got it: aiplatform, run, cloudscheduler or storage.
+    /// Which API's host got it: aiplatform, run, cloudscheduler, storage or logging.
     pub api: String,
     pub method: String,
     /// Raw (percent-encoded) path.
@@ -293,7 +293,7 @@ impl FakeGoogle {
             ..Default::default()
         }));
         let mut bases = BTreeMap::new();
-        for api in ["aiplatform", "run", "cloudscheduler", "storage"] {
+        for api in ["aiplatform", "run", "cloudscheduler", "storage", "logging"] {
             let app = axum::Router::new()
                 .fallback(fake_handler)
                 .with_state(Listener {
@@ -312,6 +312,7 @@ impl FakeGoogle {
         c.endpoints.cloud_run = Some(self.bases["run"].clone());
         c.endpoints.scheduler = Some(self.bases["cloudscheduler"].clone());
         c.endpoints.storage = Some(self.bases["storage"].clone());
+        c.endpoints.logging = Some(self.bases["logging"].clone());
         c
     }
 
@@ -421,8 +422,16 @@ fn pipeline_progress(job: &mut Value, polls: u32, trainer_error: Option<Value>) 
     });
     let fail = trainer_error.is_some();
     let task = |name: &str, state: &str, outputs: Value| {
-        let mut t = json!({"taskId": format!("{}", name.len() * 1000 + 7), "taskName": name,
+        let task_id = name.len() * 1000 + 7;
+        let mut t = json!({"taskId": format!("{task_id}"), "taskName": name,
             "state": state, "createTime": TS, "startTime": TS});
+        if name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            // a component: its container ran as a custom job (the DAG's root task did not)
+            t["executorDetail"] = json!({"containerDetail": {
+                "mainJob": format!("projects/123/locations/europe-central2/customJobs/{}",
+                    name.bytes().fold(880_000u64, |h, b| (h * 31 + u64::from(b)) % 1_000_000_000))
+            }});
+        }
         if state == "SUCCEEDED" || state == "FAILED" {
             t["endTime"] = TS.into();
         }
@@ -646,6 +655,54 @@ async fn fake_handler(
                 }
                 Some(bytes) => (200, object_json(&bucket, &name, bytes)),
             };
+        }
+        // ---- Cloud Logging: entries of the filter's pipeline job and custom jobs
+        if m == "POST" && path == "/v2/entries:list" {
+            let body = req_json.clone().unwrap_or_default();
+            let filter = body["filter"].as_str().unwrap_or_default().to_string();
+            let quoted = |key: &str| -> Vec<String> {
+                filter
+                    .split(key)
+                    .skip(1)
+                    .filter_map(|rest| rest.split('"').next().map(str::to_string))
+                    .collect()
+            };
+            let mut entries = Vec::new();
+            for id in quoted("resource.labels.pipeline_job_id=\"") {
+                entries.push(json!({
+                    "logName": "projects/test-project/logs/aiplatform.googleapis.com%2Fpipeline_job_events",
+                    "resource": {"type": "aiplatform.googleapis.com/PipelineJob",
+                                 "labels": {"pipeline_job_id": id, "location": "europe-central2", "resource_container": "projects/123"}},
+                    "timestamp": TS, "receiveTimestamp": TS, "severity": "INFO",
+                    "insertId": format!("ev-{id}"),
+                    "jsonPayload": {"message": format!("Pipeline job {id} started."), "@type": "type.googleapis.com/google.cloud.aiplatform.logging.PipelineJobLogEntry"}
+                }));
+            }
+            for id in quoted("resource.labels.job_id=\"") {
+                for (i, line) in [
+                    format!("custom job {id}: starting"),
+                    format!("custom job {id}: done"),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    entries.push(json!({
+                        "logName": "projects/test-project/logs/workerpool0-0",
+                        "resource": {"type": "ml_job", "labels": {"job_id": id, "task_name": "workerpool0-0", "project_id": "test-project"}},
+                        "timestamp": TS, "receiveTimestamp": TS,
+                        "severity": if i == 0 { "INFO" } else { "ERROR" },
+                        "insertId": format!("{id}-{i}"), "textPayload": line
+                    }));
+                }
+            }
+            let size = body["pageSize"].as_u64().unwrap_or(50) as usize;
+            let size = size.min(st.page_size.max(1));
+            let (items, next) = page(&entries, body["pageToken"].as_str(), size);
+            let mut out = json!({"entries": items});
+            if let Some(n) = next {
+                out["nextPageToken"] = n.into();
+            }
+            return (200, out);
         }
         // ---- Vertex AI / Cloud Run / Cloud Scheduler (one host here)
         let p = path.trim_start_matches('/');

@@ -29,7 +29,7 @@ import googleapiclient
 from google.protobuf import json_format
 
 DOCS_DIR = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents")
-DOC_NAMES = ["aiplatform.v1.json", "run.v2.json", "cloudscheduler.v1.json", "storage.v1.json"]
+DOC_NAMES = ["aiplatform.v1.json", "run.v2.json", "cloudscheduler.v1.json", "storage.v1.json", "logging.v2.json"]
 
 DUR = re.compile(r"^-?\d+(\.\d{1,9})?s$")
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")

@@ -53,7 +53,7 @@ if g["gpu_enabled"]:
     settings[ai.TRAINING_ARGS_KEY] = {"project": inputs["project"], "worker_pool_specs": [{
         "machine_spec": {"machine_type": g["machine_type"], "accelerator_type": g["gpu_type"],
                          "accelerator_count": g["gpu_count"]},
-        "replica_count": 1, "container_spec": {"image_uri": inputs["trainer_image"]}}]}
+        "replica_count": 1, "container_spec": {"image_uri": inputs["trainer_gpu_image"]}}]}
     trainer = ai.Trainer(custom_config=settings, **trainer_args)
 else:
     trainer = tfx.components.Trainer(custom_config=settings, **trainer_args)
@@ -72,7 +72,11 @@ pusher = tfx.components.Pusher(
 pipeline = tfx.dsl.Pipeline(pipeline_name=inputs["name"], pipeline_root=inputs["pipeline_root"],
                             components=[example_gen, stats, schema, transform, trainer, evaluator, pusher])
 runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-    config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=inputs["tfx_image"]),
+    # per-component images, as trainyard compiles them: its trainer image where generated or
+    # trainyard code is imported, the stock TFX image elsewhere
+    config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image={
+        "default_image_path": inputs["tfx_image"],
+        **{c: inputs["trainer_image"] for c in ("Transform", "Trainer", "Evaluator")}}),
     output_dir=os.path.dirname(out_path), output_filename=os.path.basename(out_path))
 runner.run(pipeline, write_out=True)
 shutil.rmtree(mods)
