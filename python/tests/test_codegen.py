@@ -33,6 +33,13 @@ def test_bad_configs_name_their_field(platform: trainyard.Platform) -> None:
     with pytest.raises(trainyard.ValidationError) as e:
         codegen.generate(bad_features, cfg["model_config"])
     assert e.value.field == "feature_config"
+    # The codegen error and its source, as the __cause__ chain.
+    cause = e.value.__cause__
+    assert cause is not None and str(cause) == e.value.reason
+    assert str(cause).startswith("invalid feature config: ")
+    root = cause.__cause__
+    assert root is not None and root.__cause__ is None
+    assert str(cause) == f"invalid feature config: {root}"
     with pytest.raises(trainyard.ValidationError) as e:
         codegen.generate(cfg["feature_config"], cfg["model_config"], {"epochs": 0})
     assert e.value.field == "training_params"

@@ -57,13 +57,13 @@ _Instant = Union[datetime, str]
 _Version = Union[str, int]
 
 class TrainyardError(Exception): ...
-class ValidationError(TrainyardError):
+class ValidationError(TrainyardError, ValueError):
     field: str
     reason: str
 
 class MetricsError(ValidationError): ...
 
-class NotFound(TrainyardError):
+class NotFound(TrainyardError, LookupError):
     entity: str
     id: str
 
@@ -73,7 +73,7 @@ class InvalidTransition(TrainyardError):
     from_status: str
     event: str
 
-class StorageError(TrainyardError): ...
+class StorageError(TrainyardError, OSError): ...
 class BackendError(TrainyardError): ...
 
 @final
