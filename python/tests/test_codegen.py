@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import zipfile
+from typing import cast
 from io import BytesIO
 
 import pytest
 
 import trainyard
 from trainyard import codegen
+from trainyard.config_types import FeatureConfig
 
 
 def test_generates_both_modules_from_a_runs_config(platform: trainyard.Platform) -> None:
@@ -29,7 +31,7 @@ def test_generates_both_modules_from_a_runs_config(platform: trainyard.Platform)
 
 def test_bad_configs_name_their_field(platform: trainyard.Platform) -> None:
     cfg = platform.training.create("m").config
-    bad_features = {**cfg["feature_config"], "product_id_column": "no_such_column"}
+    bad_features = cast(FeatureConfig, {**cfg["feature_config"], "product_id_column": "no_such_column"})
     with pytest.raises(trainyard.ValidationError) as e:
         codegen.generate(bad_features, cfg["model_config"])
     assert e.value.field == "feature_config"

@@ -36,6 +36,15 @@ mod runtime;
 mod schedules;
 mod training;
 
+/// The REST API's OpenAPI document (JSON): scripts/gen-config-types.py types the config dicts
+/// of the stubs (python/trainyard/config_types.py) from its schemas.
+#[pyfunction]
+fn _openapi_json() -> PyResult<String> {
+    trainyard::http::api::openapi()
+        .to_json()
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
@@ -53,6 +62,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork::_before_fork, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_before_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(_openapi_json, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
