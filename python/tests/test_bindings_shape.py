@@ -8,19 +8,17 @@ from __future__ import annotations
 import ast
 import inspect
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import trainyard._native as native
 
 STUB = Path(native.__file__).with_name("_native.pyi")
 
-_Def = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 
-
-def _stub_scopes() -> dict[str, dict[str, _Def]]:
+def _stub_scopes() -> dict[str, dict[str, Any]]:
     """{scope ("" for the module, else a class name): {function name: its def}}."""
     tree = ast.parse(STUB.read_text())
-    scopes: dict[str, dict[str, _Def]] = {"": {}}
+    scopes: dict[str, dict[str, Any]] = {"": {}}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             scopes[""][node.name] = node
@@ -41,35 +39,32 @@ def _runtime_scopes() -> dict[str, dict[str, Any]]:
     return scopes
 
 
-def _twins(names: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(n[: -len("_async")], n) for n in sorted(names) if n.endswith("_async")]
+def _twins(scopes: dict[str, dict[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """(where, blocking, awaitable) of every `<name>_async` of every scope; asserts the blocking
+    twin exists."""
+    found = []
+    for scope, members in scopes.items():
+        for name in sorted(members):
+            if name.endswith("_async"):
+                where = f"{scope or 'module'}.{name}"
+                blocking = name[: -len("_async")]
+                assert blocking in members, f"{where} has no blocking twin"
+                found.append((where, members[blocking], members[name]))
+    # The services, Platform.open/init and predict: a lost pair shows here.
+    assert len(found) >= 50, len(found)
+    return found
 
 
 def test_every_stubbed_async_method_is_the_twin_of_a_blocking_one() -> None:
-    pairs = 0
-    for scope, defs in _stub_scopes().items():
-        for sync_name, async_name in _twins(defs):
-            where = f"{scope or 'module'}.{async_name}"
-            assert sync_name in defs, f"{where} has no blocking twin in the stub"
-            sync, aw = defs[sync_name], defs[async_name]
-            assert ast.dump(sync.args) == ast.dump(aw.args), f"{where}: parameters differ from {sync_name}"
-            assert [ast.dump(d) for d in sync.decorator_list] == [ast.dump(d) for d in aw.decorator_list], where
-            assert sync.returns is not None and aw.returns is not None, where
-            expected = f"Future[{ast.unparse(sync.returns)}]"
-            assert ast.unparse(aw.returns) == expected, f"{where} returns {ast.unparse(aw.returns)}, not {expected}"
-            pairs += 1
-    # The services, Platform.open/init and predict: a lost pair shows here.
-    assert pairs >= 50, pairs
+    for where, sync, aw in _twins(_stub_scopes()):
+        assert ast.dump(sync.args) == ast.dump(aw.args), f"{where}: parameters differ"
+        assert [ast.dump(d) for d in sync.decorator_list] == [ast.dump(d) for d in aw.decorator_list], where
+        assert sync.returns is not None and aw.returns is not None, where
+        expected = f"Future[{ast.unparse(sync.returns)}]"
+        assert ast.unparse(aw.returns) == expected, f"{where} returns {ast.unparse(aw.returns)}, not {expected}"
 
 
 def test_every_runtime_async_method_has_a_blocking_twin_with_the_same_signature() -> None:
-    pairs = 0
-    for scope, members in _runtime_scopes().items():
-        for sync_name, async_name in _twins(members):
-            where = f"{scope or 'module'}.{async_name}"
-            assert sync_name in members, f"{where} has no blocking twin"
-            sync_sig = getattr(members[sync_name], "__text_signature__", None)
-            aw_sig = getattr(members[async_name], "__text_signature__", None)
-            assert sync_sig is not None and sync_sig == aw_sig, (where, sync_sig, aw_sig)
-            pairs += 1
-    assert pairs >= 50, pairs
+    for where, sync, aw in _twins(_runtime_scopes()):
+        sync_sig = getattr(sync, "__text_signature__", None)
+        assert sync_sig is not None and sync_sig == getattr(aw, "__text_signature__", None), where

@@ -44,20 +44,23 @@ view_methods! {
         dict {
             deployment_config = &v.endpoint.deployment_config;
         }
-        methods {
-            fn __repr__(&self) -> String {
-                let e = &self.inner.endpoint;
-                format!(
-                    "Endpoint(service_name={}, url={}, deployed_version={}, training_run_id={}, is_active={}, serving={})",
-                    pyq(&e.service_name),
-                    pyq(&e.service_url),
-                    pyq(&e.deployed_version),
-                    py_repr_opt(e.deployed_training_run_id),
-                    py_bool(e.is_active),
-                    self.inner.serving.map_or("None", py_bool)
-                )
-            }
-        }
+        repr(Endpoint {
+            service_name = pyq(&v.endpoint.service_name),
+            url = pyq(&v.endpoint.service_url),
+            deployed_version = pyq(&v.endpoint.deployed_version),
+            training_run_id = py_repr_opt(v.endpoint.deployed_training_run_id),
+            is_active = py_bool(v.endpoint.is_active),
+            serving = v.serving.map_or("None", py_bool),
+        });
+    }
+}
+
+fn live_status(status: &LiveDeploymentStatus) -> &'static str {
+    match status {
+        LiveDeploymentStatus::Deployed => "deployed",
+        LiveDeploymentStatus::Idle => "idle",
+        LiveDeploymentStatus::NotBlessed => "not_blessed",
+        LiveDeploymentStatus::Unknown { .. } => "unknown",
     }
 }
 
@@ -80,33 +83,24 @@ view_methods! {
             /// Live: the run's endpoint is serving it now.
             has_active_endpoint: bool = v.has_active_endpoint;
             /// Live: "deployed", "idle", "not_blessed" or "unknown" (see `status_error`).
-            status: &'static str = match v.status {
-                LiveDeploymentStatus::Deployed => "deployed",
-                LiveDeploymentStatus::Idle => "idle",
-                LiveDeploymentStatus::NotBlessed => "not_blessed",
-                LiveDeploymentStatus::Unknown { .. } => "unknown",
-            };
+            status: &'static str = live_status(&v.status);
             /// Why the status is "unknown".
             status_error: Option<&str> = match &v.status {
                 LiveDeploymentStatus::Unknown { error } => Some(error),
                 _ => None,
             };
         }
+        repr(DeploymentView {
+            training_run_id = v.training_run_id,
+            deployment_status = pyq(&to_py_string(&v.deployment_status)),
+            status = pyq(live_status(&v.status)),
+            has_active_endpoint = py_bool(v.has_active_endpoint),
+            endpoint = py_repr_opt(v.endpoint.as_ref().map(|e| pyq(&e.service_name))),
+        });
         methods {
             #[getter]
             fn endpoint(&self) -> Option<PyEndpoint> {
                 self.endpoint.clone().map(|inner| PyEndpoint { inner })
-            }
-            fn __repr__(&self) -> String {
-                let v = &self.inner;
-                format!(
-                    "DeploymentView(training_run_id={}, deployment_status={}, status={}, has_active_endpoint={}, endpoint={})",
-                    v.training_run_id,
-                    pyq(&to_py_string(&v.deployment_status)),
-                    pyq(self.status()),
-                    py_bool(v.has_active_endpoint),
-                    py_repr_opt(v.endpoint.as_ref().map(|e| pyq(&e.service_name)))
-                )
             }
         }
     }

@@ -96,6 +96,14 @@ view_methods! {
             /// The summary of all splits together, as a dict.
             combined = &s.inner.summary.combined;
         }
+        repr(RunStatistics {
+            run_id = s.inner.run_id,
+            split = py_repr_opt(s.split.map(|i| pyq(&s.inner.summary.splits[i].name))),
+            total_examples = s.dataset().total_examples,
+            numeric_features = s.dataset().numeric_feature_count,
+            categorical_features = s.dataset().categorical_feature_count,
+            avg_missing_pct = format!("{:.2}", s.dataset().avg_missing_pct),
+        });
         methods {
             /// The numeric features: a pandas DataFrame indexed by name when pandas is installed,
             /// else the list of dicts.
@@ -107,18 +115,6 @@ view_methods! {
                 notebook(py)?.call_method1(
                     "feature_frame",
                     (self.categorical_features(py)?, "categorical"),
-                )
-            }
-            fn __repr__(&self) -> String {
-                let d = self.dataset();
-                format!(
-                    "RunStatistics(run_id={}, split={}, total_examples={}, numeric_features={}, categorical_features={}, avg_missing_pct={:.2})",
-                    self.inner.run_id,
-                    py_repr_opt(self.split().map(pyq)),
-                    d.total_examples,
-                    d.numeric_feature_count,
-                    d.categorical_feature_count,
-                    d.avg_missing_pct
                 )
             }
         }
@@ -147,20 +143,17 @@ view_methods! {
             /// constraints, deprecated.
             features = &s.summary.features;
         }
+        repr(RunSchema {
+            run_id = s.run_id,
+            feature_count = s.summary.feature_count,
+            required_count = s.summary.required_count,
+            source = pyq(&s.source),
+        });
         methods {
             /// The features: a pandas DataFrame indexed by name when pandas is installed, else the
             /// list of dicts.
             fn frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 notebook(py)?.call_method1("feature_frame", (self.features(py)?, "schema"))
-            }
-            fn __repr__(&self) -> String {
-                format!(
-                    "RunSchema(run_id={}, feature_count={}, required_count={}, source={})",
-                    self.inner.run_id,
-                    self.inner.summary.feature_count,
-                    self.inner.summary.required_count,
-                    pyq(&self.inner.source)
-                )
             }
         }
     }
@@ -190,6 +183,12 @@ view_methods! {
             /// epoch.
             norms = &w.norms;
         }
+        repr(RunWeightStats {
+            run_id = w.run_id,
+            towers = format!("{:?}", w.towers),
+            epochs = format!("{:?}", w.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>()),
+            histogram_bins = w.histogram_bins,
+        });
         methods {
             /// The norm curves: a pandas DataFrame indexed by (tower, epoch) when pandas is
             /// installed, else a list of dicts with a `tower` key.
@@ -198,19 +197,6 @@ view_methods! {
             }
             fn __len__(&self) -> usize {
                 self.inner.epochs.len()
-            }
-            fn __repr__(&self) -> String {
-                format!(
-                    "RunWeightStats(run_id={}, towers={:?}, epochs={:?}, histogram_bins={})",
-                    self.inner.run_id,
-                    self.inner.towers,
-                    self.inner
-                        .epochs
-                        .iter()
-                        .map(|e| e.epoch)
-                        .collect::<Vec<_>>(),
-                    self.inner.histogram_bins
-                )
             }
         }
     }
@@ -235,20 +221,17 @@ view_methods! {
             components: Vec<String> = l.components.clone();
             text: &str = &l.text;
         }
+        repr(RunLogs {
+            run_id = l.run_id,
+            component = py_repr_opt(l.component.as_deref().map(pyq)),
+            source = pyq(&l.source),
+            components = format!("{:?}", l.components),
+            lines = l.text.lines().count(),
+        });
         methods {
             /// The log text.
             fn __str__(&self) -> &str {
                 &self.inner.text
-            }
-            fn __repr__(&self) -> String {
-                format!(
-                    "RunLogs(run_id={}, component={}, source={}, components={:?}, lines={})",
-                    self.inner.run_id,
-                    py_repr_opt(self.inner.component.as_deref().map(pyq)),
-                    pyq(&self.inner.source),
-                    self.inner.components,
-                    self.inner.text.lines().count()
-                )
             }
         }
     }
@@ -285,20 +268,14 @@ view_methods! {
         dict {
             items = &r.items;
         }
-        methods {
-            fn __repr__(&self) -> String {
-                let r = &self.inner;
-                format!(
-                    "BackfillReport(dry_run={}, force={}, found={}, updated={}, skipped={}, errors={})",
-                    py_bool(r.dry_run),
-                    py_bool(r.force),
-                    r.found,
-                    r.updated,
-                    r.skipped,
-                    r.errors
-                )
-            }
-        }
+        repr(BackfillReport {
+            dry_run = py_bool(r.dry_run),
+            force = py_bool(r.force),
+            found = r.found,
+            updated = r.updated,
+            skipped = r.skipped,
+            errors = r.errors,
+        });
     }
 }
 

@@ -108,12 +108,14 @@ macro_rules! service_methods {
 ///         }
 ///         from_dict("registry_event" $(, field: value)*);   // optional
 ///         eq(PyRegistryEvent);                              // optional
-///         methods { fn __repr__(&self) -> String { ... } }
+///         repr(RegistryEvent { name = pyq(&e.name), at = e.at });  // optional: __repr__
+///         methods { fn _repr_html_(&self) -> String { ... } }
 ///     }
 /// }
 /// ```
 /// `e` is `&self.inner` in the value expressions (`impl PyX(self as e)`: `self`). `to_dict()` is always emitted; `from_dict`
-/// (a classmethod over `to_dict()` output) and `__eq__` (on `inner`) when asked for.
+/// (a classmethod over `to_dict()` output), `__eq__` (on `inner`) and `__repr__` (`Name(key=value,
+/// ...)`, each value as its Display writes it) when asked for.
 macro_rules! view_methods {
     (impl $ty:ident(self as $v:ident) { $($body:tt)* }) => {
         view_methods!(@bind whole impl $ty($v) { $($body)* });
@@ -142,6 +144,7 @@ macro_rules! view_methods {
             )?
             $(from_dict($what:literal $(, $extra:ident : $extraval:expr)*);)?
             $(eq($eqty:ident);)?
+            $(repr($rname:ident { $($rk:ident = $rv:expr),* $(,)? });)?
             $(methods { $($rest:tt)* })?
         }
     ) => {
@@ -188,6 +191,14 @@ macro_rules! view_methods {
                     other
                         .cast::<$eqty>()
                         .is_ok_and(|o| o.get().inner == self.inner)
+                }
+            )?
+
+            $(
+                fn __repr__(&self) -> String {
+                    let $v = view_methods!(@get self $bind);
+                    let fields = [$(format!(concat!(stringify!($rk), "={}"), $rv)),*];
+                    format!(concat!(stringify!($rname), "({})"), fields.join(", "))
                 }
             )?
 

@@ -17,7 +17,7 @@ use trainyard_core::Error;
 use crate::convert::{local_times, to_py};
 use crate::ctx::Ctx;
 use crate::errors::to_py_err;
-use crate::repr::{escape, fmt_metric, py_repr_opt, pyq, to_py_string};
+use crate::repr::{escape, fmt_metric, py_bool, py_repr_opt, pyq, to_py_string};
 use crate::runtime::block;
 
 fn notebook(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
@@ -102,6 +102,14 @@ view_methods! {
         }
         from_dict("run", ctx: None);
         eq(PyRun);
+        repr(Run {
+            id = r.id,
+            ml_model = pyq(&r.ml_model),
+            name = pyq(&r.name),
+            run_number = r.run_number,
+            status = pyq(r.status.as_str()),
+            stage = py_repr_opt(r.current_stage.map(|s| pyq(s.as_str()))),
+        });
         methods {
             /// Per-epoch metrics: a pandas DataFrame when pandas is installed, else a list of dicts.
             fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -182,20 +190,6 @@ view_methods! {
                 html
             }
 
-            fn __repr__(&self) -> String {
-                let r = &self.inner;
-                format!(
-                    "Run(id={}, ml_model={}, name={}, run_number={}, status={}, stage={})",
-                    r.id,
-                    pyq(&r.ml_model),
-                    pyq(&r.name),
-                    r.run_number,
-                    pyq(r.status.as_str()),
-                    r.current_stage
-                        .map_or_else(|| "None".into(), |s| pyq(s.as_str()))
-                )
-            }
-
         }
     }
 }
@@ -219,6 +213,12 @@ view_methods! {
             /// {"total": n, "by_status": {status: n}} over the filter's non-status criteria.
             kpi = &p.kpi;
         }
+        repr(RunPage {
+            page = p.page,
+            page_size = p.page_size,
+            runs = p.runs.len(),
+            total = p.total,
+        });
         methods {
             #[getter]
             fn runs(&self) -> Vec<PyRun> {
@@ -234,15 +234,6 @@ view_methods! {
             fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let list = pyo3::types::PyList::new(py, self.runs())?;
                 list.try_iter().map(|i| i.into_any())
-            }
-            fn __repr__(&self) -> String {
-                format!(
-                    "RunPage(page={}, page_size={}, runs={}, total={})",
-                    self.inner.page,
-                    self.inner.page_size,
-                    self.inner.runs.len(),
-                    self.inner.total
-                )
             }
         }
     }
@@ -288,6 +279,15 @@ view_methods! {
         }
         from_dict("schedule");
         eq(PySchedule);
+        repr(Schedule {
+            id = s.id,
+            name = pyq(&s.name),
+            type = pyq(&to_py_string(&s.timing.schedule_type)),
+            cron = pyq(&s.timing.cron().unwrap_or_default()),
+            timezone = pyq(&s.timing.schedule_timezone),
+            status = pyq(&to_py_string(&s.status)),
+            next_run_at = py_repr_opt(s.next_run_at.map(|t| pyq(&t.to_rfc3339()))),
+        });
         methods {
             /// The next `count` fires after `after` (default now), in the schedule's time zone.
             #[pyo3(signature = (count=5, after=None))]
@@ -338,20 +338,6 @@ view_methods! {
                 html
             }
 
-            fn __repr__(&self) -> String {
-                let s = &self.inner;
-                format!(
-                    "Schedule(id={}, name={}, type={}, cron={}, timezone={}, status={}, next_run_at={})",
-                    s.id,
-                    pyq(&s.name),
-                    pyq(&to_py_string(&s.timing.schedule_type)),
-                    pyq(&s.timing.cron().unwrap_or_default()),
-                    pyq(&s.timing.schedule_timezone),
-                    pyq(&to_py_string(&s.status)),
-                    py_repr_opt(s.next_run_at.map(|t| pyq(&t.to_rfc3339())))
-                )
-            }
-
         }
     }
 }
@@ -379,19 +365,13 @@ view_methods! {
         }
         from_dict("registered_model");
         eq(PyRegisteredModel);
-        methods {
-            fn __repr__(&self) -> String {
-                let m = &self.inner;
-                format!(
-                    "RegisteredModel(id={}, ml_model={}, model_name={}, model_type={}, total_versions={})",
-                    m.id,
-                    pyq(&m.ml_model),
-                    pyq(&m.model_name),
-                    pyq(m.model_type.as_str()),
-                    m.total_versions
-                )
-            }
-        }
+        repr(RegisteredModel {
+            id = m.id,
+            ml_model = pyq(&m.ml_model),
+            model_name = pyq(&m.model_name),
+            model_type = pyq(m.model_type.as_str()),
+            total_versions = m.total_versions,
+        });
     }
 }
 
@@ -409,18 +389,12 @@ view_methods! {
             has_schedule: bool = c.has_schedule;
             schedule_id: Option<i64> = c.schedule_id;
         }
-        methods {
-            fn __repr__(&self) -> String {
-                let c = &self.inner;
-                format!(
-                    "NameCheck(exists={}, registered_model_id={}, has_schedule={}, schedule_id={})",
-                    if c.exists { "True" } else { "False" },
-                    py_repr_opt(c.registered_model_id),
-                    if c.has_schedule { "True" } else { "False" },
-                    py_repr_opt(c.schedule_id)
-                )
-            }
-        }
+        repr(NameCheck {
+            exists = py_bool(c.exists),
+            registered_model_id = py_repr_opt(c.registered_model_id),
+            has_schedule = py_bool(c.has_schedule),
+            schedule_id = py_repr_opt(c.schedule_id),
+        });
     }
 }
 

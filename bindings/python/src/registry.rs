@@ -47,19 +47,13 @@ view_methods! {
         }
         from_dict("model_version");
         eq(PyModelVersion);
-        methods {
-            fn __repr__(&self) -> String {
-                let v = &self.inner;
-                format!(
-                    "ModelVersion(version={}, training_run_id={}, status={}, aliases={:?}, endpoints={:?})",
-                    pyq(&v.version),
-                    v.training_run_id,
-                    pyq(v.status.as_str()),
-                    v.aliases,
-                    v.endpoints
-                )
-            }
-        }
+        repr(ModelVersion {
+            version = pyq(&v.version),
+            training_run_id = v.training_run_id,
+            status = pyq(v.status.as_str()),
+            aliases = format!("{:?}", v.aliases),
+            endpoints = format!("{:?}", v.endpoints),
+        });
     }
 }
 
@@ -96,20 +90,14 @@ view_methods! {
             /// The latest version's KPI metrics.
             metrics = &s.metrics;
         }
-        methods {
-            fn __repr__(&self) -> String {
-                let s = &self.inner;
-                format!(
-                    "ModelSummary(id={}, model_name={}, latest_version={}, is_deployed={}, has_active_endpoint={}, has_schedule={})",
-                    s.model.id,
-                    pyq(&s.model.model_name),
-                    pyq(&s.model.latest_version_number),
-                    py_bool(s.model.is_deployed),
-                    py_bool(s.has_active_endpoint),
-                    py_bool(s.has_schedule)
-                )
-            }
-        }
+        repr(ModelSummary {
+            id = s.model.id,
+            model_name = pyq(&s.model.model_name),
+            latest_version = pyq(&s.model.latest_version_number),
+            is_deployed = py_bool(s.model.is_deployed),
+            has_active_endpoint = py_bool(s.has_active_endpoint),
+            has_schedule = py_bool(s.has_schedule),
+        });
     }
 }
 
@@ -137,6 +125,13 @@ view_methods! {
             /// {"total", "registered", "with_schedule", "deployed"} over the filtered models.
             kpi = &l.kpi;
         }
+        repr(ModelListing {
+            models = l.registered_models.len(),
+            total = l.kpi.total,
+            registered = l.kpi.registered,
+            with_schedule = l.kpi.with_schedule,
+            deployed = l.kpi.deployed,
+        });
         methods {
             fn __len__(&self) -> usize {
                 self.inner.registered_models.len()
@@ -144,17 +139,6 @@ view_methods! {
             fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let list = pyo3::types::PyList::new(py, summaries(&self.inner))?;
                 list.try_iter().map(|i| i.into_any())
-            }
-            fn __repr__(&self) -> String {
-                let k = &self.inner.kpi;
-                format!(
-                    "ModelListing(models={}, total={}, registered={}, with_schedule={}, deployed={})",
-                    self.inner.registered_models.len(),
-                    k.total,
-                    k.registered,
-                    k.with_schedule,
-                    k.deployed
-                )
             }
         }
     }
@@ -181,19 +165,13 @@ view_methods! {
             at: DateTime<Utc> = e.at;
         }
         eq(PyRegistryEvent);
-        methods {
-            fn __repr__(&self) -> String {
-                let e = &self.inner;
-                format!(
-                    "RegistryEvent(kind={}, name={}, model_version={}, training_run_id={}, at={})",
-                    pyq(&to_py_string(&e.kind)),
-                    pyq(&e.name),
-                    pyq(&e.model_version),
-                    py_repr_opt(e.training_run_id),
-                    pyq(&e.at.to_rfc3339())
-                )
-            }
-        }
+        repr(RegistryEvent {
+            kind = pyq(&to_py_string(&e.kind)),
+            name = pyq(&e.name),
+            model_version = pyq(&e.model_version),
+            training_run_id = py_repr_opt(e.training_run_id),
+            at = pyq(&e.at.to_rfc3339()),
+        });
     }
 }
 
