@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use pyo3::prelude::*;
-use trainyard_core::metrics::kpi_metrics;
+use trainyard_core::metrics::Metric;
 use trainyard_core::ports::{FireOutcome, RunPage};
 use trainyard_core::registry::{NameCheck, RegisteredModel};
 use trainyard_core::run::TrainingRun;
@@ -166,14 +166,13 @@ view_methods! {
                     ));
                 }
                 html.push_str("</tr></table><table class=\"trainyard-metrics\">");
-                for m in kpi_metrics(r.model_type())
+                for m in Metric::kpis(r.model_type())
                     .iter()
-                    .copied()
-                    .chain(["final_loss"])
+                    .chain([&Metric::FinalLoss])
                 {
                     html.push_str(&format!(
                         "<tr><td>{m}</td><td>{}</td></tr>",
-                        fmt_metric(r.results.get(m))
+                        fmt_metric(r.results.value(*m))
                     ));
                 }
                 if let Some(b) = r.results.is_blessed {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::time::Duration;
 use trainyard::core::deployment::validate_service_name;
-use trainyard::core::metrics::{extract_results_from_str, kpi_metrics};
+use trainyard::core::metrics::{extract_results_from_str, Metric};
 use trainyard::core::model_config::ModelType;
 use trainyard::core::ports::FireOutcome;
 use trainyard::core::ports::{PipelineEvent, RunFilter};
@@ -602,10 +602,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             if out.json {
                 return print_json(&results);
             }
-            let rows: Vec<Vec<String>> = kpi_metrics(model_type)
+            let rows: Vec<Vec<String>> = Metric::kpis(model_type)
                 .iter()
-                .chain(&["final_loss"])
-                .map(|m| vec![m.to_string(), opt_f64(results.get(m))])
+                .chain(&[Metric::FinalLoss])
+                .map(|m| vec![m.to_string(), opt_f64(results.value(*m))])
                 .collect();
             print_table(&["metric", "value"], &rows);
             Ok(())

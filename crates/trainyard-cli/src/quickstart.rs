@@ -50,10 +50,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 }
 
 fn run_config(model_type: ModelType, epochs: u32, deploy: bool) -> RunConfig {
-    let blessing_metric = match model_type {
-        ModelType::Retrieval => "recall_at_100",
-        ModelType::Ranking | ModelType::Multitask => "rmse",
-    };
+    let blessing_metric = trainyard::core::metrics::Metric::blessing_default(model_type).name();
     RunConfig {
         dataset: DatasetSpec {
             name: "synthetic-b2b".into(),
@@ -119,9 +116,9 @@ async fn train(
         done.status,
         started.elapsed().as_secs_f64()
     );
-    let metrics: Vec<String> = trainyard::core::metrics::kpi_metrics(model_type)
+    let metrics: Vec<String> = trainyard::core::metrics::Metric::kpis(model_type)
         .iter()
-        .filter_map(|m| done.results.get(m).map(|v| format!("{m} {v:.4}")))
+        .filter_map(|m| done.results.value(*m).map(|v| format!("{m} {v:.4}")))
         .collect();
     println!("results: {}", metrics.join(", "));
     if done.status == RunStatus::Failed || done.status == RunStatus::Cancelled {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ValidationError;
+use crate::metrics::Metric;
 use crate::model_config::ModelType;
 
 /// Optimizers the generated trainer knows.
@@ -491,12 +492,9 @@ impl Default for EvaluatorConfig {
 /// Recall cut-offs the generated trainer measures.
 pub const RECALL_KS: [u32; 4] = [5, 10, 50, 100];
 
-/// Whether smaller values of a blessing metric are better.
+/// Whether smaller values of a blessing metric are better (false for an unknown name).
 pub fn metric_lower_is_better(metric: &str) -> bool {
-    matches!(
-        metric,
-        "rmse" | "mae" | "test_rmse" | "test_mae" | "final_loss" | "loss"
-    )
+    Metric::parse(metric).is_some_and(Metric::lower_is_better)
 }
 
 impl EvaluatorConfig {
@@ -511,24 +509,15 @@ impl EvaluatorConfig {
 
     /// The metric a model type blesses on by default: recall@100 when it retrieves, else rmse.
     pub fn default_metric(model_type: ModelType) -> &'static str {
-        if model_type.has_retrieval() {
-            "recall_at_100"
-        } else {
-            "rmse"
-        }
+        Metric::blessing_default(model_type).name()
     }
 
     /// The metrics a model type's trainer reports and can bless on.
     pub fn allowed_metrics(model_type: ModelType) -> Vec<String> {
-        let mut out = Vec::new();
-        if model_type.has_retrieval() {
-            out.extend(RECALL_KS.iter().map(|k| format!("recall_at_{k}")));
-        }
-        if model_type.has_ranking() {
-            out.extend(["rmse", "mae", "test_rmse", "test_mae"].map(String::from));
-        }
-        out.push("final_loss".into());
-        out
+        Metric::reported_by(model_type)
+            .into_iter()
+            .map(|m| m.name().to_string())
+            .collect()
     }
 
     /// The metric blessing reads for a run of `model_type` (the default when none is set).

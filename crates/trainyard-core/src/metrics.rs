@@ -24,6 +24,160 @@ pub enum MetricsError {
     WrongType { key: String, expected: &'static str },
 }
 
+/// A result metric of a training run: one results column, with its label, its direction, and
+/// the model types whose trainer reports it. The one list of metric names in the project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    #[serde(rename = "recall_at_5")]
+    RecallAt5,
+    #[serde(rename = "recall_at_10")]
+    RecallAt10,
+    #[serde(rename = "recall_at_50")]
+    RecallAt50,
+    #[serde(rename = "recall_at_100")]
+    RecallAt100,
+    Rmse,
+    Mae,
+    TestRmse,
+    TestMae,
+    FinalLoss,
+}
+
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    HigherIsBetter,
+    LowerIsBetter,
+}
+
+impl Metric {
+    /// Every metric, in display order.
+    pub const ALL: [Metric; 9] = [
+        Metric::RecallAt5,
+        Metric::RecallAt10,
+        Metric::RecallAt50,
+        Metric::RecallAt100,
+        Metric::Rmse,
+        Metric::Mae,
+        Metric::TestRmse,
+        Metric::TestMae,
+        Metric::FinalLoss,
+    ];
+    /// The recall@k metrics, k ascending (the k of [`crate::config::RECALL_KS`]).
+    pub const RECALLS: [Metric; 4] = [
+        Metric::RecallAt5,
+        Metric::RecallAt10,
+        Metric::RecallAt50,
+        Metric::RecallAt100,
+    ];
+
+    /// The column name (`recall_at_100`), as in the API, the store and training_metrics.json.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Metric::RecallAt5 => "recall_at_5",
+            Metric::RecallAt10 => "recall_at_10",
+            Metric::RecallAt50 => "recall_at_50",
+            Metric::RecallAt100 => "recall_at_100",
+            Metric::Rmse => "rmse",
+            Metric::Mae => "mae",
+            Metric::TestRmse => "test_rmse",
+            Metric::TestMae => "test_mae",
+            Metric::FinalLoss => "final_loss",
+        }
+    }
+
+    /// The label a person reads (`Recall@100`, `Test RMSE`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Metric::RecallAt5 => "Recall@5",
+            Metric::RecallAt10 => "Recall@10",
+            Metric::RecallAt50 => "Recall@50",
+            Metric::RecallAt100 => "Recall@100",
+            Metric::Rmse => "RMSE",
+            Metric::Mae => "MAE",
+            Metric::TestRmse => "Test RMSE",
+            Metric::TestMae => "Test MAE",
+            Metric::FinalLoss => "Final loss",
+        }
+    }
+
+    pub const fn direction(self) -> Direction {
+        match self {
+            Metric::RecallAt5 | Metric::RecallAt10 | Metric::RecallAt50 | Metric::RecallAt100 => {
+                Direction::HigherIsBetter
+            }
+            Metric::Rmse | Metric::Mae | Metric::TestRmse | Metric::TestMae | Metric::FinalLoss => {
+                Direction::LowerIsBetter
+            }
+        }
+    }
+
+    pub const fn lower_is_better(self) -> bool {
+        matches!(self.direction(), Direction::LowerIsBetter)
+    }
+
+    /// The metric named `name`; `loss` is accepted for `final_loss`.
+    pub fn parse(name: &str) -> Option<Metric> {
+        match name {
+            "loss" => Some(Metric::FinalLoss),
+            _ => Metric::ALL.into_iter().find(|m| m.name() == name),
+        }
+    }
+
+    /// The KPI columns a model type shows (spec: "KPI Configuration by Model Type").
+    pub const fn kpis(model_type: ModelType) -> &'static [Metric] {
+        match model_type {
+            ModelType::Retrieval => &Metric::RECALLS,
+            ModelType::Ranking => &[Metric::Rmse, Metric::Mae, Metric::TestRmse, Metric::TestMae],
+            ModelType::Multitask => &[
+                Metric::RecallAt50,
+                Metric::RecallAt100,
+                Metric::Rmse,
+                Metric::TestRmse,
+            ],
+        }
+    }
+
+    /// The metrics a model type's trainer reports (and blessing can read).
+    pub fn reported_by(model_type: ModelType) -> Vec<Metric> {
+        Metric::ALL
+            .into_iter()
+            .filter(|m| match m {
+                Metric::FinalLoss => true,
+                m if Metric::RECALLS.contains(m) => model_type.has_retrieval(),
+                _ => model_type.has_ranking(),
+            })
+            .collect()
+    }
+
+    /// The metric a model type blesses on by default: recall@100 when it retrieves, else rmse.
+    pub fn blessing_default(model_type: ModelType) -> Metric {
+        if model_type.has_retrieval() {
+            Metric::RecallAt100
+        } else {
+            Metric::Rmse
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Metric::parse(s).ok_or_else(|| {
+            let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown metric {s:?} (one of {})", names.join(", "))
+        })
+    }
+}
+
 /// The results columns of a training run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -43,55 +197,49 @@ pub struct RunResults {
 impl RunResults {
     /// A result by its column name (used for blessing thresholds and KPIs).
     pub fn get(&self, metric: &str) -> Option<f64> {
+        Metric::parse(metric).and_then(|m| self.value(m))
+    }
+
+    pub fn value(&self, metric: Metric) -> Option<f64> {
         match metric {
-            "recall_at_5" => self.recall_at_5,
-            "recall_at_10" => self.recall_at_10,
-            "recall_at_50" => self.recall_at_50,
-            "recall_at_100" => self.recall_at_100,
-            "rmse" => self.rmse,
-            "mae" => self.mae,
-            "test_rmse" => self.test_rmse,
-            "test_mae" => self.test_mae,
-            "final_loss" | "loss" => self.final_loss,
-            _ => None,
+            Metric::RecallAt5 => self.recall_at_5,
+            Metric::RecallAt10 => self.recall_at_10,
+            Metric::RecallAt50 => self.recall_at_50,
+            Metric::RecallAt100 => self.recall_at_100,
+            Metric::Rmse => self.rmse,
+            Metric::Mae => self.mae,
+            Metric::TestRmse => self.test_rmse,
+            Metric::TestMae => self.test_mae,
+            Metric::FinalLoss => self.final_loss,
+        }
+    }
+
+    pub fn slot(&mut self, metric: Metric) -> &mut Option<f64> {
+        match metric {
+            Metric::RecallAt5 => &mut self.recall_at_5,
+            Metric::RecallAt10 => &mut self.recall_at_10,
+            Metric::RecallAt50 => &mut self.recall_at_50,
+            Metric::RecallAt100 => &mut self.recall_at_100,
+            Metric::Rmse => &mut self.rmse,
+            Metric::Mae => &mut self.mae,
+            Metric::TestRmse => &mut self.test_rmse,
+            Metric::TestMae => &mut self.test_mae,
+            Metric::FinalLoss => &mut self.final_loss,
         }
     }
 
     /// Copies every value `other` has over this one (keeps this one's where `other` has none).
     pub fn merge_from(&mut self, other: &RunResults) {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        for m in Metric::ALL {
+            if let Some(v) = other.value(m) {
+                *self.slot(m) = Some(v);
+            }
         }
-        take!(
-            recall_at_5,
-            recall_at_10,
-            recall_at_50,
-            recall_at_100,
-            rmse,
-            mae,
-            test_rmse,
-            test_mae,
-            final_loss,
-            is_blessed
-        );
+        if other.is_blessed.is_some() {
+            self.is_blessed = other.is_blessed;
+        }
     }
 }
-
-/// The KPI columns each model type shows (spec: "KPI Configuration by Model Type").
-pub fn kpi_metrics(model_type: ModelType) -> &'static [&'static str] {
-    match model_type {
-        ModelType::Retrieval => &[
-            "recall_at_5",
-            "recall_at_10",
-            "recall_at_50",
-            "recall_at_100",
-        ],
-        ModelType::Ranking => &["rmse", "mae", "test_rmse", "test_mae"],
-        ModelType::Multitask => &["recall_at_50", "recall_at_100", "rmse", "test_rmse"],
-    }
-}
-
-const RECALL_KS: [u32; 4] = [5, 10, 50, 100];
 
 struct Parsed<'a> {
     loss: Option<&'a serde_json::Map<String, Value>>,
@@ -174,19 +322,13 @@ pub fn extract_results(model_type: ModelType, doc: &Value) -> Result<RunResults,
         ..RunResults::default()
     };
     if matches!(model_type, ModelType::Retrieval | ModelType::Multitask) {
-        let mut recalls = [None; 4];
-        for (slot, k) in recalls.iter_mut().zip(RECALL_KS) {
-            *slot = p.first_of(
-                &[&format!("test_recall_at_{k}"), &format!("recall_at_{k}")],
-                &[&format!("val_recall_at_{k}"), &format!("recall_at_{k}")],
+        for m in Metric::RECALLS {
+            let name = m.name();
+            *r.slot(m) = p.first_of(
+                &[&format!("test_{name}"), name],
+                &[&format!("val_{name}"), name],
             )?;
         }
-        [
-            r.recall_at_5,
-            r.recall_at_10,
-            r.recall_at_50,
-            r.recall_at_100,
-        ] = recalls;
     }
     if matches!(model_type, ModelType::Ranking | ModelType::Multitask) {
         r.rmse = p.last_epoch("val_rmse")?;
@@ -224,6 +366,30 @@ pub struct EpochMetrics {
 }
 
 impl EpochMetrics {
+    /// A per-epoch value by key: the typed columns (`loss`, `val_loss`, recall@k, rmse, mae),
+    /// else the raw value of that key.
+    pub fn get(&self, key: &str) -> Option<f64> {
+        match key {
+            "loss" => self.loss,
+            "val_loss" => self.val_loss,
+            "recall_at_5" => self.recall_at_5,
+            "recall_at_10" => self.recall_at_10,
+            "recall_at_50" => self.recall_at_50,
+            "recall_at_100" => self.recall_at_100,
+            "rmse" => self.rmse,
+            "mae" => self.mae,
+            other => self.values.get(other).copied(),
+        }
+    }
+
+    /// Whether a raw per-epoch key is shown under a typed column (`val_recall_at_100` is
+    /// recall@100, `total_loss` is the loss).
+    pub fn is_typed_key(key: &str) -> bool {
+        let base = key.strip_prefix("val_").unwrap_or(key);
+        matches!(base, "loss" | "total_loss" | "rmse" | "mae")
+            || Metric::RECALLS.iter().any(|m| m.name() == base)
+    }
+
     /// Builds a row from named values, filling the typed columns from their usual keys
     /// (`val_recall_at_k` wins over `recall_at_k`; `val_rmse` over `rmse`).
     pub fn from_values(epoch: u32, values: BTreeMap<String, f64>) -> Self {

@@ -341,6 +341,10 @@ pub struct DeployRequest {
     pub model_path: String,
     pub image: String,
     pub config: DeploymentConfig,
+    /// Version labels the server answers on (`/v1/models/NAME/labels/LABEL`, gRPC
+    /// `version_label`): the model's registry aliases, alias -> version number.
+    #[serde(default)]
+    pub labels: BTreeMap<String, u64>,
 }
 
 /// Serves models (local trainyard-serve process, Cloud Run).

@@ -113,6 +113,23 @@ pub struct RegistryEvent {
     pub version: i64,
 }
 
+/// The aliases a model's events leave in place (oldest event first): alias -> version.
+pub fn current_aliases<'a>(
+    events: impl IntoIterator<Item = &'a RegistryEvent>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in events {
+        if e.kind != RegistryEventKind::Alias {
+            continue;
+        }
+        match e.training_run_id {
+            Some(_) => out.insert(e.name.clone(), e.model_version.clone()),
+            None => out.remove(&e.name),
+        };
+    }
+    out
+}
+
 /// Aliases are short lowercase labels like `production` or `staging`.
 pub fn validate_alias(alias: &str) -> Result<(), crate::ValidationError> {
     let ok = !alias.is_empty()

@@ -1,6 +1,6 @@
 use serde_json::json;
 use trainyard_core::metrics::{
-    epoch_history, extract_results, extract_results_from_str, MetricsError,
+    epoch_history, extract_results, extract_results_from_str, MetricsError, RunResults,
 };
 use trainyard_core::ModelType;
 
@@ -99,4 +99,53 @@ fn history_rows_follow_the_loss_arrays() {
     assert!(close(rows[2].loss, 1.18));
     assert!(close(rows[1].recall_at_50, 0.19));
     assert_eq!(rows[3].values.len(), 6);
+}
+
+/// The spec's KPI sets per model type, the metrics each trainer reports, the names and the
+/// direction each metric improves in — all answered by the one `Metric` enum.
+#[test]
+fn the_metric_enum_is_the_one_list_of_metrics() {
+    use trainyard_core::metrics::{Direction, Metric};
+    let names = |ms: &[Metric]| ms.iter().map(|m| m.name()).collect::<Vec<_>>();
+    assert_eq!(
+        names(Metric::kpis(ModelType::Retrieval)),
+        [
+            "recall_at_5",
+            "recall_at_10",
+            "recall_at_50",
+            "recall_at_100"
+        ]
+    );
+    assert_eq!(
+        names(Metric::kpis(ModelType::Ranking)),
+        ["rmse", "mae", "test_rmse", "test_mae"]
+    );
+    assert_eq!(
+        names(Metric::kpis(ModelType::Multitask)),
+        ["recall_at_50", "recall_at_100", "rmse", "test_rmse"]
+    );
+    assert_eq!(
+        names(&Metric::reported_by(ModelType::Ranking)),
+        ["rmse", "mae", "test_rmse", "test_mae", "final_loss"]
+    );
+    assert_eq!(Metric::reported_by(ModelType::Multitask).len(), 9);
+    for m in Metric::ALL {
+        assert_eq!(Metric::parse(m.name()), Some(m));
+        assert_eq!(m.name().parse::<Metric>(), Ok(m));
+        assert_eq!(serde_json::to_value(m).unwrap(), m.name());
+        let recall = m.name().starts_with("recall_at_");
+        assert_eq!(m.direction() == Direction::HigherIsBetter, recall, "{m}");
+    }
+    assert_eq!(Metric::parse("loss"), Some(Metric::FinalLoss));
+    assert!("recall@100"
+        .parse::<Metric>()
+        .unwrap_err()
+        .contains("recall_at_100"));
+    let r = RunResults {
+        test_mae: Some(0.5),
+        ..RunResults::default()
+    };
+    assert_eq!(r.get("test_mae"), Some(0.5));
+    assert_eq!(r.value(Metric::TestMae), Some(0.5));
+    assert_eq!(r.get("nope"), None);
 }

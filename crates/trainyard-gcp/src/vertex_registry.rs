@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use trainyard_core::metrics::Metric;
 use trainyard_core::ports::{ModelRegistry, RegistryVersion};
 use trainyard_core::registry::RegisteredModel;
 use trainyard_core::run::TrainingRun;
@@ -73,18 +74,10 @@ pub fn version_labels(
         "is_blessed".into(),
         run.results.is_blessed.unwrap_or(false).to_string(),
     );
-    for metric in [
-        "recall_at_5",
-        "recall_at_10",
-        "recall_at_50",
-        "recall_at_100",
-        "rmse",
-        "mae",
-        "test_rmse",
-        "test_mae",
-    ] {
-        if let Some(v) = run.results.get(metric) {
-            raw.insert(metric.into(), format!("{v:.4}"));
+    // every result metric except the loss (spec: the version's metrics as labels)
+    for metric in Metric::ALL.into_iter().filter(|m| *m != Metric::FinalLoss) {
+        if let Some(v) = run.results.value(metric) {
+            raw.insert(metric.name().into(), format!("{v:.4}"));
         }
     }
     for (k, v) in extra {

@@ -192,6 +192,12 @@ impl LocalDeployer {
             .arg(port.to_string())
             .arg("--ready-file")
             .arg(&ready)
+            .args(
+                request
+                    .labels
+                    .iter()
+                    .flat_map(|(label, v)| ["--version-label".to_string(), format!("{label}={v}")]),
+            )
             .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
@@ -583,6 +589,7 @@ mod tests {
                 model_path: "/m".into(),
                 image: String::new(),
                 config: Default::default(),
+                labels: Default::default(),
             })
             .await
             .unwrap_err();
@@ -593,6 +600,7 @@ mod tests {
                 model_path: "/m".into(),
                 image: String::new(),
                 config: Default::default(),
+                labels: Default::default(),
             })
             .await
             .unwrap_err();
@@ -652,6 +660,7 @@ while :; do sleep 0.1; done
             model_path: "/models/recs".into(),
             image: String::new(),
             config: Default::default(),
+            labels: [("production".to_string(), 3)].into(),
         }
     }
 
@@ -686,6 +695,15 @@ while :; do sleep 0.1; done
         original.deploy(&request("recs-serving")).await.unwrap();
         let state = original.state("recs-serving").unwrap().unwrap();
         started.0.push(state.pid);
+        // the model's aliases reach the server as version labels
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", state.pid)).unwrap();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        assert!(
+            args.windows(2)
+                .any(|w| w == [&b"--version-label"[..], &b"production=3"[..]]),
+            "{:?}",
+            String::from_utf8_lossy(&cmdline)
+        );
         assert_eq!(state.project_id, original.project_id());
         assert!(alive(state.pid));
         assert!(original.is_running(&state));

@@ -2,6 +2,7 @@
 //! the page, so a run named `<script>` stays text.
 
 use std::fmt::Write;
+use trainyard_core::metrics::Metric;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -68,18 +69,9 @@ pub fn duration(seconds: f64) -> String {
 /// The label of a results column.
 pub fn metric_label(key: &str) -> String {
     match key {
-        "recall_at_5" => "Recall@5".into(),
-        "recall_at_10" => "Recall@10".into(),
-        "recall_at_50" => "Recall@50".into(),
-        "recall_at_100" => "Recall@100".into(),
-        "rmse" => "RMSE".into(),
-        "mae" => "MAE".into(),
-        "test_rmse" => "Test RMSE".into(),
-        "test_mae" => "Test MAE".into(),
-        "final_loss" => "Final loss".into(),
         "loss" => "Loss".into(),
         "val_loss" => "Validation loss".into(),
-        other => other.to_string(),
+        other => Metric::parse(other).map_or_else(|| other.to_string(), |m| m.label().into()),
     }
 }
 

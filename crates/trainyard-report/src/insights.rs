@@ -31,26 +31,6 @@ pub const WEIGHT_CHART_IDS: [&str; 5] = [
 ];
 pub const WEIGHT_STATS_EMPTY_ID: &str = "insights-weight-stats";
 
-/// Per-epoch keys the training-curves section already draws.
-const DRAWN_ELSEWHERE: &[&str] = &[
-    "loss",
-    "total_loss",
-    "val_loss",
-    "val_total_loss",
-    "recall_at_5",
-    "recall_at_10",
-    "recall_at_50",
-    "recall_at_100",
-    "val_recall_at_5",
-    "val_recall_at_10",
-    "val_recall_at_50",
-    "val_recall_at_100",
-    "rmse",
-    "mae",
-    "val_rmse",
-    "val_mae",
-];
-
 /// One piece of the insights section.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Block {
@@ -248,7 +228,7 @@ fn extra_epoch_metrics(history: &[EpochMetrics]) -> Vec<Block> {
     let keys: BTreeSet<&str> = history
         .iter()
         .flat_map(|e| e.values.keys().map(String::as_str))
-        .filter(|k| !DRAWN_ELSEWHERE.contains(k))
+        .filter(|k| !trainyard_core::metrics::EpochMetrics::is_typed_key(k)) // drawn in the training curves
         .collect();
     keys.into_iter()
         .take(MAX_EXTRA_CHARTS)

@@ -20,7 +20,7 @@ pub mod ridgeline;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
-use trainyard_core::metrics::{kpi_metrics, EpochMetrics};
+use trainyard_core::metrics::{EpochMetrics, Metric};
 use trainyard_core::model_config::ModelType;
 use trainyard_core::registry::RegisteredModel;
 use trainyard_core::run::TrainingRun;
@@ -226,10 +226,10 @@ fn overview(s: &mut String, input: &ReportInput) {
 fn final_metrics(s: &mut String, input: &ReportInput) {
     let run = &input.run;
     s.push_str("<section id=\"final-metrics\"><h2>Final metrics</h2>\n");
-    let keys: Vec<&str> = kpi_metrics(run.model_type())
+    let keys: Vec<&str> = Metric::kpis(run.model_type())
         .iter()
-        .copied()
-        .chain(["final_loss"])
+        .chain([&Metric::FinalLoss])
+        .map(|m| m.name())
         .collect();
     if keys.iter().all(|k| run.results.get(k).is_none()) {
         s.push_str(&charts::no_data(
@@ -254,19 +254,7 @@ fn final_metrics(s: &mut String, input: &ReportInput) {
 fn epoch_series(history: &[EpochMetrics], key: &str, label: &str) -> Series {
     let mut rows: Vec<&EpochMetrics> = history.iter().collect();
     rows.sort_by_key(|e| e.epoch);
-    let pick = |e: &EpochMetrics| -> Option<f64> {
-        match key {
-            "loss" => e.loss,
-            "val_loss" => e.val_loss,
-            "recall_at_5" => e.recall_at_5,
-            "recall_at_10" => e.recall_at_10,
-            "recall_at_50" => e.recall_at_50,
-            "recall_at_100" => e.recall_at_100,
-            "rmse" => e.rmse,
-            "mae" => e.mae,
-            other => e.values.get(other).copied(),
-        }
-    };
+    let pick = |e: &EpochMetrics| e.get(key);
     Series {
         key: key.into(),
         label: label.into(),
@@ -303,15 +291,10 @@ pub fn curve_charts(model_type: ModelType, history: &[EpochMetrics]) -> Vec<Line
             "recall",
             "Recall@k per epoch",
             "recall",
-            [
-                "recall_at_5",
-                "recall_at_10",
-                "recall_at_50",
-                "recall_at_100",
-            ]
-            .iter()
-            .map(|k| epoch_series(history, k, &metric_label(k)))
-            .collect(),
+            Metric::RECALLS
+                .iter()
+                .map(|m| epoch_series(history, m.name(), m.label()))
+                .collect(),
         ));
     }
     if matches!(model_type, ModelType::Ranking | ModelType::Multitask) {
@@ -414,14 +397,14 @@ pub fn versions_chart(input: &ReportInput) -> LineChart {
         x_label: "training run".into(),
         x_prefix: "#".into(),
         y_label: "value".into(),
-        series: kpi_metrics(model_type)
+        series: Metric::kpis(model_type)
             .iter()
-            .map(|k| Series {
-                key: (*k).into(),
-                label: metric_label(k),
+            .map(|m| Series {
+                key: m.name().into(),
+                label: m.label().into(),
                 points: versions
                     .iter()
-                    .filter_map(|r| r.results.get(k).map(|v| (f64::from(r.run_number), v)))
+                    .filter_map(|r| r.results.value(*m).map(|v| (f64::from(r.run_number), v)))
                     .collect(),
             })
             .collect(),
@@ -453,12 +436,12 @@ fn versions(s: &mut String, input: &ReportInput) {
         }
     );
     s.push_str(&versions_chart(input).render());
-    let kpis = kpi_metrics(model.model_type);
+    let kpis = Metric::kpis(model.model_type);
     s.push_str(
         "<table id=\"versions-table\"><thead><tr><th>run</th><th>status</th><th>blessed</th>",
     );
     for k in kpis {
-        let _ = write!(s, "<th>{}</th>", esc(&metric_label(k)));
+        let _ = write!(s, "<th>{}</th>", esc(k.label()));
     }
     s.push_str("<th>created</th></tr></thead><tbody>\n");
     for r in sorted_versions(input).into_iter().rev() {
@@ -481,7 +464,7 @@ fn versions(s: &mut String, input: &ReportInput) {
             }
         );
         for k in kpis {
-            let _ = write!(s, "<td>{}</td>", opt_metric(r.results.get(k)));
+            let _ = write!(s, "<td>{}</td>", opt_metric(r.results.value(*k)));
         }
         let _ = writeln!(s, "<td>{}</td></tr>", esc(&ts(Some(r.created_at))));
     }

@@ -184,11 +184,18 @@ impl DeploymentService {
             Ok(())
         })
         .await?;
+        // The model's aliases become the server's version labels (TF Serving's /labels/NAME).
+        let events = self.store.registry_events(model_id).await?;
+        let labels = trainyard_core::registry::current_aliases(&events)
+            .into_iter()
+            .filter_map(|(alias, v)| v.parse().ok().map(|v| (alias, v)))
+            .collect();
         let request = DeployRequest {
             service_name: service_name.clone(),
             model_path,
             image: self.images.for_run(&run).to_string(),
             config: config.clone(),
+            labels,
         };
         let url = match deployer.deploy(&request).await {
             Ok(url) => url,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use trainyard_core::metrics::{extract_results, RunResults};
+use trainyard_core::metrics::{extract_results, Metric, RunResults};
 use trainyard_core::ports::{ArtifactStore, Clock, RunFilter, Store};
 use trainyard_core::run::{RunId, TrainingRun};
 use trainyard_core::{Error, Result, RunStatus};
@@ -149,48 +149,20 @@ const TRAINED: [RunStatus; 5] = [
     RunStatus::DeployFailed,
 ];
 
-/// Result columns backfill may write (is_blessed is the Evaluator's, never re-extracted).
-const RESULT_COLUMNS: [&str; 9] = [
-    "recall_at_5",
-    "recall_at_10",
-    "recall_at_50",
-    "recall_at_100",
-    "rmse",
-    "mae",
-    "test_rmse",
-    "test_mae",
-    "final_loss",
-];
-
-fn set_result(r: &mut RunResults, column: &str, v: f64) {
-    let slot = match column {
-        "recall_at_5" => &mut r.recall_at_5,
-        "recall_at_10" => &mut r.recall_at_10,
-        "recall_at_50" => &mut r.recall_at_50,
-        "recall_at_100" => &mut r.recall_at_100,
-        "rmse" => &mut r.rmse,
-        "mae" => &mut r.mae,
-        "test_rmse" => &mut r.test_rmse,
-        "test_mae" => &mut r.test_mae,
-        "final_loss" => &mut r.final_loss,
-        _ => return,
-    };
-    *slot = Some(v);
-}
-
 /// Columns to write: extracted values for missing columns, or (force) for every differing one.
 fn backfill_changes(
     current: &RunResults,
     extracted: &RunResults,
     force: bool,
 ) -> BTreeMap<String, f64> {
-    RESULT_COLUMNS
+    // is_blessed is the Evaluator's, never re-extracted: only the metric columns.
+    Metric::ALL
         .iter()
         .filter_map(|c| {
-            let new = extracted.get(c)?;
-            match current.get(c) {
-                None => Some((c.to_string(), new)),
-                Some(old) if force && old != new => Some((c.to_string(), new)),
+            let new = extracted.value(*c)?;
+            match current.value(*c) {
+                None => Some((c.name().to_string(), new)),
+                Some(old) if force && old != new => Some((c.name().to_string(), new)),
                 Some(_) => None,
             }
         })
@@ -601,7 +573,9 @@ impl InsightsService {
             // against the newest row: another writer may have filled some columns meanwhile
             written = backfill_changes(&r.results, &extracted, options.force);
             for (c, v) in &written {
-                set_result(&mut r.results, c, *v);
+                if let Some(m) = Metric::parse(c) {
+                    *r.results.slot(m) = Some(*v);
+                }
             }
             Ok(())
         })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use trainyard_core::metrics::kpi_metrics;
+use trainyard_core::metrics::Metric;
 use trainyard_core::model_config::ModelType;
 use trainyard_core::ports::{Clock, ModelRegistry, RunFilter, Store};
 use trainyard_core::registry::{
@@ -494,17 +494,8 @@ impl RegistryService {
 
     /// Current aliases of a model: alias -> version.
     pub async fn aliases(&self, model_id: RegisteredModelId) -> Result<BTreeMap<String, String>> {
-        let mut out = BTreeMap::new();
-        for e in self.store.registry_events(model_id).await? {
-            if e.kind != RegistryEventKind::Alias {
-                continue;
-            }
-            match e.training_run_id {
-                Some(_) => out.insert(e.name, e.model_version),
-                None => out.remove(&e.name),
-            };
-        }
-        Ok(out)
+        let events = self.store.registry_events(model_id).await?;
+        Ok(trainyard_core::registry::current_aliases(&events))
     }
 
     /// Which version held which alias, and served on which endpoint, when (oldest first).
@@ -530,9 +521,9 @@ pub fn registration_labels(run: &TrainingRun) -> BTreeMap<String, String> {
             run.results.is_blessed.unwrap_or(false).to_string(),
         ),
     ]);
-    for metric in kpi_metrics(run.model_type()) {
-        if let Some(v) = run.results.get(metric) {
-            labels.insert((*metric).to_string(), label_value(&format!("{v:.4}")));
+    for metric in Metric::kpis(run.model_type()) {
+        if let Some(v) = run.results.value(*metric) {
+            labels.insert(metric.name().to_string(), label_value(&format!("{v:.4}")));
         }
     }
     labels
@@ -553,8 +544,8 @@ fn label_value(v: &str) -> String {
 }
 
 fn kpi_of(model_type: ModelType, run: &TrainingRun) -> BTreeMap<String, Option<f64>> {
-    kpi_metrics(model_type)
+    Metric::kpis(model_type)
         .iter()
-        .map(|m| ((*m).to_string(), run.results.get(m)))
+        .map(|m| (m.name().to_string(), run.results.value(*m)))
         .collect()
 }

@@ -398,6 +398,13 @@ async fn undeploy_then_redeploy_and_switch_versions() {
         registry.set_alias(model_id, "Prod!", "1").await,
         Err(Error::Validation(_))
     ));
+    // A redeploy hands the model's aliases to the server as version labels.
+    d.deploy(v2.id, &DeployOptions::default()).await.unwrap();
+    let last = f.deployer.deploys.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        last.labels,
+        [("production".to_string(), 2), ("staging".to_string(), 1)].into()
+    );
     registry.remove_alias(model_id, "staging").await.unwrap();
     assert!(!registry
         .aliases(model_id)

@@ -417,6 +417,7 @@ pub async fn deploy_flow(fake: &FakeGoogle) {
         model_path: "gs://trainyard-test/runs/17/pushed_model".into(),
         image: cfg.serving_image(RetrievalAlgorithm::Scann),
         config: DeploymentConfig::from_preset(DeploymentPreset::Development),
+        labels: Default::default(),
     };
     let url = dep.deploy(&req).await.expect("deploy");
     assert_eq!(url, "https://shop-recs-serving-abc123-lm.a.run.app");
