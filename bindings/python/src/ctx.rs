@@ -114,4 +114,23 @@ impl Ctx {
         let ctx = self.clone();
         Box::pin(async move { f(ctx.platform().await?, ctx).await })
     }
+
+    /// A use case of one facade service (`service` picks it from the platform: a method like
+    /// `Platform::schedules`, or `Platform::clone` for the platform's own), its result made a
+    /// Python object by `wrap`.
+    pub fn service_op<S, T, R, F, Fut>(
+        self: &Arc<Self>,
+        service: fn(&Platform) -> S,
+        f: F,
+        wrap: fn(T, &Arc<Ctx>) -> R,
+    ) -> Op<R>
+    where
+        S: Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        F: FnOnce(S) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send,
+    {
+        self.op(move |p, ctx| async move { Ok(wrap(f(service(&p)).await?, &ctx)) })
+    }
 }

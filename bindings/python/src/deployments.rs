@@ -10,9 +10,10 @@ use serde_json::Value;
 use trainyard::{DeployOptions, DeploymentView, EndpointView};
 use trainyard_core::config::{DeploymentConfig, DeploymentPreset};
 use trainyard_core::deployment::LiveDeploymentStatus;
+use trainyard_core::registry::DeployedEndpoint;
 
 use crate::convert::{field_names, from_json, py_to_json, reject_unknown_keys};
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, Op};
 use crate::models::PyRun;
 use crate::repr::{py_bool, py_repr_opt, pyq, to_py_string};
 
@@ -141,11 +142,24 @@ pub struct PyDeployments {
     pub ctx: Arc<Ctx>,
 }
 
+impl PyDeployments {
+    /// A use case that returns an endpoint, with the deployer's live answer about it.
+    fn live_op<F, Fut>(&self, f: F) -> Op<PyEndpoint>
+    where
+        F: FnOnce(trainyard::DeploymentService) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = trainyard_core::Result<DeployedEndpoint>> + Send,
+    {
+        self.ctx.op(move |p, _| async move {
+            let endpoint = f(p.deployments()).await?;
+            Ok(PyEndpoint {
+                inner: live(&p.deployments(), endpoint).await,
+            })
+        })
+    }
+}
+
 /// An endpoint with the deployer's live answer.
-async fn live(
-    d: &trainyard::DeploymentService,
-    endpoint: trainyard_core::registry::DeployedEndpoint,
-) -> EndpointView {
+async fn live(d: &trainyard::DeploymentService, endpoint: DeployedEndpoint) -> EndpointView {
     let state = d.is_serving(&endpoint).await;
     EndpointView {
         serving: state.as_ref().ok().copied(),
@@ -183,13 +197,7 @@ service_methods! {
 
             /// Stops serving on an endpoint; the run it served goes back to "completed".
             fn undeploy(&self, service_name: String) -> PyEndpoint {
-                self.ctx.op(move |p, _| async move {
-                    let d = p.deployments();
-                    let endpoint = d.undeploy(&service_name).await?;
-                    Ok(PyEndpoint {
-                        inner: live(&d, endpoint).await,
-                    })
-                })
+                self.live_op(move |d| async move { d.undeploy(&service_name).await })
             }
 
             /// The run's deployment record next to its endpoint's live state.
@@ -237,13 +245,7 @@ service_methods! {
             /// The endpoint named `service_name` with its live state; NotFound when there is
             /// none.
             fn endpoint(&self, service_name: String) -> PyEndpoint {
-                self.ctx.op(move |p, _| async move {
-                    let d = p.deployments();
-                    let endpoint = d.endpoint(&service_name).await?;
-                    Ok(PyEndpoint {
-                        inner: live(&d, endpoint).await,
-                    })
-                })
+                self.live_op(move |d| async move { d.endpoint(&service_name).await })
             }
         }
         methods {

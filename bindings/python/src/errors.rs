@@ -52,63 +52,16 @@ type ClassDef = (
     &'static str,
 );
 
+#[rustfmt::skip]
 const CLASSES: [ClassDef; 8] = [
-    (
-        Class::Trainyard,
-        "TrainyardError",
-        None,
-        None,
-        "Base class of every error trainyard raises.",
-    ),
-    (
-        Class::Validation,
-        "ValidationError",
-        Some(Class::Trainyard),
-        Some("ValueError"),
-        "Bad input; `field` names the input and `reason` says why.",
-    ),
-    (
-        Class::Metrics,
-        "MetricsError",
-        Some(Class::Validation),
-        None,
-        "A training_metrics.json document of the wrong shape.",
-    ),
-    (
-        Class::NotFound,
-        "NotFound",
-        Some(Class::Trainyard),
-        Some("LookupError"),
-        "No such entity; `entity` and `id` name it.",
-    ),
-    (
-        Class::Conflict,
-        "Conflict",
-        Some(Class::Trainyard),
-        None,
-        "A uniqueness rule, a state that refuses the operation, or a concurrent write.",
-    ),
-    (
-        Class::InvalidTransition,
-        "InvalidTransition",
-        Some(Class::Trainyard),
-        None,
-        "The run's status does not allow the event; `from_status` and `event` name them.",
-    ),
-    (
-        Class::Storage,
-        "StorageError",
-        Some(Class::Trainyard),
-        Some("OSError"),
-        "The store (database, files) failed.",
-    ),
-    (
-        Class::Backend,
-        "BackendError",
-        Some(Class::Trainyard),
-        None,
-        "A backend (pipeline executor, registry, deployer, scheduler) failed or is not configured.",
-    ),
+    (Class::Trainyard, "TrainyardError", None, None, "Base class of every error trainyard raises."),
+    (Class::Validation, "ValidationError", Some(Class::Trainyard), Some("ValueError"), "Bad input; `field` names the input and `reason` says why."),
+    (Class::Metrics, "MetricsError", Some(Class::Validation), None, "A training_metrics.json document of the wrong shape."),
+    (Class::NotFound, "NotFound", Some(Class::Trainyard), Some("LookupError"), "No such entity; `entity` and `id` name it."),
+    (Class::Conflict, "Conflict", Some(Class::Trainyard), None, "A uniqueness rule, a state that refuses the operation, or a concurrent write."),
+    (Class::InvalidTransition, "InvalidTransition", Some(Class::Trainyard), None, "The run's status does not allow the event; `from_status` and `event` name them."),
+    (Class::Storage, "StorageError", Some(Class::Trainyard), Some("OSError"), "The store (database, files) failed."),
+    (Class::Backend, "BackendError", Some(Class::Trainyard), None, "A backend (pipeline executor, registry, deployer, scheduler) failed or is not configured."),
 ];
 
 static TYPES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();

@@ -116,32 +116,19 @@ service_methods! {
                 &self.ctx.ml_model
             }
 
+            // The services, each a view of this project.
             #[getter]
-            fn training(&self) -> PyTraining {
-                PyTraining { ctx: self.ctx.clone() }
-            }
-
+            fn training(&self) -> PyTraining { PyTraining { ctx: self.ctx.clone() } }
             #[getter]
-            fn schedules(&self) -> PySchedules {
-                PySchedules { ctx: self.ctx.clone() }
-            }
-
+            fn schedules(&self) -> PySchedules { PySchedules { ctx: self.ctx.clone() } }
             #[getter]
-            fn registry(&self) -> PyRegistry {
-                PyRegistry { ctx: self.ctx.clone() }
-            }
-
+            fn registry(&self) -> PyRegistry { PyRegistry { ctx: self.ctx.clone() } }
             /// Deploy, undeploy, and the live state of runs and endpoints.
             #[getter]
-            fn deployments(&self) -> PyDeployments {
-                PyDeployments { ctx: self.ctx.clone() }
-            }
-
+            fn deployments(&self) -> PyDeployments { PyDeployments { ctx: self.ctx.clone() } }
             /// A run's dataset statistics, schema, weight statistics and logs; the metrics backfill.
             #[getter]
-            fn insights(&self) -> PyInsights {
-                PyInsights { ctx: self.ctx.clone() }
-            }
+            fn insights(&self) -> PyInsights { PyInsights { ctx: self.ctx.clone() } }
 
             fn __repr__(&self) -> String {
                 format!(

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
-use trainyard::{ModelFilter, ModelListing, ModelSummary, ModelVersion};
+use trainyard::{ModelFilter, ModelListing, ModelSummary, ModelVersion, Platform};
 use trainyard_core::registry::{RegisteredModel, RegistryEvent};
-use trainyard_core::Result;
+use trainyard_core::run::TrainingRun;
 
-use crate::ctx::{Ctx, Op};
+use crate::ctx::Ctx;
 use crate::errors::invalid;
 use crate::models::{PyNameCheck, PyRun};
 
@@ -195,23 +195,27 @@ pub struct PyRegistry {
     pub ctx: Arc<Ctx>,
 }
 
-impl PyRegistry {
-    /// A use case of the registry service, its result made a Python object by `wrap`.
-    fn registry_op<T, R, F, Fut>(&self, f: F, wrap: fn(T, &Arc<Ctx>) -> R) -> Op<R>
-    where
-        R: Send + 'static,
-        T: Send + 'static,
-        F: FnOnce(trainyard::RegistryService) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<T>> + Send,
-    {
-        self.ctx
-            .op(move |p, ctx| async move { Ok(wrap(f(p.registry()).await?, &ctx)) })
-    }
-}
+// The `wrap`s of `Ctx::service_op`: facade values as Python objects.
 
 fn models(all: Vec<RegisteredModel>, _: &Arc<Ctx>) -> Vec<PyRegisteredModel> {
     all.into_iter()
         .map(|inner| PyRegisteredModel { inner })
+        .collect()
+}
+
+fn runs(all: Vec<TrainingRun>, ctx: &Arc<Ctx>) -> Vec<PyRun> {
+    all.into_iter().map(|r| PyRun::new(r, ctx)).collect()
+}
+
+fn model_versions(all: Vec<ModelVersion>, _: &Arc<Ctx>) -> Vec<PyModelVersion> {
+    all.into_iter()
+        .map(|inner| PyModelVersion { inner })
+        .collect()
+}
+
+fn events(all: Vec<RegistryEvent>, _: &Arc<Ctx>) -> Vec<PyRegistryEvent> {
+    all.into_iter()
+        .map(|inner| PyRegistryEvent { inner })
         .collect()
 }
 
@@ -228,11 +232,16 @@ service_methods! {
         ops {
             #[pyo3(signature = (ml_model=None))]
             fn list(&self, ml_model: Option<String>) -> Vec<PyRegisteredModel> {
-                self.registry_op(move |r| async move { r.list(ml_model.as_deref()).await }, models)
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.list(ml_model.as_deref()).await },
+                    models,
+                )
             }
 
             fn get(&self, id: i64) -> PyRegisteredModel {
-                self.registry_op(
+                self.ctx.service_op(
+                    Platform::registry,
                     move |r| async move { r.get(id).await },
                     |inner, _| PyRegisteredModel { inner },
                 )
@@ -240,9 +249,11 @@ service_methods! {
 
             /// Every run of a model (its versions), newest first.
             fn versions(&self, id: i64) -> Vec<PyRun> {
-                self.registry_op(move |r| async move { r.versions(id).await }, |runs, ctx| {
-                    runs.into_iter().map(|r| PyRun::new(r, ctx)).collect()
-                })
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.versions(id).await },
+                    runs,
+                )
             }
 
             /// Whether `model_name` exists under `ml_model` (default: the project's), and its
@@ -250,7 +261,8 @@ service_methods! {
             #[pyo3(signature = (model_name, ml_model=None))]
             fn check_name(&self, model_name: String, ml_model: Option<String>) -> PyNameCheck {
                 let ml_model = ml_model.unwrap_or_else(|| self.ctx.ml_model.clone());
-                self.registry_op(
+                self.ctx.service_op(
+                    Platform::registry,
                     move |r| async move { r.check_name(&ml_model, &model_name).await },
                     |inner, _| PyNameCheck { inner },
                 )
@@ -269,15 +281,18 @@ service_methods! {
             /// Registered versions of a model, oldest first, with KPI metrics, aliases and
             /// endpoints (`versions` lists every run of the model, registered or not).
             fn model_versions(&self, model_id: i64) -> Vec<PyModelVersion> {
-                self.registry_op(move |r| async move { r.model_versions(model_id).await }, |all, _| {
-                    all.into_iter().map(|inner| PyModelVersion { inner }).collect()
-                })
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.model_versions(model_id).await },
+                    model_versions,
+                )
             }
 
             /// The run registered as `version` ("3" or 3) of a model.
             fn version_run(&self, model_id: i64, version: &Bound<'_, PyAny>) -> PyRun {
                 let version = version_of(version)?;
-                self.registry_op(
+                self.ctx.service_op(
+                    Platform::registry,
                     move |r| async move { r.version_run(model_id, &version).await },
                     PyRun::new,
                 )
@@ -304,7 +319,8 @@ service_methods! {
                     has_schedule,
                     search,
                 };
-                self.registry_op(
+                self.ctx.service_op(
+                    Platform::registry,
                     move |r| async move { r.list_with_kpi(&filter).await },
                     |inner, _| PyModelListing { inner },
                 )
@@ -312,14 +328,24 @@ service_methods! {
 
             /// Current aliases of a model: {alias: version}.
             fn aliases(&self, model_id: i64) -> BTreeMap<String, String> {
-                self.registry_op(move |r| async move { r.aliases(model_id).await }, same)
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.aliases(model_id).await },
+                    same,
+                )
             }
 
             /// Points `alias` (e.g. "production") at a registered version ("3" or 3), moving it
             /// if it pointed elsewhere; NotFound for a version the model does not have.
-            fn set_alias(&self, model_id: i64, alias: String, version: &Bound<'_, PyAny>) -> PyRegistryEvent {
+            fn set_alias(
+                &self,
+                model_id: i64,
+                alias: String,
+                version: &Bound<'_, PyAny>,
+            ) -> PyRegistryEvent {
                 let version = version_of(version)?;
-                self.registry_op(
+                self.ctx.service_op(
+                    Platform::registry,
                     move |r| async move { r.set_alias(model_id, &alias, &version).await },
                     event,
                 )
@@ -327,15 +353,21 @@ service_methods! {
 
             /// Removes an alias; NotFound when it points nowhere.
             fn remove_alias(&self, model_id: i64, alias: String) -> PyRegistryEvent {
-                self.registry_op(move |r| async move { r.remove_alias(model_id, &alias).await }, event)
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.remove_alias(model_id, &alias).await },
+                    event,
+                )
             }
 
             /// Which version held which alias, and served on which endpoint, when (oldest
             /// first).
             fn history(&self, model_id: i64) -> Vec<PyRegistryEvent> {
-                self.registry_op(move |r| async move { r.history(model_id).await }, |all, _| {
-                    all.into_iter().map(|inner| PyRegistryEvent { inner }).collect()
-                })
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.history(model_id).await },
+                    events,
+                )
             }
         }
         methods {

@@ -5,16 +5,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, Utc};
 use pyo3::prelude::*;
-use trainyard::{NewSchedule, ScheduleEdit, WizardSchedule};
+use trainyard::{NewSchedule, Platform, ScheduleEdit, WizardSchedule};
 use trainyard_core::run::RunConfig;
 use trainyard_core::schedule::TrainingSchedule;
 use trainyard_core::timing::ScheduleTiming;
-use trainyard_core::Result;
 
 use crate::convert::{
     from_json, from_py, instant, local_times, over_defaults, py_to_json, reject_unknown_keys, Json,
 };
-use crate::ctx::{Ctx, Op};
+use crate::ctx::Ctx;
 use crate::errors::to_py_err;
 use crate::models::{PyFireOutcome, PySchedule};
 use crate::repr::pyq;
@@ -40,29 +39,12 @@ pub struct PySchedules {
     pub ctx: Arc<Ctx>,
 }
 
-impl PySchedules {
-    /// A use case of the schedule service that returns a schedule.
-    fn sched_op<F, Fut>(&self, f: F) -> Op<PySchedule>
-    where
-        F: FnOnce(trainyard::ScheduleService) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<TrainingSchedule>> + Send,
-    {
-        self.ctx.op(move |p, _| async move {
-            Ok(PySchedule {
-                inner: f(p.schedules()).await?,
-            })
-        })
-    }
+fn py_schedule(inner: TrainingSchedule, _: &Arc<Ctx>) -> PySchedule {
+    PySchedule { inner }
+}
 
-    /// A use case of the schedule service that returns fire times (as local times).
-    fn times_op<F, Fut>(&self, f: F) -> Op<Vec<DateTime<FixedOffset>>>
-    where
-        F: FnOnce(trainyard::ScheduleService) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<Vec<DateTime<chrono_tz::Tz>>>> + Send,
-    {
-        self.ctx
-            .op(move |p, _| async move { Ok(local_times(&f(p.schedules()).await?)) })
-    }
+fn fires(times: Vec<DateTime<chrono_tz::Tz>>, _: &Arc<Ctx>) -> Vec<DateTime<FixedOffset>> {
+    local_times(&times)
 }
 
 service_methods! {
@@ -72,20 +54,32 @@ service_methods! {
             /// with name, description, the timing fields, catch_up and concurrency.
             fn create_from_run(&self, run_id: i64, schedule: &Bound<'_, PyAny>) -> PySchedule {
                 let new = new_schedule(schedule)?;
-                self.sched_op(move |s| async move { s.create_from_run(run_id, new).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.create_from_run(run_id, new).await },
+                    py_schedule,
+                )
             }
 
             /// The wizard: model name, training config and timing in one dict (the model is
             /// created when missing).
             fn create_from_wizard(&self, wizard: &Bound<'_, PyAny>) -> PySchedule {
                 let w = wizard_of(wizard)?;
-                self.sched_op(move |s| async move { s.create_from_config(w).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.create_from_config(w).await },
+                    py_schedule,
+                )
             }
 
             /// A schedule for a registered model, with the config of its newest run.
             fn create_for_model(&self, model_id: i64, schedule: &Bound<'_, PyAny>) -> PySchedule {
                 let new = new_schedule(schedule)?;
-                self.sched_op(move |s| async move { s.create_for_model(model_id, new).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.create_for_model(model_id, new).await },
+                    py_schedule,
+                )
             }
 
             /// What a schedule created from this run would train (a dict).
@@ -103,26 +97,46 @@ service_methods! {
             }
 
             fn get(&self, id: i64) -> PySchedule {
-                self.sched_op(move |s| async move { s.get(id).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.get(id).await },
+                    py_schedule,
+                )
             }
 
             /// Edits name, description, timing, catch_up or concurrency (a dict); the training
             /// config stays frozen, and a key outside these is a ValidationError.
             fn edit(&self, id: i64, edit: &Bound<'_, PyAny>) -> PySchedule {
                 let e: ScheduleEdit = from_py("edit", edit)?;
-                self.sched_op(move |s| async move { s.edit(id, &e).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.edit(id, &e).await },
+                    py_schedule,
+                )
             }
 
             fn pause(&self, id: i64) -> PySchedule {
-                self.sched_op(move |s| async move { s.pause(id).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.pause(id).await },
+                    py_schedule,
+                )
             }
 
             fn resume(&self, id: i64) -> PySchedule {
-                self.sched_op(move |s| async move { s.resume(id).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.resume(id).await },
+                    py_schedule,
+                )
             }
 
             fn cancel(&self, id: i64) -> PySchedule {
-                self.sched_op(move |s| async move { s.cancel(id).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.cancel(id).await },
+                    py_schedule,
+                )
             }
 
             /// Deletes the schedule record, freeing its model for a new schedule.
@@ -141,12 +155,20 @@ service_methods! {
             /// The next `count` fires of a schedule, in its time zone.
             #[pyo3(signature = (id, count=5))]
             fn upcoming(&self, id: i64, count: usize) -> Vec<DateTime<FixedOffset>> {
-                self.times_op(move |s| async move { s.upcoming(id, count).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.upcoming(id, count).await },
+                    fires,
+                )
             }
 
             /// Fires of the past 10 and the next 30 weeks (the schedule grid).
             fn grid(&self, id: i64) -> Vec<DateTime<FixedOffset>> {
-                self.times_op(move |s| async move { s.grid(id).await })
+                self.ctx.service_op(
+                    Platform::schedules,
+                    move |s| async move { s.grid(id).await },
+                    fires,
+                )
             }
         }
         methods {

@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use serde_json::Value;
+use trainyard::Platform;
 use trainyard_core::model_config::ModelType;
 use trainyard_core::ports::{PipelineEvent, RunFilter};
-use trainyard_core::run::{ConfigPatch, NewTrainingRun, RunConfig, TrainingRun};
-use trainyard_core::{Result, RunStatus};
+use trainyard_core::run::{ConfigPatch, NewTrainingRun, RunConfig};
+use trainyard_core::RunStatus;
 
 use crate::convert::{
     field_names, from_json, from_py, over_defaults, py_to_json, reject_unknown_keys, Json,
 };
-use crate::ctx::{Ctx, Op};
+use crate::ctx::Ctx;
 use crate::errors::invalid;
 use crate::models::{PyRun, PyRunPage};
 use crate::repr::pyq;
@@ -112,18 +113,6 @@ pub struct PyTraining {
     pub ctx: Arc<Ctx>,
 }
 
-impl PyTraining {
-    /// A use case that returns a run, the run bound to this platform.
-    fn run_op<F, Fut>(&self, f: F) -> Op<PyRun>
-    where
-        F: FnOnce(trainyard::Platform) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = Result<TrainingRun>> + Send,
-    {
-        self.ctx
-            .op(move |p, ctx| async move { Ok(PyRun::new(f(p).await?, &ctx)) })
-    }
-}
-
 service_methods! {
     impl PyTraining {
         ops {
@@ -145,14 +134,18 @@ service_methods! {
                     description,
                     config: run_config(config)?,
                 };
-                self.run_op(move |p| async move { p.training().create_training_run(new).await })
+                self.ctx.service_op(
+                    Platform::training,
+                    move |t| async move { t.create_training_run(new).await },
+                    PyRun::new,
+                )
             }
 
             /// Submits a pending run: returns once a running `trainyard server` has the request
             /// or, with none, once this call started the pipeline (which does not depend on
             /// this process); BackendError when the submission failed.
             fn submit(&self, id: i64) -> PyRun {
-                self.run_op(move |p| async move { p.submit(id).await })
+                self.ctx.service_op(Platform::clone, move |p| async move { p.submit(id).await }, PyRun::new)
             }
 
             /// Follows the run until training and what follows it (registration, auto-deploy)
@@ -162,18 +155,26 @@ service_methods! {
             #[pyo3(signature = (id, poll=2.0, timeout=3600.0))]
             fn follow(&self, id: i64, poll: f64, timeout: f64) -> PyRun {
                 let timeout = follow_timeout(poll, timeout)?;
-                self.run_op(move |p| async move {
-                    p.follow(id, trainyard::Until::Settled, timeout, |_, _| {}).await
-                })
+                self.ctx.service_op(
+                    Platform::clone,
+                    move |p| async move {
+                        p.follow(id, trainyard::Until::Settled, timeout, |_, _| {}).await
+                    },
+                    PyRun::new,
+                )
             }
 
             /// Marks a pending or scheduled run as handed to an executor (status `submitting`).
             fn mark_submitting(&self, id: i64) -> PyRun {
-                self.run_op(move |p| async move { p.training().mark_submitting(id).await })
+                self.ctx.service_op(
+                    Platform::training,
+                    move |t| async move { t.mark_submitting(id).await },
+                    PyRun::new,
+                )
             }
 
             fn get(&self, id: i64) -> PyRun {
-                self.run_op(move |p| async move { p.training().get(id).await })
+                self.ctx.service_op(Platform::training, move |t| async move { t.get(id).await }, PyRun::new)
             }
 
             /// One page of runs, newest first, with KPI counts. `status` is a status name or a
@@ -209,7 +210,7 @@ service_methods! {
 
             /// Cancels a pending, scheduled, submitting or running run.
             fn cancel(&self, id: i64) -> PyRun {
-                self.run_op(move |p| async move { p.training().cancel(id).await })
+                self.ctx.service_op(Platform::training, move |t| async move { t.cancel(id).await }, PyRun::new)
             }
 
             /// A new run with the name and config of a run whose training has finished,
@@ -217,13 +218,17 @@ service_methods! {
             /// is false.
             #[pyo3(signature = (id, *, submit=true))]
             fn rerun(&self, id: i64, submit: bool) -> PyRun {
-                self.run_op(move |p| async move {
-                    let training = p.training();
-                    let run = training
-                        .rerun_with(id, submit && training.can_submit())
-                        .await?;
-                    p.carry_to_submitted(run).await
-                })
+                self.ctx.service_op(
+                    Platform::clone,
+                    move |p| async move {
+                        let training = p.training();
+                        let run = training
+                            .rerun_with(id, submit && training.can_submit())
+                            .await?;
+                        p.carry_to_submitted(run).await
+                    },
+                    PyRun::new,
+                )
             }
 
             /// The run's config as a dict: {"id", "name", and every config section}.
@@ -258,7 +263,11 @@ service_methods! {
             /// "error": "..."}.
             fn handle_event(&self, id: i64, event: &Bound<'_, PyAny>) -> PyRun {
                 let event: PipelineEvent = from_py("event", event)?;
-                self.run_op(move |p| async move { p.training().handle_event(id, &event).await })
+                self.ctx.service_op(
+                    Platform::training,
+                    move |t| async move { t.handle_event(id, &event).await },
+                    PyRun::new,
+                )
             }
         }
         methods {
