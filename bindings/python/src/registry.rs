@@ -13,9 +13,7 @@ use trainyard_core::run::TrainingRun;
 
 use crate::ctx::Ctx;
 use crate::errors::invalid;
-use crate::models::{PyNameCheck, PyRun};
-
-use crate::models::PyRegisteredModel;
+use crate::models::{PyNameCheck, PyRegisteredModel, PyRun};
 use crate::repr::{py_bool, py_repr_opt, pyq, to_py_string};
 
 /// One registered version of a model: its run, KPI metrics, aliases and serving endpoints.
@@ -313,7 +311,7 @@ service_methods! {
             ) -> PyModelListing {
                 let filter = ModelFilter {
                     ml_model,
-                    model_type: model_type.as_deref().map(crate::training::model_type).transpose()?,
+                    model_type: model_type.as_deref().map(crate::convert::model_type).transpose()?,
                     registered,
                     deployed,
                     has_schedule,

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use serde_json::Value;
 use trainyard::Platform;
-use trainyard_core::model_config::ModelType;
 use trainyard_core::ports::{PipelineEvent, RunFilter};
 use trainyard_core::run::{ConfigPatch, NewTrainingRun, RunConfig};
 use trainyard_core::RunStatus;
 
 use crate::convert::{
-    field_names, from_json, from_py, over_defaults, py_to_json, reject_unknown_keys, Json,
+    field_names, from_json, from_py, model_type, over_defaults, py_to_json, reject_unknown_keys,
+    Json,
 };
 use crate::ctx::Ctx;
 use crate::errors::invalid;
@@ -31,10 +30,6 @@ fn run_config(config: Option<&Bound<'_, PyAny>>) -> PyResult<RunConfig> {
     reject_unknown_keys("config", &json, &allowed)?;
     over_defaults::<RunConfig>(&mut json);
     from_json("config", json)
-}
-
-pub(crate) fn model_type(s: &str) -> PyResult<ModelType> {
-    from_json("model_type", Value::String(s.into()))
 }
 
 fn statuses(status: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<RunStatus>> {
