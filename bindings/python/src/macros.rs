@@ -5,7 +5,7 @@
 //!   emits the blocking method (GIL released) and its `<name>_async` twin (an asyncio
 //!   awaitable) with the same signature. python/tests/test_bindings_shape.py checks that the
 //!   stub (_native.pyi) declares every twin with the same parameters, returning `Future[...]`
-//!   of the blocking method's type.
+//!   of the blocking method's type. [`function_twins!`] does the same for module functions.
 //! - [`view_methods!`]: the read-only properties of a result class that wraps a facade value
 //!   in `inner`, one line each, plus `to_dict()`.
 //!
@@ -91,6 +91,34 @@ macro_rules! service_methods {
                 $($($rest)*)?
             }
         }
+    };
+}
+
+/// The free-function form of [`service_methods!`]: each `fn name(args) -> T { future }` becomes
+/// the `#[pyfunction]`s `name` (blocking) and `name_async` (awaitable).
+macro_rules! function_twins {
+    ($(
+        $(#[$meta:meta])*
+        fn $name:ident($($arg:ident : $argty:ty),* $(,)?) -> $ret:ty $body:block
+    )*) => {
+        paste::paste! {$(
+            #[pyfunction]
+            $(#[$meta])*
+            pub fn $name(py: Python<'_> $(, $arg: $argty)*) -> PyResult<$ret> {
+                let op: $crate::ctx::Op<$ret> = $body;
+                $crate::runtime::block(py, op)
+            }
+
+            #[pyfunction]
+            $(#[$meta])*
+            pub fn [<$name _async>]<'py>(
+                py: Python<'py>
+                $(, $arg: $argty)*
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let op: $crate::ctx::Op<$ret> = $body;
+                $crate::runtime::awaitable(py, op)
+            }
+        )*}
     };
 }
 
