@@ -64,6 +64,7 @@ class Generator:
     def __init__(self, doc: Schema) -> None:
         self.doc = doc
         self.classes: dict[str, str] = {}  # name -> body (fields), in definition order
+        self.fields: dict[str, dict[str, str]] = {}  # name -> {key: annotation}, with inherited
         self.out: list[str] = []
 
     def resolve(self, s: Schema) -> Schema:
@@ -114,11 +115,22 @@ class Generator:
         required: Optional[tuple[str, ...]] = None,
         doc: Optional[str] = None,
         extra: Optional[dict[str, tuple[str, str]]] = None,
+        base: Optional[tuple[str, tuple[str, ...]]] = None,
     ) -> str:
         s = self.resolve(s)
-        props = {k: v for k, v in (s.get("properties") or {}).items() if k not in drop and (only is None or k in only)}
+        # `base`: (class, its keys): a TypedDict this one extends, whose keys it leaves out.
+        inherited = base[1] if base else ()
+        props = {
+            k: v
+            for k, v in (s.get("properties") or {}).items()
+            if k not in drop and k not in inherited and (only is None or k in only)
+        }
         need = set(s.get("required") or ()) if required is None else set(required)
         need &= set(props)
+        for key in inherited:  # the base must type the keys it takes over as this schema does
+            if key in (s.get("properties") or {}):
+                mine = self.type_of(self.resolve(s["properties"][key]), key, name)
+                assert self.fields[base[0]][key] == mine, (name, key, mine)  # type: ignore[index]
         fields = []
         for key in sorted(props):
             sub = self.resolve(props[key])
@@ -128,24 +140,27 @@ class Generator:
         for key, (annotation, comment) in (extra or {}).items():
             fields.append((False, key, annotation, comment))
         fields.sort(key=lambda f: f[1])
-        body = json.dumps([(r, k, a) for r, k, a, _ in fields])
+        body = json.dumps([base[0] if base else None] + [(r, k, a) for r, k, a, _ in fields])
         if self.classes.get(name) == body:
             return name
         if name in self.classes:  # the same name for another shape: qualify it by its parent
-            return self.typed_dict(parent + name, s, only=only, drop=drop, required=required, doc=doc, extra=extra)
+            return self.typed_dict(
+                parent + name, s, only=only, drop=drop, required=required, doc=doc, extra=extra, base=base
+            )
         self.classes[name] = body
+        self.fields[name] = {**(self.fields[base[0]] if base else {}), **{k: a for _, k, a, _ in fields}}
         text = (doc or s.get("description") or "").strip()
         lines = []
         req = [f for f in fields if f[0]]
         opt = [f for f in fields if not f[0]]
-        base = "TypedDict"
+        parent_class = base[0] if base else "TypedDict"
         if req:
-            lines.append(f"class _{name}Required(TypedDict):")
+            lines.append(f"class _{name}Required({parent_class}):")
             lines.extend(self.field_lines(req))
             lines.append("")
             lines.append("")
-            base = f"_{name}Required"
-        lines.append(f"class {name}({base}, total=False):" if opt or not req else f"class {name}({base}):")
+            parent_class = f"_{name}Required"
+        lines.append(f"class {name}({parent_class}, total=False):" if opt or not req else f"class {name}({parent_class}):")
         if text:
             lines.append(f'    """{text}"""')
             lines.append("")
@@ -178,19 +193,26 @@ class Generator:
             doc="A run's config sections (create(), merged over the defaults)",
         )
         self.typed_dict("ConfigPatch", schemas["ConfigPatchBody"])
-        self.typed_dict(
-            "NewSchedule",
-            schemas["FromRunBody"],
-            drop=("source_training_run_id",),
-            doc="A new schedule (create_from_run(), create_for_model())",
-        )
-        self.typed_dict("WizardSchedule", wizard, doc="create_from_wizard(): " + self.resolve(wizard)["description"])
         timing = self.typed_dict(
             "ScheduleTiming",
             schemas["EditBody"],
             only=TIMING_KEYS,
             required=("schedule_type",),
-            doc="A schedule's timing (ScheduleService.cron(), .preview())",
+            doc="A schedule's timing (ScheduleService.cron(), .preview(); part of NewSchedule and WizardSchedule)",
+        )
+        # Both bodies flatten the timing (as the Rust types do): they extend ScheduleTiming.
+        self.typed_dict(
+            "NewSchedule",
+            schemas["FromRunBody"],
+            drop=("source_training_run_id",),
+            doc="A new schedule (create_from_run(), create_for_model())",
+            base=(timing, TIMING_KEYS),
+        )
+        self.typed_dict(
+            "WizardSchedule",
+            wizard,
+            doc="create_from_wizard(): " + self.resolve(wizard)["description"],
+            base=(timing, TIMING_KEYS),
         )
         # Python's edit() takes the whole new timing as one `timing` dict where the REST body
         # lays partial timing fields over the current ones.

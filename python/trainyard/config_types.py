@@ -218,22 +218,14 @@ class ConfigPatch(TypedDict, total=False):
     training_params: TrainingParams
 
 
-class _NewScheduleRequired(TypedDict):
-    # Schedule name
-    name: str
+class _ScheduleTimingRequired(TypedDict):
     # Schedule type
     schedule_type: Literal["now", "once", "hourly", "daily", "weekly", "monthly"]
 
 
-class NewSchedule(_NewScheduleRequired, total=False):
-    """A new schedule (create_from_run(), create_for_model())"""
+class ScheduleTiming(_ScheduleTimingRequired, total=False):
+    """A schedule's timing (ScheduleService.cron(), .preview(); part of NewSchedule and WizardSchedule)"""
 
-    # What the scheduler does with fires missed while it was down
-    catch_up: Literal["once", "all", "skip"]
-    # What a fire does while the previous run is still active
-    concurrency: Literal["skip", "queue", "allow"]
-    # Free text
-    description: str
     # monthly: 1-31
     schedule_day_of_month: int
     # weekly: 0=Monday .. 6=Sunday
@@ -246,11 +238,25 @@ class NewSchedule(_NewScheduleRequired, total=False):
     scheduled_datetime: Union[str, datetime]
 
 
-class _WizardScheduleRequired(TypedDict):
+class _NewScheduleRequired(ScheduleTiming):
+    # Schedule name
+    name: str
+
+
+class NewSchedule(_NewScheduleRequired, total=False):
+    """A new schedule (create_from_run(), create_for_model())"""
+
+    # What the scheduler does with fires missed while it was down
+    catch_up: Literal["once", "all", "skip"]
+    # What a fire does while the previous run is still active
+    concurrency: Literal["skip", "queue", "allow"]
+    # Free text
+    description: str
+
+
+class _WizardScheduleRequired(ScheduleTiming):
     # Registered model name
     name: str
-    # Schedule type
-    schedule_type: Literal["now", "once", "hourly", "daily", "weekly", "monthly"]
 
 
 class WizardSchedule(_WizardScheduleRequired, total=False):
@@ -270,41 +276,11 @@ class WizardSchedule(_WizardScheduleRequired, total=False):
     model_config: ModelConfig
     sampling_config: SamplingConfig
     schedule_config: ScheduleConfig
-    # monthly: 1-31
-    schedule_day_of_month: int
-    # weekly: 0=Monday .. 6=Sunday
-    schedule_day_of_week: int
     # Free text
     schedule_description: str
     # Schedule name
     schedule_name: str
-    # HH:MM; hourly uses the minute (00, 15, 30, 45)
-    schedule_time: str
-    # IANA time zone (default UTC)
-    schedule_timezone: str
-    # once: the instant to fire (in the future); now: set to the instant of creation, when it fires
-    scheduled_datetime: Union[str, datetime]
     training_params: TrainingParams
-
-
-class _ScheduleTimingRequired(TypedDict):
-    # Schedule type
-    schedule_type: Literal["now", "once", "hourly", "daily", "weekly", "monthly"]
-
-
-class ScheduleTiming(_ScheduleTimingRequired, total=False):
-    """A schedule's timing (ScheduleService.cron(), .preview())"""
-
-    # monthly: 1-31
-    schedule_day_of_month: int
-    # weekly: 0=Monday .. 6=Sunday
-    schedule_day_of_week: int
-    # HH:MM; hourly uses the minute (00, 15, 30, 45)
-    schedule_time: str
-    # IANA time zone (default UTC)
-    schedule_timezone: str
-    # once: the instant to fire (in the future); now: set to the instant of creation, when it fires
-    scheduled_datetime: Union[str, datetime]
 
 
 class ScheduleEdit(TypedDict, total=False):
