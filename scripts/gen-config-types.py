@@ -115,11 +115,11 @@ class Generator:
         required: Optional[tuple[str, ...]] = None,
         doc: Optional[str] = None,
         extra: Optional[dict[str, tuple[str, str]]] = None,
-        base: Optional[tuple[str, tuple[str, ...]]] = None,
+        bases: tuple[str, ...] = (),
     ) -> str:
         s = self.resolve(s)
-        # `base`: (class, its keys): a TypedDict this one extends, whose keys it leaves out.
-        inherited = base[1] if base else ()
+        # `bases`: TypedDicts this one extends; it leaves their keys out.
+        inherited = {k: b for b in bases for k in self.fields[b]}
         props = {
             k: v
             for k, v in (s.get("properties") or {}).items()
@@ -127,10 +127,10 @@ class Generator:
         }
         need = set(s.get("required") or ()) if required is None else set(required)
         need &= set(props)
-        for key in inherited:  # the base must type the keys it takes over as this schema does
+        for key, b in inherited.items():  # a base must type the keys it takes over as this schema does
             if key in (s.get("properties") or {}):
                 mine = self.type_of(self.resolve(s["properties"][key]), key, name)
-                assert self.fields[base[0]][key] == mine, (name, key, mine)  # type: ignore[index]
+                assert self.fields[b][key] == mine, (name, key, mine)
         fields = []
         for key in sorted(props):
             sub = self.resolve(props[key])
@@ -140,20 +140,20 @@ class Generator:
         for key, (annotation, comment) in (extra or {}).items():
             fields.append((False, key, annotation, comment))
         fields.sort(key=lambda f: f[1])
-        body = json.dumps([base[0] if base else None] + [(r, k, a) for r, k, a, _ in fields])
+        body = json.dumps([list(bases)] + [(r, k, a) for r, k, a, _ in fields])
         if self.classes.get(name) == body:
             return name
         if name in self.classes:  # the same name for another shape: qualify it by its parent
             return self.typed_dict(
-                parent + name, s, only=only, drop=drop, required=required, doc=doc, extra=extra, base=base
+                parent + name, s, only=only, drop=drop, required=required, doc=doc, extra=extra, bases=bases
             )
         self.classes[name] = body
-        self.fields[name] = {**(self.fields[base[0]] if base else {}), **{k: a for _, k, a, _ in fields}}
+        self.fields[name] = {**{k: self.fields[b][k] for k, b in inherited.items()}, **{k: a for _, k, a, _ in fields}}
         text = (doc or s.get("description") or "").strip()
         lines = []
         req = [f for f in fields if f[0]]
         opt = [f for f in fields if not f[0]]
-        parent_class = base[0] if base else "TypedDict"
+        parent_class = ", ".join(bases) or "TypedDict"
         if req:
             lines.append(f"class _{name}Required({parent_class}):")
             lines.extend(self.field_lines(req))
@@ -186,7 +186,7 @@ class Generator:
         # Sections first, so that they take their own names.
         deploy_resources = self.resolve(schemas["DeployBody"])["properties"]["resources"]
         self.typed_dict("DeploymentConfig", deploy_resources, doc="deployment_config, or deploy()'s resources")
-        self.typed_dict(
+        run_config = self.typed_dict(
             "RunConfig",
             run_body,
             drop=("name", "description", "submit"),
@@ -200,19 +200,20 @@ class Generator:
             required=("schedule_type",),
             doc="A schedule's timing (ScheduleService.cron(), .preview(); part of NewSchedule and WizardSchedule)",
         )
-        # Both bodies flatten the timing (as the Rust types do): they extend ScheduleTiming.
+        # The bodies flatten the timing and (the wizard) the run config, as the Rust types do:
+        # they extend ScheduleTiming and RunConfig.
         self.typed_dict(
             "NewSchedule",
             schemas["FromRunBody"],
             drop=("source_training_run_id",),
             doc="A new schedule (create_from_run(), create_for_model())",
-            base=(timing, TIMING_KEYS),
+            bases=(timing,),
         )
         self.typed_dict(
             "WizardSchedule",
             wizard,
             doc="create_from_wizard(): " + self.resolve(wizard)["description"],
-            base=(timing, TIMING_KEYS),
+            bases=(timing, run_config),
         )
         # Python's edit() takes the whole new timing as one `timing` dict where the REST body
         # lays partial timing fields over the current ones.

@@ -254,7 +254,7 @@ class NewSchedule(_NewScheduleRequired, total=False):
     description: str
 
 
-class _WizardScheduleRequired(ScheduleTiming):
+class _WizardScheduleRequired(ScheduleTiming, RunConfig):
     # Registered model name
     name: str
 
@@ -266,21 +266,12 @@ class WizardSchedule(_WizardScheduleRequired, total=False):
     catch_up: Literal["once", "all", "skip"]
     # What a fire does while the previous run is still active
     concurrency: Literal["skip", "queue", "allow"]
-    dataset: Dataset
-    deployment_config: DeploymentConfig
-    evaluator_config: EvaluatorConfig
-    feature_config: FeatureConfig
-    gpu_config: GpuConfig
     # Model endpoint (default: the project's)
     ml_model: str
-    model_config: ModelConfig
-    sampling_config: SamplingConfig
-    schedule_config: ScheduleConfig
     # Free text
     schedule_description: str
     # Schedule name
     schedule_name: str
-    training_params: TrainingParams
 
 
 class ScheduleEdit(TypedDict, total=False):
