@@ -1,8 +1,11 @@
 # The Python wheel (issue 8): build it with maturin, install it into a fresh venv, run the
 # pytest suite, mypy's stubtest on the hand-written stubs (and mypy --strict on the tests and
 # the example, which use them), and the notebook example headless.
-#   make test-python   everything above
+#   make test-python   everything above, and the check that python/trainyard/config_types.py
+#                      is what scripts/gen-config-types.py makes of the REST API's schemas
 #   make wheel         just the wheel, into target/wheels
+#   make python-config-types   rewrites python/trainyard/config_types.py (the TypedDicts of
+#                      the config dicts) from the freshly built wheel's OpenAPI document
 #
 # One end-to-end test (python/tests/test_serving_e2e.py) deploys a real SavedModel with
 # trainyard-serve: test-python builds the server and the test models of mk/serve.mk (which need
@@ -26,7 +29,7 @@ MATURIN_FLAGS ?= --profile dev --strip
 # Other CPythons the abi3 wheel is smoke-tested on (those present on this machine).
 PY_ABI3_SMOKE ?= $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python3 $(HOME)/.pyenv/versions/3.13*/bin/python3)
 
-.PHONY: test-python wheel
+.PHONY: test-python wheel python-config-types
 
 $(PY_TOOLS_STAMP): $(PY_REQS)
 	rm -rf $(PY_TOOLS)
@@ -41,11 +44,23 @@ wheel: $(PY_TOOLS_STAMP)
 PY_E2E_ENV = TRAINYARD_SERVE_BIN=$(CURDIR)/target/debug/trainyard-serve TRAINYARD_PYTHON=$(PYENV_PY) \
 	TRAINYARD_SERVE_TEST_MODELS=$(SERVE_MODELS)
 
-test-python: wheel serve-test-models
-	$(CARGO) build -p trainyard-serve
+# A fresh venv with just the wheel.
+define py-wheel-venv
 	rm -rf $(PY_WHEEL_VENV)
 	$(PY_BASE) -m venv $(PY_WHEEL_VENV)
 	$(PY_WHEEL_VENV)/bin/pip install -q --disable-pip-version-check --no-index --no-deps $(WHEEL_DIR)/trainyard-*.whl
+endef
+
+PY_CONFIG_TYPES := python/trainyard/config_types.py
+
+python-config-types: wheel
+	$(py-wheel-venv)
+	$(PY_WHEEL_VENV)/bin/python scripts/gen-config-types.py $(PY_CONFIG_TYPES)
+
+test-python: wheel serve-test-models
+	$(CARGO) build -p trainyard-serve
+	$(py-wheel-venv)
+	$(PY_WHEEL_VENV)/bin/python scripts/gen-config-types.py --check $(PY_CONFIG_TYPES)
 	$(PY_WHEEL_VENV)/bin/python -c "import trainyard, sys; assert 'site-packages' in trainyard.__file__, trainyard.__file__; print('wheel', trainyard.__version__, 'imports in a fresh venv')"
 	$(PY_TOOLS)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
 		> $$($(PY_WHEEL_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-trainyard-tools.pth

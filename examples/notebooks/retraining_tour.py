@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import trainyard
+from trainyard.config_types import NewSchedule
 
 out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="trainyard-tour-"))
 platform = trainyard.Platform.init(out / "project")
@@ -93,14 +94,15 @@ assert {line.get_label() for ax in fig.axes for line in ax.get_lines()} >= {"los
 # ## Retrain every Monday at 09:00 Warsaw time
 
 # %%
-weekly = {
+weekly: NewSchedule = {
+    "name": "weekly retraining",
     "schedule_type": "weekly",
     "schedule_time": "09:00",
     "schedule_day_of_week": 0,
     "schedule_timezone": "Europe/Warsaw",
 }
 print("cron:", trainyard.ScheduleService.cron(weekly))
-schedule = platform.schedules.create_from_run(run.id, {"name": "weekly retraining", **weekly})
+schedule = platform.schedules.create_from_run(run.id, weekly)
 (out / "schedule.html").write_text(schedule._repr_html_())
 for fire in platform.schedules.upcoming(schedule.id, 5):
     print("next fire:", fire.isoformat())

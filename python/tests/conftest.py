@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 import trainyard
+from trainyard.config_types import RunConfig
 
 # crates/trainyard-core/tests/fixtures/multitask_training_metrics.json (same numbers).
 MULTITASK_METRICS: dict[str, Any] = json.loads(
@@ -44,8 +45,8 @@ def platform(project: Path) -> trainyard.Platform:
     return trainyard.Platform.init(project)
 
 
-def config(model_type: str = "retrieval", **sections: Any) -> dict[str, Any]:
-    return {"model_config": {"model_type": model_type}, **sections}
+def config(model_type: str = "retrieval", **sections: Any) -> RunConfig:
+    return cast(RunConfig, {"model_config": {"model_type": model_type}, **sections})
 
 
 def complete(

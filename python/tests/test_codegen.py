@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import zipfile
+from typing import cast
 from io import BytesIO
 
 import pytest
 
 import trainyard
 from trainyard import codegen
+from trainyard.config_types import FeatureConfig
 
 
 def test_generates_both_modules_from_a_runs_config(platform: trainyard.Platform) -> None:
@@ -29,10 +31,17 @@ def test_generates_both_modules_from_a_runs_config(platform: trainyard.Platform)
 
 def test_bad_configs_name_their_field(platform: trainyard.Platform) -> None:
     cfg = platform.training.create("m").config
-    bad_features = {**cfg["feature_config"], "product_id_column": "no_such_column"}
+    bad_features = cast(FeatureConfig, {**cfg["feature_config"], "product_id_column": "no_such_column"})
     with pytest.raises(trainyard.ValidationError) as e:
         codegen.generate(bad_features, cfg["model_config"])
     assert e.value.field == "feature_config"
+    # The codegen error and its source, as the __cause__ chain.
+    cause = e.value.__cause__
+    assert cause is not None and str(cause) == e.value.reason
+    assert str(cause).startswith("invalid feature config: ")
+    root = cause.__cause__
+    assert root is not None and root.__cause__ is None
+    assert str(cause) == f"invalid feature config: {root}"
     with pytest.raises(trainyard.ValidationError) as e:
         codegen.generate(cfg["feature_config"], cfg["model_config"], {"epochs": 0})
     assert e.value.field == "training_params"

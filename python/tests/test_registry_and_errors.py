@@ -48,6 +48,37 @@ def test_exception_hierarchy() -> None:
     assert issubclass(trainyard.MetricsError, trainyard.ValidationError)
     assert not issubclass(trainyard.NotFound, trainyard.ValidationError)
     assert trainyard.NotFound.__module__ == "trainyard"
+    # The matching builtins, and only those.
+    assert issubclass(trainyard.ValidationError, ValueError)
+    assert issubclass(trainyard.MetricsError, ValueError)
+    assert issubclass(trainyard.NotFound, LookupError) and not issubclass(trainyard.NotFound, KeyError)
+    assert issubclass(trainyard.StorageError, OSError)
+    plain: tuple[type[trainyard.TrainyardError], ...] = (
+        trainyard.Conflict,
+        trainyard.InvalidTransition,
+        trainyard.BackendError,
+        trainyard.TrainyardError,
+    )
+    for plain_cls in plain:
+        assert not issubclass(plain_cls, (ValueError, LookupError, OSError)), plain_cls
+    assert trainyard.TrainyardError.__doc__ == "Base class of every error trainyard raises."
+
+
+def test_errors_are_caught_as_builtins_with_their_message_and_cause(platform: trainyard.Platform) -> None:
+    with pytest.raises(LookupError) as missing:
+        platform.training.get(4242)
+    assert isinstance(missing.value, NotFound)
+    assert str(missing.value) == "training run 4242 not found", "a LookupError, not a quoting KeyError"
+    assert (missing.value.entity, missing.value.id) == ("training run", "4242")
+    with pytest.raises(ValueError) as bad:
+        platform.training.create("x", {"model_config": {"model_type": "nope"}})
+    assert isinstance(bad.value, trainyard.ValidationError)
+    # The core error's source (the ValidationError of a field) is the exception's cause.
+    cause = bad.value.__cause__
+    assert isinstance(cause, Exception) and not isinstance(cause, trainyard.TrainyardError)
+    assert str(cause) == f"{bad.value.field}: {bad.value.reason}"
+    assert str(bad.value) == f"invalid input: {cause}"
+    assert missing.value.__cause__ is None, "a NotFound has no source"
 
 
 def test_every_error_is_catchable_as_the_base(platform: trainyard.Platform) -> None:

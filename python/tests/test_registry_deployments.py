@@ -177,7 +177,7 @@ def test_deploy_refusals_change_nothing(platform: trainyard.Platform, tmp_path: 
     with pytest.raises(ValidationError, match="unknown variant `turbo`"):
         d.deploy(run.id, preset="turbo")
     with pytest.raises(ValidationError, match="unknown field `gpus`"):
-        d.deploy(run.id, resources={"gpus": 2})
+        d.deploy(run.id, resources={"gpus": 2})  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="more than max_instances") as e:
         d.deploy(run.id, resources={"min_instances": 5, "max_instances": 2})
     assert e.value.field == "min_instances"

@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from conftest import complete, config
 
 import trainyard
 from trainyard import Conflict, NotFound, ScheduleService, ValidationError
+from trainyard.config_types import NewSchedule, ScheduleTiming, WizardSchedule
 
-WARSAW_DAILY = {"schedule_type": "daily", "schedule_time": "02:00", "schedule_timezone": "Europe/Warsaw"}
+WARSAW_DAILY: ScheduleTiming = {"schedule_type": "daily", "schedule_time": "02:00", "schedule_timezone": "Europe/Warsaw"}
 
 
-def daily(name: str, time: str = "02:00", **extra: Any) -> dict[str, Any]:
-    return {"name": name, **WARSAW_DAILY, "schedule_time": time, "concurrency": "allow", **extra}
+def daily(name: str, time: str = "02:00", **extra: Any) -> NewSchedule:
+    return cast(NewSchedule, {"name": name, **WARSAW_DAILY, "schedule_time": time, "concurrency": "allow", **extra})
 
 
 def test_cron_and_preview_need_no_project() -> None:
     assert ScheduleService.cron(WARSAW_DAILY) == "0 2 * * *"
-    weekly = {"schedule_type": "weekly", "schedule_time": "10:00", "schedule_day_of_week": 2}
+    weekly: ScheduleTiming = {"schedule_type": "weekly", "schedule_time": "10:00", "schedule_day_of_week": 2}
     assert ScheduleService.cron(weekly) == "0 10 * * 3", "Wednesday is cron day 3"
     assert ScheduleService.cron({"schedule_type": "hourly", "schedule_time": "00:15"}) == "15 * * * *"
     fires = ScheduleService.preview(WARSAW_DAILY, 3, after="2026-03-01T10:00:00Z")
@@ -87,7 +88,7 @@ def test_validation_rules_and_frozen_config(platform: trainyard.Platform) -> Non
 
     sched = s.create_from_run(run.id, daily("ok"))
     with pytest.raises(ValidationError, match="unknown field `training_params`"):
-        s.edit(sched.id, {"training_params": {"epochs": 1}})
+        s.edit(sched.id, {"training_params": {"epochs": 1}})  # type: ignore[typeddict-unknown-key]
     edited = s.edit(
         sched.id,
         {
@@ -146,7 +147,7 @@ def test_pause_trigger_resume_and_stats(platform: trainyard.Platform) -> None:
 def test_wizard_model_preview_upcoming_and_grid(platform: trainyard.Platform) -> None:
     s = platform.schedules
     at = (datetime.now(timezone.utc) + timedelta(days=2)).replace(second=30, microsecond=0)
-    wizard = {
+    wizard: WizardSchedule = {
         "ml_model": "shop",
         "name": "ranker",
         "model_config": {"model_type": "ranking"},

@@ -11,6 +11,7 @@ import pytest
 from conftest import MULTITASK_METRICS, complete, config, pipeline_root
 
 import trainyard
+from trainyard.config_types import ConfigPatch
 from trainyard import (
     BackendError,
     Conflict,
@@ -48,14 +49,14 @@ def test_bad_input_is_refused_and_nothing_is_stored(platform: trainyard.Platform
     with pytest.raises(
         ValidationError, match="unknown field `trainig_params`, did you mean `training_params`"
     ):
-        t.create("m", {"trainig_params": {"epochs": 3}})
+        t.create("m", {"trainig_params": {"epochs": 3}})  # type: ignore[arg-type]  # the stub knows too
     with pytest.raises(ValidationError, match="unknown field `epoch`, did you mean `epochs`"):
-        t.create("m", {"training_params": {"epoch": 3}})
+        t.create("m", {"training_params": {"epoch": 3}})  # type: ignore[arg-type]
     with pytest.raises(ValidationError) as e:
         t.create("m", config(training_params={"epochs": "ten"}))
     assert e.value.field == "config"
     with pytest.raises(TypeError, match="cannot pass a set"):
-        t.create("m", {"model_config": {"model_type": {"retrieval"}}})
+        t.create("m", {"model_config": {"model_type": {"retrieval"}}})  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="unknown variant"):
         t.create("m", config("recommender"))
     assert t.list().total == 0
@@ -159,7 +160,7 @@ def test_cancel_rerun_and_edit(platform: trainyard.Platform) -> None:
             }
         ),
     )
-    patch = {"training_params": {"epochs": 300}}
+    patch: ConfigPatch = {"training_params": {"epochs": 300}}
     with pytest.raises(Conflict, match="only a run whose training has finished can be rerun"):
         t.rerun(run.id)
     with pytest.raises(Conflict, match="can be edited once training has finished"):
@@ -179,7 +180,7 @@ def test_cancel_rerun_and_edit(platform: trainyard.Platform) -> None:
     assert t.patch_config(run.id, patch)[1] == []
     assert t.config(run.id)["training_params"]["epochs"] == 300
     with pytest.raises(ValidationError, match="unknown field `model_config`"):
-        t.patch_config(run.id, {"model_config": {"model_type": "ranking"}})
+        t.patch_config(run.id, {"model_config": {"model_type": "ranking"}})  # type: ignore[typeddict-unknown-key]
     with pytest.raises(ValidationError, match="gpu_config.gpu_count"):
         t.patch_config(run.id, {"gpu_config": {"gpu_enabled": True, "gpu_count": 3}})
 

@@ -20,7 +20,7 @@ Run insights: ``platform.insights.statistics(run_id)``, ``.schema(run_id)``,
 import atexit as _atexit
 import os as _os
 
-from trainyard import codegen
+from trainyard import codegen, config_types
 from trainyard._native import (
     BackfillReport,
     ControlPlane,
@@ -110,6 +110,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "codegen",
+    "config_types",
     "predict",
     "predict_async",
 ]

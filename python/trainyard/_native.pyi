@@ -8,6 +8,20 @@ from typing import Any, Optional, Union, final
 
 from typing_extensions import Self
 
+from trainyard.config_types import (
+    ConfigPatch,
+    DeploymentConfig,
+    FeatureConfig,
+    GpuConfig,
+    ModelConfig,
+    NewSchedule,
+    RunConfig,
+    ScheduleEdit,
+    ScheduleTiming,
+    TrainingParams,
+    WizardSchedule,
+)
+
 __version__: str
 __all__ = [
     "BackendError",
@@ -46,6 +60,7 @@ __all__ = [
     "_after_fork",
     "_before_exit",
     "_before_fork",
+    "_openapi_json",
     "generate",
     "predict",
     "predict_async",
@@ -57,13 +72,13 @@ _Instant = Union[datetime, str]
 _Version = Union[str, int]
 
 class TrainyardError(Exception): ...
-class ValidationError(TrainyardError):
+class ValidationError(TrainyardError, ValueError):
     field: str
     reason: str
 
 class MetricsError(ValidationError): ...
 
-class NotFound(TrainyardError):
+class NotFound(TrainyardError, LookupError):
     entity: str
     id: str
 
@@ -73,7 +88,7 @@ class InvalidTransition(TrainyardError):
     from_status: str
     event: str
 
-class StorageError(TrainyardError): ...
+class StorageError(TrainyardError, OSError): ...
 class BackendError(TrainyardError): ...
 
 @final
@@ -407,7 +422,7 @@ class TrainingService:
     def create(
         self,
         name: str,
-        config: Optional[_Input] = None,
+        config: Optional[RunConfig] = None,
         *,
         ml_model: Optional[str] = None,
         description: str = ...,
@@ -415,7 +430,7 @@ class TrainingService:
     def create_async(
         self,
         name: str,
-        config: Optional[_Input] = None,
+        config: Optional[RunConfig] = None,
         *,
         ml_model: Optional[str] = None,
         description: str = ...,
@@ -467,8 +482,8 @@ class TrainingService:
     def rerun_async(self, id: int, *, submit: bool = True) -> Future[Run]: ...
     def config(self, id: int) -> _JsonDict: ...
     def config_async(self, id: int) -> Future[_JsonDict]: ...
-    def patch_config(self, id: int, patch: _Input) -> tuple[_JsonDict, builtins.list[str]]: ...
-    def patch_config_async(self, id: int, patch: _Input) -> Future[tuple[_JsonDict, builtins.list[str]]]: ...
+    def patch_config(self, id: int, patch: ConfigPatch) -> tuple[_JsonDict, builtins.list[str]]: ...
+    def patch_config_async(self, id: int, patch: ConfigPatch) -> Future[tuple[_JsonDict, builtins.list[str]]]: ...
     def history(self, id: int) -> builtins.list[_JsonDict]: ...
     def history_async(self, id: int) -> Future[builtins.list[_JsonDict]]: ...
     def handle_event(self, id: int, event: _Input) -> Run: ...
@@ -477,23 +492,23 @@ class TrainingService:
 @final
 class ScheduleService:
     @staticmethod
-    def cron(timing: _Input) -> str: ...
+    def cron(timing: ScheduleTiming) -> str: ...
     @staticmethod
-    def preview(timing: _Input, count: int = 5, after: Optional[_Instant] = None) -> builtins.list[datetime]: ...
-    def create_from_run(self, run_id: int, schedule: _Input) -> Schedule: ...
-    def create_from_run_async(self, run_id: int, schedule: _Input) -> Future[Schedule]: ...
-    def create_from_wizard(self, wizard: _Input) -> Schedule: ...
-    def create_from_wizard_async(self, wizard: _Input) -> Future[Schedule]: ...
-    def create_for_model(self, model_id: int, schedule: _Input) -> Schedule: ...
-    def create_for_model_async(self, model_id: int, schedule: _Input) -> Future[Schedule]: ...
+    def preview(timing: ScheduleTiming, count: int = 5, after: Optional[_Instant] = None) -> builtins.list[datetime]: ...
+    def create_from_run(self, run_id: int, schedule: NewSchedule) -> Schedule: ...
+    def create_from_run_async(self, run_id: int, schedule: NewSchedule) -> Future[Schedule]: ...
+    def create_from_wizard(self, wizard: WizardSchedule) -> Schedule: ...
+    def create_from_wizard_async(self, wizard: WizardSchedule) -> Future[Schedule]: ...
+    def create_for_model(self, model_id: int, schedule: NewSchedule) -> Schedule: ...
+    def create_for_model_async(self, model_id: int, schedule: NewSchedule) -> Future[Schedule]: ...
     def preview_from_run(self, run_id: int) -> _JsonDict: ...
     def preview_from_run_async(self, run_id: int) -> Future[_JsonDict]: ...
     def list(self, ml_model: Optional[str] = None) -> builtins.list[Schedule]: ...
     def list_async(self, ml_model: Optional[str] = None) -> Future[builtins.list[Schedule]]: ...
     def get(self, id: int) -> Schedule: ...
     def get_async(self, id: int) -> Future[Schedule]: ...
-    def edit(self, id: int, edit: _Input) -> Schedule: ...
-    def edit_async(self, id: int, edit: _Input) -> Future[Schedule]: ...
+    def edit(self, id: int, edit: ScheduleEdit) -> Schedule: ...
+    def edit_async(self, id: int, edit: ScheduleEdit) -> Future[Schedule]: ...
     def pause(self, id: int) -> Schedule: ...
     def pause_async(self, id: int) -> Future[Schedule]: ...
     def resume(self, id: int) -> Schedule: ...
@@ -561,7 +576,7 @@ class DeploymentService:
         run_id: int,
         *,
         preset: Optional[str] = None,
-        resources: Optional[_Input] = None,
+        resources: Optional[DeploymentConfig] = None,
         endpoint: Optional[str] = None,
         service_name: Optional[str] = None,
     ) -> Run: ...
@@ -570,7 +585,7 @@ class DeploymentService:
         run_id: int,
         *,
         preset: Optional[str] = None,
-        resources: Optional[_Input] = None,
+        resources: Optional[DeploymentConfig] = None,
         endpoint: Optional[str] = None,
         service_name: Optional[str] = None,
     ) -> Future[Run]: ...
@@ -748,14 +763,17 @@ def _before_exit() -> None:
     """atexit hook: lets results being delivered to asyncio loops finish (up to 5 s) and stops
     new deliveries, so no runtime thread is inside Python when the interpreter finalizes."""
 
+def _openapi_json() -> str:
+    """The REST API's OpenAPI document (JSON), which trainyard.config_types is generated from."""
+
 def _after_fork() -> None:
     """`after_in_parent` / `after_in_child` hook: releases what `_before_fork` took."""
 
 def generate(
-    feature_config: _Input,
-    model_config: _Input,
-    training_params: Optional[_Input] = None,
-    gpu_config: Optional[_Input] = None,
+    feature_config: FeatureConfig,
+    model_config: ModelConfig,
+    training_params: Optional[TrainingParams] = None,
+    gpu_config: Optional[GpuConfig] = None,
 ) -> dict[str, str]: ...
 
 def predict(

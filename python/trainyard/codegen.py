@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Optional
 
 from trainyard import _native
+from trainyard.config_types import FeatureConfig, GpuConfig, ModelConfig, TrainingParams
 
 __all__ = ["generate", "TRANSFORM_MODULE", "TRAINER_MODULE"]
 
@@ -13,10 +14,10 @@ TRAINER_MODULE = "trainer_module.py"
 
 
 def generate(
-    feature_config: Mapping[str, Any],
-    model_config: Mapping[str, Any],
-    training_params: Optional[Mapping[str, Any]] = None,
-    gpu_config: Optional[Mapping[str, Any]] = None,
+    feature_config: FeatureConfig,
+    model_config: ModelConfig,
+    training_params: Optional[TrainingParams] = None,
+    gpu_config: Optional[GpuConfig] = None,
 ) -> dict[str, str]:
     """Validates the configs and returns {file name: Python source}.
 

@@ -8,11 +8,12 @@ use trainyard_core::config::{GpuConfig, TrainingParams};
 use trainyard_core::{Error, ValidationError};
 
 use crate::convert::from_py;
-use crate::errors::PyTyError;
+use crate::errors::to_py_err_caused_by;
 
-/// Codegen's errors as the domain's kinds (mapped to Python in errors.rs like all others).
-fn domain_error(e: CodegenError) -> Error {
-    let field = match &e {
+/// Codegen's errors as the domain's kinds (mapped to Python in errors.rs like all others; the
+/// codegen error and its sources become the exception's `__cause__`).
+fn domain_error(e: &CodegenError) -> Error {
+    let field = match e {
         CodegenError::FeatureConfig(_) => "feature_config",
         CodegenError::ModelConfig(_) => "model_config",
         CodegenError::TrainingParams(_) => "training_params",
@@ -44,6 +45,6 @@ pub fn generate(
     };
     let modules = py
         .detach(|| trainyard_codegen::generate(&features, &model, &params, &gpu))
-        .map_err(|e| PyTyError(domain_error(e)))?;
+        .map_err(|e| to_py_err_caused_by(domain_error(&e), &e))?;
     Ok(modules.files)
 }

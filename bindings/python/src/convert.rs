@@ -236,3 +236,8 @@ impl<'py> IntoPyObject<'py> for Json {
         json_to_py(py, &self.0)
     }
 }
+
+/// A model type by its name ("retrieval", "ranking", "multitask").
+pub fn model_type(s: &str) -> PyResult<trainyard_core::model_config::ModelType> {
+    from_json("model_type", Value::String(s.into()))
+}

@@ -2,7 +2,7 @@
 //! weight and gradient statistics (the Training tab), its pipeline logs, and the metrics
 //! backfill; with their result classes. Nested parts (features, epochs, items) are plain dicts,
 //! as the facade serializes them; `to_dict()` is what the CLI's `--json` and the HTTP API give.
-//! Every operation is blocking (GIL released) and `<name>_async`, both over one `*_op` future.
+//! Every operation is declared once (see macros.rs): blocking, and `<name>_async`.
 
 use std::sync::Arc;
 
@@ -13,12 +13,9 @@ use trainyard::insights::{
 };
 use trainyard_core::{Error, ValidationError};
 
-use crate::convert::to_py;
+use crate::ctx::Ctx;
 use crate::errors::invalid;
-use crate::models::{py_bool, py_repr_opt, pyq};
-use crate::platform::Ctx;
-use crate::runtime::{awaitable, block};
-use crate::services::Op;
+use crate::repr::{py_bool, py_repr_opt, pyq};
 
 fn notebook(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     py.import("trainyard._notebook")
@@ -66,108 +63,61 @@ impl PyRunStatistics {
     }
 }
 
-#[pymethods]
-impl PyRunStatistics {
-    #[getter]
-    fn run_id(&self) -> i64 {
-        self.inner.run_id
-    }
-    /// The StatisticsGen output the summary was read from.
-    #[getter]
-    fn source(&self) -> &str {
-        &self.inner.source
-    }
-    /// The split the summary fields describe; None when they describe all splits combined.
-    #[getter]
-    fn split(&self) -> Option<&str> {
-        self.split
-            .map(|i| self.inner.summary.splits[i].name.as_str())
-    }
-    /// The run's splits ("train" first).
-    #[getter]
-    fn split_names(&self) -> Vec<String> {
-        self.inner
-            .summary
-            .splits
-            .iter()
-            .map(|d| d.name.clone())
-            .collect()
-    }
-    #[getter]
-    fn total_examples(&self) -> u64 {
-        self.dataset().total_examples
-    }
-    #[getter]
-    fn feature_count(&self) -> u64 {
-        self.dataset().feature_count
-    }
-    #[getter]
-    fn numeric_feature_count(&self) -> u64 {
-        self.dataset().numeric_feature_count
-    }
-    #[getter]
-    fn categorical_feature_count(&self) -> u64 {
-        self.dataset().categorical_feature_count
-    }
-    /// Numeric features / all features (0..1).
-    #[getter]
-    fn numeric_ratio(&self) -> f64 {
-        self.dataset().numeric_ratio
-    }
-    /// Missing values in percent, averaged over the features.
-    #[getter]
-    fn avg_missing_pct(&self) -> f64 {
-        self.dataset().avg_missing_pct
-    }
-    /// One dict per numeric feature: name, type, count, missing, missing_pct, num_values,
-    /// mean, std_dev, zeros, zeros_pct, min, median, max, histogram ([{low, high, count}]).
-    #[getter]
-    fn numeric_features<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.dataset().numeric_features)
-    }
-    /// One dict per categorical feature: name, type, count, missing, missing_pct,
-    /// num_values, unique, exact, top_values ([{value, frequency}]), avg_length.
-    #[getter]
-    fn categorical_features<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.dataset().categorical_features)
-    }
-    /// The summary of each split, as dicts.
-    #[getter]
-    fn splits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.summary.splits)
-    }
-    /// The summary of all splits together, as a dict.
-    #[getter]
-    fn combined<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.summary.combined)
-    }
-    /// The numeric features: a pandas DataFrame indexed by name when pandas is installed,
-    /// else the list of dicts.
-    fn numeric_frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        notebook(py)?.call_method1("feature_frame", (self.numeric_features(py)?, "numeric"))
-    }
-    /// The categorical features, like `numeric_frame()`.
-    fn categorical_frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        notebook(py)?.call_method1(
-            "feature_frame",
-            (self.categorical_features(py)?, "categorical"),
-        )
-    }
-    /// Every split and the combined summary (whatever split was asked for).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    fn __repr__(&self) -> String {
-        let d = self.dataset();
-        format!(
-            "RunStatistics(run_id={}, split={}, total_examples={}, numeric_features={}, categorical_features={}, avg_missing_pct={:.2})",
-            self.inner.run_id,
-            py_repr_opt(self.split().map(pyq)),
-            d.total_examples,
-            d.numeric_feature_count,
-            d.categorical_feature_count,
-            d.avg_missing_pct
-        )
+view_methods! {
+    impl PyRunStatistics(self as s) {
+        get {
+            run_id: i64 = s.inner.run_id;
+            /// The StatisticsGen output the summary was read from.
+            source: &str = &s.inner.source;
+            /// The split the summary fields describe; None when they describe all splits
+            /// combined.
+            split: Option<&str> = s.split.map(|i| s.inner.summary.splits[i].name.as_str());
+            /// The run's splits ("train" first).
+            split_names: Vec<String> = s.inner.summary.splits.iter().map(|d| d.name.clone()).collect();
+            total_examples: u64 = s.dataset().total_examples;
+            feature_count: u64 = s.dataset().feature_count;
+            numeric_feature_count: u64 = s.dataset().numeric_feature_count;
+            categorical_feature_count: u64 = s.dataset().categorical_feature_count;
+            /// Numeric features / all features (0..1).
+            numeric_ratio: f64 = s.dataset().numeric_ratio;
+            /// Missing values in percent, averaged over the features.
+            avg_missing_pct: f64 = s.dataset().avg_missing_pct;
+        }
+        dict {
+            /// One dict per numeric feature: name, type, count, missing, missing_pct,
+            /// num_values, mean, std_dev, zeros, zeros_pct, min, median, max, histogram
+            /// ([{low, high, count}]).
+            numeric_features = &s.dataset().numeric_features;
+            /// One dict per categorical feature: name, type, count, missing, missing_pct,
+            /// num_values, unique, exact, top_values ([{value, frequency}]), avg_length.
+            categorical_features = &s.dataset().categorical_features;
+            /// The summary of each split, as dicts.
+            splits = &s.inner.summary.splits;
+            /// The summary of all splits together, as a dict.
+            combined = &s.inner.summary.combined;
+        }
+        repr(RunStatistics {
+            run_id = s.inner.run_id,
+            split = py_repr_opt(s.split.map(|i| pyq(&s.inner.summary.splits[i].name))),
+            total_examples = s.dataset().total_examples,
+            numeric_features = s.dataset().numeric_feature_count,
+            categorical_features = s.dataset().categorical_feature_count,
+            avg_missing_pct = format!("{:.2}", s.dataset().avg_missing_pct),
+        });
+        methods {
+            /// The numeric features: a pandas DataFrame indexed by name when pandas is installed,
+            /// else the list of dicts.
+            fn numeric_frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                notebook(py)?.call_method1("feature_frame", (self.numeric_features(py)?, "numeric"))
+            }
+            /// The categorical features, like `numeric_frame()`.
+            fn categorical_frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                notebook(py)?.call_method1(
+                    "feature_frame",
+                    (self.categorical_features(py)?, "categorical"),
+                )
+            }
+        }
     }
 }
 
@@ -177,52 +127,35 @@ pub struct PyRunSchema {
     pub inner: RunSchema,
 }
 
-#[pymethods]
-impl PyRunSchema {
-    #[getter]
-    fn run_id(&self) -> i64 {
-        self.inner.run_id
-    }
-    /// The schema.pbtxt read.
-    #[getter]
-    fn source(&self) -> &str {
-        &self.inner.source
-    }
-    #[getter]
-    fn feature_count(&self) -> u64 {
-        self.inner.summary.feature_count
-    }
-    #[getter]
-    fn required_count(&self) -> u64 {
-        self.inner.summary.required_count
-    }
-    /// {type: number of features}
-    #[getter]
-    fn by_type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.summary.by_type)
-    }
-    /// One dict per feature: name, type, required, presence, shape, domain, constraints,
-    /// deprecated.
-    #[getter]
-    fn features<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.summary.features)
-    }
-    /// The features: a pandas DataFrame indexed by name when pandas is installed, else the
-    /// list of dicts.
-    fn frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        notebook(py)?.call_method1("feature_frame", (self.features(py)?, "schema"))
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    fn __repr__(&self) -> String {
-        format!(
-            "RunSchema(run_id={}, feature_count={}, required_count={}, source={})",
-            self.inner.run_id,
-            self.inner.summary.feature_count,
-            self.inner.summary.required_count,
-            pyq(&self.inner.source)
-        )
+view_methods! {
+    impl PyRunSchema(s) {
+        get {
+            run_id: i64 = s.run_id;
+            /// The schema.pbtxt read.
+            source: &str = &s.source;
+            feature_count: u64 = s.summary.feature_count;
+            required_count: u64 = s.summary.required_count;
+        }
+        dict {
+            /// {type: number of features}
+            by_type = &s.summary.by_type;
+            /// One dict per feature: name, type, required, presence, shape, domain,
+            /// constraints, deprecated.
+            features = &s.summary.features;
+        }
+        repr(RunSchema {
+            run_id = s.run_id,
+            feature_count = s.summary.feature_count,
+            required_count = s.summary.required_count,
+            source = pyq(&s.source),
+        });
+        methods {
+            /// The features: a pandas DataFrame indexed by name when pandas is installed, else the
+            /// list of dicts.
+            fn frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                notebook(py)?.call_method1("feature_frame", (self.features(py)?, "schema"))
+            }
+        }
     }
 }
 
@@ -233,56 +166,39 @@ pub struct PyRunWeightStats {
     pub inner: RunWeightStats,
 }
 
-#[pymethods]
-impl PyRunWeightStats {
-    #[getter]
-    fn run_id(&self) -> i64 {
-        self.inner.run_id
-    }
-    #[getter]
-    fn histogram_bins(&self) -> u32 {
-        self.inner.histogram_bins
-    }
-    #[getter]
-    fn towers(&self) -> Vec<String> {
-        self.inner.towers.clone()
-    }
-    /// The epochs asked for: [{epoch, towers: {tower: {weights, gradients, ...}}}], where
-    /// weights/gradients hold count, nonfinite, l1_norm, l2_norm, mean, std, min, max,
-    /// histogram {bin_edges, counts} and variables.
-    #[getter]
-    fn epochs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.epochs)
-    }
-    /// {tower: [{epoch, weights_l1, weights_l2, weights_mean, weights_std, weights_min,
-    /// weights_max, gradients_l1, gradients_l2}]} over every recorded epoch.
-    #[getter]
-    fn norms<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.norms)
-    }
-    /// The norm curves: a pandas DataFrame indexed by (tower, epoch) when pandas is
-    /// installed, else a list of dicts with a `tower` key.
-    fn norms_frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        notebook(py)?.call_method1("norms_frame", (self.norms(py)?,))
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    fn __len__(&self) -> usize {
-        self.inner.epochs.len()
-    }
-    fn __repr__(&self) -> String {
-        format!(
-            "RunWeightStats(run_id={}, towers={:?}, epochs={:?}, histogram_bins={})",
-            self.inner.run_id,
-            self.inner.towers,
-            self.inner
-                .epochs
-                .iter()
-                .map(|e| e.epoch)
-                .collect::<Vec<_>>(),
-            self.inner.histogram_bins
-        )
+view_methods! {
+    impl PyRunWeightStats(w) {
+        get {
+            run_id: i64 = w.run_id;
+            histogram_bins: u32 = w.histogram_bins;
+            towers: Vec<String> = w.towers.clone();
+        }
+        dict {
+            /// The epochs asked for: [{epoch, towers: {tower: {weights, gradients, ...}}}],
+            /// where weights/gradients hold count, nonfinite, l1_norm, l2_norm, mean, std,
+            /// min, max, histogram {bin_edges, counts} and variables.
+            epochs = &w.epochs;
+            /// {tower: [{epoch, weights_l1, weights_l2, weights_mean, weights_std,
+            /// weights_min, weights_max, gradients_l1, gradients_l2}]} over every recorded
+            /// epoch.
+            norms = &w.norms;
+        }
+        repr(RunWeightStats {
+            run_id = w.run_id,
+            towers = format!("{:?}", w.towers),
+            epochs = format!("{:?}", w.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>()),
+            histogram_bins = w.histogram_bins,
+        });
+        methods {
+            /// The norm curves: a pandas DataFrame indexed by (tower, epoch) when pandas is
+            /// installed, else a list of dicts with a `tower` key.
+            fn norms_frame<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                notebook(py)?.call_method1("norms_frame", (self.norms(py)?,))
+            }
+            fn __len__(&self) -> usize {
+                self.inner.epochs.len()
+            }
+        }
     }
 }
 
@@ -293,47 +209,31 @@ pub struct PyRunLogs {
     pub inner: RunLogs,
 }
 
-#[pymethods]
-impl PyRunLogs {
-    #[getter]
-    fn run_id(&self) -> i64 {
-        self.inner.run_id
-    }
-    /// The component asked for; None for the whole pipeline.
-    #[getter]
-    fn component(&self) -> Option<&str> {
-        self.inner.component.as_deref()
-    }
-    /// The file read, or "run record".
-    #[getter]
-    fn source(&self) -> &str {
-        &self.inner.source
-    }
-    /// Components that have their own log.
-    #[getter]
-    fn components(&self) -> Vec<String> {
-        self.inner.components.clone()
-    }
-    #[getter]
-    fn text(&self) -> &str {
-        &self.inner.text
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    /// The log text.
-    fn __str__(&self) -> &str {
-        &self.inner.text
-    }
-    fn __repr__(&self) -> String {
-        format!(
-            "RunLogs(run_id={}, component={}, source={}, components={:?}, lines={})",
-            self.inner.run_id,
-            py_repr_opt(self.inner.component.as_deref().map(pyq)),
-            pyq(&self.inner.source),
-            self.inner.components,
-            self.inner.text.lines().count()
-        )
+view_methods! {
+    impl PyRunLogs(l) {
+        get {
+            run_id: i64 = l.run_id;
+            /// The component asked for; None for the whole pipeline.
+            component: Option<&str> = l.component.as_deref();
+            /// The file read, or "run record".
+            source: &str = &l.source;
+            /// Components that have their own log.
+            components: Vec<String> = l.components.clone();
+            text: &str = &l.text;
+        }
+        repr(RunLogs {
+            run_id = l.run_id,
+            component = py_repr_opt(l.component.as_deref().map(pyq)),
+            source = pyq(&l.source),
+            components = format!("{:?}", l.components),
+            lines = l.text.lines().count(),
+        });
+        methods {
+            /// The log text.
+            fn __str__(&self) -> &str {
+                &self.inner.text
+            }
+        }
     }
 }
 
@@ -345,66 +245,37 @@ pub struct PyBackfillReport {
     pub inner: BackfillReport,
 }
 
-#[pymethods]
-impl PyBackfillReport {
-    #[getter]
-    fn dry_run(&self) -> bool {
-        self.inner.dry_run
-    }
-    #[getter]
-    fn force(&self) -> bool {
-        self.inner.force
-    }
-    /// Trained runs considered.
-    #[getter]
-    fn found(&self) -> u64 {
-        self.inner.found
-    }
-    #[getter]
-    fn updated(&self) -> u64 {
-        self.inner.updated
-    }
-    #[getter]
-    fn skipped(&self) -> u64 {
-        self.inner.skipped
-    }
-    #[getter]
-    fn errors(&self) -> u64 {
-        self.inner.errors
-    }
-    #[getter]
-    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.items)
-    }
-    /// The management command's last line: "Completed: N updated, N skipped, N errors".
-    #[getter]
-    fn summary(&self) -> String {
-        format!(
-            "{}: {} updated, {} skipped, {} errors",
-            if self.inner.dry_run {
-                "Dry run"
-            } else {
-                "Completed"
-            },
-            self.inner.updated,
-            self.inner.skipped,
-            self.inner.errors
-        )
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    fn __repr__(&self) -> String {
-        let r = &self.inner;
-        format!(
-            "BackfillReport(dry_run={}, force={}, found={}, updated={}, skipped={}, errors={})",
-            py_bool(r.dry_run),
-            py_bool(r.force),
-            r.found,
-            r.updated,
-            r.skipped,
-            r.errors
-        )
+view_methods! {
+    impl PyBackfillReport(r) {
+        get {
+            dry_run: bool = r.dry_run;
+            force: bool = r.force;
+            /// Trained runs considered.
+            found: u64 = r.found;
+            updated: u64 = r.updated;
+            skipped: u64 = r.skipped;
+            errors: u64 = r.errors;
+            /// The management command's last line: "Completed: N updated, N skipped, N
+            /// errors".
+            summary: String = format!(
+                "{}: {} updated, {} skipped, {} errors",
+                if r.dry_run { "Dry run" } else { "Completed" },
+                r.updated,
+                r.skipped,
+                r.errors
+            );
+        }
+        dict {
+            items = &r.items;
+        }
+        repr(BackfillReport {
+            dry_run = py_bool(r.dry_run),
+            force = py_bool(r.force),
+            found = r.found,
+            updated = r.updated,
+            skipped = r.skipped,
+            errors = r.errors,
+        });
     }
 }
 
@@ -414,169 +285,74 @@ pub struct PyInsights {
     pub ctx: Arc<Ctx>,
 }
 
-impl PyInsights {
-    fn statistics_op(&self, run_id: i64, split: Option<String>) -> Op<PyRunStatistics> {
-        let ctx = self.ctx.clone();
-        Box::pin(async move {
-            let stats = ctx.platform().await?.insights().statistics(run_id).await?;
-            PyRunStatistics::new(stats, split.as_deref())
-        })
-    }
-
-    fn schema_op(&self, run_id: i64) -> Op<PyRunSchema> {
-        let ctx = self.ctx.clone();
-        Box::pin(async move {
-            let inner = ctx.platform().await?.insights().schema(run_id).await?;
-            Ok(PyRunSchema { inner })
-        })
-    }
-
-    fn weight_stats_op(&self, run_id: i64, epoch: Option<i64>) -> PyResult<Op<PyRunWeightStats>> {
-        let epoch = epoch
-            .map(|e| {
-                u32::try_from(e).map_err(|_| {
-                    invalid("epoch", format!("{e} is not an epoch number (0 or more)"))
+service_methods! {
+    impl PyInsights {
+        ops {
+            /// The run's dataset statistics (its StatisticsGen output): every split combined, or
+            /// the one named by `split` ("train", "eval", ...). A run without that output is
+            /// NotFound; an unknown split a ValidationError listing the run's splits.
+            #[pyo3(signature = (run_id, split=None))]
+            fn statistics(&self, run_id: i64, split: Option<String>) -> PyRunStatistics {
+                self.ctx.op(move |p, _| async move {
+                    let stats = p.insights().statistics(run_id).await?;
+                    PyRunStatistics::new(stats, split.as_deref())
                 })
-            })
-            .transpose()?;
-        let ctx = self.ctx.clone();
-        Ok(Box::pin(async move {
-            let inner = ctx
-                .platform()
-                .await?
-                .insights()
-                .weight_stats(run_id, epoch)
-                .await?;
-            Ok(PyRunWeightStats { inner })
-        }))
-    }
+            }
 
-    fn logs_op(&self, run_id: i64, component: Option<String>) -> Op<PyRunLogs> {
-        let ctx = self.ctx.clone();
-        // An empty component means the whole pipeline, as in the HTTP API.
-        let component = component.filter(|c| !c.trim().is_empty());
-        Box::pin(async move {
-            let inner = ctx
-                .platform()
-                .await?
-                .insights()
-                .logs(run_id, component.as_deref())
-                .await?;
-            Ok(PyRunLogs { inner })
-        })
-    }
+            /// The schema SchemaGen inferred for the run; NotFound without that output.
+            fn schema(&self, run_id: i64) -> PyRunSchema {
+                self.ctx.op(move |p, _| async move {
+                    let inner = p.insights().schema(run_id).await?;
+                    Ok(PyRunSchema { inner })
+                })
+            }
 
-    fn backfill_op(&self, dry_run: bool, force: bool) -> Op<PyBackfillReport> {
-        let ctx = self.ctx.clone();
-        Box::pin(async move {
-            let inner = ctx
-                .platform()
-                .await?
-                .insights()
-                .backfill(BackfillOptions { dry_run, force })
-                .await?;
-            Ok(PyBackfillReport { inner })
-        })
-    }
-}
+            /// Weight and gradient statistics of every epoch, or of `epoch` (NotFound when it
+            /// was not recorded). A run whose trainer recorded none has no epochs; a run
+            /// without a training history is NotFound.
+            #[pyo3(signature = (run_id, epoch=None))]
+            fn weight_stats(&self, run_id: i64, epoch: Option<i64>) -> PyRunWeightStats {
+                let epoch = epoch
+                    .map(|e| {
+                        u32::try_from(e).map_err(|_| {
+                            invalid("epoch", format!("{e} is not an epoch number (0 or more)"))
+                        })
+                    })
+                    .transpose()?;
+                self.ctx.op(move |p, _| async move {
+                    let inner = p.insights().weight_stats(run_id, epoch).await?;
+                    Ok(PyRunWeightStats { inner })
+                })
+            }
 
-#[pymethods]
-impl PyInsights {
-    /// The run's dataset statistics (its StatisticsGen output): every split combined, or the
-    /// one named by `split` ("train", "eval", ...). A run without that output is NotFound; an
-    /// unknown split a ValidationError listing the run's splits.
-    #[pyo3(signature = (run_id, split=None))]
-    fn statistics(
-        &self,
-        py: Python<'_>,
-        run_id: i64,
-        split: Option<String>,
-    ) -> PyResult<PyRunStatistics> {
-        block(py, self.statistics_op(run_id, split))
-    }
+            /// The run's pipeline log, or one component's (`"Trainer"`, `"StatisticsGen"`,
+            /// ...; NotFound naming the components that have logs when it has none).
+            #[pyo3(signature = (run_id, component=None))]
+            fn logs(&self, run_id: i64, component: Option<String>) -> PyRunLogs {
+                // An empty component means the whole pipeline, as in the HTTP API.
+                let component = component.filter(|c| !c.trim().is_empty());
+                self.ctx.op(move |p, _| async move {
+                    let inner = p.insights().logs(run_id, component.as_deref()).await?;
+                    Ok(PyRunLogs { inner })
+                })
+            }
 
-    #[pyo3(signature = (run_id, split=None))]
-    fn statistics_async<'py>(
-        &self,
-        py: Python<'py>,
-        run_id: i64,
-        split: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.statistics_op(run_id, split))
-    }
-
-    /// The schema SchemaGen inferred for the run; NotFound without that output.
-    fn schema(&self, py: Python<'_>, run_id: i64) -> PyResult<PyRunSchema> {
-        block(py, self.schema_op(run_id))
-    }
-
-    fn schema_async<'py>(&self, py: Python<'py>, run_id: i64) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.schema_op(run_id))
-    }
-
-    /// Weight and gradient statistics of every epoch, or of `epoch` (NotFound when it was
-    /// not recorded). A run whose trainer recorded none has no epochs; a run without a
-    /// training history is NotFound.
-    #[pyo3(signature = (run_id, epoch=None))]
-    fn weight_stats(
-        &self,
-        py: Python<'_>,
-        run_id: i64,
-        epoch: Option<i64>,
-    ) -> PyResult<PyRunWeightStats> {
-        block(py, self.weight_stats_op(run_id, epoch)?)
-    }
-
-    #[pyo3(signature = (run_id, epoch=None))]
-    fn weight_stats_async<'py>(
-        &self,
-        py: Python<'py>,
-        run_id: i64,
-        epoch: Option<i64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.weight_stats_op(run_id, epoch)?)
-    }
-
-    /// The run's pipeline log, or one component's (`"Trainer"`, `"StatisticsGen"`, ...;
-    /// NotFound naming the components that have logs when it has none).
-    #[pyo3(signature = (run_id, component=None))]
-    fn logs(&self, py: Python<'_>, run_id: i64, component: Option<String>) -> PyResult<PyRunLogs> {
-        block(py, self.logs_op(run_id, component))
-    }
-
-    #[pyo3(signature = (run_id, component=None))]
-    fn logs_async<'py>(
-        &self,
-        py: Python<'py>,
-        run_id: i64,
-        component: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.logs_op(run_id, component))
-    }
-
-    /// Re-extracts results from each trained run's stored training history: fills missing
-    /// results (`force`: also overwrites ones that differ); `dry_run` reports and writes
-    /// nothing.
-    #[pyo3(signature = (*, dry_run=false, force=false))]
-    fn backfill(&self, py: Python<'_>, dry_run: bool, force: bool) -> PyResult<PyBackfillReport> {
-        block(py, self.backfill_op(dry_run, force))
-    }
-
-    #[pyo3(signature = (*, dry_run=false, force=false))]
-    fn backfill_async<'py>(
-        &self,
-        py: Python<'py>,
-        dry_run: bool,
-        force: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, self.backfill_op(dry_run, force))
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "InsightsService(dir={})",
-            pyq(&self.ctx.dir.display().to_string())
-        )
+            /// Re-extracts results from each trained run's stored training history: fills
+            /// missing results (`force`: also overwrites ones that differ); `dry_run` reports
+            /// and writes nothing.
+            #[pyo3(signature = (*, dry_run=false, force=false))]
+            fn backfill(&self, dry_run: bool, force: bool) -> PyBackfillReport {
+                self.ctx.op(move |p, _| async move {
+                    let inner = p.insights().backfill(BackfillOptions { dry_run, force }).await?;
+                    Ok(PyBackfillReport { inner })
+                })
+            }
+        }
+        methods {
+            fn __repr__(&self) -> String {
+                format!("InsightsService(dir={})", pyq(&self.ctx.dir.display().to_string()))
+            }
+        }
     }
 }
 

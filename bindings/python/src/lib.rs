@@ -3,11 +3,26 @@
 //! The pure-Python package `trainyard` (python/trainyard) re-exports it. This is the only crate
 //! that depends on pyo3; it wraps the facade (`trainyard`) and maps its errors in one place
 //! (errors.rs).
+//!
+//! Modules, and what they may use (the import graph is a tree over the leaves):
+//! - leaves: `macros` (the declaration macros), `errors` (the exception classes and the one
+//!   error mapping), `repr` (how values print), `ctx` (an opened project, the `Op` future),
+//!   `runtime` (the tokio runtime; it names only `errors`), `convert` (Python <-> serde; it
+//!   names only `errors`), `fork`;
+//! - result classes: `models` (Run, Schedule, RegisteredModel, NameCheck, RunPage,
+//!   FireOutcome);
+//! - one file per facade service, each with its own result classes: `training`, `schedules`,
+//!   `registry`, `deployments`, `insights`; and `platform`, whose properties are those services;
+//! - free functions: `codegen`, `predict`.
 
 use pyo3::prelude::*;
 
+#[macro_use]
+mod macros;
+
 mod codegen;
 mod convert;
+mod ctx;
 mod deployments;
 mod errors;
 mod fork;
@@ -16,14 +31,26 @@ mod models;
 mod platform;
 mod predict;
 mod registry;
+mod repr;
 mod runtime;
-mod services;
+mod schedules;
+mod training;
+
+/// The REST API's OpenAPI document (JSON): scripts/gen-config-types.py types the config dicts
+/// of the stubs (python/trainyard/config_types.py) from its schemas.
+#[pyfunction]
+fn _openapi_json() -> PyResult<String> {
+    trainyard::http::api::openapi()
+        .to_json()
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+}
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     models::register(m)?;
-    services::register(m)?;
+    m.add_class::<training::PyTraining>()?;
+    m.add_class::<schedules::PySchedules>()?;
     registry::register(m)?;
     deployments::register(m)?;
     insights::register(m)?;
@@ -35,6 +62,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork::_before_fork, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_before_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(_openapi_json, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -14,7 +14,6 @@ use trainyard_core::{Error, Result, ValidationError};
 
 use crate::convert::{py_to_json, Json};
 use crate::errors::invalid;
-use crate::runtime::{awaitable, block};
 
 fn bad(field: &str, reason: impl Into<String>) -> Error {
     Error::Validation(ValidationError::field(field, reason))
@@ -112,31 +111,17 @@ async fn post(url: String, body: Value, timeout: Duration) -> Result<Json> {
     }
 }
 
-/// Sends `instances` (a list of dicts of feature values) to an endpoint's
-/// `{endpoint_url}/v1/models/{model_name}:predict` and returns its `predictions`.
-#[pyfunction]
-#[pyo3(signature = (endpoint_url, instances, model_name="recommender", *, timeout=60.0))]
-pub fn predict(
-    py: Python<'_>,
-    endpoint_url: &str,
-    instances: &Bound<'_, PyAny>,
-    model_name: &str,
-    timeout: f64,
-) -> PyResult<Json> {
-    let (url, body, timeout) = request(endpoint_url, instances, model_name, timeout)?;
-    block(py, post(url, body, timeout))
-}
-
-/// `await trainyard.predict_async(...)`
-#[pyfunction]
-#[pyo3(signature = (endpoint_url, instances, model_name="recommender", *, timeout=60.0))]
-pub fn predict_async<'py>(
-    py: Python<'py>,
-    endpoint_url: &str,
-    instances: &Bound<'_, PyAny>,
-    model_name: &str,
-    timeout: f64,
-) -> PyResult<Bound<'py, PyAny>> {
-    let (url, body, timeout) = request(endpoint_url, instances, model_name, timeout)?;
-    awaitable(py, post(url, body, timeout))
+function_twins! {
+    /// Sends `instances` (a list of dicts of feature values) to an endpoint's
+    /// `{endpoint_url}/v1/models/{model_name}:predict` and returns its `predictions`.
+    #[pyo3(signature = (endpoint_url, instances, model_name="recommender", *, timeout=60.0))]
+    fn predict(
+        endpoint_url: &str,
+        instances: &Bound<'_, PyAny>,
+        model_name: &str,
+        timeout: f64,
+    ) -> Json {
+        let (url, body, timeout) = request(endpoint_url, instances, model_name, timeout)?;
+        Box::pin(post(url, body, timeout))
+    }
 }

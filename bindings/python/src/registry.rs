@@ -1,14 +1,20 @@
-//! The typed results of the registry: ModelVersion, ModelSummary, ModelListing and
+//! `platform.registry`: the facade's RegistryService (every operation declared once, see
+//! macros.rs), and its typed results ModelVersion, ModelSummary, ModelListing and
 //! RegistryEvent. Like models.rs, each wraps the facade's serde type and offers `to_dict()`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
-use pyo3::types::PyType;
-use trainyard::{ModelListing, ModelSummary, ModelVersion};
-use trainyard_core::registry::RegistryEvent;
+use trainyard::{ModelFilter, ModelListing, ModelSummary, ModelVersion, Platform};
+use trainyard_core::registry::{RegisteredModel, RegistryEvent};
+use trainyard_core::run::TrainingRun;
 
-use crate::convert::{from_py, to_py};
-use crate::models::{py_bool, py_repr_opt, pyq, to_py_string, PyRegisteredModel};
+use crate::ctx::Ctx;
+use crate::errors::invalid;
+use crate::models::{PyNameCheck, PyRegisteredModel, PyRun};
+use crate::repr::{py_bool, py_repr_opt, pyq, to_py_string};
 
 /// One registered version of a model: its run, KPI metrics, aliases and serving endpoints.
 #[pyclass(module = "trainyard._native", name = "ModelVersion", frozen)]
@@ -16,77 +22,36 @@ pub struct PyModelVersion {
     pub inner: ModelVersion,
 }
 
-#[pymethods]
-impl PyModelVersion {
-    /// The registry's version number ("1", "2", ...).
-    #[getter]
-    fn version(&self) -> &str {
-        &self.inner.version
-    }
-    #[getter]
-    fn training_run_id(&self) -> i64 {
-        self.inner.training_run_id
-    }
-    #[getter]
-    fn run_number(&self) -> u32 {
-        self.inner.run_number
-    }
-    #[getter]
-    fn run_name(&self) -> &str {
-        &self.inner.run_name
-    }
-    /// The run's status (e.g. "completed", "deployed").
-    #[getter]
-    fn status(&self) -> &'static str {
-        self.inner.status.as_str()
-    }
-    #[getter]
-    fn registered_at(&self) -> Option<DateTime<Utc>> {
-        self.inner.registered_at
-    }
-    #[getter]
-    fn is_blessed(&self) -> bool {
-        self.inner.is_blessed
-    }
-    /// The KPI metrics of the model type: {name: value or None}.
-    #[getter]
-    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.metrics)
-    }
-    /// Aliases pointing at this version.
-    #[getter]
-    fn aliases(&self) -> Vec<String> {
-        self.inner.aliases.clone()
-    }
-    /// Service names of the active endpoints serving this version (the record).
-    #[getter]
-    fn endpoints(&self) -> Vec<String> {
-        self.inner.endpoints.clone()
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    #[classmethod]
-    fn from_dict(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyModelVersion {
-            inner: from_py("model_version", data)?,
-        })
-    }
-    fn __repr__(&self) -> String {
-        let v = &self.inner;
-        format!(
-            "ModelVersion(version={}, training_run_id={}, status={}, aliases={:?}, endpoints={:?})",
-            pyq(&v.version),
-            v.training_run_id,
-            pyq(v.status.as_str()),
-            v.aliases,
-            v.endpoints
-        )
-    }
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other
-            .cast::<PyModelVersion>()
-            .is_ok_and(|o| o.get().inner == self.inner)
+view_methods! {
+    impl PyModelVersion(v) {
+        get {
+            /// The registry's version number ("1", "2", ...).
+            version: &str = &v.version;
+            training_run_id: i64 = v.training_run_id;
+            run_number: u32 = v.run_number;
+            run_name: &str = &v.run_name;
+            /// The run's status (e.g. "completed", "deployed").
+            status: &'static str = v.status.as_str();
+            registered_at: Option<DateTime<Utc>> = v.registered_at;
+            is_blessed: bool = v.is_blessed;
+            /// Aliases pointing at this version.
+            aliases: Vec<String> = v.aliases.clone();
+            /// Service names of the active endpoints serving this version (the record).
+            endpoints: Vec<String> = v.endpoints.clone();
+        }
+        dict {
+            /// The KPI metrics of the model type: {name: value or None}.
+            metrics = &v.metrics;
+        }
+        from_dict("model_version");
+        eq(PyModelVersion);
+        repr(ModelVersion {
+            version = pyq(&v.version),
+            training_run_id = v.training_run_id,
+            status = pyq(v.status.as_str()),
+            aliases = format!("{:?}", v.aliases),
+            endpoints = format!("{:?}", v.endpoints),
+        });
     }
 }
 
@@ -98,82 +63,39 @@ pub struct PyModelSummary {
     pub inner: ModelSummary,
 }
 
-#[pymethods]
-impl PyModelSummary {
-    #[getter]
-    fn model(&self) -> PyRegisteredModel {
-        PyRegisteredModel {
-            inner: self.inner.model.clone(),
+view_methods! {
+    impl PyModelSummary(s) {
+        get {
+            model: PyRegisteredModel = PyRegisteredModel { inner: s.model.clone() };
+            id: i64 = s.model.id;
+            model_name: &str = &s.model.model_name;
+            model_type: &'static str = s.model.model_type.as_str();
+            /// Registered to the registry at least once.
+            is_registered: bool = s.is_registered;
+            /// The deployment record: the last deploy or undeploy left an active endpoint.
+            is_deployed: bool = s.model.is_deployed;
+            /// Asked of the deployer now: an active endpoint of this model is serving.
+            has_active_endpoint: bool = s.has_active_endpoint;
+            /// Deployed, but not the latest version.
+            is_outdated: bool = s.is_outdated;
+            has_schedule: bool = s.has_schedule;
+            schedule_id: Option<i64> = s.schedule_id;
+            schedule_status: Option<String> = s.schedule_status.as_ref().map(to_py_string);
         }
-    }
-    #[getter]
-    fn id(&self) -> i64 {
-        self.inner.model.id
-    }
-    #[getter]
-    fn model_name(&self) -> &str {
-        &self.inner.model.model_name
-    }
-    #[getter]
-    fn model_type(&self) -> &'static str {
-        self.inner.model.model_type.as_str()
-    }
-    /// Registered to the registry at least once.
-    #[getter]
-    fn is_registered(&self) -> bool {
-        self.inner.is_registered
-    }
-    /// The deployment record: the last deploy or undeploy left an active endpoint.
-    #[getter]
-    fn is_deployed(&self) -> bool {
-        self.inner.model.is_deployed
-    }
-    /// Asked of the deployer now: an active endpoint of this model is serving.
-    #[getter]
-    fn has_active_endpoint(&self) -> bool {
-        self.inner.has_active_endpoint
-    }
-    /// Deployed, but not the latest version.
-    #[getter]
-    fn is_outdated(&self) -> bool {
-        self.inner.is_outdated
-    }
-    #[getter]
-    fn has_schedule(&self) -> bool {
-        self.inner.has_schedule
-    }
-    #[getter]
-    fn schedule_id(&self) -> Option<i64> {
-        self.inner.schedule_id
-    }
-    #[getter]
-    fn schedule_status(&self) -> Option<String> {
-        self.inner.schedule_status.as_ref().map(to_py_string)
-    }
-    /// {alias: version}
-    #[getter]
-    fn aliases<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.aliases)
-    }
-    /// The latest version's KPI metrics.
-    #[getter]
-    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.metrics)
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    fn __repr__(&self) -> String {
-        let s = &self.inner;
-        format!(
-            "ModelSummary(id={}, model_name={}, latest_version={}, is_deployed={}, has_active_endpoint={}, has_schedule={})",
-            s.model.id,
-            pyq(&s.model.model_name),
-            pyq(&s.model.latest_version_number),
-            py_bool(s.model.is_deployed),
-            py_bool(s.has_active_endpoint),
-            py_bool(s.has_schedule)
-        )
+        dict {
+            /// {alias: version}
+            aliases = &s.aliases;
+            /// The latest version's KPI metrics.
+            metrics = &s.metrics;
+        }
+        repr(ModelSummary {
+            id = s.model.id,
+            model_name = pyq(&s.model.model_name),
+            latest_version = pyq(&s.model.latest_version_number),
+            is_deployed = py_bool(s.model.is_deployed),
+            has_active_endpoint = py_bool(s.has_active_endpoint),
+            has_schedule = py_bool(s.has_schedule),
+        });
     }
 }
 
@@ -183,49 +105,40 @@ pub struct PyModelListing {
     pub inner: ModelListing,
 }
 
-impl PyModelListing {
-    fn rows(&self) -> Vec<PyModelSummary> {
-        self.inner
-            .registered_models
-            .iter()
-            .map(|inner| PyModelSummary {
-                inner: inner.clone(),
-            })
-            .collect()
-    }
+fn summaries(l: &ModelListing) -> Vec<PyModelSummary> {
+    l.registered_models
+        .iter()
+        .map(|inner| PyModelSummary {
+            inner: inner.clone(),
+        })
+        .collect()
 }
 
-#[pymethods]
-impl PyModelListing {
-    #[getter]
-    fn registered_models(&self) -> Vec<PyModelSummary> {
-        self.rows()
-    }
-    /// {"total", "registered", "with_schedule", "deployed"} over the filtered models.
-    #[getter]
-    fn kpi<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner.kpi)
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    fn __len__(&self) -> usize {
-        self.inner.registered_models.len()
-    }
-    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let list = pyo3::types::PyList::new(py, self.rows())?;
-        list.try_iter().map(|i| i.into_any())
-    }
-    fn __repr__(&self) -> String {
-        let k = &self.inner.kpi;
-        format!(
-            "ModelListing(models={}, total={}, registered={}, with_schedule={}, deployed={})",
-            self.inner.registered_models.len(),
-            k.total,
-            k.registered,
-            k.with_schedule,
-            k.deployed
-        )
+view_methods! {
+    impl PyModelListing(l) {
+        get {
+            registered_models: Vec<PyModelSummary> = summaries(l);
+        }
+        dict {
+            /// {"total", "registered", "with_schedule", "deployed"} over the filtered models.
+            kpi = &l.kpi;
+        }
+        repr(ModelListing {
+            models = l.registered_models.len(),
+            total = l.kpi.total,
+            registered = l.kpi.registered,
+            with_schedule = l.kpi.with_schedule,
+            deployed = l.kpi.deployed,
+        });
+        methods {
+            fn __len__(&self) -> usize {
+                self.inner.registered_models.len()
+            }
+            fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                let list = pyo3::types::PyList::new(py, summaries(&self.inner))?;
+                list.try_iter().map(|i| i.into_any())
+            }
+        }
     }
 }
 
@@ -237,59 +150,234 @@ pub struct PyRegistryEvent {
     pub inner: RegistryEvent,
 }
 
-#[pymethods]
-impl PyRegistryEvent {
-    #[getter]
-    fn id(&self) -> i64 {
-        self.inner.id
+view_methods! {
+    impl PyRegistryEvent(e) {
+        get {
+            id: i64 = e.id;
+            registered_model_id: i64 = e.registered_model_id;
+            kind: String = to_py_string(&e.kind);
+            name: &str = &e.name;
+            training_run_id: Option<i64> = e.training_run_id;
+            /// The version now held; "" when none.
+            model_version: &str = &e.model_version;
+            at: DateTime<Utc> = e.at;
+        }
+        eq(PyRegistryEvent);
+        repr(RegistryEvent {
+            kind = pyq(&to_py_string(&e.kind)),
+            name = pyq(&e.name),
+            model_version = pyq(&e.model_version),
+            training_run_id = py_repr_opt(e.training_run_id),
+            at = pyq(&e.at.to_rfc3339()),
+        });
     }
-    #[getter]
-    fn registered_model_id(&self) -> i64 {
-        self.inner.registered_model_id
+}
+
+/// A version given as "3" or 3.
+fn version_of(version: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = version.extract::<String>() {
+        return Ok(s);
     }
-    #[getter]
-    fn kind(&self) -> String {
-        to_py_string(&self.inner.kind)
+    match version.extract::<u64>() {
+        Ok(n) if !version.is_instance_of::<pyo3::types::PyBool>() => Ok(n.to_string()),
+        _ => Err(invalid(
+            "version",
+            "must be a version number like \"3\" or 3",
+        )),
     }
-    #[getter]
-    fn name(&self) -> &str {
-        &self.inner.name
-    }
-    #[getter]
-    fn training_run_id(&self) -> Option<i64> {
-        self.inner.training_run_id
-    }
-    /// The version now held; "" when none.
-    #[getter]
-    fn model_version(&self) -> &str {
-        &self.inner.model_version
-    }
-    #[getter]
-    fn at(&self) -> DateTime<Utc> {
-        self.inner.at
-    }
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.inner)
-    }
-    fn __repr__(&self) -> String {
-        let e = &self.inner;
-        format!(
-            "RegistryEvent(kind={}, name={}, model_version={}, training_run_id={}, at={})",
-            pyq(&to_py_string(&e.kind)),
-            pyq(&e.name),
-            pyq(&e.model_version),
-            py_repr_opt(e.training_run_id),
-            pyq(&e.at.to_rfc3339())
-        )
-    }
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other
-            .cast::<PyRegistryEvent>()
-            .is_ok_and(|o| o.get().inner == self.inner)
+}
+
+/// Registered models and their versions.
+#[pyclass(module = "trainyard._native", name = "RegistryService", frozen)]
+pub struct PyRegistry {
+    pub ctx: Arc<Ctx>,
+}
+
+// The `wrap`s of `Ctx::service_op`: facade values as Python objects.
+
+fn models(all: Vec<RegisteredModel>, _: &Arc<Ctx>) -> Vec<PyRegisteredModel> {
+    all.into_iter()
+        .map(|inner| PyRegisteredModel { inner })
+        .collect()
+}
+
+fn runs(all: Vec<TrainingRun>, ctx: &Arc<Ctx>) -> Vec<PyRun> {
+    all.into_iter().map(|r| PyRun::new(r, ctx)).collect()
+}
+
+fn model_versions(all: Vec<ModelVersion>, _: &Arc<Ctx>) -> Vec<PyModelVersion> {
+    all.into_iter()
+        .map(|inner| PyModelVersion { inner })
+        .collect()
+}
+
+fn events(all: Vec<RegistryEvent>, _: &Arc<Ctx>) -> Vec<PyRegistryEvent> {
+    all.into_iter()
+        .map(|inner| PyRegistryEvent { inner })
+        .collect()
+}
+
+fn event(inner: RegistryEvent, _: &Arc<Ctx>) -> PyRegistryEvent {
+    PyRegistryEvent { inner }
+}
+
+fn same<T>(v: T, _: &Arc<Ctx>) -> T {
+    v
+}
+
+service_methods! {
+    impl PyRegistry {
+        ops {
+            #[pyo3(signature = (ml_model=None))]
+            fn list(&self, ml_model: Option<String>) -> Vec<PyRegisteredModel> {
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.list(ml_model.as_deref()).await },
+                    models,
+                )
+            }
+
+            fn get(&self, id: i64) -> PyRegisteredModel {
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.get(id).await },
+                    |inner, _| PyRegisteredModel { inner },
+                )
+            }
+
+            /// Every run of a model (its versions), newest first.
+            fn versions(&self, id: i64) -> Vec<PyRun> {
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.versions(id).await },
+                    runs,
+                )
+            }
+
+            /// Whether `model_name` exists under `ml_model` (default: the project's), and its
+            /// schedule.
+            #[pyo3(signature = (model_name, ml_model=None))]
+            fn check_name(&self, model_name: String, ml_model: Option<String>) -> PyNameCheck {
+                let ml_model = ml_model.unwrap_or_else(|| self.ctx.ml_model.clone());
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.check_name(&ml_model, &model_name).await },
+                    |inner, _| PyNameCheck { inner },
+                )
+            }
+
+            /// "Push to registry": registers a completed, blessed run as the next version of
+            /// its model (and deploys it when its deployment_config is enabled); returns the
+            /// run. A not-blessed or unfinished run is a ValidationError, an already registered
+            /// one a Conflict.
+            fn push(&self, run_id: i64) -> PyRun {
+                self.ctx.op(move |p, ctx| async move {
+                    Ok(PyRun::new(p.lifecycle().push(run_id).await?, &ctx))
+                })
+            }
+
+            /// Registered versions of a model, oldest first, with KPI metrics, aliases and
+            /// endpoints (`versions` lists every run of the model, registered or not).
+            fn model_versions(&self, model_id: i64) -> Vec<PyModelVersion> {
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.model_versions(model_id).await },
+                    model_versions,
+                )
+            }
+
+            /// The run registered as `version` ("3" or 3) of a model.
+            fn version_run(&self, model_id: i64, version: &Bound<'_, PyAny>) -> PyRun {
+                let version = version_of(version)?;
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.version_run(model_id, &version).await },
+                    PyRun::new,
+                )
+            }
+
+            /// Models with schedule, aliases, latest metrics and live endpoint state, filtered,
+            /// and the KPI row over the filtered set.
+            #[pyo3(signature = (*, ml_model=None, model_type=None, registered=None, deployed=None, has_schedule=None, search=None))]
+            #[allow(clippy::too_many_arguments)]
+            fn list_with_kpi(
+                &self,
+                ml_model: Option<String>,
+                model_type: Option<String>,
+                registered: Option<bool>,
+                deployed: Option<bool>,
+                has_schedule: Option<bool>,
+                search: Option<String>,
+            ) -> PyModelListing {
+                let filter = ModelFilter {
+                    ml_model,
+                    model_type: model_type.as_deref().map(crate::convert::model_type).transpose()?,
+                    registered,
+                    deployed,
+                    has_schedule,
+                    search,
+                };
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.list_with_kpi(&filter).await },
+                    |inner, _| PyModelListing { inner },
+                )
+            }
+
+            /// Current aliases of a model: {alias: version}.
+            fn aliases(&self, model_id: i64) -> BTreeMap<String, String> {
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.aliases(model_id).await },
+                    same,
+                )
+            }
+
+            /// Points `alias` (e.g. "production") at a registered version ("3" or 3), moving it
+            /// if it pointed elsewhere; NotFound for a version the model does not have.
+            fn set_alias(
+                &self,
+                model_id: i64,
+                alias: String,
+                version: &Bound<'_, PyAny>,
+            ) -> PyRegistryEvent {
+                let version = version_of(version)?;
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.set_alias(model_id, &alias, &version).await },
+                    event,
+                )
+            }
+
+            /// Removes an alias; NotFound when it points nowhere.
+            fn remove_alias(&self, model_id: i64, alias: String) -> PyRegistryEvent {
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.remove_alias(model_id, &alias).await },
+                    event,
+                )
+            }
+
+            /// Which version held which alias, and served on which endpoint, when (oldest
+            /// first).
+            fn history(&self, model_id: i64) -> Vec<PyRegistryEvent> {
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.history(model_id).await },
+                    events,
+                )
+            }
+        }
+        methods {
+            fn __repr__(&self) -> String {
+                format!("RegistryService(dir={})", pyq(&self.ctx.dir.display().to_string()))
+            }
+        }
     }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyRegistry>()?;
     m.add_class::<PyModelVersion>()?;
     m.add_class::<PyModelSummary>()?;
     m.add_class::<PyModelListing>()?;

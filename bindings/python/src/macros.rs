@@ -1,0 +1,236 @@
+//! The two declaration macros of the bindings (a leaf: its expansions name `$crate::runtime`,
+//! `$crate::ctx::Op` and `$crate::convert`, and what the expansion site has in scope).
+//!
+//! - [`service_methods!`]: an operation is declared once, as the future it runs; the macro
+//!   emits the blocking method (GIL released) and its `<name>_async` twin (an asyncio
+//!   awaitable) with the same signature. python/tests/test_bindings_shape.py checks that the
+//!   stub (_native.pyi) declares every twin with the same parameters, returning `Future[...]`
+//!   of the blocking method's type. [`function_twins!`] does the same for module functions.
+//! - [`view_methods!`]: the read-only properties of a result class that wraps a facade value
+//!   in `inner`, one line each, plus `to_dict()`.
+//!
+//! Both emit the class's one `#[pymethods]` block; methods written out by hand go in its
+//! `methods { ... }` part.
+
+/// ```ignore
+/// service_methods! {
+///     impl PyTraining {
+///         ops {
+///             /// Docs and #[pyo3(signature = ...)] go on both twins.
+///             fn get(&self, id: i64) -> PyRun { self.ctx.op(move |p, ctx| ...) }
+///         }
+///         static_ops {
+///             fn open(dir: PathBuf) -> PyPlatform { ... }
+///         }
+///         methods {
+///             fn __repr__(&self) -> String { ... }
+///         }
+///     }
+/// }
+/// ```
+/// An op's body is evaluated before the call blocks or the awaitable is made, so argument
+/// checks (`?`) raise synchronously in both; it yields a future of `Result<T>`.
+macro_rules! service_methods {
+    (
+        impl $ty:ident {
+            ops {
+                $(
+                    $(#[$meta:meta])*
+                    fn $name:ident(&$self_:ident $(, $arg:ident : $argty:ty)* $(,)?) -> $ret:ty $body:block
+                )*
+            }
+            $(
+                static_ops {
+                    $(
+                        $(#[$smeta:meta])*
+                        fn $sname:ident($($sarg:ident : $sargty:ty),* $(,)?) -> $sret:ty $sbody:block
+                    )*
+                }
+            )?
+            $(methods { $($rest:tt)* })?
+        }
+    ) => {
+        paste::paste! {
+            #[pymethods]
+            impl $ty {
+                $(
+                    $(#[$meta])*
+                    fn $name(&$self_, py: Python<'_> $(, $arg: $argty)*) -> PyResult<$ret> {
+                        let op: $crate::ctx::Op<$ret> = $body;
+                        $crate::runtime::block(py, op)
+                    }
+
+                    $(#[$meta])*
+                    fn [<$name _async>]<'py>(
+                        &$self_,
+                        py: Python<'py>
+                        $(, $arg: $argty)*
+                    ) -> PyResult<Bound<'py, PyAny>> {
+                        let op: $crate::ctx::Op<$ret> = $body;
+                        $crate::runtime::awaitable(py, op)
+                    }
+                )*
+                $($(
+                    #[staticmethod]
+                    $(#[$smeta])*
+                    fn $sname(py: Python<'_> $(, $sarg: $sargty)*) -> PyResult<$sret> {
+                        let op: $crate::ctx::Op<$sret> = $sbody;
+                        $crate::runtime::block(py, op)
+                    }
+
+                    #[staticmethod]
+                    $(#[$smeta])*
+                    fn [<$sname _async>]<'py>(
+                        py: Python<'py>
+                        $(, $sarg: $sargty)*
+                    ) -> PyResult<Bound<'py, PyAny>> {
+                        let op: $crate::ctx::Op<$sret> = $sbody;
+                        $crate::runtime::awaitable(py, op)
+                    }
+                )*)?
+                $($($rest)*)?
+            }
+        }
+    };
+}
+
+/// The free-function form of [`service_methods!`]: each `fn name(args) -> T { future }` becomes
+/// the `#[pyfunction]`s `name` (blocking) and `name_async` (awaitable).
+macro_rules! function_twins {
+    ($(
+        $(#[$meta:meta])*
+        fn $name:ident($($arg:ident : $argty:ty),* $(,)?) -> $ret:ty $body:block
+    )*) => {
+        paste::paste! {$(
+            #[pyfunction]
+            $(#[$meta])*
+            pub fn $name(py: Python<'_> $(, $arg: $argty)*) -> PyResult<$ret> {
+                let op: $crate::ctx::Op<$ret> = $body;
+                $crate::runtime::block(py, op)
+            }
+
+            #[pyfunction]
+            $(#[$meta])*
+            pub fn [<$name _async>]<'py>(
+                py: Python<'py>
+                $(, $arg: $argty)*
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let op: $crate::ctx::Op<$ret> = $body;
+                $crate::runtime::awaitable(py, op)
+            }
+        )*}
+    };
+}
+
+/// ```ignore
+/// view_methods! {
+///     impl PyRegistryEvent(e) {
+///         get {
+///             id: i64 = e.id;
+///             /// Docs go on the property.
+///             name: &str = &e.name;
+///         }
+///         dict {
+///             /// A property that is a JSON-shaped value, as a dict/list.
+///             metrics = &e.metrics;
+///         }
+///         from_dict("registry_event" $(, field: value)*);   // optional
+///         eq(PyRegistryEvent);                              // optional
+///         repr(RegistryEvent { name = pyq(&e.name), at = e.at });  // optional: __repr__
+///         methods { fn _repr_html_(&self) -> String { ... } }
+///     }
+/// }
+/// ```
+/// `e` is `&self.inner` in the value expressions (`impl PyX(self as e)`: `self`). `to_dict()` is always emitted; `from_dict`
+/// (a classmethod over `to_dict()` output), `__eq__` (on `inner`) and `__repr__` (`Name(key=value,
+/// ...)`, each value as its Display writes it) when asked for.
+macro_rules! view_methods {
+    (impl $ty:ident(self as $v:ident) { $($body:tt)* }) => {
+        view_methods!(@bind whole impl $ty($v) { $($body)* });
+    };
+    (impl $ty:ident($v:ident) { $($body:tt)* }) => {
+        view_methods!(@bind inner impl $ty($v) { $($body)* });
+    };
+    (@get $s:ident whole) => { $s };
+    (@get $s:ident inner) => { &$s.inner };
+    (
+        @bind $bind:ident
+        impl $ty:ident($v:ident) {
+            get {
+                $(
+                    $(#[doc = $doc:literal])*
+                    $field:ident : $fty:ty = $val:expr;
+                )*
+            }
+            $(
+                dict {
+                    $(
+                        $(#[doc = $jdoc:literal])*
+                        $jfield:ident = $jval:expr;
+                    )*
+                }
+            )?
+            $(from_dict($what:literal $(, $extra:ident : $extraval:expr)*);)?
+            $(eq($eqty:ident);)?
+            $(repr($rname:ident { $($rk:ident = $rv:expr),* $(,)? });)?
+            $(methods { $($rest:tt)* })?
+        }
+    ) => {
+        #[pymethods]
+        impl $ty {
+            $(
+                $(#[doc = $doc])*
+                #[getter]
+                fn $field(&self) -> $fty {
+                    let $v = view_methods!(@get self $bind);
+                    $val
+                }
+            )*
+            $($(
+                $(#[doc = $jdoc])*
+                #[getter]
+                fn $jfield<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                    let $v = view_methods!(@get self $bind);
+                    $crate::convert::to_py(py, $jval)
+                }
+            )*)?
+
+            /// Every field, JSON-shaped (datetimes as RFC 3339 strings).
+            fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                $crate::convert::to_py(py, &self.inner)
+            }
+
+            $(
+                /// The object of a `to_dict()` output.
+                #[classmethod]
+                fn from_dict(
+                    _cls: &Bound<'_, pyo3::types::PyType>,
+                    data: &Bound<'_, PyAny>,
+                ) -> PyResult<Self> {
+                    Ok(Self {
+                        inner: $crate::convert::from_py($what, data)?,
+                        $($extra: $extraval,)*
+                    })
+                }
+            )?
+
+            $(
+                fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+                    other
+                        .cast::<$eqty>()
+                        .is_ok_and(|o| o.get().inner == self.inner)
+                }
+            )?
+
+            $(
+                fn __repr__(&self) -> String {
+                    let $v = view_methods!(@get self $bind);
+                    let fields = [$(format!(concat!(stringify!($rk), "={}"), $rv)),*];
+                    format!(concat!(stringify!($rname), "({})"), fields.join(", "))
+                }
+            )?
+
+            $($($rest)*)?
+        }
+    };
+}
