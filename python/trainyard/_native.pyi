@@ -60,6 +60,7 @@ __all__ = [
     "_after_fork",
     "_before_exit",
     "_before_fork",
+    "_metrics",
     "_openapi_json",
     "generate",
     "predict",
@@ -762,6 +763,9 @@ def _before_fork() -> bool:
 def _before_exit() -> None:
     """atexit hook: lets results being delivered to asyncio loops finish (up to 5 s) and stops
     new deliveries, so no runtime thread is inside Python when the interpreter finalizes."""
+
+def _metrics() -> list[tuple[str, str, bool]]:
+    """The result metrics: (name, label, higher is better), in display order."""
 
 def _openapi_json() -> str:
     """The REST API's OpenAPI document (JSON), which trainyard.config_types is generated from."""

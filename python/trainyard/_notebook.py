@@ -5,19 +5,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-# Columns every history row has, in display order; other per-epoch values follow.
-TYPED_COLUMNS = (
-    "epoch",
-    "loss",
-    "val_loss",
-    "recall_at_5",
-    "recall_at_10",
-    "recall_at_50",
-    "recall_at_100",
-    "rmse",
-    "mae",
-)
-RECALL_COLUMNS = ("recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100")
+from ._native import _metrics
+
+# recall@k from core's one list of metrics
+RECALL_COLUMNS = tuple(name for name, _, _ in _metrics() if name.startswith("recall_at_"))
+# Columns every history row has (core's EpochMetrics), in display order; other per-epoch values
+# follow.
+TYPED_COLUMNS = ("epoch", "loss", "val_loss", *RECALL_COLUMNS, "rmse", "mae")
 
 
 def flatten_history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

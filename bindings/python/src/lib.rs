@@ -45,6 +45,16 @@ fn _openapi_json() -> PyResult<String> {
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
 }
 
+/// The result metrics (core's `Metric`): name, label and whether higher is better, in display
+/// order — what the notebook helpers chart, so Python keeps no list of its own.
+#[pyfunction]
+fn _metrics() -> Vec<(&'static str, &'static str, bool)> {
+    trainyard::core::metrics::Metric::ALL
+        .iter()
+        .map(|m| (m.name(), m.label(), !m.lower_is_better()))
+        .collect()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
@@ -63,6 +73,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork::_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_before_exit, m)?)?;
     m.add_function(wrap_pyfunction!(_openapi_json, m)?)?;
+    m.add_function(wrap_pyfunction!(_metrics, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
