@@ -564,6 +564,7 @@ class DeploymentService:
         resources: Optional[_Input] = None,
         endpoint: Optional[str] = None,
         service_name: Optional[str] = None,
+        target: Optional[str] = None,
     ) -> Run: ...
     def deploy_async(
         self,
@@ -573,6 +574,7 @@ class DeploymentService:
         resources: Optional[_Input] = None,
         endpoint: Optional[str] = None,
         service_name: Optional[str] = None,
+        target: Optional[str] = None,
     ) -> Future[Run]: ...
     def undeploy(self, service_name: str) -> Endpoint: ...
     def undeploy_async(self, service_name: str) -> Future[Endpoint]: ...

@@ -168,7 +168,11 @@ fn deploy_options(
     resources: Option<&Bound<'_, PyAny>>,
     endpoint: Option<String>,
     service_name: Option<String>,
+    target: Option<String>,
 ) -> PyResult<DeployOptions> {
+    let target = target
+        .map(|t| from_json("target", Value::String(t)))
+        .transpose()?;
     let preset: Option<DeploymentPreset> = preset
         .map(|p| from_json("preset", Value::String(p)))
         .transpose()?;
@@ -187,6 +191,7 @@ fn deploy_options(
         resources,
         endpoint,
         service_name,
+        target,
     })
 }
 
@@ -297,8 +302,10 @@ impl PyDeployments {
     /// model name + "-serving"). An unregistered run or bad options are a ValidationError, an
     /// endpoint of another model a Conflict, an unknown `endpoint` NotFound — all before
     /// anything changes; a server that fails to start is a BackendError and the run is left
-    /// "deploy_failed" with the error.
-    #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None))]
+    /// "deploy_failed" with the error. `target="vertex_endpoint"` serves the registered Vertex
+    /// AI Model Registry version on a Vertex AI endpoint (Google Cloud backend); default: the
+    /// named endpoint's target, else a service (trainyard-serve / Cloud Run).
+    #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None, target=None))]
     fn deploy(
         &self,
         py: Python<'_>,
@@ -307,12 +314,13 @@ impl PyDeployments {
         resources: Option<&Bound<'_, PyAny>>,
         endpoint: Option<String>,
         service_name: Option<String>,
+        target: Option<String>,
     ) -> PyResult<PyRun> {
-        let options = deploy_options(preset, resources, endpoint, service_name)?;
+        let options = deploy_options(preset, resources, endpoint, service_name, target)?;
         block(py, self.deploy_op(run_id, options))
     }
 
-    #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None))]
+    #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None, target=None))]
     fn deploy_async<'py>(
         &self,
         py: Python<'py>,
@@ -321,8 +329,9 @@ impl PyDeployments {
         resources: Option<&Bound<'_, PyAny>>,
         endpoint: Option<String>,
         service_name: Option<String>,
+        target: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = deploy_options(preset, resources, endpoint, service_name)?;
+        let options = deploy_options(preset, resources, endpoint, service_name, target)?;
         awaitable(py, self.deploy_op(run_id, options))
     }
 

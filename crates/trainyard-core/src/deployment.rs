@@ -6,6 +6,9 @@ use thiserror::Error;
 
 pub const MAX_SERVICE_NAME_LEN: usize = 63;
 pub const SERVICE_NAME_SUFFIX: &str = "-serving";
+/// Suffix of a default Vertex AI endpoint name, so that a model's Cloud Run service and its
+/// Vertex AI endpoint do not compete for one name.
+pub const VERTEX_ENDPOINT_SUFFIX: &str = "-endpoint";
 /// Cloud Run Admin API v2 refuses longer service ids: a serviceId "must contain fewer than 50
 /// characters" (projects.locations.services.create).
 pub const CLOUD_RUN_MAX_SERVICE_NAME_LEN: usize = 49;
@@ -276,7 +279,8 @@ pub fn default_service_name(
 }
 
 /// [`default_service_name`] cut to fit `target`'s limit (49 characters on Cloud Run), so a
-/// default name always passes [`validate_service_name_for`].
+/// default name always passes [`validate_service_name_for`]. Vertex AI endpoints end in
+/// `-endpoint` instead of `-serving`.
 pub fn default_service_name_for(
     target: ServingTarget,
     vertex_model_name: Option<&str>,
@@ -290,7 +294,11 @@ pub fn default_service_name_for(
         .map(str::trim)
         .find(|s| !s.is_empty())
         .unwrap_or(ml_model_name);
-    service_name_within(base, SERVICE_NAME_SUFFIX, target.max_service_name_len())
+    let suffix = match target {
+        ServingTarget::VertexEndpoint => VERTEX_ENDPOINT_SUFFIX,
+        ServingTarget::Local | ServingTarget::CloudRun => SERVICE_NAME_SUFFIX,
+    };
+    service_name_within(base, suffix, target.max_service_name_len())
 }
 
 /// Picks the folder a server must load from a listing of object paths under `pushed_model/`:
