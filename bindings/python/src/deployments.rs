@@ -306,6 +306,7 @@ impl PyDeployments {
     /// AI Model Registry version on a Vertex AI endpoint (Google Cloud backend); default: the
     /// named endpoint's target, else a service (trainyard-serve / Cloud Run).
     #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None, target=None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn deploy(
         &self,
         py: Python<'_>,
@@ -321,6 +322,7 @@ impl PyDeployments {
     }
 
     #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None, target=None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
     fn deploy_async<'py>(
         &self,
         py: Python<'py>,
