@@ -480,4 +480,30 @@ async fn submit_register_deploy_on_cloud_run_and_a_vertex_endpoint_then_schedule
             .starts_with("https://trainyard-abc-uc.a.run.app/"),
         "{job}"
     );
+
+    // a preemptible GPU run: SPOT VMs in the GPU region, as submitted through the platform
+    let spot = p
+        .training()
+        .create_training_run(new_run(
+            "spot run",
+            GpuConfig {
+                gpu_enabled: true,
+                preemptible: true,
+                ..GpuConfig::default()
+            },
+        ))
+        .await
+        .unwrap();
+    p.submit(spot.id).await.unwrap();
+    let posted = creates(&fake).pop().unwrap();
+    let text = posted["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+        ["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
+        .as_str()
+        .unwrap();
+    let custom: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        custom["ai_platform_training_args"]["scheduling"],
+        json!({"strategy": "SPOT"})
+    );
+    assert_eq!(custom["ai_platform_vertex_region"], "europe-west4");
 }
