@@ -476,12 +476,17 @@ impl DeploymentService {
         if ep.target == DeployTarget::VertexEndpoint {
             // An endpoint can serve several models: ask for the version it should serve.
             if let Some(run_id) = ep.deployed_training_run_id {
-                let run = self
-                    .store
-                    .get_run(run_id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if let Ok(model) = self.model_to_serve(&run, &ep.deployed_version, ep.target) {
+                // A deleted run: whether the endpoint serves anything at all.
+                let run = match self.store.get_run(run_id).await {
+                    Ok(run) => Some(run),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e.to_string()),
+                };
+                let model = run.and_then(|run| {
+                    self.model_to_serve(&run, &ep.deployed_version, ep.target)
+                        .ok()
+                });
+                if let Some(model) = model {
                     return deployer
                         .serves(&ep.service_name, &model)
                         .await
