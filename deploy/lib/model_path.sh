@@ -57,7 +57,10 @@ stage_model() {
     local src=${1%/} dest_base=${2%/} picked version
     case $src in
         gs://*)
-            picked=$(gsutil ls "$src/saved_model.pb" "$src/*/saved_model.pb" 2>/dev/null |
+            # gsutil ls fails when one of its URLs matches nothing, and one always does (the
+            # parent has no saved_model.pb, a version folder no version folders): only the
+            # listing counts (pick_model_dir fails when it holds no model).
+            picked=$({ gsutil ls "$src/saved_model.pb" "$src/*/saved_model.pb" 2>/dev/null || true; } |
                 pick_model_dir "$src") || return 1
             ;;
         *)

@@ -60,15 +60,20 @@ root="$TMP/bucket"
 args=()
 for a in "\$@"; do case \$a in -m|-q|-r) ;; *) args+=("\$a") ;; esac; done
 case \${args[0]} in
-  ls) for p in "\${args[@]:1}"; do
-        for f in \${p/gs:\/\/bucket/\$root}; do [ -e "\$f" ] && echo "\${f/\$root/gs://bucket}"; done
-      done ;;
+  # like gsutil: exit 1 when any URL matches nothing ("One or more URLs matched no objects")
+  ls) status=0
+      for p in "\${args[@]:1}"; do
+        found=0
+        for f in \${p/gs:\/\/bucket/\$root}; do [ -e "\$f" ] && { echo "\${f/\$root/gs://bucket}"; found=1; }; done
+        [ \$found = 1 ] || { echo "CommandException: One or more URLs matched no objects." >&2; status=1; }
+      done
+      exit \$status ;;
   cp) src=\${args[1]/gs:\/\/bucket/\$root}; cp -r \$src "\${args[2]}" ;;
 esac
 STUB
 chmod +x "$TMP/bin/gsutil"
 export PATH=$TMP/bin:$PATH
-gs_pick=$(gsutil ls "gs://bucket/runs/17/pushed_model/saved_model.pb" "gs://bucket/runs/17/pushed_model/*/saved_model.pb" |
+gs_pick=$({ gsutil ls "gs://bucket/runs/17/pushed_model/saved_model.pb" "gs://bucket/runs/17/pushed_model/*/saved_model.pb" || true; } 2>/dev/null |
     pick_model_dir gs://bucket/runs/17/pushed_model)
 check "gs: newest version holding saved_model.pb" "gs://bucket/runs/17/pushed_model/2" "$gs_pick"
 
@@ -92,6 +97,15 @@ for src in "$pushed" "gs://bucket/runs/17/pushed_model/"; do
     grep -qx -- "--enable_batching=true" "$TMP/args" && r=yes || r=no
     check "native($src): batching" yes "$r"
 done
+# on a Vertex AI endpoint: the model from AIP_STORAGE_URI (the registered version folder), the
+# port from AIP_HTTP_PORT
+rm -rf "$TMP/models"
+(unset MODEL_PATH PORT; FAKE_ARGS=$TMP/args AIP_STORAGE_URI=gs://bucket/runs/17/pushed_model/2 \
+    AIP_HTTP_PORT=8080 MODEL_BASE_PATH=$TMP/models TF_SERVING_BIN=fake_model_server \
+    bash "$DEPLOY/tf_serving_native/startup.sh" 2>/dev/null)
+check "native(vertex): staged the registered version" "2" "$(ls "$TMP/models/recommender")"
+grep -qx -- "--rest_api_port=8080" "$TMP/args" && r=yes || r=no
+check "native(vertex): AIP_HTTP_PORT" yes "$r"
 if MODEL_PATH='' bash "$DEPLOY/tf_serving_native/startup.sh" 2>/dev/null; then r=started; else r=refused; fi
 check "native: no MODEL_PATH is refused" refused "$r"
 

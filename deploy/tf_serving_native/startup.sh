@@ -7,8 +7,12 @@ set -euo pipefail
 # shellcheck source=../lib/model_path.sh
 . "${TRAINYARD_MODEL_PATH_LIB:-/usr/local/lib/trainyard/model_path.sh}"
 
+# On a Vertex AI endpoint the registered version's artifactUri arrives as AIP_STORAGE_URI and
+# the container port as AIP_HTTP_PORT (Vertex's custom-container contract).
+MODEL_PATH=${MODEL_PATH:-${AIP_STORAGE_URI:-}}
+PORT=${PORT:-${AIP_HTTP_PORT:-8501}}
 if [ -z "${MODEL_PATH:-}" ]; then
-    echo "ERROR: MODEL_PATH environment variable not set" >&2
+    echo "ERROR: MODEL_PATH (or AIP_STORAGE_URI) environment variable not set" >&2
     exit 1
 fi
 name=${MODEL_NAME:-recommender}

@@ -186,6 +186,12 @@ def test_deploy_refusals_change_nothing(platform: trainyard.Platform, tmp_path: 
     assert e.value.field == "service_name"
     with pytest.raises(NotFound):
         d.deploy(999)
+    # A Vertex AI endpoint needs the Google Cloud backend; an unknown target is refused.
+    with pytest.raises(ValidationError, match="Google Cloud backend") as e:
+        d.deploy(run.id, target="vertex_endpoint")
+    assert e.value.field == "target"
+    with pytest.raises(ValidationError, match="unknown variant `moon`"):
+        d.deploy(run.id, target="moon")
 
     # Past every check, the deployer is asked to inspect the model and cannot run.
     with pytest.raises(BackendError):

@@ -580,6 +580,7 @@ class DeploymentService:
         resources: Optional[DeploymentConfig] = None,
         endpoint: Optional[str] = None,
         service_name: Optional[str] = None,
+        target: Optional[str] = None,
     ) -> Run: ...
     def deploy_async(
         self,
@@ -589,6 +590,7 @@ class DeploymentService:
         resources: Optional[DeploymentConfig] = None,
         endpoint: Optional[str] = None,
         service_name: Optional[str] = None,
+        target: Optional[str] = None,
     ) -> Future[Run]: ...
     def undeploy(self, service_name: str) -> Endpoint: ...
     def undeploy_async(self, service_name: str) -> Future[Endpoint]: ...

@@ -114,7 +114,11 @@ fn deploy_options(
     resources: Option<&Bound<'_, PyAny>>,
     endpoint: Option<String>,
     service_name: Option<String>,
+    target: Option<String>,
 ) -> PyResult<DeployOptions> {
+    let target = target
+        .map(|t| from_json("target", Value::String(t)))
+        .transpose()?;
     let preset: Option<DeploymentPreset> = preset
         .map(|p| from_json("preset", Value::String(p)))
         .transpose()?;
@@ -133,6 +137,7 @@ fn deploy_options(
         resources,
         endpoint,
         service_name,
+        target,
     })
 }
 
@@ -179,7 +184,10 @@ service_methods! {
             /// ValidationError, an endpoint of another model a Conflict, an unknown `endpoint`
             /// NotFound — all before anything changes; a server that fails to start is a
             /// BackendError and the run is left "deploy_failed" with the error.
-            #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None))]
+            /// `target="vertex_endpoint"` serves the registered Vertex AI Model Registry version
+            /// on a Vertex AI endpoint (Google Cloud backend); default: the named endpoint's
+            /// target, else a service (trainyard-serve / Cloud Run).
+            #[pyo3(signature = (run_id, *, preset=None, resources=None, endpoint=None, service_name=None, target=None))]
             fn deploy(
                 &self,
                 run_id: i64,
@@ -187,8 +195,9 @@ service_methods! {
                 resources: Option<&Bound<'_, PyAny>>,
                 endpoint: Option<String>,
                 service_name: Option<String>,
+                target: Option<String>,
             ) -> PyRun {
-                let options = deploy_options(preset, resources, endpoint, service_name)?;
+                let options = deploy_options(preset, resources, endpoint, service_name, target)?;
                 self.ctx.op(move |p, ctx| async move {
                     let run = p.deployments().deploy(run_id, &options).await?;
                     Ok(PyRun::new(run, &ctx))

@@ -55,12 +55,14 @@ macro_rules! service_methods {
             impl $ty {
                 $(
                     $(#[$meta])*
+                    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
                     fn $name(&$self_, py: Python<'_> $(, $arg: $argty)*) -> PyResult<$ret> {
                         let op: $crate::ctx::Op<$ret> = $body;
                         $crate::runtime::block(py, op)
                     }
 
                     $(#[$meta])*
+                    #[allow(clippy::too_many_arguments)]
                     fn [<$name _async>]<'py>(
                         &$self_,
                         py: Python<'py>

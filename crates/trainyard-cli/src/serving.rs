@@ -103,6 +103,11 @@ pub struct DeployArgs {
     /// Name of a new endpoint (default: <model name>-serving).
     #[arg(long)]
     service_name: Option<String>,
+    /// Where to serve: service (trainyard-serve locally, Cloud Run with --backend gcp) or
+    /// vertex-endpoint (a Vertex AI endpoint of the model, --backend gcp). Default: the
+    /// --endpoint's target, else service.
+    #[arg(long, value_name = "service|vertex-endpoint")]
+    target: Option<trainyard::core::deployment::DeployTarget>,
     #[arg(long)]
     json: bool,
 }
@@ -348,6 +353,7 @@ pub async fn deploy(platform: &Platform, args: DeployArgs) -> Result<(), CliErro
         }),
         endpoint: args.endpoint,
         service_name: args.service_name,
+        target: args.target,
         ..DeployOptions::default()
     };
     let deployments = platform.deployments();
@@ -362,11 +368,15 @@ pub async fn deploy(platform: &Platform, args: DeployArgs) -> Result<(), CliErro
             "endpoint {} serves version {} at {}",
             ep.service_name, ep.deployed_version, ep.service_url
         );
-        println!(
-            "predict: POST {}/v1/models/{}:predict",
-            ep.service_url.trim_end_matches('/'),
-            trainyard_local::SERVED_MODEL_NAME
-        );
+        if ep.target.is_service() {
+            println!(
+                "predict: POST {}/v1/models/{}:predict",
+                ep.service_url.trim_end_matches('/'),
+                trainyard_local::SERVED_MODEL_NAME
+            );
+        } else {
+            println!("predict: POST {} (Vertex AI endpoint)", ep.service_url);
+        }
     }
     Ok(())
 }

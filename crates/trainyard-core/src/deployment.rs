@@ -6,6 +6,9 @@ use thiserror::Error;
 
 pub const MAX_SERVICE_NAME_LEN: usize = 63;
 pub const SERVICE_NAME_SUFFIX: &str = "-serving";
+/// Suffix of a default Vertex AI endpoint name, so that a model's Cloud Run service and its
+/// Vertex AI endpoint do not compete for one name.
+pub const VERTEX_ENDPOINT_SUFFIX: &str = "-endpoint";
 /// Cloud Run Admin API v2 refuses longer service ids: a serviceId "must contain fewer than 50
 /// characters" (projects.locations.services.create).
 pub const CLOUD_RUN_MAX_SERVICE_NAME_LEN: usize = 49;
@@ -19,15 +22,154 @@ pub enum ServingTarget {
     Local,
     /// Cloud Run services: at most [`CLOUD_RUN_MAX_SERVICE_NAME_LEN`] characters.
     CloudRun,
+    /// Vertex AI endpoints, found by display name (Vertex allows 128 characters; the service
+    /// name rule's 63 is the tighter one).
+    VertexEndpoint,
 }
 
 impl ServingTarget {
     pub fn max_service_name_len(self) -> usize {
         match self {
-            ServingTarget::Local => MAX_SERVICE_NAME_LEN,
+            ServingTarget::Local | ServingTarget::VertexEndpoint => MAX_SERVICE_NAME_LEN,
             ServingTarget::CloudRun => CLOUD_RUN_MAX_SERVICE_NAME_LEN,
         }
     }
+}
+
+/// Where a deploy goes (`deploy --target`). An endpoint keeps the target it was created on:
+/// its undeploy and live status ask that target's deployer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployTarget {
+    /// The platform's serving deployer: trainyard-serve processes locally, Cloud Run services
+    /// on Google Cloud.
+    #[default]
+    #[serde(alias = "cloud_run", alias = "cloud-run", alias = "local")]
+    Service,
+    /// A Vertex AI endpoint owned by the registered model, serving its registered Vertex
+    /// Model Registry version (Google Cloud backend).
+    #[serde(alias = "vertex-endpoint")]
+    VertexEndpoint,
+}
+
+impl DeployTarget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployTarget::Service => "service",
+            DeployTarget::VertexEndpoint => "vertex-endpoint",
+        }
+    }
+
+    pub fn is_service(&self) -> bool {
+        *self == DeployTarget::Service
+    }
+}
+
+impl std::fmt::Display for DeployTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeployTarget {
+    type Err = crate::ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "service" | "cloud-run" | "local" => Ok(DeployTarget::Service),
+            "vertex-endpoint" => Ok(DeployTarget::VertexEndpoint),
+            other => Err(crate::ValidationError::field(
+                "target",
+                format!("unknown deploy target {other:?}; use service or vertex-endpoint"),
+            )),
+        }
+    }
+}
+
+/// Machine types a Vertex AI endpoint may get for a deployment config, smallest first:
+/// (name, vCPUs, memory in GiB). Vertex AI prediction machines (n1-standard family).
+pub const VERTEX_MACHINE_TYPES: &[(&str, f64, f64)] = &[
+    ("n1-standard-2", 2.0, 7.5),
+    ("n1-standard-4", 4.0, 15.0),
+    ("n1-standard-8", 8.0, 30.0),
+    ("n1-standard-16", 16.0, 60.0),
+    ("n1-standard-32", 32.0, 120.0),
+];
+
+/// The dedicated resources of a model deployed on a Vertex AI endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VertexResources {
+    pub machine_type: String,
+    pub min_replica_count: u32,
+    pub max_replica_count: u32,
+}
+
+/// A Kubernetes-style CPU amount (`"2"`, `"0.5"`, `"500m"`) in cores.
+fn parse_cpu(cpu: &str) -> Option<f64> {
+    let cpu = cpu.trim();
+    let v = match cpu.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
+        None => cpu.parse::<f64>().ok()?,
+    };
+    (v.is_finite() && v > 0.0).then_some(v)
+}
+
+/// A memory amount (`"4Gi"`, `"512Mi"`, `"2G"`, `"2048M"`) in GiB.
+fn parse_memory_gib(memory: &str) -> Option<f64> {
+    let m = memory.trim();
+    let (num, scale) = [
+        ("Gi", 1.0),
+        ("Mi", 1.0 / 1024.0),
+        ("G", 1e9 / 1073741824.0),
+        ("M", 1e6 / 1073741824.0),
+    ]
+    .iter()
+    .find_map(|(suffix, scale)| m.strip_suffix(suffix).map(|n| (n, *scale)))?;
+    let v = num.trim().parse::<f64>().ok()? * scale;
+    (v.is_finite() && v > 0.0).then_some(v)
+}
+
+/// The Vertex AI resources of a deployment config (its preset's or custom figures): the
+/// smallest machine type with at least its CPUs and memory; replicas from its instance counts,
+/// at least 1 (Vertex AI endpoints do not scale to zero, so development's 0 becomes 1).
+pub fn vertex_resources(
+    config: &crate::config::DeploymentConfig,
+) -> Result<VertexResources, crate::ValidationError> {
+    let cpu = parse_cpu(&config.cpu).ok_or_else(|| {
+        crate::ValidationError::field(
+            "deployment_config.cpu",
+            format!("{:?} is not a CPU amount (e.g. 2, 0.5, 500m)", config.cpu),
+        )
+    })?;
+    let memory = parse_memory_gib(&config.memory).ok_or_else(|| {
+        crate::ValidationError::field(
+            "deployment_config.memory",
+            format!(
+                "{:?} is not a memory amount (e.g. 4Gi, 512Mi)",
+                config.memory
+            ),
+        )
+    })?;
+    let machine_type = VERTEX_MACHINE_TYPES
+        .iter()
+        .find(|(_, c, m)| *c >= cpu && *m >= memory)
+        .map(|(name, _, _)| name.to_string())
+        .ok_or_else(|| {
+            crate::ValidationError::field(
+                "deployment_config",
+                format!(
+                    "{} CPUs and {} are more than the largest Vertex AI machine type here ({})",
+                    config.cpu,
+                    config.memory,
+                    VERTEX_MACHINE_TYPES.last().map_or("", |m| m.0)
+                ),
+            )
+        })?;
+    let min_replica_count = config.min_instances.max(1);
+    Ok(VertexResources {
+        machine_type,
+        min_replica_count,
+        max_replica_count: config.max_instances.max(min_replica_count),
+    })
 }
 
 /// Why a Cloud Run service name is rejected: one variant per rule.
@@ -137,7 +279,8 @@ pub fn default_service_name(
 }
 
 /// [`default_service_name`] cut to fit `target`'s limit (49 characters on Cloud Run), so a
-/// default name always passes [`validate_service_name_for`].
+/// default name always passes [`validate_service_name_for`]. Vertex AI endpoints end in
+/// `-endpoint` instead of `-serving`.
 pub fn default_service_name_for(
     target: ServingTarget,
     vertex_model_name: Option<&str>,
@@ -151,7 +294,11 @@ pub fn default_service_name_for(
         .map(str::trim)
         .find(|s| !s.is_empty())
         .unwrap_or(ml_model_name);
-    service_name_within(base, SERVICE_NAME_SUFFIX, target.max_service_name_len())
+    let suffix = match target {
+        ServingTarget::VertexEndpoint => VERTEX_ENDPOINT_SUFFIX,
+        ServingTarget::Local | ServingTarget::CloudRun => SERVICE_NAME_SUFFIX,
+    };
+    service_name_within(base, suffix, target.max_service_name_len())
 }
 
 /// Picks the folder a server must load from a listing of object paths under `pushed_model/`:

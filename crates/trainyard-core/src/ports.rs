@@ -376,6 +376,8 @@ pub trait ModelRegistry: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployRequest {
     pub service_name: String,
+    /// What to serve: the model folder (trainyard-serve, Cloud Run), or the registered
+    /// version's resource name `projects/../models/ID@VERSION` (Vertex AI endpoints).
     pub model_path: String,
     pub image: String,
     pub config: DeploymentConfig,
@@ -385,7 +387,7 @@ pub struct DeployRequest {
     pub labels: BTreeMap<String, u64>,
 }
 
-/// Serves models (local trainyard-serve process, Cloud Run).
+/// Serves models (local trainyard-serve process, Cloud Run, Vertex AI endpoints).
 #[async_trait]
 pub trait Deployer: Send + Sync {
     /// Creates or updates the service; returns its URL.
@@ -393,6 +395,11 @@ pub trait Deployer: Send + Sync {
     async fn undeploy(&self, service_name: &str) -> Result<()>;
     /// Whether the service is up and serving a model right now.
     async fn is_serving(&self, service_name: &str) -> Result<bool>;
+    /// Whether the service serves `model_path` (as given to [`Deployer::deploy`]) right now.
+    /// Deployers that serve one model per service answer [`Deployer::is_serving`].
+    async fn serves(&self, service_name: &str, _model_path: &str) -> Result<bool> {
+        self.is_serving(service_name).await
+    }
     /// Refuses, before anything is deployed, a model the server would serve wrongly (a
     /// retrieval signature whose `product_ids` are vocabulary indices, not the original ids).
     /// Deployers that cannot look inside the model accept it.

@@ -82,6 +82,12 @@ pub struct DeployedEndpoint {
     pub deployed_training_run_id: Option<RunId>,
     pub is_active: bool,
     pub deployment_config: crate::config::DeploymentConfig,
+    /// What serves it: a service (trainyard-serve / Cloud Run) or a Vertex AI endpoint.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::deployment::DeployTarget::is_service"
+    )]
+    pub target: crate::deployment::DeployTarget,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,

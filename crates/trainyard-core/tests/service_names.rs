@@ -150,3 +150,86 @@ fn cloud_run_names_are_at_most_49_characters_and_defaults_fit() {
     assert_eq!(local, default_service_name(None, Some(long), None, "ep"));
     assert!(local.len() > 49);
 }
+
+#[test]
+fn vertex_endpoints_get_the_presets_machine_and_at_least_one_replica() {
+    use trainyard_core::config::{DeploymentConfig, DeploymentPreset};
+    use trainyard_core::deployment::{
+        default_service_name_for, vertex_resources, DeployTarget, ServingTarget,
+    };
+    let r = |p| vertex_resources(&DeploymentConfig::from_preset(p)).unwrap();
+    let dev = r(DeploymentPreset::Development);
+    assert_eq!(
+        (
+            dev.machine_type.as_str(),
+            dev.min_replica_count,
+            dev.max_replica_count
+        ),
+        ("n1-standard-2", 1, 2),
+        "Vertex endpoints do not scale to zero"
+    );
+    let prod = r(DeploymentPreset::Production);
+    assert_eq!(
+        (
+            prod.machine_type.as_str(),
+            prod.min_replica_count,
+            prod.max_replica_count
+        ),
+        ("n1-standard-2", 1, 10)
+    );
+    let high = r(DeploymentPreset::HighTraffic);
+    assert_eq!(
+        (
+            high.machine_type.as_str(),
+            high.min_replica_count,
+            high.max_replica_count
+        ),
+        ("n1-standard-4", 2, 50)
+    );
+    let custom = |cpu: &str, memory: &str| {
+        vertex_resources(&DeploymentConfig {
+            cpu: cpu.into(),
+            memory: memory.into(),
+            ..DeploymentConfig::from_preset(DeploymentPreset::Custom)
+        })
+    };
+    assert_eq!(
+        custom("500m", "16Gi").unwrap().machine_type,
+        "n1-standard-8"
+    );
+    assert_eq!(custom("8", "2048Mi").unwrap().machine_type, "n1-standard-8");
+    for (cpu, memory, field) in [
+        ("two", "4Gi", "deployment_config.cpu"),
+        ("2", "lots", "deployment_config.memory"),
+        ("0", "4Gi", "deployment_config.cpu"),
+        ("64", "4Gi", "deployment_config"),
+    ] {
+        assert_eq!(
+            custom(cpu, memory).unwrap_err().field,
+            field,
+            "{cpu} {memory}"
+        );
+    }
+    // targets: parsed from the CLI's spelling, the API's, refused otherwise
+    assert_eq!(
+        "vertex-endpoint".parse::<DeployTarget>().unwrap(),
+        DeployTarget::VertexEndpoint
+    );
+    assert_eq!(
+        serde_json::from_str::<DeployTarget>("\"vertex_endpoint\"").unwrap(),
+        DeployTarget::VertexEndpoint
+    );
+    assert_eq!(
+        "service".parse::<DeployTarget>().unwrap(),
+        DeployTarget::Service
+    );
+    assert!("vertex".parse::<DeployTarget>().is_err());
+    // a model's Vertex endpoint and Cloud Run service do not share a default name
+    let vertex =
+        default_service_name_for(ServingTarget::VertexEndpoint, None, Some("shop"), None, "x");
+    let run = default_service_name_for(ServingTarget::CloudRun, None, Some("shop"), None, "x");
+    assert_eq!(
+        (vertex.as_str(), run.as_str()),
+        ("shop-endpoint", "shop-serving")
+    );
+}

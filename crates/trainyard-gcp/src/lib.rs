@@ -7,6 +7,7 @@
 //! | `Deployer` | [`CloudRunDeployer`] (Cloud Run Admin API v2) |
 //! | `ArtifactStore` | [`GcsClient`] (Cloud Storage JSON API) |
 //! | `ScheduleTrigger` | [`CloudSchedulerTrigger`] (Cloud Scheduler -> OIDC webhook) |
+//! | `Deployer` (second target) | [`VertexEndpoints`] (Vertex AI endpoints: deployModel / undeployModel) |
 //! | live deployment status | [`VertexEndpoints::live_status`] |
 //! | `PipelineLogReader` | [`CloudLogging`] (Cloud Logging `entries:list`) |
 //!

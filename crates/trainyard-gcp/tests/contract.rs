@@ -56,6 +56,9 @@ async fn every_request_and_response_matches_googles_discovery_documents() {
         "aiplatform.projects.locations.operations.get",
         "aiplatform.projects.locations.endpoints.get",
         "aiplatform.projects.locations.endpoints.list",
+        "aiplatform.projects.locations.endpoints.create",
+        "aiplatform.projects.locations.endpoints.deployModel",
+        "aiplatform.projects.locations.endpoints.undeployModel",
         "run.projects.locations.services.create",
         "run.projects.locations.services.get",
         "run.projects.locations.services.patch",
@@ -147,6 +150,20 @@ async fn the_validator_rejects_broken_requests() {
         }),
         mutate(&ex, "POST", "models:upload", |e| {
             body(e)["model"]["artifact_uri"] = "gs://b/x".into()
+        }),
+        mutate(&ex, "POST", ":deployModel", |e| {
+            body(e)["deployedModel"]["dedicatedResources"]["machineSpec"]["machine_type"] =
+                "n1-standard-2".into()
+        }),
+        mutate(&ex, "POST", ":deployModel", |e| {
+            body(e)["deployedModel"]["dedicatedResources"]["minReplicaCount"] = "one".into()
+        }),
+        // deployedModels is output only on an Endpoint
+        mutate(&ex, "POST", "locations/europe-central2/endpoints", |e| {
+            body(e)["deployedModels"] = json!([])
+        }),
+        mutate(&ex, "POST", ":undeployModel", |e| {
+            body(e)["deployed_model_id"] = "1".into()
         }),
         mutate(&ex, "GET", "/storage/v1/b/trainyard-test/o", |e| {
             e.query.push(("max_results".into(), "2".into()))

@@ -21,6 +21,11 @@ async fn endpoints() {
 }
 
 #[tokio::test]
+async fn vertex_endpoint_deploys() {
+    flows::vertex_deploy_flow(&FakeGoogle::start().await).await;
+}
+
+#[tokio::test]
 async fn cloud_run() {
     flows::deploy_flow(&FakeGoogle::start().await).await;
 }

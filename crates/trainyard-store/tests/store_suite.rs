@@ -359,6 +359,7 @@ async fn endpoints_have_unique_service_names(store: Arc<dyn Store>) {
         deployed_training_run_id: None,
         is_active: true,
         deployment_config: Default::default(),
+        target: Default::default(),
         created_at: now(),
         updated_at: now(),
         version: 0,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use trainyard_core::config::{DeploymentConfig, DeploymentPreset};
 use trainyard_core::deployment::{
-    default_service_name_for, live_status, validate_service_name_for, DeploymentStatus,
-    LiveDeploymentStatus, ServingTarget,
+    default_service_name_for, live_status, validate_service_name_for, DeployTarget,
+    DeploymentStatus, LiveDeploymentStatus, ServingTarget,
 };
 use trainyard_core::model_config::RetrievalAlgorithm;
 use trainyard_core::ports::{Clock, DeployRequest, Deployer, Store};
@@ -60,6 +60,10 @@ pub struct DeployOptions {
     pub endpoint: Option<String>,
     /// Name for a new endpoint; default: the DESIGN.md chain + "-serving".
     pub service_name: Option<String>,
+    /// Where to serve: `service` (trainyard-serve locally, Cloud Run on Google Cloud) or
+    /// `vertex_endpoint` (a Vertex AI endpoint serving the registered Vertex version).
+    /// Default: the named endpoint's target, else `service`.
+    pub target: Option<DeployTarget>,
 }
 
 /// Deployment of one run as users see it. `deployment_status` is what the pipeline and the
@@ -89,6 +93,8 @@ pub struct DeploymentService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     deployer: Option<Arc<dyn Deployer>>,
+    /// Vertex AI endpoints (`DeployTarget::VertexEndpoint`); Google Cloud backend only.
+    vertex: Option<Arc<dyn Deployer>>,
     images: ServingImages,
 }
 
@@ -102,8 +108,15 @@ impl DeploymentService {
             store,
             clock,
             deployer,
+            vertex: None,
             images: ServingImages::default(),
         }
+    }
+
+    /// Deploys with `target: vertex_endpoint` go to `deployer` (Vertex AI endpoints).
+    pub fn with_vertex_endpoints(mut self, deployer: Option<Arc<dyn Deployer>>) -> Self {
+        self.vertex = deployer;
+        self
     }
 
     pub fn with_images(mut self, images: ServingImages) -> Self {
@@ -116,10 +129,46 @@ impl DeploymentService {
         self.deployer.is_some()
     }
 
-    fn deployer(&self) -> Result<&Arc<dyn Deployer>> {
-        self.deployer
-            .as_ref()
-            .ok_or_else(|| Error::Backend("no deployer is configured for this platform".into()))
+    /// The deployer of `target`.
+    fn deployer_for(&self, target: DeployTarget) -> Result<&Arc<dyn Deployer>> {
+        match target {
+            DeployTarget::Service => self.deployer.as_ref().ok_or_else(|| {
+                Error::Backend("no deployer is configured for this platform".into())
+            }),
+            DeployTarget::VertexEndpoint => self.vertex.as_ref().ok_or_else(|| {
+                Error::Validation(ValidationError::field(
+                    "target",
+                    "Vertex AI endpoints need the Google Cloud backend (--backend gcp, [gcp] in trainyard.toml)",
+                ))
+            }),
+        }
+    }
+
+    /// What a deploy to `target` serves: the model folder (service), or the registered Vertex
+    /// Model Registry version `projects/../models/ID@VERSION` (Vertex AI endpoint).
+    fn model_to_serve(
+        &self,
+        run: &TrainingRun,
+        version: &str,
+        target: DeployTarget,
+    ) -> Result<String> {
+        match target {
+            DeployTarget::Service => model_path_of(run),
+            DeployTarget::VertexEndpoint => match run.vertex_model_resource_name.as_deref() {
+                Some(name) if name.starts_with("projects/") => Ok(format!(
+                    "{}@{version}",
+                    trainyard_gcp::vertex_registry::strip_version(name)
+                )),
+                _ => Err(Error::Validation(ValidationError::field(
+                    "target",
+                    format!(
+                        "run {} is not registered in Vertex AI Model Registry (it was registered \
+                         without the Google Cloud backend); push it with --backend gcp first",
+                        run.id
+                    ),
+                ))),
+            },
+        }
     }
 
     /// The endpoint named `service_name`.
@@ -156,21 +205,23 @@ impl DeploymentService {
         })?;
         let model = self.store.get_registered_model(model_id).await?;
         let config = resolve_config(&run.config.deployment_config, options)?;
-        let existing = self.pick_endpoint(&run, &model, &config, options).await?;
+        let (existing, target) = self.pick_endpoint(&run, &model, &config, options).await?;
         let service_name = match &existing {
             Endpoint::Existing(ep) => ep.service_name.clone(),
             Endpoint::New(name) => name.clone(),
         };
-        let model_path = model_path_of(&run)?;
-        // A registered version is served only as it was registered (its MANIFEST.json
-        // checksums); a changed file refuses the deploy before anything changes.
-        let to_verify = std::path::PathBuf::from(&model_path);
-        tokio::task::spawn_blocking(move || {
-            trainyard_local::LocalModelRegistry::verify_if_registered(&to_verify)
-        })
-        .await
-        .map_err(|e| Error::Backend(format!("verify task failed: {e}")))??;
-        let deployer = self.deployer()?;
+        let deployer = self.deployer_for(target)?;
+        let model_path = self.model_to_serve(&run, &version, target)?;
+        if target == DeployTarget::Service {
+            // A registered version is served only as it was registered (its MANIFEST.json
+            // checksums); a changed file refuses the deploy before anything changes.
+            let to_verify = std::path::PathBuf::from(&model_path);
+            tokio::task::spawn_blocking(move || {
+                trainyard_local::LocalModelRegistry::verify_if_registered(&to_verify)
+            })
+            .await
+            .map_err(|e| Error::Backend(format!("verify task failed: {e}")))??;
+        }
         deployer.check_model(&model_path).await?;
 
         let now = self.clock.now();
@@ -201,7 +252,7 @@ impl DeploymentService {
             Ok(url) => url,
             Err(e) => {
                 let error = e.to_string();
-                tracing::warn!(run_id, service = %service_name, error = %error, "deploy failed");
+                tracing::warn!(run_id, service = %service_name, %target, error = %error, "deploy failed");
                 let now = self.clock.now();
                 mutate_run(&self.store, &self.clock, run_id, |r| {
                     r.transition(RunEvent::DeployError, now)?;
@@ -242,6 +293,7 @@ impl DeploymentService {
                         deployed_training_run_id: Some(run_id),
                         is_active: true,
                         deployment_config: config.clone(),
+                        target,
                         created_at: now,
                         updated_at: now,
                         version: 0,
@@ -270,20 +322,30 @@ impl DeploymentService {
         Ok(run)
     }
 
-    /// The endpoint a deploy goes to: the named existing one (which must be this model's), or
-    /// a new one named by the options or the default chain. A new name that is taken by this
-    /// model's endpoint updates it; taken by another model's, it is refused.
+    /// The endpoint a deploy goes to, and its target: the named existing one (which must be
+    /// this model's, on the asked target), or a new one named by the options or the default
+    /// chain. A new name that is taken by this model's endpoint updates it; taken by another
+    /// model's, it is refused.
     async fn pick_endpoint(
         &self,
         run: &TrainingRun,
         model: &trainyard_core::registry::RegisteredModel,
         config: &DeploymentConfig,
         options: &DeployOptions,
-    ) -> Result<Endpoint> {
+    ) -> Result<(Endpoint, DeployTarget)> {
         let all = self.store.list_endpoints(None).await?;
-        let owned_or_refused = |ep: DeployedEndpoint| -> Result<Endpoint> {
+        let owned_or_refused = |ep: DeployedEndpoint| -> Result<(Endpoint, DeployTarget)> {
             if ep.registered_model_id == model.id {
-                Ok(Endpoint::Existing(Box::new(ep)))
+                match options.target {
+                    Some(t) if t != ep.target => Err(Error::Conflict(format!(
+                        "endpoint {} is served by {}, not {t}; deploy there with --target {} or name another endpoint",
+                        ep.service_name, ep.target, ep.target
+                    ))),
+                    _ => {
+                        let target = ep.target;
+                        Ok((Endpoint::Existing(Box::new(ep)), target))
+                    }
+                }
             } else {
                 Err(Error::Conflict(format!(
                     "endpoint {} belongs to another registered model (id {}); a version of {:?} cannot be deployed to it",
@@ -298,10 +360,14 @@ impl DeploymentService {
                 .ok_or_else(|| Error::not_found("endpoint", name))?;
             return owned_or_refused(ep);
         }
-        let target = self
-            .deployer
-            .as_ref()
-            .map_or(ServingTarget::Local, |d| d.serving_target());
+        let deploy_target = options.target.unwrap_or_default();
+        let target = match deploy_target {
+            DeployTarget::Service => self
+                .deployer
+                .as_ref()
+                .map_or(ServingTarget::Local, |d| d.serving_target()),
+            DeployTarget::VertexEndpoint => self.deployer_for(deploy_target)?.serving_target(),
+        };
         let name = match (&options.service_name, config.custom_name) {
             (Some(n), _) => n.clone(),
             (None, true) if !config.service_name.is_empty() => config.service_name.clone(),
@@ -321,7 +387,7 @@ impl DeploymentService {
         })?;
         match all.into_iter().find(|e| e.service_name == name) {
             Some(ep) => owned_or_refused(ep),
-            None => Ok(Endpoint::New(name)),
+            None => Ok((Endpoint::New(name), deploy_target)),
         }
     }
 
@@ -329,7 +395,7 @@ impl DeploymentService {
     /// the run it served goes back to completed (or not_blessed), so it can be deployed again.
     pub async fn undeploy(&self, service_name: &str) -> Result<DeployedEndpoint> {
         let mut ep = self.endpoint(service_name).await?;
-        self.deployer()?.undeploy(service_name).await?;
+        self.deployer_for(ep.target)?.undeploy(service_name).await?;
         let served = ep.deployed_training_run_id;
         ep.is_active = false;
         ep.updated_at = self.clock.now();
@@ -413,13 +479,32 @@ impl DeploymentService {
         if !ep.is_active {
             return Ok(false);
         }
-        match &self.deployer {
-            None => Err("no deployer is configured for this platform".into()),
-            Some(d) => d
-                .is_serving(&ep.service_name)
-                .await
-                .map_err(|e| e.to_string()),
+        let deployer = self.deployer_for(ep.target).map_err(|e| e.to_string())?;
+        if ep.target == DeployTarget::VertexEndpoint {
+            // An endpoint can serve several models: ask for the version it should serve.
+            if let Some(run_id) = ep.deployed_training_run_id {
+                // A deleted run: whether the endpoint serves anything at all.
+                let run = match self.store.get_run(run_id).await {
+                    Ok(run) => Some(run),
+                    Err(Error::NotFound { .. }) => None,
+                    Err(e) => return Err(e.to_string()),
+                };
+                let model = run.and_then(|run| {
+                    self.model_to_serve(&run, &ep.deployed_version, ep.target)
+                        .ok()
+                });
+                if let Some(model) = model {
+                    return deployer
+                        .serves(&ep.service_name, &model)
+                        .await
+                        .map_err(|e| e.to_string());
+                }
+            }
         }
+        deployer
+            .is_serving(&ep.service_name)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// The run's deployment: its recorded result and its endpoint's live state.

@@ -289,6 +289,8 @@ pub struct Platform {
     trigger: Option<Arc<dyn ScheduleTrigger>>,
     model_registry: Option<Arc<dyn ModelRegistry>>,
     deployer: Option<Arc<dyn Deployer>>,
+    /// Vertex AI endpoints, the second deploy target (Google Cloud backend).
+    vertex_endpoints: Option<Arc<dyn Deployer>>,
     /// Reads run outputs in Cloud Storage (insights); local outputs need none.
     artifacts: Option<Arc<dyn ArtifactStore>>,
     /// Serving images of the deploy target (`[gcp.images]`); `None`: the deployer's defaults.
@@ -358,7 +360,8 @@ impl Platform {
                 let mut platform = platform
                     .with_executor(executor, compiler, root)
                     .with_model_registry(gcp.registry.clone())
-                    .with_deployer(gcp.deployer.clone());
+                    .with_deployer(gcp.deployer.clone())
+                    .with_vertex_endpoints(gcp.endpoints.clone());
                 platform.artifacts = Some(gcp.artifacts.clone());
                 platform.pipeline_logs = Some(gcp.logs.clone());
                 let table = trainyard_core::pricing::PriceTable::builtin()
@@ -444,6 +447,7 @@ impl Platform {
             trigger: None,
             model_registry: None,
             deployer: None,
+            vertex_endpoints: None,
             artifacts: None,
             serving_images: None,
             pricing: None,
@@ -460,6 +464,12 @@ impl Platform {
     /// Endpoints are served by `deployer` (local trainyard-serve processes, Cloud Run).
     pub fn with_deployer(mut self, deployer: Arc<dyn Deployer>) -> Platform {
         self.deployer = Some(deployer);
+        self
+    }
+
+    /// Deploys with `target: vertex_endpoint` go to `deployer` (Vertex AI endpoints).
+    pub fn with_vertex_endpoints(mut self, deployer: Arc<dyn Deployer>) -> Platform {
+        self.vertex_endpoints = Some(deployer);
         self
     }
 
@@ -572,7 +582,8 @@ impl Platform {
             self.store.clone(),
             self.clock.clone(),
             self.deployer.clone(),
-        );
+        )
+        .with_vertex_endpoints(self.vertex_endpoints.clone());
         match &self.serving_images {
             Some(images) => service.with_images(images.clone()),
             None => service,

@@ -782,6 +782,35 @@ async fn registry_push_aliases_and_deployment_routes() {
         .await;
     assert_eq!(st, StatusCode::CONFLICT, "registered twice: {v}");
     assert_error(&v, "conflict", None);
+    // A Vertex AI endpoint needs the Google Cloud backend: refused as input, nothing changes.
+    let (st, v) = s
+        .call(
+            Method::POST,
+            &format!("/api/training-runs/{did}/deploy/"),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, "validation", Some("target"));
+    assert!(v.to_string().contains("Google Cloud backend"), "{v}");
+    let (st, v) = s
+        .post(
+            &format!("/api/training-runs/{did}/deploy-cloud-run/"),
+            json!({"target": "vertex_endpoint"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, "validation", Some("target"));
+    let (st, v) = s
+        .post(
+            &format!("/api/training-runs/{did}/deploy/"),
+            json!({"target": "service"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_error(&v, "validation", Some("target"));
+    let (_, v) = s.get(&format!("/api/training-runs/{did}/")).await;
+    assert_eq!(v["training_run"]["status"], "completed", "{v}");
 
     let (_, v) = s.get(&format!("/api/registered-models/{mid}/")).await;
     assert_eq!(v["registered_model"]["is_registered"], true, "{v}");

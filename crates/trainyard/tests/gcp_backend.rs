@@ -269,3 +269,241 @@ async fn a_gpu_run_refused_for_quota_after_creation_moves_down_the_ladder() {
         .contains("custom_model_training_nvidia_t4_gpus"));
     assert_eq!(attempts[1]["region"], "europe-west4");
 }
+
+/// A run trained, registered and served by the Google Cloud backend: submitted, followed to
+/// its registered version, deployed on Cloud Run with the configured image, scheduled in
+/// Cloud Scheduler; and on a Vertex AI endpoint of its model, where the next version takes
+/// all the traffic, the live status is read from the endpoint (unknown with the error when it
+/// cannot be), and undeploy stops it.
+#[tokio::test]
+async fn submit_register_deploy_on_cloud_run_and_a_vertex_endpoint_then_schedule() {
+    use trainyard::core::deployment::{DeployTarget, LiveDeploymentStatus};
+    use trainyard::core::model_config::RetrievalAlgorithm;
+    use trainyard::core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleType};
+    use trainyard::NewSchedule;
+
+    let fake = FakeGoogle::start().await;
+    let dir = project(&fake).await;
+    let p = Platform::open_with(dir.path(), Backend::Gcp).await.unwrap();
+    let trained = |name: &'static str| {
+        let (p, fake) = (&p, &fake);
+        async move {
+            let run = p
+                .training()
+                .create_training_run(new_run(name, GpuConfig::default()))
+                .await
+                .unwrap();
+            let run = p.submit(run.id).await.unwrap();
+            put_outputs(fake, run.id, run.vertex_pipeline_job_id.as_deref().unwrap());
+            let done = follow(p, run.id).await;
+            assert!(
+                done.vertex_model_version.is_some(),
+                "registered: {:?}",
+                done.status
+            );
+            done
+        }
+    };
+    let first = trained("shop retrieval").await;
+    let model = first.vertex_model_resource_name.clone().unwrap();
+    assert!(model.starts_with("projects/"), "{model}");
+
+    // Cloud Run: the image configured for the run's algorithm
+    let on_run = p
+        .deployments()
+        .deploy(first.id, &DeployOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(on_run.status, RunStatus::Deployed);
+    let posts = fake.requests_to("POST", "/services");
+    assert_eq!(posts.len(), 1);
+    let image = &posts[0].request.as_ref().unwrap()["template"]["containers"][0]["image"];
+    let want = match first.config.model_config.retrieval_algorithm {
+        RetrievalAlgorithm::Scann => SCANN_IMAGE,
+        RetrievalAlgorithm::BruteForce => NATIVE_IMAGE,
+    };
+    assert_eq!(image, want);
+
+    // Vertex AI endpoint: its own default name, created, the version deployed with the
+    // preset's machine and replicas and all the traffic
+    let vertex = DeployOptions {
+        target: Some(DeployTarget::VertexEndpoint),
+        preset: Some(trainyard::core::config::DeploymentPreset::HighTraffic),
+        ..DeployOptions::default()
+    };
+    let deployed = p.deployments().deploy(first.id, &vertex).await.unwrap();
+    assert_eq!(deployed.status, RunStatus::Deployed);
+    let view = p.deployments().status(first.id).await.unwrap();
+    let ep = view.endpoint.clone().unwrap();
+    assert_eq!(ep.target, DeployTarget::VertexEndpoint);
+    assert!(
+        ep.service_name.ends_with("-endpoint"),
+        "{}",
+        ep.service_name
+    );
+    assert_eq!(view.status, LiveDeploymentStatus::Deployed);
+    assert!(view.has_active_endpoint);
+    let on_google = fake.endpoint(&ep.service_name).expect("endpoint created");
+    assert_eq!(
+        ep.service_url,
+        format!(
+            "{}/v1/{}:predict",
+            fake.bases["aiplatform"],
+            on_google["name"].as_str().unwrap()
+        )
+    );
+    let deploys = fake.requests_to("POST", ":deployModel");
+    assert_eq!(deploys.len(), 1);
+    let body = deploys[0].request.clone().unwrap();
+    assert_eq!(
+        body["deployedModel"]["model"],
+        format!("{model}@{}", first.vertex_model_version.as_deref().unwrap())
+    );
+    assert_eq!(
+        body["deployedModel"]["dedicatedResources"],
+        json!({"machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 2, "maxReplicaCount": 50})
+    );
+    assert_eq!(body["trafficSplit"], json!({"0": 100}));
+    assert_eq!(
+        fake.requests_to("POST", "/services").len(),
+        1,
+        "Cloud Run untouched"
+    );
+
+    // the next version on the same endpoint (its target is the endpoint's): all traffic to
+    // it, the old version undeployed after, the old run released
+    let second = trained("shop retrieval").await;
+    assert_ne!(second.vertex_model_version, first.vertex_model_version);
+    let again = DeployOptions {
+        endpoint: Some(ep.service_name.clone()),
+        ..DeployOptions::default()
+    };
+    p.deployments().deploy(second.id, &again).await.unwrap();
+    let on_google = fake.endpoint(&ep.service_name).unwrap();
+    let models = on_google["deployedModels"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{on_google}");
+    assert_eq!(
+        models[0]["modelVersionId"].as_str(),
+        second.vertex_model_version.as_deref()
+    );
+    assert_eq!(
+        on_google["trafficSplit"],
+        json!({ models[0]["id"].as_str().unwrap(): 100 })
+    );
+    assert_eq!(fake.requests_to("POST", ":undeployModel").len(), 1);
+    assert_eq!(
+        p.deployments().status(second.id).await.unwrap().status,
+        LiveDeploymentStatus::Deployed
+    );
+    let first_now = p.training().get(first.id).await.unwrap();
+    assert_eq!(first_now.status, RunStatus::Completed);
+    // a Cloud Run deploy to the Vertex endpoint is refused before anything changes
+    let wrong = DeployOptions {
+        endpoint: Some(ep.service_name.clone()),
+        target: Some(DeployTarget::Service),
+        ..DeployOptions::default()
+    };
+    let err = p.deployments().deploy(first.id, &wrong).await.unwrap_err();
+    assert!(matches!(err, trainyard::core::Error::Conflict(_)), "{err}");
+
+    // the endpoint cannot be read: unknown, with the error; nothing recorded changes
+    fake.fail_requests("GET", "/endpoints", 403, "PERMISSION_DENIED");
+    let view = p.deployments().status(second.id).await.unwrap();
+    match &view.status {
+        LiveDeploymentStatus::Unknown { error } => {
+            assert!(error.contains("injected failure"), "{error}")
+        }
+        other => panic!("expected unknown, got {other:?}"),
+    }
+    assert!(!view.has_active_endpoint);
+    assert_eq!(view.run_status, RunStatus::Deployed);
+    fake.clear_failures();
+
+    // undeploy: the endpoint serves nothing, the run is back to completed and idle
+    p.deployments().undeploy(&ep.service_name).await.unwrap();
+    assert_eq!(
+        fake.endpoint(&ep.service_name).unwrap()["deployedModels"],
+        json!([])
+    );
+    let view = p.deployments().status(second.id).await.unwrap();
+    assert_eq!(view.run_status, RunStatus::Completed);
+    assert_eq!(view.status, LiveDeploymentStatus::Idle);
+
+    // without the Google Cloud backend, a Vertex deploy is refused as input
+    let local = Platform::open(dir.path()).await.unwrap();
+    let err = local
+        .deployments()
+        .deploy(second.id, &vertex)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, trainyard::core::Error::Validation(_))
+            && err.to_string().contains("Google Cloud backend"),
+        "{err}"
+    );
+
+    // schedule: a Cloud Scheduler job that calls the webhook
+    let schedule = p
+        .schedules()
+        .create_from_run(
+            first.id,
+            NewSchedule {
+                name: "nightly".into(),
+                description: String::new(),
+                timing: trainyard::core::timing::ScheduleTiming {
+                    schedule_type: ScheduleType::Daily,
+                    scheduled_datetime: None,
+                    schedule_time: Some("02:30".into()),
+                    schedule_day_of_week: None,
+                    schedule_day_of_month: None,
+                    schedule_timezone: "Europe/Warsaw".into(),
+                },
+                catch_up: CatchUpPolicy::Once,
+                concurrency: ConcurrencyPolicy::Allow,
+            },
+        )
+        .await
+        .unwrap();
+    let jobs = fake.requests_to("POST", "/jobs");
+    assert_eq!(jobs.len(), 1);
+    let job = jobs[0].request.clone().unwrap();
+    assert_eq!(
+        job["name"].as_str(),
+        Some(schedule.cloud_scheduler_job_name.as_str())
+    );
+    assert_eq!(job["schedule"], "30 2 * * *");
+    assert_eq!(job["timeZone"], "Europe/Warsaw");
+    assert!(
+        job["httpTarget"]["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://trainyard-abc-uc.a.run.app/"),
+        "{job}"
+    );
+
+    // a preemptible GPU run: SPOT VMs in the GPU region, as submitted through the platform
+    let spot = p
+        .training()
+        .create_training_run(new_run(
+            "spot run",
+            GpuConfig {
+                gpu_enabled: true,
+                preemptible: true,
+                ..GpuConfig::default()
+            },
+        ))
+        .await
+        .unwrap();
+    p.submit(spot.id).await.unwrap();
+    let posted = creates(&fake).pop().unwrap();
+    let text = posted["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+        ["custom_config"]["runtimeValue"]["constantValue"]["stringValue"]
+        .as_str()
+        .unwrap();
+    let custom: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        custom["ai_platform_training_args"]["scheduling"],
+        json!({"strategy": "SPOT"})
+    );
+    assert_eq!(custom["ai_platform_vertex_region"], "europe-west4");
+}

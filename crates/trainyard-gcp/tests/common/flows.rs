@@ -408,6 +408,154 @@ pub async fn endpoints_flow(fake: &FakeGoogle) {
     }
 }
 
+/// Vertex AI endpoints as a deploy target: create the endpoint, deploy a registered version
+/// with the preset's machine and replicas and all traffic, move to the next version (the old
+/// one undeployed after), redeploy without repeating, undeploy.
+pub async fn vertex_deploy_flow(fake: &FakeGoogle) {
+    let cfg = fake.config();
+    let model = "projects/123/locations/europe-central2/models/shop-vertex";
+    fake.state.lock().unwrap().models.insert(
+        model.into(),
+        vec![
+            json!({"name": model, "versionId": "1", "displayName": "shop-vertex"}),
+            json!({"name": model, "versionId": "2", "displayName": "shop-vertex"}),
+        ],
+    );
+    let ep = VertexEndpoints::new(http(&cfg), &cfg);
+    assert_eq!(
+        ep.serving_target(),
+        trainyard_core::deployment::ServingTarget::VertexEndpoint
+    );
+    let mut req = DeployRequest {
+        service_name: "shop-vertex-serving".into(),
+        model_path: format!("{model}@1"),
+        image: String::new(),
+        config: DeploymentConfig::from_preset(DeploymentPreset::Production),
+    };
+    assert!(!ep.is_serving(&req.service_name).await.unwrap());
+    let url = ep.deploy(&req).await.expect("deploy v1");
+    let created = fake.requests_to("POST", "/endpoints");
+    let creates: Vec<_> = created
+        .iter()
+        .filter(|e| e.path.ends_with("/endpoints"))
+        .collect();
+    assert_eq!(creates.len(), 1, "the endpoint is created");
+    assert_eq!(
+        creates[0].request.as_ref().unwrap()["displayName"],
+        "shop-vertex-serving"
+    );
+    let name = fake.endpoint("shop-vertex-serving").unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(url, format!("{}/v1/{name}:predict", cfg.vertex_base_url()));
+    let deploys = fake.requests_to("POST", ":deployModel");
+    assert_eq!(deploys.len(), 1);
+    assert_eq!(
+        deploys[0].request.clone().unwrap(),
+        json!({"deployedModel": {"model": format!("{model}@1"), "displayName": "shop-vertex-serving",
+            "dedicatedResources": {"machineSpec": {"machineType": "n1-standard-2"},
+                "minReplicaCount": 1, "maxReplicaCount": 10}},
+            "trafficSplit": {"0": 100}})
+    );
+    assert!(ep
+        .serves(&req.service_name, &format!("{model}@1"))
+        .await
+        .unwrap());
+    assert!(!ep
+        .serves(&req.service_name, &format!("{model}@2"))
+        .await
+        .unwrap());
+
+    // the next version, high traffic: the same endpoint, all traffic to it, the old one gone
+    req.model_path = format!("{model}@2");
+    req.config = DeploymentConfig::from_preset(DeploymentPreset::HighTraffic);
+    ep.deploy(&req).await.expect("deploy v2");
+    let creates = fake
+        .requests_to("POST", "/endpoints")
+        .into_iter()
+        .filter(|e| e.path.ends_with("/endpoints"))
+        .count();
+    assert_eq!(creates, 1, "the endpoint is reused");
+    let deploys = fake.requests_to("POST", ":deployModel");
+    assert_eq!(deploys.len(), 2);
+    let body = deploys[1].request.clone().unwrap();
+    assert_eq!(
+        body["deployedModel"]["dedicatedResources"],
+        json!({"machineSpec": {"machineType": "n1-standard-4"}, "minReplicaCount": 2, "maxReplicaCount": 50})
+    );
+    let undeploys = fake.requests_to("POST", ":undeployModel");
+    assert_eq!(undeploys.len(), 1, "the old version is undeployed after");
+    let endpoint = fake.endpoint("shop-vertex-serving").unwrap();
+    let deployed = endpoint["deployedModels"].as_array().unwrap();
+    assert_eq!(deployed.len(), 1);
+    assert_eq!(deployed[0]["modelVersionId"], "2");
+    let new_id = deployed[0]["id"].as_str().unwrap();
+    assert_eq!(endpoint["trafficSplit"], json!({ new_id: 100 }));
+    assert_eq!(
+        undeploys[0].request.clone().unwrap()["trafficSplit"],
+        json!({ new_id: 100 })
+    );
+    assert!(!ep
+        .serves(&req.service_name, &format!("{model}@1"))
+        .await
+        .unwrap());
+    assert!(ep
+        .serves(&req.service_name, &format!("{model}@2"))
+        .await
+        .unwrap());
+    // a retried deploy of what is already there repeats nothing
+    ep.deploy(&req).await.expect("redeploy v2");
+    assert_eq!(fake.requests_to("POST", ":deployModel").len(), 2);
+
+    // bad input is refused before any request
+    let before = fake.exchanges().len();
+    let bad = DeployRequest {
+        model_path: "gs://trainyard-test/runs/17/pushed_model".into(),
+        ..req.clone()
+    };
+    let err = ep.deploy(&bad).await.unwrap_err();
+    assert!(
+        matches!(err, trainyard_core::Error::Validation(_)),
+        "{err:?}"
+    );
+    let huge = DeployRequest {
+        config: DeploymentConfig {
+            cpu: "64".into(),
+            ..req.config.clone()
+        },
+        ..req.clone()
+    };
+    assert!(matches!(
+        ep.deploy(&huge).await.unwrap_err(),
+        trainyard_core::Error::Validation(_)
+    ));
+    assert_eq!(fake.exchanges().len(), before);
+
+    // a refused deploy is an error, and leaves the served version alone
+    fake.fail_requests("POST", ":deployModel", 400, "FAILED_PRECONDITION");
+    req.model_path = format!("{model}@1");
+    let err = ep.deploy(&req).await.unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    fake.clear_failures();
+    assert!(ep
+        .serves(&req.service_name, &format!("{model}@2"))
+        .await
+        .unwrap());
+
+    // undeploy: no model left, the endpoint stays for the next deploy; twice is fine
+    ep.undeploy(&req.service_name).await.expect("undeploy");
+    assert!(!ep.is_serving(&req.service_name).await.unwrap());
+    let endpoint = fake.endpoint("shop-vertex-serving").unwrap();
+    assert_eq!(endpoint["deployedModels"], json!([]));
+    ep.undeploy(&req.service_name)
+        .await
+        .expect("undeploy again");
+    ep.undeploy("no-such-endpoint")
+        .await
+        .expect("undeploy of nothing");
+}
+
 pub async fn deploy_flow(fake: &FakeGoogle) {
     seed_pushed_models(fake);
     let cfg = fake.config();
@@ -670,6 +818,7 @@ pub async fn all_flows(fake: &FakeGoogle) {
     logs_flow(fake).await;
     registry_flow(fake).await;
     endpoints_flow(fake).await;
+    vertex_deploy_flow(fake).await;
     deploy_flow(fake).await;
     scheduler_flow(fake).await;
     artifact_flow(fake).await;

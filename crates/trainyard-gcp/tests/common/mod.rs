@@ -253,6 +253,8 @@ pub struct FakeState {
     /// `ACCELERATOR:COUNT` of a Trainer worker pool -> the google.rpc.Status its task fails with
     /// once the job runs (a custom job refused after the pipeline job was created).
     pub trainer_errors: BTreeMap<String, Value>,
+    /// (method, path part, HTTP code, status): matching requests fail with Google's error.
+    pub failures: Vec<(String, String, u16, String)>,
 }
 
 /// `ACCELERATOR:COUNT` of a posted PipelineJob's Trainer worker pool, if it has one.
@@ -331,6 +333,32 @@ impl FakeGoogle {
             .unwrap()
             .trainer_errors
             .insert(format!("{accelerator}:{count}"), status);
+    }
+
+    /// Requests with `method` whose path contains `path_part` fail with `code` / `status`
+    /// until [`FakeGoogle::clear_failures`].
+    pub fn fail_requests(&self, method: &str, path_part: &str, code: u16, status: &str) {
+        self.state.lock().unwrap().failures.push((
+            method.into(),
+            path_part.into(),
+            code,
+            status.into(),
+        ));
+    }
+
+    pub fn clear_failures(&self) {
+        self.state.lock().unwrap().failures.clear();
+    }
+
+    /// The Vertex AI endpoint whose display name is `display_name`, as the fake holds it.
+    pub fn endpoint(&self, display_name: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .endpoints
+            .iter()
+            .find(|e| e["displayName"] == display_name)
+            .cloned()
     }
 
     pub fn add_endpoint(&self, endpoint: Value) {
@@ -598,6 +626,13 @@ async fn fake_handler(
     let mut media: Option<Vec<u8>> = None;
     let m = method.as_str();
     let (status, resp): (u16, Value) = (|| {
+        if let Some((_, _, code, status)) = st
+            .failures
+            .iter()
+            .find(|(fm, part, _, _)| fm == m && path.contains(part.as_str()))
+        {
+            return err(*code, &status.clone(), "injected failure");
+        }
         // ---- GCS
         if let Some(rest) = path.strip_prefix("/upload/storage/v1/b/") {
             let bucket = rest.trim_end_matches("/o").to_string();
@@ -811,6 +846,92 @@ async fn fake_handler(
                     out["nextPageToken"] = n.into();
                 }
                 (200, out)
+            }
+            // vertex ai endpoints
+            ("v1", "POST", "endpoints") if res_id.is_empty() => {
+                let req = req_json.clone().unwrap();
+                st.next_id += 1;
+                let name = format!("projects/123/locations/{}/endpoints/{}", parts[3], 5_000 + st.next_id);
+                let mut ep = req.clone();
+                ep["name"] = name.into();
+                ep["createTime"] = TS.into();
+                ep["updateTime"] = TS.into();
+                ep["etag"] = "\"e1\"".into();
+                st.endpoints.push(ep.clone());
+                ep["@type"] = "type.googleapis.com/google.cloud.aiplatform.v1.Endpoint".into();
+                let md = json!({"@type": "type.googleapis.com/google.cloud.aiplatform.v1.CreateEndpointOperationMetadata",
+                    "genericMetadata": {"createTime": TS, "updateTime": TS}});
+                (200, operation(&mut st, &parent, ep, md))
+            }
+            ("v1", "POST", "endpoints") if res_id.ends_with(":deployModel") => {
+                let ep_name = full.trim_end_matches(":deployModel").to_string();
+                let Some(i) = st.endpoints.iter().position(|e| e["name"] == ep_name.as_str()) else {
+                    return err(404, "NOT_FOUND", "Endpoint not found");
+                };
+                let req = req_json.clone().unwrap();
+                let mut dm = req["deployedModel"].clone();
+                let model = dm["model"].as_str().unwrap_or("").to_string();
+                let (model, version) = model.split_once('@').unwrap_or((&model, "1"));
+                if !st.models.contains_key(model) {
+                    return err(404, "NOT_FOUND", &format!("Model {model} not found"));
+                }
+                st.next_id += 1;
+                let id = format!("{}", 7_000_000 + st.next_id);
+                dm["id"] = id.clone().into();
+                dm["model"] = model.into();
+                dm["modelVersionId"] = version.into();
+                dm["createTime"] = TS.into();
+                let mut split = serde_json::Map::new();
+                for (k, v) in req["trafficSplit"].as_object().cloned().unwrap_or_default() {
+                    split.insert(if k == "0" { id.clone() } else { k }, v);
+                }
+                let ep = &mut st.endpoints[i];
+                if ep["deployedModels"].as_array().is_none() {
+                    ep["deployedModels"] = json!([]);
+                }
+                ep["deployedModels"].as_array_mut().unwrap().push(dm.clone());
+                if !split.is_empty() {
+                    ep["trafficSplit"] = Value::Object(split);
+                }
+                let resp = json!({"@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeployModelResponse", "deployedModel": dm});
+                let md = json!({"@type": "type.googleapis.com/google.cloud.aiplatform.v1.DeployModelOperationMetadata",
+                    "genericMetadata": {"createTime": TS, "updateTime": TS}});
+                (200, operation(&mut st, &parent, resp, md))
+            }
+            ("v1", "POST", "endpoints") if res_id.ends_with(":undeployModel") => {
+                let ep_name = full.trim_end_matches(":undeployModel").to_string();
+                let Some(i) = st.endpoints.iter().position(|e| e["name"] == ep_name.as_str()) else {
+                    return err(404, "NOT_FOUND", "Endpoint not found");
+                };
+                let req = req_json.clone().unwrap();
+                let id = req["deployedModelId"].as_str().unwrap_or("").to_string();
+                let ep = &mut st.endpoints[i];
+                let models = ep["deployedModels"].as_array().cloned().unwrap_or_default();
+                if !models.iter().any(|d| d["id"] == id.as_str()) {
+                    return err(404, "NOT_FOUND", &format!("DeployedModel {id} not found"));
+                }
+                let traffic = ep["trafficSplit"][&id].as_u64().unwrap_or(0);
+                // Vertex refuses to undeploy a model that keeps traffic, unless it is the last
+                // one or the request moves its traffic.
+                if traffic > 0 && models.len() > 1 && req.get("trafficSplit").is_none() {
+                    return err(400, "FAILED_PRECONDITION", &format!("DeployedModel {id} has traffic {traffic}; set trafficSplit to undeploy it"));
+                }
+                let rest: Vec<Value> = models.into_iter().filter(|d| d["id"] != id.as_str()).collect();
+                ep["deployedModels"] = json!(rest);
+                let split = match req.get("trafficSplit") {
+                    Some(s) if !rest.is_empty() => s.clone(),
+                    _ if rest.is_empty() => json!({}),
+                    _ => {
+                        let mut s = ep["trafficSplit"].clone();
+                        if let Some(o) = s.as_object_mut() { o.remove(&id); }
+                        s
+                    }
+                };
+                ep["trafficSplit"] = split;
+                let resp = json!({"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UndeployModelResponse"});
+                let md = json!({"@type": "type.googleapis.com/google.cloud.aiplatform.v1.UndeployModelOperationMetadata",
+                    "genericMetadata": {"createTime": TS, "updateTime": TS}});
+                (200, operation(&mut st, &parent, resp, md))
             }
             ("v1", "GET", "endpoints") if res_id.is_empty() => {
                 let f = q("filter").unwrap_or_default();

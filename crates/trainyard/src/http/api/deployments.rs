@@ -94,6 +94,17 @@ impl utoipa::PartialSchema for DeployBody {
                     schema::string("Update this existing endpoint of the run's model"),
                 ),
                 ("service_name", service_name),
+                (
+                    "target",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(["service", "vertex_endpoint"]))
+                        .description(Some(
+                            "service (trainyard-serve, or Cloud Run on Google Cloud) or vertex_endpoint \
+                             (a Vertex AI endpoint of the model); default: the endpoint's target, else service",
+                        ))
+                        .into(),
+                ),
             ],
             &Default::default(),
         )
@@ -119,6 +130,45 @@ pub async fn deploy_run(
         success: true,
         training_run: run,
         message: Some("Deployed".into()),
+    }))
+}
+
+/// Deploy a registered run on a Vertex AI endpoint of its model (spec: deploy; Google Cloud
+/// backend): the endpoint is created or reused, the registered Vertex version gets all the
+/// traffic and the version it served before is undeployed.
+#[utoipa::path(post, path = "/api/training-runs/{id}/deploy/", tag = "deployments",
+    params(("id" = i64, Path, description = "Training run id")),
+    request_body(content = DeployBody, description = "Optional; target is vertex_endpoint"),
+    responses((status = 200, body = RunResponse), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn deploy_run_vertex(
+    State(p): State<Platform>,
+    ApiPath(id): ApiPath<RunId>,
+    ApiJsonOrDefault(options): ApiJsonOrDefault<DeployOptions>,
+) -> Result<Json<RunResponse>, ApiError> {
+    use trainyard_core::deployment::DeployTarget;
+    if options
+        .target
+        .is_some_and(|t| t != DeployTarget::VertexEndpoint)
+    {
+        return Err(
+            trainyard_core::Error::Validation(trainyard_core::ValidationError::field(
+                "target",
+                "this route deploys to a Vertex AI endpoint; use /deploy-cloud-run/ for a service",
+            ))
+            .into(),
+        );
+    }
+    let options = DeployOptions {
+        target: Some(DeployTarget::VertexEndpoint),
+        ..options
+    };
+    let run = p.deployments().deploy(id, &options).await?;
+    Ok(Json(RunResponse {
+        success: true,
+        training_run: run,
+        message: Some("Deployed to a Vertex AI endpoint".into()),
     }))
 }
 

@@ -135,6 +135,7 @@ fn routes() -> OpenApiRouter<Platform> {
         .routes(routes!(models::model_history))
         .routes(routes!(deployments::push_run))
         .routes(routes!(deployments::deploy_run))
+        .routes(routes!(deployments::deploy_run_vertex))
         .routes(routes!(deployments::deployment_status))
         .routes(routes!(deployments::model_endpoints))
         .routes(routes!(deployments::list_endpoints))
