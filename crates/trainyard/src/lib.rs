@@ -10,6 +10,7 @@ mod deployments;
 pub mod http;
 pub mod insights;
 pub mod lifecycle;
+mod listing;
 mod pipelines;
 mod platform;
 mod records;
@@ -25,8 +26,11 @@ pub use deployments::{
     REGISTERED_MODEL_ARTIFACT,
 };
 pub use lifecycle::Lifecycle;
+pub use listing::{
+    Page, PageRequest, Pagination, ScheduleFilter, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
 pub use pipelines::{
-    handle_of, managed_python, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
+    compile_to, handle_of, managed_python, CompileOptions, CompileOutput, CompileTarget, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
     PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{
@@ -34,7 +38,7 @@ pub use platform::{
     API_TOKEN_ENV, API_TOKEN_FILE, CONFIG_FILE, STORE_URL_ENV,
 };
 pub use registry::{
-    registration_labels, ModelFilter, ModelListing, ModelSummary, ModelVersion, RegistryKpi,
+    registration_labels, ModelFilter, ModelListing, ModelPage, ModelSummary, ModelVersion, RegistryKpi,
     RegistryService,
 };
 pub use schedules::{

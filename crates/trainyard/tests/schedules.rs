@@ -521,7 +521,7 @@ async fn now_by_edit_resume_and_the_scheduler() {
         .unwrap();
     clock.set(utc("2026-03-01T10:10:00Z"));
     let edit = ScheduleEdit {
-        timing: Some(now_timing()),
+        timing: Some(now_timing().into()),
         ..Default::default()
     };
     let e = svc.edit(s.id, &edit).await.unwrap();
@@ -666,7 +666,7 @@ async fn a_runs_schedule_config_creates_and_retimes_its_models_schedule() {
     svc.edit(
         s.id,
         &ScheduleEdit {
-            timing: Some(daily("x", "04:00").timing),
+            timing: Some(daily("x", "04:00").timing.into()),
             ..Default::default()
         },
     )
@@ -855,7 +855,7 @@ async fn the_external_trigger_gets_run_config_schedules_and_no_job_for_now() {
         .edit(
             s.id,
             &ScheduleEdit {
-                timing: Some(now_timing()),
+                timing: Some(now_timing().into()),
                 ..Default::default()
             },
         )
