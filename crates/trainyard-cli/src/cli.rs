@@ -208,9 +208,7 @@ pub enum RunsCommand {
         page_size: u32,
     },
     /// Show one run.
-    Show {
-        id: i64,
-    },
+    Show { id: i64 },
     /// Create a pending run from a JSON file (ml_model defaults to the project's).
     Create {
         #[arg(long)]
@@ -251,10 +249,7 @@ pub enum RunsCommand {
         patch: Option<PathBuf>,
     },
     /// Apply a pipeline callback (JSON file, or - for stdin), as the webhooks do.
-    Event {
-        id: i64,
-        file: PathBuf,
-    },
+    Event { id: i64, file: PathBuf },
     /// Dataset statistics of a run (StatisticsGen): examples, missing values, numeric and
     /// categorical feature tables, for all splits together or one (--split).
     Stats(crate::commands::insights::StatsArgs),
@@ -263,9 +258,7 @@ pub enum RunsCommand {
     /// A run's pipeline log, or one component's (--component Trainer); --follow while it runs.
     Logs(crate::commands::insights::LogsArgs),
     /// Per-epoch metrics history.
-    History {
-        id: i64,
-    },
+    History { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -417,4 +410,3 @@ pub enum SchedulerCommand {
         tick_ms: u64,
     },
 }
-

@@ -3,9 +3,10 @@
 //! in the venv `make test-python` builds), each on its own freshly seeded project, and the
 //! normalized results must be equal to each other and to what the case expects.
 //!
-//! The Python leg needs the wheel: `TRAINYARD_TEST_PYTHON` names an interpreter that can
-//! `import trainyard`, else `<workspace>/.venv-py-wheel/bin/python` is used; with neither,
-//! the Python leg is skipped with a message saying so (the CLI and REST legs still run).
+//! The Python leg needs the wheel built from this tree: `TRAINYARD_TEST_PYTHON` names an
+//! interpreter that imports it (`make test-front-ends` builds the wheel, installs it in a
+//! fresh venv and sets the variable). Without it the Python leg is skipped with a message
+//! saying so, and the CLI and REST legs still run (plain `cargo test`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,7 +155,9 @@ impl Rest {
         body: Option<Value>,
     ) -> Value {
         rt.block_on(async {
-            let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base));
             if let Some(b) = body {
                 req = req.json(&b);
             }
@@ -169,17 +172,20 @@ impl Rest {
 
 // ---- the Python leg ----------------------------------------------------------------------
 
+/// The interpreter of the Python leg: `TRAINYARD_TEST_PYTHON`, which must import the wheel
+/// built from this tree (`make test-front-ends` builds one and sets it).
 fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("TRAINYARD_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-py-wheel/bin/python")
-        });
+    let candidate = PathBuf::from(std::env::var_os("TRAINYARD_TEST_PYTHON")?);
     let ok = Command::new(&candidate)
         .args(["-c", "import trainyard"])
         .output()
         .is_ok_and(|o| o.status.success());
-    ok.then_some(candidate)
+    assert!(
+        ok,
+        "TRAINYARD_TEST_PYTHON={} cannot import trainyard",
+        candidate.display()
+    );
+    Some(candidate)
 }
 
 /// Runs `body` (Python; `p` is the opened Platform, `out(value)` prints the result as JSON;
@@ -310,7 +316,15 @@ fn cases() -> Vec<Case> {
                 for page in ["1", "2"] {
                     let v = cli_json(
                         &p.path,
-                        &["models", "list", "--page", page, "--page-size", "2", "--json"],
+                        &[
+                            "models",
+                            "list",
+                            "--page",
+                            page,
+                            "--page-size",
+                            "2",
+                            "--json",
+                        ],
                     );
                     total = v["pagination"]["total"].clone();
                     for m in v["registered_models"].as_array().unwrap() {
@@ -396,7 +410,16 @@ fn cases() -> Vec<Case> {
                 let out = p.path.join("compiled");
                 let o = cli(
                     &p.path,
-                    &["pipeline", "compile", "--run", &run, "--target", "local", "--out", out.to_str().unwrap()],
+                    &[
+                        "pipeline",
+                        "compile",
+                        "--run",
+                        &run,
+                        "--target",
+                        "local",
+                        "--out",
+                        out.to_str().unwrap(),
+                    ],
                 );
                 assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
                 let mut files: Vec<String> = std::fs::read_dir(&out)
@@ -409,9 +432,18 @@ fn cases() -> Vec<Case> {
                 let o = cli(
                     &p.path,
                     &[
-                        "pipeline", "compile", "--run", &run, "--target", "vertex",
-                        "--out", job.to_str().unwrap(), "--pipeline-root", "gs://b/root",
-                        "--gcp-project", "p",
+                        "pipeline",
+                        "compile",
+                        "--run",
+                        &run,
+                        "--target",
+                        "vertex",
+                        "--out",
+                        job.to_str().unwrap(),
+                        "--pipeline-root",
+                        "gs://b/root",
+                        "--gcp-project",
+                        "p",
                     ],
                 );
                 assert_eq!(o.status.code(), Some(2));
@@ -449,7 +481,11 @@ fn cases() -> Vec<Case> {
                 })
             },
             cli: |_, p| {
-                let file = write(&p.path, "edit.json", &json!({"timing": {"schedule_time": "10:30"}}));
+                let file = write(
+                    &p.path,
+                    "edit.json",
+                    &json!({"timing": {"schedule_time": "10:30"}}),
+                );
                 Some(timing_of(&cli_json(
                     &p.path,
                     &["schedule", "edit", &p.schedule_id.to_string(), &file],
@@ -492,13 +528,17 @@ fn every_front_end_gives_the_same_answer() {
     };
     if ctx.python.is_none() {
         eprintln!(
-            "front_ends: Python leg SKIPPED: no interpreter with the trainyard wheel \
-             (build it with `make test-python`, or set TRAINYARD_TEST_PYTHON)"
+            "front_ends: Python leg SKIPPED: TRAINYARD_TEST_PYTHON is not set \
+             (`make test-front-ends` builds the wheel and runs all three legs)"
         );
     }
     let mut failures = Vec::new();
     for case in cases() {
-        for (leg, run) in [("cli", case.cli), ("rest", case.rest), ("python", case.python)] {
+        for (leg, run) in [
+            ("cli", case.cli),
+            ("rest", case.rest),
+            ("python", case.python),
+        ] {
             let project = seed(&ctx.rt);
             let expected = (case.expected)(&project);
             match run(&ctx, &project) {

@@ -45,7 +45,11 @@ macro_rules! named {
 }
 
 impl Named for ModelType {
-    const ALL: &'static [Self] = &[ModelType::Retrieval, ModelType::Ranking, ModelType::Multitask];
+    const ALL: &'static [Self] = &[
+        ModelType::Retrieval,
+        ModelType::Ranking,
+        ModelType::Multitask,
+    ];
 
     fn name(self) -> &'static str {
         self.as_str()
@@ -77,7 +81,9 @@ named!(StageStatus { Pending => "pending", Running => "running", Completed => "c
 mod tests {
     use super::*;
 
-    fn same_as_serde<T: Named + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug>() {
+    fn same_as_serde<
+        T: Named + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    >() {
         for v in T::ALL {
             assert_eq!(serde_json::to_value(v).unwrap(), v.name(), "{v:?}");
             for a in v.aliases() {

@@ -30,16 +30,16 @@ pub use listing::{
     Page, PageRequest, Pagination, ScheduleFilter, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use pipelines::{
-    compile_to, handle_of, managed_python, CompileOptions, CompileOutput, CompileTarget, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
-    PYTHON_ENV, WHEEL_FILE_PREFIX,
+    compile_to, handle_of, managed_python, CompileOptions, CompileOutput, CompileTarget,
+    RunCompiler, Target, VertexSettings, WheelUploadingExecutor, PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{
     ApiToken, ApiTokenSource, Backend, LocalSection, Platform, ProjectConfig, ServerSection,
     API_TOKEN_ENV, API_TOKEN_FILE, CONFIG_FILE, STORE_URL_ENV,
 };
 pub use registry::{
-    registration_labels, ModelFilter, ModelListing, ModelPage, ModelSummary, ModelVersion, RegistryKpi,
-    RegistryService,
+    registration_labels, ModelFilter, ModelListing, ModelPage, ModelSummary, ModelVersion,
+    RegistryKpi, RegistryService,
 };
 pub use schedules::{
     NewSchedule, RunScheduleSync, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule,

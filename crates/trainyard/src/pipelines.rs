@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 use trainyard_core::config::DataSource;
 use trainyard_core::ports::{PipelineCompiler, PipelineHandle, VERTEX_PIPELINE_JOB_FILE};
-use serde::{Deserialize, Serialize};
 use trainyard_core::run::{NewTrainingRun, RunId, TrainingRun};
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_pipeline::PipelineInputs;
@@ -351,14 +351,12 @@ pub struct CompileOutput {
 }
 
 fn required_for_vertex(field: &str, v: &Option<String>) -> Result<String> {
-    v.clone()
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| {
-            Error::Validation(ValidationError::field(
-                field,
-                format!("{field}: is required for the vertex target"),
-            ))
-        })
+    v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        Error::Validation(ValidationError::field(
+            field,
+            format!("{field}: is required for the vertex target"),
+        ))
+    })
 }
 
 impl CompileOptions {

@@ -7,8 +7,8 @@ use clap::Args;
 use trainyard::insights::{BackfillOptions, BackfillOutcome};
 use trainyard::Platform;
 
-use crate::error::CliError;
 use super::Ctx;
+use crate::error::CliError;
 use crate::output::{print_json, print_table};
 
 #[derive(Debug, Args)]

@@ -44,7 +44,11 @@ pub async fn run(ctx: &Ctx, p: &Platform, cmd: ModelsCommand) -> Result<(), CliE
             ctx.out.render(&listing, || {
                 print_table(
                     &HEADERS,
-                    &listing.registered_models.iter().map(row).collect::<Vec<_>>(),
+                    &listing
+                        .registered_models
+                        .iter()
+                        .map(row)
+                        .collect::<Vec<_>>(),
                 );
                 let pg = &listing.pagination;
                 println!(

@@ -276,7 +276,8 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
         endpoint.service_url.trim_end_matches('/'),
         trainyard_local::SERVED_MODEL_NAME
     );
-    let answer = crate::commands::serving::post_predict(&url, &json!({ "instances": [instance] })).await?;
+    let answer =
+        crate::commands::serving::post_predict(&url, &json!({ "instances": [instance] })).await?;
     println!("POST {url}");
     println!("  {instance}");
     let prediction = &answer["predictions"][0];

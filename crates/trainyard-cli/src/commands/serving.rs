@@ -31,13 +31,9 @@ pub enum RegistryCommand {
         search: Option<String>,
     },
     /// Registered versions of a model (id or name) with the KPI set of its type.
-    Versions {
-        model: String,
-    },
+    Versions { model: String },
     /// Register a completed, blessed run as the next version of its model.
-    Push {
-        run: i64,
-    },
+    Push { run: i64 },
     /// Aliases (production, staging, ...) that point at versions.
     #[command(subcommand)]
     Alias(AliasCommand),
@@ -54,9 +50,7 @@ pub enum AliasCommand {
     /// Remove an alias.
     Remove { model: String, alias: String },
     /// Which version held which alias, and served on which endpoint, when.
-    History {
-        model: String,
-    },
+    History { model: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -140,7 +134,11 @@ fn run_line(run: &TrainingRun) -> String {
     line
 }
 
-pub async fn registry(ctx: &Ctx, platform: &Platform, cmd: RegistryCommand) -> Result<(), CliError> {
+pub async fn registry(
+    ctx: &Ctx,
+    platform: &Platform,
+    cmd: RegistryCommand,
+) -> Result<(), CliError> {
     let registry = platform.registry();
     match cmd {
         RegistryCommand::List {
@@ -331,7 +329,11 @@ pub async fn undeploy(platform: &Platform, args: UndeployArgs) -> Result<(), Cli
     Ok(())
 }
 
-pub async fn endpoints(ctx: &Ctx, platform: &Platform, args: EndpointsArgs) -> Result<(), CliError> {
+pub async fn endpoints(
+    ctx: &Ctx,
+    platform: &Platform,
+    args: EndpointsArgs,
+) -> Result<(), CliError> {
     let model_id = match &args.model {
         Some(m) => Some(find_model(platform, m).await?.id),
         None => None,

@@ -271,11 +271,7 @@ pub async fn check_name(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("name", "name: is required"))?;
-    let ml_model = q
-        .ml_model
-        .clone()
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| p.config().project.ml_model.clone());
+    let ml_model = p.ml_model_or(q.ml_model.as_deref());
     Ok(Json(CheckNameResponse {
         success: true,
         check: p.registry().check_name(&ml_model, name).await?,

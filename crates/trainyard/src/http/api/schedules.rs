@@ -277,8 +277,17 @@ pub async fn create_schedule(
             .await?
     } else {
         if let Value::Object(m) = &mut body {
-            m.entry("ml_model")
-                .or_insert_with(|| Value::String(p.config().project.ml_model.clone()));
+            // Absent or empty: the project's (a value of another type is refused below).
+            if m.get("ml_model").is_none_or(Value::is_string) {
+                let given = m
+                    .get("ml_model")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                m.insert(
+                    "ml_model".into(),
+                    Value::String(p.ml_model_or(given.as_deref())),
+                );
+            }
         }
         // `registered_model_id: null` says "wizard" explicitly.
         let mut known = WizardSchedule::known_fields();
