@@ -43,13 +43,13 @@ impl PageRequest {
         if self.page == 0 {
             return Err(Error::Validation(ValidationError::field(
                 "page",
-                "page: starts at 1",
+                "starts at 1",
             )));
         }
         if self.page_size == 0 || (self.page_size > MAX_PAGE_SIZE && self.page_size != u32::MAX) {
             return Err(Error::Validation(ValidationError::field(
                 "page_size",
-                format!("page_size: must be 1 to {MAX_PAGE_SIZE}"),
+                format!("must be 1 to {MAX_PAGE_SIZE}"),
             )));
         }
         Ok(())

@@ -354,7 +354,7 @@ fn required_for_vertex(field: &str, v: &Option<String>) -> Result<String> {
     v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
         Error::Validation(ValidationError::field(
             field,
-            format!("{field}: is required for the vertex target"),
+            "is required for the vertex target",
         ))
     })
 }
