@@ -284,46 +284,20 @@ service_methods! {
                 let ctx = self.ctx.clone();
                 let target = target.to_string();
                 crate::runtime::block(py, async move {
-                    use trainyard_core::ports::PipelineCompiler;
-                    let run = ctx.platform().await?.training().get(id).await?;
-                    let need = |field: &str, v: Option<String>| {
-                        v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                            trainyard_core::Error::Validation(trainyard_core::ValidationError::field(
-                                field,
-                                "is required for the vertex target",
-                            ))
-                        })
+                    use trainyard_core::names::Named;
+                    let target = trainyard::CompileTarget::from_name(&target).ok_or_else(|| {
+                        trainyard_core::Error::Validation(trainyard_core::ValidationError::field(
+                            "target",
+                            format!("unknown target {target:?}; expected local or vertex"),
+                        ))
+                    })?;
+                    let options = trainyard::CompileOptions {
+                        target,
+                        pipeline_root,
+                        project,
+                        region,
                     };
-                    let (compiler, root) = match target.as_str() {
-                        "local" => {
-                            let base = ctx.dir.canonicalize().unwrap_or_else(|_| ctx.dir.clone());
-                            let root = pipeline_root.unwrap_or_else(|| {
-                                base.join("runs").join(id.to_string()).display().to_string()
-                            });
-                            (trainyard::RunCompiler::local(base), root)
-                        }
-                        "vertex" => {
-                            let root = need("pipeline_root", pipeline_root)?;
-                            let settings = trainyard::VertexSettings {
-                                project: need("project", project)?,
-                                region: need("region", region)?,
-                                tfx_image: None,
-                                trainer_image: None,
-                                trainer_gpu_image: None,
-                                gpu_region: None,
-                            };
-                            (trainyard::RunCompiler::vertex(settings), root)
-                        }
-                        other => {
-                            return Err(trainyard_core::Error::Validation(
-                                trainyard_core::ValidationError::field(
-                                    "target",
-                                    format!("unknown target {other:?}; expected local or vertex"),
-                                ),
-                            ))
-                        }
-                    };
-                    compiler.compile(&run, &root)
+                    ctx.platform().await?.compile_run(id, &options).await
                 })
             }
 

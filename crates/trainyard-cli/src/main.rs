@@ -1,14 +1,12 @@
-//! trainyard-cli: the `trainyard` binary. Parses arguments, calls the facade, prints tables or
-//! JSON. Exit codes: 0 success, 2 bad input (one line on stderr), 1 any other failure.
+//! trainyard-cli: the `trainyard` binary, laid out like uv's: `cli` holds the clap types,
+//! `commands/` one file per command group (parse, one facade call, render), `error` the one
+//! error type with its exit classes, `output` the renderer behind `--format table|json`.
+//! Exit codes: 0 success, 2 bad input (one line on stderr), 1 any other failure.
 
+mod cli;
 mod commands;
-mod completions;
-mod insights;
+mod error;
 mod output;
-mod quickstart;
-mod report;
-mod serve_api;
-mod serving;
 
 use std::process::ExitCode;
 
@@ -35,7 +33,7 @@ fn quiet_broken_pipe() {
 
 fn main() -> ExitCode {
     quiet_broken_pipe();
-    let cli = match commands::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;

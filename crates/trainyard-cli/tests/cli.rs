@@ -473,3 +473,68 @@ fn pipeline_compile_for_vertex_refuses_an_empty_project_and_a_local_root() {
     assert!(stderr(&o).contains("pipeline_root"), "{}", stderr(&o));
     assert!(!out.exists(), "nothing was written");
 }
+
+/// `trainyard serve` becomes the model server: a supervisor's SIGTERM to the pid it started
+/// stops the server and frees the port (a child left behind would keep holding it).
+#[test]
+fn serve_passes_sigterm_to_the_model_server_and_frees_the_port() {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in for trainyard-serve: takes its flags and listens on --port until killed.
+    let fake = dir.path().join("fake-serve");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --port ] && PORT=$2; shift; done\n\
+         exec python3 -c 'import socket,time,sys\ns=socket.socket()\ns.bind((\"127.0.0.1\",int(sys.argv[1])))\ns.listen()\nprint(\"listening\",flush=True)\nwhile True: time.sleep(1)' \"$PORT\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trainyard"))
+        .args(["serve", "--model", dir.path().to_str().unwrap()])
+        .args(["--port", &port.to_string()])
+        .current_dir(dir.path())
+        .env_remove("TRAINYARD_PROJECT")
+        .env("TRAINYARD_SERVE_BIN", &fake)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = [0u8; 9];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .unwrap();
+    assert_eq!(&line, b"listening");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "serve did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing holds the port any more.
+    let start = Instant::now();
+    while TcpListener::bind(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the model server still holds port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

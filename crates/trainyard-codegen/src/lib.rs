@@ -182,6 +182,28 @@ pub fn write_modules(modules: &GeneratedModules, dir: &Path) -> Result<Vec<PathB
     Ok(written)
 }
 
+/// The one mapping of codegen failures to the domain's error kinds: configs that cannot be
+/// generated and modules that fail their checks are bad input; IO, a missing interpreter and
+/// a broken template are backend failures.
+impl From<CodegenError> for trainyard_core::Error {
+    fn from(e: CodegenError) -> Self {
+        use trainyard_core::ValidationError;
+        let field = match &e {
+            CodegenError::FeatureConfig(_) => "feature_config",
+            CodegenError::ModelConfig(_) => "model_config",
+            CodegenError::TrainingParams(_) => "training_params",
+            CodegenError::GpuConfig(_) => "gpu_config",
+            CodegenError::NothingToCheck(_) | CodegenError::CheckFailed(_) => "modules",
+            CodegenError::Template { .. }
+            | CodegenError::Io { .. }
+            | CodegenError::PythonUnavailable { .. } => {
+                return trainyard_core::Error::Backend(e.to_string())
+            }
+        };
+        trainyard_core::Error::Validation(ValidationError::field(field, e.to_string()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

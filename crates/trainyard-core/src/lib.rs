@@ -12,6 +12,7 @@ pub mod error;
 pub mod feature_config;
 pub mod metrics;
 pub mod model_config;
+pub mod names;
 pub mod ports;
 pub mod pricing;
 pub mod registry;

@@ -67,6 +67,23 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// A run config from JSON whose sections may be partial (merged over their defaults);
+    /// `own` names the caller's other keys, which are ignored here. Unknown keys are refused
+    /// with the nearest name.
+    pub fn from_partial_json(
+        value: &serde_json::Value,
+        own: &[&str],
+    ) -> Result<RunConfig, ValidationError> {
+        check_run_keys(value, own)?;
+        let mut value = value.clone();
+        if let serde_json::Value::Object(m) = &mut value {
+            m.retain(|k, _| !own.contains(&k.as_str()));
+        }
+        crate::strict::over_defaults::<RunConfig>(&mut value);
+        serde_json::from_value(value)
+            .map_err(|e| ValidationError::field("config", crate::strict::explain(&e.to_string())))
+    }
+
     pub fn model_type(&self) -> ModelType {
         self.model_config.model_type
     }
@@ -248,9 +265,13 @@ impl NewTrainingRun {
 
     /// Reads a new run from JSON, refusing unknown fields (top-level ones through the key
     /// check, nested ones through the parts' `deny_unknown_fields`) with the nearest name.
+    /// Config sections given in part are merged over their defaults
+    /// ([`crate::strict::over_defaults`]), as in every front end.
     pub fn from_json(value: &serde_json::Value) -> Result<NewTrainingRun, ValidationError> {
         check_run_keys(value, &Self::OWN_FIELDS)?;
-        serde_json::from_value(value.clone())
+        let mut value = value.clone();
+        crate::strict::over_defaults::<RunConfig>(&mut value);
+        serde_json::from_value(value)
             .map_err(|e| ValidationError::field("config", crate::strict::explain(&e.to_string())))
     }
 

@@ -162,6 +162,56 @@ pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     names.0.unwrap_or(&[])
 }
 
+fn same_variant(
+    base: &serde_json::Map<String, serde_json::Value>,
+    patch: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    match (base.get("kind"), patch.get("kind")) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// Lays `patch` over `base`, object keys recursively. An object of another variant (a
+/// different `kind` tag) replaces the base whole: its fields are not the base's, and the parts
+/// refuse unknown fields.
+pub fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+    use serde_json::Value;
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) if same_variant(b, &p) => {
+            for (k, v) in p {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Config sections given as objects change only the keys they name: each section of `obj`
+/// that the default value of `T` has is merged over that default (so `{"model_config":
+/// {"model_type": "ranking"}}` is a complete ranking model config). The one rule for partial
+/// configs, whichever front end reads them.
+pub fn over_defaults<T: serde::Serialize + Default>(obj: &mut serde_json::Value) {
+    use serde_json::Value;
+    let (Ok(Value::Object(defaults)), Value::Object(given)) =
+        (serde_json::to_value(T::default()), obj)
+    else {
+        return;
+    };
+    for (k, v) in given.iter_mut() {
+        if let (Some(d), Value::Object(_)) = (defaults.get(k), &*v) {
+            let mut merged = d.clone();
+            merge(&mut merged, std::mem::take(v));
+            *v = merged;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +262,34 @@ mod tests {
         assert_eq!(e.field, "trainig_params");
         assert!(e.reason.contains("did you mean `training_params`"), "{e}");
         assert!(check_keys(&v, &["name", "trainig_params"], "").is_ok());
+    }
+
+    #[test]
+    fn partial_sections_are_merged_over_their_defaults() {
+        let mut v = serde_json::json!({
+            "name": "m",
+            "model_config": {"model_type": "ranking"},
+        });
+        over_defaults::<crate::run::RunConfig>(&mut v);
+        let config: crate::run::RunConfig = serde_json::from_value(serde_json::Value::Object(
+            v.as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k != "name")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))
+        .unwrap();
+        let defaults = crate::run::RunConfig::default();
+        assert_eq!(config.model_config.model_type, crate::ModelType::Ranking);
+        assert_eq!(config.model_config.name, defaults.model_config.name);
+        assert_eq!(v["name"], "m", "keys the defaults lack are left alone");
+        // Another variant (a different `kind`) replaces the section whole.
+        let mut base = serde_json::json!({"kind": "csv", "path": "a"});
+        merge(
+            &mut base,
+            serde_json::json!({"kind": "bigquery", "table": "t"}),
+        );
+        assert_eq!(base, serde_json::json!({"kind": "bigquery", "table": "t"}));
     }
 }

@@ -47,6 +47,57 @@ pub struct ScheduleTiming {
     pub schedule_timezone: String,
 }
 
+/// Timing fields to change; absent ones keep the schedule's current value. A whole
+/// [`ScheduleTiming`] is a patch too (every field given).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimingPatch {
+    pub schedule_type: Option<ScheduleType>,
+    pub scheduled_datetime: Option<DateTime<Utc>>,
+    pub schedule_time: Option<String>,
+    pub schedule_day_of_week: Option<u8>,
+    pub schedule_day_of_month: Option<u8>,
+    pub schedule_timezone: Option<String>,
+}
+
+impl TimingPatch {
+    /// Whether the patch names any field.
+    pub fn is_empty(&self) -> bool {
+        *self == TimingPatch::default()
+    }
+
+    /// The current timing with the given fields laid over it.
+    pub fn apply(&self, current: &ScheduleTiming) -> ScheduleTiming {
+        ScheduleTiming {
+            schedule_type: self.schedule_type.unwrap_or(current.schedule_type),
+            scheduled_datetime: self.scheduled_datetime.or(current.scheduled_datetime),
+            schedule_time: self
+                .schedule_time
+                .clone()
+                .or_else(|| current.schedule_time.clone()),
+            schedule_day_of_week: self.schedule_day_of_week.or(current.schedule_day_of_week),
+            schedule_day_of_month: self.schedule_day_of_month.or(current.schedule_day_of_month),
+            schedule_timezone: self
+                .schedule_timezone
+                .clone()
+                .unwrap_or_else(|| current.schedule_timezone.clone()),
+        }
+    }
+}
+
+impl From<ScheduleTiming> for TimingPatch {
+    fn from(t: ScheduleTiming) -> Self {
+        TimingPatch {
+            schedule_type: Some(t.schedule_type),
+            scheduled_datetime: t.scheduled_datetime,
+            schedule_time: t.schedule_time,
+            schedule_day_of_week: t.schedule_day_of_week,
+            schedule_day_of_month: t.schedule_day_of_month,
+            schedule_timezone: Some(t.schedule_timezone),
+        }
+    }
+}
+
 fn utc_name() -> String {
     "UTC".into()
 }

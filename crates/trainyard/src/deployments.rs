@@ -550,6 +550,12 @@ impl DeploymentService {
         }
         Ok(out)
     }
+
+    /// [`DeploymentService::undeploy`] of the endpoint with this id (the REST route's key).
+    pub async fn undeploy_by_id(&self, id: i64) -> Result<DeployedEndpoint> {
+        let name = self.store.get_endpoint(id).await?.service_name;
+        self.undeploy(&name).await
+    }
 }
 
 enum Endpoint {

@@ -10,6 +10,7 @@ mod deployments;
 pub mod http;
 pub mod insights;
 pub mod lifecycle;
+mod listing;
 mod pipelines;
 mod platform;
 mod records;
@@ -25,17 +26,20 @@ pub use deployments::{
     REGISTERED_MODEL_ARTIFACT,
 };
 pub use lifecycle::Lifecycle;
+pub use listing::{
+    Page, PageRequest, Pagination, ScheduleFilter, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
+};
 pub use pipelines::{
-    handle_of, managed_python, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
-    PYTHON_ENV, WHEEL_FILE_PREFIX,
+    compile_to, handle_of, managed_python, CompileOptions, CompileOutput, CompileTarget,
+    RunCompiler, Target, VertexSettings, WheelUploadingExecutor, PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{
     ApiToken, ApiTokenSource, Backend, LocalSection, Platform, ProjectConfig, ServerSection,
     API_TOKEN_ENV, API_TOKEN_FILE, CONFIG_FILE, STORE_URL_ENV,
 };
 pub use registry::{
-    registration_labels, ModelFilter, ModelListing, ModelSummary, ModelVersion, RegistryKpi,
-    RegistryService,
+    registration_labels, ModelFilter, ModelListing, ModelPage, ModelSummary, ModelVersion,
+    RegistryKpi, RegistryService,
 };
 pub use schedules::{
     NewSchedule, RunScheduleSync, ScheduleEdit, SchedulePreview, ScheduleService, WizardSchedule,

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 use trainyard_core::config::DataSource;
 use trainyard_core::ports::{PipelineCompiler, PipelineHandle, VERTEX_PIPELINE_JOB_FILE};
-use trainyard_core::run::{RunId, TrainingRun};
+use trainyard_core::run::{NewTrainingRun, RunId, TrainingRun};
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_pipeline::PipelineInputs;
 
@@ -128,8 +129,7 @@ impl RunCompiler {
             &c.model_config,
             &c.training_params,
             &c.gpu_config,
-        )
-        .map_err(invalid)?;
+        )?;
         let data = match &c.dataset.source {
             DataSource::Csv { path } => DataSource::Csv {
                 path: self.resolve(path),
@@ -349,5 +349,183 @@ impl trainyard_core::ports::PipelineExecutor for WheelUploadingExecutor {
 
     fn take_gpu_fallback(&self, run: RunId) -> Option<trainyard_core::config::GpuFallbackRecord> {
         self.inner.take_gpu_fallback(run)
+    }
+}
+
+/// How to compile a run's pipeline: the one set of defaults and required fields of every
+/// front end. Vertex needs a `gs://` pipeline root, a project and a region (none has a
+/// default: a job in the wrong region or project is worse than an error naming the field).
+/// Local roots default to `<out>/root` ([`compile_to`]) or `<project>/runs/<id>`
+/// ([`Platform::compile_run`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompileOptions {
+    pub target: CompileTarget,
+    pub pipeline_root: Option<String>,
+    /// Google Cloud project (vertex).
+    pub project: Option<String>,
+    /// Orchestration region (vertex).
+    pub region: Option<String>,
+}
+
+/// [`Target`] as users name it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompileTarget {
+    #[default]
+    Local,
+    Vertex,
+}
+
+impl trainyard_core::names::Named for CompileTarget {
+    const ALL: &'static [Self] = &[CompileTarget::Local, CompileTarget::Vertex];
+
+    fn name(self) -> &'static str {
+        match self {
+            CompileTarget::Local => "local",
+            CompileTarget::Vertex => "vertex",
+        }
+    }
+}
+
+/// What [`compile_to`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CompileOutput {
+    pub target: CompileTarget,
+    pub pipeline_root: String,
+    /// Every file written, in order.
+    pub written: Vec<PathBuf>,
+    /// User-code wheels among them (vertex: to upload to `<pipeline_root>/_wheels/`).
+    pub wheels: usize,
+}
+
+fn required_for_vertex(field: &str, v: &Option<String>) -> Result<String> {
+    v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        Error::Validation(ValidationError::field(
+            field,
+            "is required for the vertex target",
+        ))
+    })
+}
+
+impl CompileOptions {
+    /// The compiler and the pipeline root; `local_root` gives the local default.
+    fn resolve(
+        &self,
+        base_dir: &Path,
+        local_root: impl FnOnce() -> String,
+    ) -> Result<(RunCompiler, String)> {
+        match self.target {
+            CompileTarget::Local => Ok((
+                RunCompiler::local(base_dir),
+                self.pipeline_root
+                    .clone()
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or_else(local_root),
+            )),
+            CompileTarget::Vertex => {
+                let root = required_for_vertex("pipeline_root", &self.pipeline_root)?;
+                // An empty project is named by the pipeline's own check (`gcp.project`).
+                let project = self.project.clone().unwrap_or_default();
+                trainyard_pipeline::vertex::check_settings(&project, &root)?;
+                let region = required_for_vertex("gcp.region", &self.region)?;
+                // the trainer images and gpu_region of the project's [gcp], if it has one
+                let compiler =
+                    RunCompiler::vertex(VertexSettings::for_compile(base_dir, &project, &region)?);
+                Ok((compiler, root))
+            }
+        }
+    }
+}
+
+/// Compiles a run config (not stored; a fixed creation time keeps the output a function of the
+/// config alone) into files: `vertex` writes the PipelineJob body to `out` and its user-code
+/// wheels to `_wheels/` beside it; `local` writes pipeline.py and the modules into the `out`
+/// directory. Relative data paths resolve against `base_dir`; an empty `ml_model` is
+/// `default`. Nothing is written when the options or the config are refused.
+pub fn compile_to(
+    mut new: NewTrainingRun,
+    options: &CompileOptions,
+    base_dir: &Path,
+    out: &Path,
+) -> Result<CompileOutput> {
+    if new.ml_model.is_empty() {
+        new.ml_model = "default".into();
+    }
+    new.validate()?;
+    let run = TrainingRun::new(new, None, chrono::DateTime::<chrono::Utc>::UNIX_EPOCH);
+    let io = |e: std::io::Error| Error::Backend(format!("{}: {e}", out.display()));
+    match options.target {
+        CompileTarget::Vertex => {
+            let (compiler, root) = options.resolve(base_dir, String::new)?;
+            let inputs = compiler.inputs(&run, &root)?;
+            let compiled = trainyard_pipeline::vertex::compile(&inputs).map_err(invalid)?;
+            let dir = out
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir.join("_wheels")).map_err(io)?;
+            let job = serde_json::to_string_pretty(&compiled.job).map_err(invalid)? + "\n";
+            std::fs::write(out, job).map_err(io)?;
+            let mut written = vec![out.to_path_buf()];
+            for w in &compiled.wheels {
+                let path = dir.join("_wheels").join(&w.file_name);
+                std::fs::write(&path, &w.bytes).map_err(io)?;
+                written.push(path);
+            }
+            Ok(CompileOutput {
+                target: options.target,
+                pipeline_root: root,
+                wheels: compiled.wheels.len(),
+                written,
+            })
+        }
+        CompileTarget::Local => {
+            std::fs::create_dir_all(out).map_err(io)?;
+            let out = out.canonicalize().map_err(io)?;
+            let (compiler, root) =
+                options.resolve(base_dir, || out.join("root").display().to_string())?;
+            let inputs = compiler.inputs(&run, &root)?;
+            let files = trainyard_pipeline::local::files(
+                &inputs,
+                &out.display().to_string(),
+                &format!("{root}/metadata.sqlite"),
+            )
+            .map_err(invalid)?;
+            let mut written = Vec::new();
+            for (name, source) in &files {
+                let path = out.join(name);
+                std::fs::write(&path, source).map_err(io)?;
+                written.push(path);
+            }
+            Ok(CompileOutput {
+                target: options.target,
+                pipeline_root: root,
+                written,
+                wheels: 0,
+            })
+        }
+    }
+}
+
+impl Platform {
+    /// The files a stored run's pipeline is made of, {name: content} (what the executor is
+    /// handed): local: the generated modules and the LocalDagRunner module, rooted at
+    /// `<project>/runs/<id>` unless `pipeline_root` says otherwise; vertex: the PipelineJob
+    /// body and the user-code wheels (base64, under `_wheels/`).
+    pub async fn compile_run(
+        &self,
+        id: RunId,
+        options: &CompileOptions,
+    ) -> Result<BTreeMap<String, String>> {
+        let run = self.training().get(id).await?;
+        let base = self
+            .dir()
+            .canonicalize()
+            .unwrap_or_else(|_| self.dir().to_path_buf());
+        let (compiler, root) = options.resolve(&base, || {
+            base.join("runs").join(id.to_string()).display().to_string()
+        })?;
+        compiler.compile(&run, &root)
     }
 }

@@ -9,6 +9,7 @@ use trainyard_core::ports::{
     ArtifactStore, Clock, Deployer, ModelRegistry, PipelineCompiler, PipelineExecutor,
     ScheduleTrigger, Store, SystemClock,
 };
+use trainyard_core::run::{NewTrainingRun, TrainingRun};
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_store::SqliteStore;
 
@@ -249,6 +250,17 @@ pub enum Backend {
     Local,
     /// Google Cloud: Vertex AI, Cloud Scheduler, Cloud Run, GCS (from `[gcp]`).
     Gcp,
+}
+
+impl trainyard_core::names::Named for Backend {
+    const ALL: &'static [Self] = &[Backend::Local, Backend::Gcp];
+
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Gcp => "gcp",
+        }
+    }
 }
 
 impl ProjectConfig {
@@ -564,6 +576,23 @@ impl Platform {
         }
     }
 
+    /// The model endpoint a call names, or the project's (`[project] ml_model`) when it names
+    /// none: the one place the default is resolved.
+    pub fn ml_model_or(&self, given: Option<&str>) -> String {
+        given
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map_or_else(|| self.config.project.ml_model.clone(), str::to_string)
+    }
+
+    /// Creates a pending run; an empty `ml_model` is the project's.
+    pub async fn create_run(&self, mut new: NewTrainingRun) -> Result<TrainingRun> {
+        new.ml_model = self.ml_model_or(Some(&new.ml_model));
+        self.training().create_training_run(new).await
+    }
+
+    /// The store, for embedders and tests; front ends call the services instead.
+    #[doc(hidden)]
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

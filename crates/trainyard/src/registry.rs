@@ -17,6 +17,7 @@ use trainyard_core::stages::StageName;
 use trainyard_core::{Error, Result, RunStatus, ValidationError};
 
 use crate::deployments::{pushed_model_path, DeploymentService, REGISTERED_MODEL_ARTIFACT};
+use crate::listing::{Page, PageRequest, Pagination};
 use crate::records::{mutate_model, mutate_run};
 
 /// Filters of the model list (spec: type, status, schedule, search).
@@ -60,6 +61,14 @@ pub struct ModelSummary {
     pub aliases: BTreeMap<String, String>,
     /// The latest version's KPI metrics.
     pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+/// One page of the model list, the KPI row over every filtered model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPage {
+    pub registered_models: Vec<ModelSummary>,
+    pub kpi: RegistryKpi,
+    pub pagination: Pagination,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -426,10 +435,79 @@ impl RegistryService {
                 model,
             });
         }
+        rows.sort_by(|a, b| {
+            b.model
+                .created_at
+                .cmp(&a.model.created_at)
+                .then(b.model.id.cmp(&a.model.id))
+        });
         Ok(ModelListing {
             registered_models: rows,
             kpi,
         })
+    }
+
+    /// One page of [`RegistryService::list_with_kpi`] (newest first), with the KPI row over
+    /// every filtered model.
+    pub async fn list_page(&self, filter: &ModelFilter, page: PageRequest) -> Result<ModelPage> {
+        page.check()?;
+        let listing = self.list_with_kpi(filter).await?;
+        let page = Page::of(listing.registered_models, page);
+        Ok(ModelPage {
+            registered_models: page.items,
+            kpi: listing.kpi,
+            pagination: page.pagination,
+        })
+    }
+
+    /// A model as the list shows it, by id.
+    pub async fn summary(&self, id: RegisteredModelId) -> Result<ModelSummary> {
+        let model = self.get(id).await?;
+        // The list's row of this model: narrowed by endpoint and name, then picked by id.
+        let filter = ModelFilter {
+            ml_model: Some(model.ml_model.clone()),
+            search: Some(model.model_name.clone()),
+            ..ModelFilter::default()
+        };
+        self.list_with_kpi(&filter)
+            .await?
+            .registered_models
+            .into_iter()
+            .find(|m| m.model.id == id)
+            .ok_or_else(|| Error::not_found("registered model", id))
+    }
+
+    /// A model by id, or by name: in `ml_model` when given, else across every model
+    /// endpoint (a name held in several must be given by id, or with its endpoint). A name
+    /// made of digits is found by name when no model has that id.
+    pub async fn find(&self, ml_model: Option<&str>, key: &str) -> Result<ModelSummary> {
+        let key = key.trim();
+        if let Ok(id) = key.parse::<RegisteredModelId>() {
+            match self.summary(id).await {
+                Err(Error::NotFound { .. }) => {}
+                other => return other,
+            }
+        }
+        let Some(ml_model) = ml_model else {
+            let mut found: Vec<RegisteredModel> = self
+                .list(None)
+                .await?
+                .into_iter()
+                .filter(|m| m.model_name == key)
+                .collect();
+            return match found.len() {
+                0 => Err(Error::not_found("registered model", key)),
+                1 => self.summary(found.remove(0).id).await,
+                n => Err(Error::Validation(trainyard_core::ValidationError::field(
+                    "model",
+                    format!("{n} registered models are named {key:?}; give its id"),
+                ))),
+            };
+        };
+        match self.store.find_registered_model(ml_model, key).await? {
+            Some(m) => self.summary(m.id).await,
+            None => Err(Error::not_found("registered model", key)),
+        }
     }
 
     /// The run registered as `version` of a model.

@@ -15,9 +15,10 @@ use trainyard_core::schedule::ScheduleType;
 use trainyard_core::schedule::{
     CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus, TrainingSchedule,
 };
-use trainyard_core::timing::ScheduleTiming;
+use trainyard_core::timing::{ScheduleTiming, TimingPatch};
 use trainyard_core::{Error, Result, RunEvent, RunStatus, ValidationError};
 
+use crate::listing::{Page, PageRequest, ScheduleFilter};
 use crate::records::CONFLICT_RETRIES;
 use crate::registry::RegistryService;
 
@@ -135,8 +136,10 @@ pub struct ScheduleEdit {
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Timing fields to change, laid over the current timing inside the write's conflict
+    /// retry (absent fields keep their value; a whole timing replaces every field).
     #[serde(default)]
-    pub timing: Option<ScheduleTiming>,
+    pub timing: Option<TimingPatch>,
     #[serde(default)]
     pub catch_up: Option<CatchUpPolicy>,
     #[serde(default)]
@@ -415,6 +418,28 @@ impl ScheduleService {
         self.with_stats(s).await
     }
 
+    /// Schedules filtered by model endpoint and status, newest first, one page of them.
+    pub async fn list_page(
+        &self,
+        filter: &ScheduleFilter,
+        page: PageRequest,
+    ) -> Result<Page<TrainingSchedule>> {
+        page.check()?;
+        let mut all = self.list(filter.ml_model.as_deref()).await?;
+        all.retain(|s| filter.status.is_none_or(|st| s.status == st));
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(Page::of(all, page))
+    }
+
+    /// The schedule of a registered model, if it has one.
+    pub async fn for_model(&self, model_id: RegisteredModelId) -> Result<Option<TrainingSchedule>> {
+        match self.store.schedule_for_model(model_id).await? {
+            Some(s) => Ok(Some(self.with_stats(s).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All schedules of a model endpoint (all endpoints: None), in store order.
     pub async fn list(&self, ml_model: Option<&str>) -> Result<Vec<TrainingSchedule>> {
         let mut out = Vec::new();
         for s in self.store.list_schedules(ml_model).await? {
@@ -478,7 +503,8 @@ impl ScheduleService {
                 if let Some(d) = &edit.description {
                     s.description.clone_from(d);
                 }
-                if let Some(t) = &edit.timing {
+                if let Some(patch) = edit.timing.as_ref().filter(|t| !t.is_empty()) {
+                    let t = patch.apply(&s.timing);
                     t.validate(now)?;
                     s.timing = t.normalized()?;
                     s.next_run_at = if s.timing.schedule_type.fires_on_creation() {
@@ -498,7 +524,8 @@ impl ScheduleService {
             })
             .await?;
         let mut s = s;
-        if let (Some(trigger), Some(_)) = (&self.trigger, &edit.timing) {
+        let timed = edit.timing.as_ref().is_some_and(|t| !t.is_empty());
+        if let (Some(trigger), true) = (&self.trigger, timed) {
             match trigger_cron(&s)? {
                 Some(cron) => {
                     trigger.upsert(&s, &cron).await?;
@@ -516,7 +543,7 @@ impl ScheduleService {
                 None => {}
             }
         }
-        if edit.timing.is_some() && s.timing.schedule_type.fires_on_creation() {
+        if timed && s.timing.schedule_type.fires_on_creation() {
             return self.fire_on_creation(s).await;
         }
         self.with_stats(s).await

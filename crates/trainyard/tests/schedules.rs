@@ -521,7 +521,7 @@ async fn now_by_edit_resume_and_the_scheduler() {
         .unwrap();
     clock.set(utc("2026-03-01T10:10:00Z"));
     let edit = ScheduleEdit {
-        timing: Some(now_timing()),
+        timing: Some(now_timing().into()),
         ..Default::default()
     };
     let e = svc.edit(s.id, &edit).await.unwrap();
@@ -666,7 +666,7 @@ async fn a_runs_schedule_config_creates_and_retimes_its_models_schedule() {
     svc.edit(
         s.id,
         &ScheduleEdit {
-            timing: Some(daily("x", "04:00").timing),
+            timing: Some(daily("x", "04:00").timing.into()),
             ..Default::default()
         },
     )
@@ -855,7 +855,7 @@ async fn the_external_trigger_gets_run_config_schedules_and_no_job_for_now() {
         .edit(
             s.id,
             &ScheduleEdit {
-                timing: Some(now_timing()),
+                timing: Some(now_timing().into()),
                 ..Default::default()
             },
         )
@@ -877,4 +877,87 @@ async fn the_external_trigger_gets_run_config_schedules_and_no_job_for_now() {
         (ScheduleStatus::Completed, "")
     );
     assert!(calls().is_empty());
+}
+
+/// A timing edit names only what changes; the rest of the timing is the schedule's current
+/// one at the moment of the write (the patch is applied inside the service's retry), and the
+/// list is filtered, sorted newest first and paged by the service.
+#[tokio::test]
+async fn timing_patches_keep_unnamed_fields_and_lists_are_paged() {
+    use trainyard::core::timing::TimingPatch;
+    use trainyard::{PageRequest, ScheduleFilter};
+    let (_d, p, _clock) = platform("2026-07-01T00:00:00Z").await;
+    let svc = p.schedules();
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let run = source_run(&p, name).await;
+        ids.push(
+            svc.create_from_run(run.id, daily(name, "04:00"))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let s = svc
+        .edit(
+            ids[0],
+            &ScheduleEdit {
+                timing: Some(TimingPatch {
+                    schedule_type: Some(ScheduleType::Weekly),
+                    schedule_day_of_week: Some(2),
+                    ..TimingPatch::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.timing.schedule_type, ScheduleType::Weekly);
+    assert_eq!(s.timing.schedule_time.as_deref(), Some("04:00"), "kept");
+    assert_eq!(s.timing.schedule_timezone, "Europe/Warsaw", "kept");
+    assert_eq!(s.timing.cron().unwrap(), "0 4 * * 3");
+    let s = svc
+        .edit(
+            ids[0],
+            &ScheduleEdit {
+                timing: Some(TimingPatch {
+                    schedule_time: Some("10:30".into()),
+                    ..TimingPatch::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.timing.cron().unwrap(), "30 10 * * 3");
+    // A patch that breaks the timing is refused and changes nothing.
+    let bad = ScheduleEdit {
+        timing: Some(TimingPatch {
+            schedule_type: Some(ScheduleType::Monthly),
+            ..TimingPatch::default()
+        }),
+        ..Default::default()
+    };
+    assert!(matches!(
+        svc.edit(ids[0], &bad).await,
+        Err(Error::Validation(_))
+    ));
+    assert_eq!(svc.get(ids[0]).await.unwrap().version, s.version);
+
+    svc.pause(ids[1]).await.unwrap();
+    let all = ScheduleFilter::default();
+    let page = svc.list_page(&all, PageRequest::new(1, 2)).await.unwrap();
+    let got: Vec<i64> = page.items.iter().map(|s| s.id).collect();
+    assert_eq!(got, [ids[2], ids[1]], "newest first");
+    assert_eq!(page.pagination.total, 3);
+    let paused = ScheduleFilter {
+        status: Some(ScheduleStatus::Paused),
+        ..ScheduleFilter::default()
+    };
+    let page = svc
+        .list_page(&paused, PageRequest::new(1, 20))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].id, ids[1]);
 }

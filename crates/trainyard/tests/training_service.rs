@@ -375,3 +375,81 @@ async fn check_name_and_reopen() {
         Err(Error::Validation(_))
     ));
 }
+
+#[tokio::test]
+async fn models_are_listed_newest_first_paged_and_found_by_name_or_id() {
+    use trainyard::{ModelFilter, PageRequest};
+    let (_d, p) = platform().await;
+    for name in ["alpha", "beta", "gamma"] {
+        p.create_run(NewTrainingRun {
+            ml_model: String::new(),
+            ..new_run(name, ModelType::Retrieval)
+        })
+        .await
+        .unwrap();
+    }
+    // The same name in another model endpoint.
+    p.create_run(NewTrainingRun {
+        ml_model: "other".into(),
+        ..new_run("beta", ModelType::Ranking)
+    })
+    .await
+    .unwrap();
+    let reg = p.registry();
+    let filter = ModelFilter {
+        ml_model: Some(p.ml_model_or(None)),
+        ..ModelFilter::default()
+    };
+    let first = reg
+        .list_page(&filter, PageRequest::new(1, 2))
+        .await
+        .unwrap();
+    let names: Vec<&str> = first
+        .registered_models
+        .iter()
+        .map(|m| m.model.model_name.as_str())
+        .collect();
+    assert_eq!(names, ["gamma", "beta"]);
+    assert_eq!(
+        (first.pagination.total, first.pagination.total_pages),
+        (3, 2)
+    );
+    assert!(first.pagination.has_next);
+    let second = reg
+        .list_page(&filter, PageRequest::new(2, 2))
+        .await
+        .unwrap();
+    assert_eq!(second.registered_models[0].model.model_name, "alpha");
+    assert_eq!(
+        second.kpi.total, 3,
+        "the KPI row counts every filtered model"
+    );
+    for bad in [
+        PageRequest::new(0, 2),
+        PageRequest::new(1, 0),
+        PageRequest::new(1, 101),
+    ] {
+        assert!(matches!(
+            reg.list_page(&filter, bad).await,
+            Err(Error::Validation(_))
+        ));
+    }
+
+    // By name in an endpoint, by id, and across endpoints only when the name is unique.
+    let beta = reg.find(Some(&p.ml_model_or(None)), "beta").await.unwrap();
+    assert_eq!(beta.model.model_type, ModelType::Retrieval);
+    let by_id = reg.find(None, &beta.model.id.to_string()).await.unwrap();
+    assert_eq!(by_id.model.model_name, "beta");
+    assert_eq!(
+        reg.find(None, "gamma").await.unwrap().model.model_name,
+        "gamma"
+    );
+    match reg.find(None, "beta").await {
+        Err(Error::Validation(v)) => assert!(v.reason.contains("give its id"), "{v}"),
+        other => panic!("an ambiguous name is refused: {other:?}"),
+    }
+    assert!(matches!(
+        reg.find(None, "nobody").await,
+        Err(Error::NotFound { .. })
+    ));
+}

@@ -431,6 +431,7 @@ pub async fn vertex_deploy_flow(fake: &FakeGoogle) {
         model_path: format!("{model}@1"),
         image: String::new(),
         config: DeploymentConfig::from_preset(DeploymentPreset::Production),
+        labels: Default::default(),
     };
     assert!(!ep.is_serving(&req.service_name).await.unwrap());
     let url = ep.deploy(&req).await.expect("deploy v1");

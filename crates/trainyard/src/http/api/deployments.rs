@@ -248,12 +248,10 @@ pub async fn undeploy_endpoint(
     State(p): State<Platform>,
     ApiPath(id): ApiPath<EndpointId>,
 ) -> Result<Json<EndpointResponse>, ApiError> {
-    // The service addresses endpoints by service name; the spec's route by id.
-    let name = p.store().get_endpoint(id).await?.service_name;
-    let endpoint = p.deployments().undeploy(&name).await?;
+    let endpoint = p.deployments().undeploy_by_id(id).await?;
     Ok(Json(EndpointResponse {
         success: true,
-        message: format!("Endpoint {name} undeployed"),
+        message: format!("Endpoint {} undeployed", endpoint.service_name),
         endpoint,
     }))
 }

@@ -8,13 +8,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use trainyard_core::registry::{NameCheck, RegistryEvent};
 use trainyard_core::run::{RegisteredModelId, TrainingRun};
-use trainyard_core::Error;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::params::{self, Pagination};
 use crate::registry::{ModelFilter, ModelSummary, ModelVersion, RegistryKpi};
-use crate::Platform;
+use crate::{PageRequest, Platform};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,19 +77,15 @@ pub async fn list_models(
             .map(str::to_string),
     };
     let (page, size) = params::page(&q.page, &q.page_size)?;
-    let mut listing = p.registry().list_with_kpi(&filter).await?;
-    listing.registered_models.sort_by(|a, b| {
-        b.model
-            .created_at
-            .cmp(&a.model.created_at)
-            .then(b.model.id.cmp(&a.model.id))
-    });
-    let (items, pagination) = params::page_of(listing.registered_models, page, size);
+    let listing = p
+        .registry()
+        .list_page(&filter, PageRequest::new(page, size))
+        .await?;
     Ok(Json(ModelListResponse {
         success: true,
-        registered_models: items,
+        registered_models: listing.registered_models,
         kpi: listing.kpi,
-        pagination,
+        pagination: listing.pagination,
     }))
 }
 
@@ -109,24 +104,9 @@ pub async fn get_model(
     State(p): State<Platform>,
     ApiPath(id): ApiPath<RegisteredModelId>,
 ) -> Result<Json<ModelResponse>, ApiError> {
-    let registry = p.registry();
-    let model = registry.get(id).await?;
-    // The list's row of this model: narrowed by endpoint and name, then picked by id.
-    let filter = ModelFilter {
-        ml_model: Some(model.ml_model.clone()),
-        search: Some(model.model_name.clone()),
-        ..ModelFilter::default()
-    };
-    let summary = registry
-        .list_with_kpi(&filter)
-        .await?
-        .registered_models
-        .into_iter()
-        .find(|m| m.model.id == id)
-        .ok_or_else(|| Error::not_found("registered model", id))?;
     Ok(Json(ModelResponse {
         success: true,
-        registered_model: summary,
+        registered_model: p.registry().summary(id).await?,
     }))
 }
 
@@ -291,11 +271,7 @@ pub async fn check_name(
         .map(str::trim)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_request("name", "name: is required"))?;
-    let ml_model = q
-        .ml_model
-        .clone()
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| p.config().project.ml_model.clone());
+    let ml_model = p.ml_model_or(q.ml_model.as_deref());
     Ok(Json(CheckNameResponse {
         success: true,
         check: p.registry().check_name(&ml_model, name).await?,

@@ -9,13 +9,10 @@ use trainyard_core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus,
 use trainyard_core::RunStatus;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
-use utoipa::ToSchema;
 
 use super::error::ApiError;
 
-/// Largest page a listing returns.
-pub const MAX_PAGE_SIZE: u32 = 100;
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub use crate::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// An optional number parameter; a value that is not one is a 400 naming `field`.
 pub fn number<T: FromStr>(field: &str, raw: &Option<String>) -> Result<Option<T>, ApiError>
@@ -88,42 +85,7 @@ pub fn page(page: &Option<String>, page_size: &Option<String>) -> Result<(u32, u
     Ok((p, size))
 }
 
-/// The spec's "pagination" object.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Pagination {
-    pub page: u32,
-    pub page_size: u32,
-    pub total: u64,
-    pub total_pages: u64,
-    pub has_next: bool,
-    pub has_previous: bool,
-}
-
-impl Pagination {
-    pub fn new(page: u32, page_size: u32, total: u64) -> Self {
-        let total_pages = total.div_ceil(u64::from(page_size.max(1)));
-        Pagination {
-            page,
-            page_size,
-            total,
-            total_pages,
-            has_next: u64::from(page) < total_pages,
-            has_previous: page > 1,
-        }
-    }
-}
-
-/// Slices one page out of a list held in memory.
-pub fn page_of<T>(items: Vec<T>, page: u32, size: u32) -> (Vec<T>, Pagination) {
-    let total = items.len() as u64;
-    let skip = (u64::from(page) - 1).saturating_mul(u64::from(size));
-    let out = items
-        .into_iter()
-        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
-        .take(size as usize)
-        .collect();
-    (out, Pagination::new(page, size, total))
-}
+pub use crate::Pagination;
 
 // The variant lists below are checked by an exhaustive match, so a new variant in core is a
 // compile error here rather than a schema that silently lacks it.

@@ -208,7 +208,10 @@ pub async fn create_run(
     let mut known = CreateRunBody::FIELDS.to_vec();
     known.extend_from_slice(strict::field_names::<RunConfig>());
     refuse_unknown_keys(&value, &known)?;
-    let config: RunConfig = from_value(&without_keys(&value, &CreateRunBody::FIELDS))?;
+    // Config sections given in part are merged over their defaults, as in every front end.
+    let mut config = without_keys(&value, &CreateRunBody::FIELDS);
+    strict::over_defaults::<RunConfig>(&mut config);
+    let config: RunConfig = from_value(&config)?;
     let body: CreateRunBody = from_value(&value)?;
     if body.submit {
         require_executor(&p)?;

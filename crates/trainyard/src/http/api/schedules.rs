@@ -11,7 +11,7 @@ use serde_json::Value;
 use trainyard_core::ports::FireOutcome;
 use trainyard_core::run::{RegisteredModelId, RunConfig, RunId, ScheduleId, MAX_NAME_LEN};
 use trainyard_core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleType, TrainingSchedule};
-use trainyard_core::timing::{rfc3339_local, ScheduleTiming};
+use trainyard_core::timing::{rfc3339_local, ScheduleTiming, TimingPatch};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +23,10 @@ use super::error::{
 use super::params::{self, Pagination};
 use super::schema;
 use crate::schedules::MAX_SCHEDULE_NAME;
-use crate::{NewSchedule, Platform, ScheduleEdit, SchedulePreview, WizardSchedule};
+use crate::{
+    NewSchedule, PageRequest, Platform, ScheduleEdit, ScheduleFilter, SchedulePreview,
+    WizardSchedule,
+};
 
 /// A schedule as the API shows it: the record plus what the spec's serializer derives.
 #[derive(Serialize, ToSchema)]
@@ -102,15 +105,18 @@ pub async fn list_schedules(
         )?),
     };
     let (page, size) = params::page(&q.page, &q.page_size)?;
-    let ml_model = q.ml_model.as_deref().filter(|m| !m.trim().is_empty());
-    let mut all = p.schedules().list(ml_model).await?;
-    all.retain(|s| status.is_none_or(|st| s.status == st));
-    all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-    let (items, pagination) = params::page_of(all, page, size);
+    let filter = ScheduleFilter {
+        ml_model: q.ml_model.clone().filter(|m| !m.trim().is_empty()),
+        status,
+    };
+    let listing = p
+        .schedules()
+        .list_page(&filter, PageRequest::new(page, size))
+        .await?;
     Ok(Json(ScheduleListResponse {
         success: true,
-        schedules: items.into_iter().map(ScheduleView::from).collect(),
-        pagination,
+        schedules: listing.items.into_iter().map(ScheduleView::from).collect(),
+        pagination: listing.pagination,
     }))
 }
 
@@ -271,8 +277,17 @@ pub async fn create_schedule(
             .await?
     } else {
         if let Value::Object(m) = &mut body {
-            m.entry("ml_model")
-                .or_insert_with(|| Value::String(p.config().project.ml_model.clone()));
+            // Absent or empty: the project's (a value of another type is refused below).
+            if m.get("ml_model").is_none_or(Value::is_string) {
+                let given = m
+                    .get("ml_model")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                m.insert(
+                    "ml_model".into(),
+                    Value::String(p.ml_model_or(given.as_deref())),
+                );
+            }
         }
         // `registered_model_id: null` says "wizard" explicitly.
         let mut known = WizardSchedule::known_fields();
@@ -404,31 +419,24 @@ pub struct EditBody {
     pub concurrency: Option<ConcurrencyPolicy>,
 }
 
-impl EditBody {
-    /// The edit, with the given timing fields laid over the schedule's current timing.
-    fn edit(self, current: &ScheduleTiming) -> ScheduleEdit {
-        let touches_timing = self.schedule_type.is_some()
-            || self.scheduled_datetime.is_some()
-            || self.schedule_time.is_some()
-            || self.schedule_day_of_week.is_some()
-            || self.schedule_day_of_month.is_some()
-            || self.schedule_timezone.is_some();
-        let timing = touches_timing.then(|| ScheduleTiming {
-            schedule_type: self.schedule_type.unwrap_or(current.schedule_type),
-            scheduled_datetime: self.scheduled_datetime.or(current.scheduled_datetime),
-            schedule_time: self.schedule_time.or_else(|| current.schedule_time.clone()),
-            schedule_day_of_week: self.schedule_day_of_week.or(current.schedule_day_of_week),
-            schedule_day_of_month: self.schedule_day_of_month.or(current.schedule_day_of_month),
-            schedule_timezone: self
-                .schedule_timezone
-                .unwrap_or_else(|| current.schedule_timezone.clone()),
-        });
+impl From<EditBody> for ScheduleEdit {
+    /// The timing fields given become a patch the service lays over the current timing
+    /// inside its write (no read-then-write here).
+    fn from(b: EditBody) -> Self {
+        let timing = TimingPatch {
+            schedule_type: b.schedule_type,
+            scheduled_datetime: b.scheduled_datetime,
+            schedule_time: b.schedule_time,
+            schedule_day_of_week: b.schedule_day_of_week,
+            schedule_day_of_month: b.schedule_day_of_month,
+            schedule_timezone: b.schedule_timezone,
+        };
         ScheduleEdit {
-            name: self.name,
-            description: self.description,
-            timing,
-            catch_up: self.catch_up,
-            concurrency: self.concurrency,
+            name: b.name,
+            description: b.description,
+            timing: (!timing.is_empty()).then_some(timing),
+            catch_up: b.catch_up,
+            concurrency: b.concurrency,
         }
     }
 }
@@ -460,9 +468,7 @@ pub async fn edit_schedule(
     ApiPath(id): ApiPath<ScheduleId>,
     ApiJson(body): ApiJson<EditBody>,
 ) -> Result<Json<ScheduleResponse>, ApiError> {
-    let svc = p.schedules();
-    let current = svc.get(id).await?;
-    let s = svc.edit(id, &body.edit(&current.timing)).await?;
+    let s = p.schedules().edit(id, &body.into()).await?;
     Ok(schedule_response(
         s,
         Some("Schedule updated successfully".into()),

@@ -6,19 +6,21 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use trainyard::core::config::DeploymentPreset;
 use trainyard::core::model_config::ModelType;
+use trainyard::core::names::Named;
 use trainyard::core::registry::{RegisteredModel, RegistryEventKind};
 use trainyard::core::run::TrainingRun;
 use trainyard::{DeployOptions, ModelFilter, Platform};
 
-use crate::commands::CliError;
+use super::Ctx;
+use crate::error::CliError;
 use crate::output::{opt_f64, print_json, print_table};
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
     /// Registered models with their KPI row (total, registered, with schedule, deployed).
     List {
-        #[arg(long, value_enum)]
-        model_type: Option<TypeArg>,
+        #[arg(long, value_parser = crate::cli::named::<ModelType>())]
+        model_type: Option<ModelType>,
         /// Only models with (true) or without (false) an active endpoint on record.
         #[arg(long)]
         deployed: Option<bool>,
@@ -27,21 +29,11 @@ pub enum RegistryCommand {
         /// Case-insensitive part of the model name.
         #[arg(long)]
         search: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Registered versions of a model (id or name) with the KPI set of its type.
-    Versions {
-        model: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Versions { model: String },
     /// Register a completed, blessed run as the next version of its model.
-    Push {
-        run: i64,
-        #[arg(long)]
-        json: bool,
-    },
+    Push { run: i64 },
     /// Aliases (production, staging, ...) that point at versions.
     #[command(subcommand)]
     Alias(AliasCommand),
@@ -58,28 +50,7 @@ pub enum AliasCommand {
     /// Remove an alias.
     Remove { model: String, alias: String },
     /// Which version held which alias, and served on which endpoint, when.
-    History {
-        model: String,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TypeArg {
-    Retrieval,
-    Ranking,
-    Multitask,
-}
-
-impl From<TypeArg> for ModelType {
-    fn from(t: TypeArg) -> Self {
-        match t {
-            TypeArg::Retrieval => ModelType::Retrieval,
-            TypeArg::Ranking => ModelType::Ranking,
-            TypeArg::Multitask => ModelType::Multitask,
-        }
-    }
+    History { model: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -108,8 +79,6 @@ pub struct DeployArgs {
     /// --endpoint's target, else service.
     #[arg(long, value_name = "service|vertex-endpoint")]
     target: Option<trainyard::core::deployment::DeployTarget>,
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -123,8 +92,6 @@ pub struct EndpointsArgs {
     /// Only this model's endpoints (id or name).
     #[arg(long)]
     model: Option<String>,
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -156,25 +123,7 @@ pub struct PredictArgs {
 /// A model by id or by name (names are unique per model endpoint; one that is ambiguous
 /// across endpoints must be given by id).
 async fn find_model(platform: &Platform, reference: &str) -> Result<RegisteredModel, CliError> {
-    let registry = platform.registry();
-    if let Ok(id) = reference.parse::<i64>() {
-        return Ok(registry.get(id).await?);
-    }
-    let mut found: Vec<RegisteredModel> = registry
-        .list(None)
-        .await?
-        .into_iter()
-        .filter(|m| m.model_name == reference)
-        .collect();
-    match found.len() {
-        0 => Err(CliError::BadInput(format!(
-            "registered model {reference:?} not found"
-        ))),
-        1 => Ok(found.remove(0)),
-        n => Err(CliError::BadInput(format!(
-            "{n} registered models are named {reference:?}; give its id"
-        ))),
-    }
+    Ok(platform.registry().find(None, reference).await?.model)
 }
 
 fn run_line(run: &TrainingRun) -> String {
@@ -190,7 +139,11 @@ fn run_line(run: &TrainingRun) -> String {
     line
 }
 
-pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), CliError> {
+pub async fn registry(
+    ctx: &Ctx,
+    platform: &Platform,
+    cmd: RegistryCommand,
+) -> Result<(), CliError> {
     let registry = platform.registry();
     match cmd {
         RegistryCommand::List {
@@ -198,18 +151,17 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
             deployed,
             has_schedule,
             search,
-            json,
         } => {
             let listing = registry
                 .list_with_kpi(&ModelFilter {
-                    model_type: model_type.map(Into::into),
+                    model_type,
                     deployed,
                     has_schedule,
                     search,
                     ..ModelFilter::default()
                 })
                 .await?;
-            if json {
+            if ctx.out.json() {
                 return print_json(&listing);
             }
             let k = &listing.kpi;
@@ -241,7 +193,7 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
                             "idle".into()
                         },
                         m.schedule_status
-                            .map(|s| format!("{s:?}").to_lowercase())
+                            .map(|s| s.name().to_string())
                             .unwrap_or_else(|| "-".into()),
                         metrics.join(" "),
                     ]
@@ -261,10 +213,10 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
             );
             Ok(())
         }
-        RegistryCommand::Versions { model, json } => {
+        RegistryCommand::Versions { model } => {
             let model = find_model(platform, &model).await?;
             let versions = registry.model_versions(model.id).await?;
-            if json {
+            if ctx.out.json() {
                 return print_json(&versions);
             }
             let metric_names: Vec<String> = versions
@@ -290,9 +242,9 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
             print_table(&headers, &rows);
             Ok(())
         }
-        RegistryCommand::Push { run, json } => {
+        RegistryCommand::Push { run } => {
             let run = platform.lifecycle().push(run).await?;
-            if json {
+            if ctx.out.json() {
                 return print_json(&run);
             }
             println!("{}", run_line(&run));
@@ -314,10 +266,10 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
             println!("{}: {alias} removed", model.model_name);
             Ok(())
         }
-        RegistryCommand::Alias(AliasCommand::History { model, json }) => {
+        RegistryCommand::Alias(AliasCommand::History { model }) => {
             let model = find_model(platform, &model).await?;
             let history = registry.history(model.id).await?;
-            if json {
+            if ctx.out.json() {
                 return print_json(&history);
             }
             let rows: Vec<Vec<String>> = history
@@ -344,7 +296,7 @@ pub async fn registry(platform: &Platform, cmd: RegistryCommand) -> Result<(), C
     }
 }
 
-pub async fn deploy(platform: &Platform, args: DeployArgs) -> Result<(), CliError> {
+pub async fn deploy(ctx: &Ctx, platform: &Platform, args: DeployArgs) -> Result<(), CliError> {
     let options = DeployOptions {
         preset: args.preset.map(|p| match p {
             PresetArg::Development => DeploymentPreset::Development,
@@ -359,7 +311,7 @@ pub async fn deploy(platform: &Platform, args: DeployArgs) -> Result<(), CliErro
     let deployments = platform.deployments();
     let run = deployments.deploy(args.run, &options).await?;
     let view = deployments.status(run.id).await?;
-    if args.json {
+    if ctx.out.json() {
         return print_json(&view);
     }
     println!("{}", run_line(&run));
@@ -387,13 +339,17 @@ pub async fn undeploy(platform: &Platform, args: UndeployArgs) -> Result<(), Cli
     Ok(())
 }
 
-pub async fn endpoints(platform: &Platform, args: EndpointsArgs) -> Result<(), CliError> {
+pub async fn endpoints(
+    ctx: &Ctx,
+    platform: &Platform,
+    args: EndpointsArgs,
+) -> Result<(), CliError> {
     let model_id = match &args.model {
         Some(m) => Some(find_model(platform, m).await?.id),
         None => None,
     };
     let endpoints = platform.deployments().endpoints(model_id).await?;
-    if args.json {
+    if ctx.out.json() {
         return print_json(&endpoints);
     }
     let rows: Vec<Vec<String>> = endpoints
@@ -417,34 +373,26 @@ pub async fn endpoints(platform: &Platform, args: EndpointsArgs) -> Result<(), C
     Ok(())
 }
 
-/// Runs trainyard-serve in the foreground (it handles Ctrl-C and SIGTERM itself).
+/// Becomes trainyard-serve (exec: same process id), so a supervisor's SIGTERM or a Ctrl-C
+/// reaches the server itself, which stops and frees its port; its exit code is this
+/// command's (2: it refused its arguments).
 pub fn serve(platform: Option<&Platform>, args: ServeArgs) -> Result<(), CliError> {
+    use std::os::unix::process::CommandExt;
     let bin = trainyard_local::LocalDeployer::default_serve_bin();
     let mut cmd = std::process::Command::new(&bin);
     cmd.arg("--model")
         .arg(&args.model)
         .args(["--name", &args.name, "--host", &args.host])
         .args(["--port", &args.port.to_string()]);
-    if std::env::var_os(trainyard::PYTHON_ENV).is_none() {
-        if let Some(python) = platform.and_then(|p| p.config().local.python.clone()) {
-            cmd.env(trainyard::PYTHON_ENV, python);
-        }
+    if let Some(python) = platform.and_then(|p| trainyard::managed_python(p.config())) {
+        cmd.env(trainyard::PYTHON_ENV, python);
     }
-    let status = cmd.status().map_err(|e| {
-        CliError::Failed(format!(
-            "cannot start {} (build it with `cargo build -p trainyard-serve` or set TRAINYARD_SERVE_BIN): {e}",
-            bin.display()
-        ))
-    })?;
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(2) => Err(CliError::BadInput(
-            "trainyard-serve refused its arguments".into(),
-        )),
-        _ => Err(CliError::Failed(format!(
-            "trainyard-serve exited with {status}"
-        ))),
-    }
+    // Only returns when the exec failed.
+    let e = cmd.exec();
+    Err(CliError::Failed(format!(
+        "cannot start {} (build it with `cargo build -p trainyard-serve` or set TRAINYARD_SERVE_BIN): {e}",
+        bin.display()
+    )))
 }
 
 /// Reads instances (a list, or an object with `instances`) and POSTs them to the endpoint.

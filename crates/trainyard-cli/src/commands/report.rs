@@ -10,7 +10,7 @@ use trainyard::insights::WeightStatsHistory;
 use trainyard::{Error, Platform};
 use trainyard_report::{render, ReportInput, ScheduleData};
 
-use crate::commands::CliError;
+use crate::error::CliError;
 
 /// Every run of a schedule, page by page.
 async fn schedule_runs(p: &Platform, schedule_id: i64) -> Result<Vec<TrainingRun>, CliError> {
@@ -65,9 +65,8 @@ pub async fn gather(p: &Platform, id: RunId) -> Result<ReportInput, CliError> {
         let registry = p.registry();
         model = Some(registry.get(model_id).await?);
         versions = registry.versions(model_id).await?;
-        if let Some(s) = p.store().schedule_for_model(model_id).await? {
-            // Through the service: its statistics are derived from the runs.
-            let s = p.schedules().get(s.id).await?;
+        // Through the service: its statistics are derived from the runs.
+        if let Some(s) = p.schedules().for_model(model_id).await? {
             let runs = schedule_runs(p, s.id).await?;
             schedule = Some(ScheduleData { schedule: s, runs });
         }

@@ -12,7 +12,7 @@ use trainyard::http::{check_bind, ApiSecurity};
 use trainyard::http::{CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
 use trainyard::{ApiTokenSource, ControlPlaneConfig, Platform, API_TOKEN_ENV};
 
-use crate::commands::CliError;
+use crate::error::CliError;
 
 #[derive(Debug, Args)]
 pub struct ServeApiArgs {

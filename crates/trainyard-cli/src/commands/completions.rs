@@ -4,7 +4,8 @@
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::commands::{Cli, CliError};
+use crate::cli::Cli;
+use crate::error::CliError;
 
 /// Writes the script for `shell` to `out`.
 pub fn generate(shell: Shell, out: &mut dyn std::io::Write) {

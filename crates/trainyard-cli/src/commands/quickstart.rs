@@ -17,7 +17,8 @@ use trainyard::core::timing::ScheduleTiming;
 use trainyard::core::RunStatus;
 use trainyard::{NewSchedule, Platform};
 
-use crate::commands::{follow_with_progress, CliError};
+use crate::commands::runs::follow_with_progress;
+use crate::error::CliError;
 
 #[derive(Debug, Args)]
 pub struct QuickstartArgs {
@@ -272,7 +273,8 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
         endpoint.service_url.trim_end_matches('/'),
         trainyard_local::SERVED_MODEL_NAME
     );
-    let answer = crate::serving::post_predict(&url, &json!({ "instances": [instance] })).await?;
+    let answer =
+        crate::commands::serving::post_predict(&url, &json!({ "instances": [instance] })).await?;
     println!("POST {url}");
     println!("  {instance}");
     let prediction = &answer["predictions"][0];
@@ -305,7 +307,7 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
     step("weekly retraining schedule (Monday 06:00 Europe/Warsaw)");
     let schedules = platform.schedules();
     let model_id = retrieval.registered_model_id.unwrap_or_default();
-    let schedule = match platform.store().schedule_for_model(model_id).await? {
+    let schedule = match schedules.for_model(model_id).await? {
         Some(existing) => existing,
         None => {
             schedules

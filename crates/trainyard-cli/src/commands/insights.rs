@@ -7,7 +7,8 @@ use clap::Args;
 use trainyard::insights::{BackfillOptions, BackfillOutcome};
 use trainyard::Platform;
 
-use crate::commands::CliError;
+use super::Ctx;
+use crate::error::CliError;
 use crate::output::{print_json, print_table};
 
 #[derive(Debug, Args)]
@@ -17,17 +18,12 @@ pub struct StatsArgs {
     /// One split (train, eval, ...) instead of all splits combined.
     #[arg(long)]
     pub split: Option<String>,
-    /// Print JSON (every split and the combined summary) instead of tables.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     /// Training run id.
     pub run: i64,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -50,8 +46,6 @@ pub struct BackfillArgs {
     /// Re-extract results that are already set.
     #[arg(long)]
     pub force: bool,
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn num(x: f64) -> String {
@@ -62,9 +56,9 @@ fn num(x: f64) -> String {
     }
 }
 
-pub async fn stats(p: &Platform, a: StatsArgs) -> Result<(), CliError> {
+pub async fn stats(ctx: &Ctx, p: &Platform, a: StatsArgs) -> Result<(), CliError> {
     let s = p.insights().statistics(a.run).await?;
-    if a.json {
+    if ctx.out.json() {
         return print_json(&s);
     }
     let d = match &a.split {
@@ -148,9 +142,9 @@ pub async fn stats(p: &Platform, a: StatsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn schema(p: &Platform, a: SchemaArgs) -> Result<(), CliError> {
+pub async fn schema(ctx: &Ctx, p: &Platform, a: SchemaArgs) -> Result<(), CliError> {
     let s = p.insights().schema(a.run).await?;
-    if a.json {
+    if ctx.out.json() {
         return print_json(&s);
     }
     println!(
@@ -206,7 +200,7 @@ pub async fn logs(p: &Platform, a: LogsArgs) -> Result<(), CliError> {
     }
 }
 
-pub async fn backfill(p: &Platform, a: BackfillArgs) -> Result<(), CliError> {
+pub async fn backfill(ctx: &Ctx, p: &Platform, a: BackfillArgs) -> Result<(), CliError> {
     let r = p
         .insights()
         .backfill(BackfillOptions {
@@ -214,7 +208,7 @@ pub async fn backfill(p: &Platform, a: BackfillArgs) -> Result<(), CliError> {
             force: a.force,
         })
         .await?;
-    if a.json {
+    if ctx.out.json() {
         return print_json(&r);
     }
     println!("Found {} training run(s) to process.", r.found);

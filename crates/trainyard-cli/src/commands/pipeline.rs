@@ -1,0 +1,96 @@
+//! `trainyard pipeline compile` and `trainyard codegen`.
+
+use std::path::PathBuf;
+
+use trainyard::{CompileOptions, CompileTarget};
+
+use super::{parse_json, parse_new_run, Ctx};
+use crate::cli::PipelineCommand;
+use crate::error::CliError;
+
+pub fn run(ctx: &Ctx, cmd: PipelineCommand) -> Result<(), CliError> {
+    match cmd {
+        PipelineCommand::Compile {
+            run,
+            target,
+            out,
+            pipeline_root,
+            gcp_project,
+            gcp_region,
+        } => {
+            let new = parse_new_run(&run)?;
+            let options = CompileOptions {
+                target,
+                pipeline_root,
+                project: gcp_project,
+                region: gcp_region,
+            };
+            let base = std::env::current_dir().map_err(|e| CliError::Failed(e.to_string()))?;
+            let done = trainyard::compile_to(new, &options, &base, &out)?;
+            ctx.out.render(&done, || match done.target {
+                CompileTarget::Vertex => println!(
+                    "wrote {} and {} wheels (upload them to {}/_wheels/)",
+                    out.display(),
+                    done.wheels,
+                    done.pipeline_root
+                ),
+                CompileTarget::Local => {
+                    let dir = done
+                        .written
+                        .first()
+                        .and_then(|f| f.parent())
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default();
+                    println!(
+                        "wrote {} files to {dir} (run: TF_USE_LEGACY_KERAS=1 python {dir}/pipeline.py)",
+                        done.written.len(),
+                    )
+                }
+            })
+        }
+    }
+}
+
+/// `codegen`: generate modules (deterministic) or check existing ones.
+pub fn codegen(
+    feature_config: Option<PathBuf>,
+    model_config: Option<PathBuf>,
+    training_params: Option<PathBuf>,
+    gpu_config: Option<PathBuf>,
+    out: Option<PathBuf>,
+    check: Option<PathBuf>,
+) -> Result<(), CliError> {
+    if let Some(dir) = check {
+        let python =
+            trainyard_codegen::default_python(&std::env::current_dir().unwrap_or_default());
+        let report = trainyard_codegen::check_modules(&dir, &python)
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+        println!(
+            "{} modules pass py_compile and pyflakes",
+            report.files.len()
+        );
+        return Ok(());
+    }
+    let (Some(features), Some(model), Some(out)) = (feature_config, model_config, out) else {
+        return Err(CliError::BadInput(
+            "--feature-config, --model-config and --out are required".into(),
+        ));
+    };
+    let features = parse_json(&features)?;
+    let model = parse_json(&model)?;
+    let params = training_params
+        .map(|p| parse_json(&p))
+        .transpose()?
+        .unwrap_or_default();
+    let gpu = gpu_config
+        .map(|p| parse_json(&p))
+        .transpose()?
+        .unwrap_or_default();
+    let modules = trainyard_codegen::generate(&features, &model, &params, &gpu)?;
+    let written = trainyard_codegen::write_modules(&modules, &out)?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    println!("config-sha256 {}", modules.config_hash);
+    Ok(())
+}
