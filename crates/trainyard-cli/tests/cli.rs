@@ -538,3 +538,51 @@ fn serve_passes_sigterm_to_the_model_server_and_frees_the_port() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn pipeline_compile_for_vertex_runs_trainyard_components_in_the_configured_trainer_image() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trainyard.toml"),
+        "[gcp]\n[gcp.images]\ntrainer = \"registry.example/trainer@sha256:c0\"\n",
+    )
+    .unwrap();
+    let run = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/tour/retrieval_run.json"
+    );
+    let out = dir.path().join("job.json");
+    let o = trainyard(
+        &[
+            "pipeline",
+            "compile",
+            "--run",
+            run,
+            "--target",
+            "vertex",
+            "--out",
+            out.to_str().unwrap(),
+            "--pipeline-root",
+            "gs://bucket/root",
+            "--gcp-project",
+            "p1",
+            "--gcp-region",
+            "europe-west4",
+        ],
+        Some(dir.path()),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let image = |c: &str| {
+        job["pipelineSpec"]["deploymentSpec"]["executors"][format!("{c}_executor")]["container"]
+            ["image"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for c in ["Transform", "Trainer", "Evaluator"] {
+        assert_eq!(image(c), "registry.example/trainer@sha256:c0", "{c}");
+    }
+    assert_eq!(image("Pusher"), "gcr.io/tfx-oss-public/tfx:1.16.0");
+}

@@ -60,14 +60,16 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
         project: "my-project".into(),
         region: "europe-central2".into(),
         tfx_image: "europe-docker.pkg.dev/my-project/tfx/tfx:1.16.0".into(),
-        // The same image as tfx_image: TFX's runner then writes one image everywhere, as the
-        // golden files hold (per-component images: tests/vertex_ir.rs).
+        // the same image as tfx_image here; the GPU case below gives it its own
         trainer_image: "europe-docker.pkg.dev/my-project/tfx/tfx:1.16.0".into(),
         trainer_gpu_image: "europe-docker.pkg.dev/my-project/tfx/tfx-gpu:1.16.0".into(),
         labels: BTreeMap::new(),
     };
     let gpu = PipelineInputs {
         name: "multitask-2xt4".into(),
+        // trainyard's trainer image for Transform, Trainer and Evaluator, as TFX's runner
+        // writes it from a per-component default_image
+        trainer_image: "europe-docker.pkg.dev/my-project/ml-training/trainer:1".into(),
         data: DataSource::BigQuery {
             query: "SELECT * FROM `p.d.interactions`".into(),
         },

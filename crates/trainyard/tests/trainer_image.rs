@@ -303,9 +303,7 @@ fn cloudbuild_pushes_both_variants_where_the_config_defaults_point() {
             "{variant}: {tags:?} lacks {default}"
         );
         for t in tags {
-            assert!(
-                yaml.contains(&format!("images:\n")) && lines.contains(&format!("- {t}").as_str())
-            );
+            assert!(yaml.contains("images:\n") && lines.contains(&format!("- {t}").as_str()));
         }
     }
 }

@@ -185,7 +185,7 @@ async fn the_vertex_submit_runs_trainyard_components_in_the_configured_images() 
             .collect();
         let job = posted
             .iter()
-            .find(|j| j["labels"]["trainyard_run_id"] == run.id.to_string())
+            .find(|j| j["labels"]["trainyard_run_id"].as_str() == Some(run.id.to_string().as_str()))
             .expect("the run's job was posted");
         assert_images(
             job,

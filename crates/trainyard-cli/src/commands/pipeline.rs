@@ -25,7 +25,12 @@ pub fn run(ctx: &Ctx, cmd: PipelineCommand) -> Result<(), CliError> {
                 project: gcp_project,
                 region: gcp_region,
             };
-            let base = std::env::current_dir().map_err(|e| CliError::Failed(e.to_string()))?;
+            // the project (--project, else the working directory): its [gcp] settings apply
+            // and relative data paths resolve against it, as for a stored run
+            let base = ctx
+                .project_dir()
+                .canonicalize()
+                .map_err(|e| CliError::Failed(format!("{}: {e}", ctx.project_dir().display())))?;
             let done = trainyard::compile_to(new, &options, &base, &out)?;
             ctx.out.render(&done, || match done.target {
                 CompileTarget::Vertex => println!(
