@@ -608,7 +608,9 @@ fn brute_force_top_k_in_rust_answers_exactly_as_the_session_and_python() {
     for (i, inst) in instances.iter().enumerate() {
         let one = rows_of(
             &rust,
-            &rust.run(&columns_of(&rust, &[inst.clone()])).unwrap(),
+            &rust
+                .run(&columns_of(&rust, std::slice::from_ref(inst)))
+                .unwrap(),
         );
         assert_identical(
             &one[0],
