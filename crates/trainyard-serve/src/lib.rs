@@ -28,6 +28,7 @@ pub mod server;
 pub mod signature;
 pub mod tensor;
 pub mod tflib;
+pub mod topk;
 pub mod versions;
 pub mod warmup;
 
@@ -40,7 +41,7 @@ pub use conn::Limits;
 pub use error::{Result, ServeError};
 pub use grpc::{serve_grpc, serve_rest_and_grpc};
 pub use metrics::Metrics;
-pub use model::{inspect, resolve_model_dir, Model, SessionConfig};
+pub use model::{inspect, resolve_model_dir, Model, RustTopKInfo, SessionConfig};
 pub use servable::Servable;
 pub use server::{serve, ServerConfig, DEFAULT_MAX_BODY_BYTES};
 pub use signature::{

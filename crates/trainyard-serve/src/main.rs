@@ -111,6 +111,13 @@ struct ServeArgs {
     /// leaves the cores to the HTTP side on small machines.
     #[arg(long)]
     tf_thread_spinning: bool,
+    /// Keep a brute-force model's top k in the TensorFlow session. By default, when the model
+    /// exports its query (a signature with serving_default's inputs returning one float
+    /// [None, D], e.g. `query_embedding`) and its `candidates`/`identifiers` variables, the
+    /// session computes the scores and the top k is taken in Rust, checked at load to answer
+    /// as the session does.
+    #[arg(long)]
+    session_top_k: bool,
     /// Seconds between polls of the model base path for new numeric versions (a newer one is
     /// loaded, warmed up and swapped in; the old one drained and unloaded). 0 disables; no
     /// polling when --model is a SavedModel folder itself.
@@ -248,6 +255,7 @@ fn serve(args: ServeArgs, tf: &TfOptions) -> Result<(), ServeError> {
         intra_op_threads: args.intra_op_threads,
         inter_op_threads: args.inter_op_threads,
         disable_thread_spinning: !args.tf_thread_spinning,
+        session_top_k: args.session_top_k,
     };
     let model = Model::load_with(&model_dir, tf, session)?;
     let product_id = args.product_id_type.dtype();

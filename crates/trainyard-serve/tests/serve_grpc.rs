@@ -295,7 +295,7 @@ async fn official_grpc_client_gets_the_rest_answers_and_metrics_count_both() {
         got["status"],
         json!([{"version": 1, "state": 30, "state_name": "AVAILABLE", "error_code": 0}])
     );
-    // GetModelMetadata: both signatures, the same tensors REST describes
+    // GetModelMetadata: every signature, the same tensors REST describes
     let meta = &got["metadata"];
     assert_eq!(
         meta["model_spec"],
@@ -304,7 +304,10 @@ async fn official_grpc_client_gets_the_rest_answers_and_metrics_count_both() {
     let defs = meta["signature_def"].as_object().unwrap();
     let mut keys: Vec<&String> = defs.keys().collect();
     keys.sort();
-    assert_eq!(keys, ["customer_embedding", "serving_default"]);
+    assert_eq!(
+        keys,
+        ["customer_embedding", "query_embedding", "serving_default"]
+    );
     let sd = &defs["serving_default"];
     assert_eq!(sd["method_name"], "tensorflow/serving/predict");
     assert_eq!(sd["inputs"]["revenue"]["dtype"], "float32");

@@ -511,6 +511,139 @@ async fn concurrent_requests_are_batched_and_answer_as_sequential_ones() {
     assert!(server.terminate().success());
 }
 
+/// Columns for `serving_default` of the test models (inputs in feed order) from JSON instances.
+fn columns_of(
+    model: &trainyard_serve::Model,
+    instances: &[Value],
+) -> Vec<trainyard_serve::tensor::Column> {
+    use trainyard_serve::tensor::{Column, Values};
+    let n = instances.len() as u64;
+    model
+        .input_specs()
+        .map(|(name, _)| {
+            let col = instances.iter().map(|i| &i[name]);
+            match name {
+                "customer_id" | "city" => Column {
+                    dims: vec![n],
+                    values: Values::Str(col.map(|v| v.as_str().unwrap().to_string()).collect()),
+                },
+                "revenue" => Column {
+                    dims: vec![n],
+                    values: Values::F32(col.map(|v| v.as_f64().unwrap() as f32).collect()),
+                },
+                "visits" => Column {
+                    dims: vec![n, 1],
+                    values: Values::I64(col.map(|v| v[0].as_i64().unwrap()).collect()),
+                },
+                other => panic!("unexpected input {other}"),
+            }
+        })
+        .collect()
+}
+
+/// `serving_default`'s answers as JSON rows (what the REST API returns).
+fn rows_of(model: &trainyard_serve::Model, out: &[trainyard_serve::tensor::Column]) -> Vec<Value> {
+    use trainyard_serve::tensor::Values;
+    let names: Vec<&str> = model.output_names().collect();
+    let col = |name: &str| &out[names.iter().position(|n| *n == name).unwrap()];
+    let (ids, scores) = (col("product_ids"), col("scores"));
+    let k = ids.dims[1] as usize;
+    let (Values::Str(ids), Values::F32(scores)) = (&ids.values, &scores.values) else {
+        panic!("product_ids strings and scores floats")
+    };
+    (0..ids.len() / k)
+        .map(|r| json!({"product_ids": ids[r * k..(r + 1) * k], "scores": scores[r * k..(r + 1) * k]}))
+        .collect()
+}
+
+/// Same ids in the same order, scores within 1e-6.
+fn assert_identical(got: &Value, want: &Value, what: &str) {
+    assert_eq!(
+        got["product_ids"], want["product_ids"],
+        "{what}: product_ids"
+    );
+    let g: Vec<f64> = serde_json::from_value(got["scores"].clone()).unwrap();
+    let w: Vec<f64> = serde_json::from_value(want["scores"].clone()).unwrap();
+    assert_eq!(g.len(), w.len(), "{what}");
+    for (a, b) in g.iter().zip(&w) {
+        assert!((a - b).abs() <= 1e-6, "{what}: score {a} != {b}");
+    }
+}
+
+#[test]
+#[ignore = "needs the managed TF env and exported models (make test-serve)"]
+fn brute_force_top_k_in_rust_answers_exactly_as_the_session_and_python() {
+    use trainyard_serve::{Model, SessionConfig, TfOptions};
+    let tf = TfOptions::default();
+    let bf = models_dir().join("bf");
+    let rust = Model::load(&bf, &tf).unwrap();
+    let info = rust
+        .rust_top_k()
+        .expect("bf exports query_embedding: top k in Rust");
+    assert_eq!(
+        (info.query_signature.as_str(), info.candidates, info.k),
+        ("query_embedding", 1000, 10)
+    );
+    let session_cfg = SessionConfig {
+        session_top_k: true,
+        ..SessionConfig::default()
+    };
+    let session = Model::load_with(&bf, &tf, session_cfg).unwrap();
+    assert_eq!(session.rust_top_k(), None);
+    // a model without a query signature keeps TF's TopK
+    let bad = Model::load(&models_dir().join("bad"), &tf).unwrap();
+    assert_eq!(bad.rust_top_k(), None);
+
+    // Python's answers for the exported requests: all rows in one call, and each alone
+    let exp = expected();
+    let instances = exp["instances"].as_array().unwrap();
+    let got = rows_of(&rust, &rust.run(&columns_of(&rust, instances)).unwrap());
+    for (i, (g, w)) in got
+        .iter()
+        .zip(exp["models"]["bf"].as_array().unwrap())
+        .enumerate()
+    {
+        assert_identical(g, w, &format!("batch row {i} vs Python"));
+    }
+    for (i, inst) in instances.iter().enumerate() {
+        let one = rows_of(
+            &rust,
+            &rust
+                .run(&columns_of(&rust, std::slice::from_ref(inst)))
+                .unwrap(),
+        );
+        assert_identical(
+            &one[0],
+            &exp["single"]["bf"][i],
+            &format!("row {i} alone vs Python"),
+        );
+    }
+    // and the session's TopK on 300 more rows: every customer, cities, numbers that move the
+    // query (unknown customers and cities included)
+    let cities = [
+        "Warsaw", "Krakow", "Gdansk", "Poznan", "Wroclaw", "Atlantis",
+    ];
+    let many: Vec<Value> = (0..300)
+        .map(|i| {
+            json!({
+                "customer_id": if i % 50 == 49 { "NOBODY".to_string() } else { format!("C{:04}", i % 200) },
+                "city": cities[i % cities.len()],
+                "revenue": (i * 37 % 1000) as f64 * 3.5,
+                "visits": [(i * 7 % 40) as i64],
+            })
+        })
+        .collect();
+    let cols = columns_of(&rust, &many);
+    let (a, b) = (
+        rows_of(&rust, &rust.run(&cols).unwrap()),
+        rows_of(&session, &session.run(&cols).unwrap()),
+    );
+    assert_eq!(a.len(), 300);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert_identical(x, y, &format!("row {i}: Rust vs the session's TopK"));
+    }
+}
+
 #[test]
 #[ignore = "needs the managed TF env and exported models (make test-serve)"]
 fn a_model_returning_int64_indices_is_refused() {
