@@ -1,6 +1,8 @@
 # Docs and Rust examples: every example in crates/trainyard/examples runs (each asserts on its
-# own results and ends by printing "<name>: ok"), and docs/reference/configuration.md must
-# match what the config_reference example generates from the code today.
+# own results and ends by printing "<name>: ok"), docs/reference/configuration.md must match
+# what the config_reference example generates from the code today, and every shell block of
+# README.md and docs/ is checked against the CLI of today (scripts/doc_blocks.py: commands and
+# flags against --help, make targets with make -n; blocks marked `<!-- doc-test: run -->` run).
 #   make test-docs        run the examples and the staleness check
 #   make docs-reference   regenerate docs/reference/configuration.md
 
@@ -20,6 +22,8 @@ test-docs:
 	@$(CARGO) run -q -p trainyard --example config_reference > $(DOCS_OUT)/configuration.md
 	@diff -u docs/reference/configuration.md $(DOCS_OUT)/configuration.md \
 		|| { echo "docs/reference/configuration.md is stale: run make docs-reference"; exit 1; }
+	@$(CARGO) build -q -p trainyard-cli
+	@python3 scripts/doc_blocks.py target/debug/trainyard
 	@echo "docs: examples ran, configuration reference is current"
 
 docs-reference:

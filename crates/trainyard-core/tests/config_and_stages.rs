@@ -517,3 +517,17 @@ fn early_stopping_watches_a_value_the_model_type_logs() {
     c.training_params.early_stopping.enabled = false;
     c.validate().unwrap();
 }
+
+#[test]
+fn high_traffic_preset_reads_both_spellings_and_writes_one() {
+    use trainyard_core::config::DeploymentPreset;
+    for spelling in ["\"high_traffic\"", "\"high-traffic\""] {
+        let p: DeploymentPreset = serde_json::from_str(spelling).unwrap();
+        assert_eq!(p, DeploymentPreset::HighTraffic, "{spelling}");
+    }
+    assert_eq!(
+        serde_json::to_string(&DeploymentPreset::HighTraffic).unwrap(),
+        "\"high_traffic\""
+    );
+    assert!(serde_json::from_str::<DeploymentPreset>("\"high traffic\"").is_err());
+}
