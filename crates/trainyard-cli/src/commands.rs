@@ -644,8 +644,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             check,
         ),
         Command::Doctor => {
-            let python =
-                trainyard_codegen::default_python(&std::env::current_dir().unwrap_or_default());
+            let python = trainyard::project_python(&project_dir(&cli.project));
             let report =
                 trainyard_codegen::doctor(&python).map_err(|e| CliError::Failed(e.to_string()))?;
             print!("{}", report.render());

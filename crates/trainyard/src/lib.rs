@@ -26,8 +26,8 @@ pub use deployments::{
 };
 pub use lifecycle::Lifecycle;
 pub use pipelines::{
-    handle_of, managed_python, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
-    PYTHON_ENV, WHEEL_FILE_PREFIX,
+    handle_of, managed_python, project_python, RunCompiler, Target, VertexSettings,
+    WheelUploadingExecutor, PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{
     ApiToken, ApiTokenSource, Backend, LocalSection, Platform, ProjectConfig, ServerSection,
