@@ -4,7 +4,7 @@
 # README.md and docs/ is checked against the CLI of today (scripts/doc_blocks.py: commands and
 # flags against --help, make targets with make -n; blocks marked `<!-- doc-test: run -->` run).
 #   make test-docs        run the examples and the staleness check
-#   make docs-reference   regenerate docs/reference/configuration.md
+#   make docs-reference   regenerate docs/reference/configuration.md and docs/reference/cli.md
 
 DOCS_EXAMPLES := embed_services embed_control_plane generate_code compile_vertex
 DOCS_OUT := target/docs
@@ -29,5 +29,7 @@ test-docs:
 docs-reference:
 	@mkdir -p docs/reference
 	$(CARGO) run -q -p trainyard --example config_reference > docs/reference/configuration.md
+	$(CARGO) build -q -p trainyard-cli
+	python3 scripts/doc_blocks.py --cli-reference target/debug/trainyard > docs/reference/cli.md
 
 TEST_TARGETS += test-docs
