@@ -266,7 +266,7 @@ fn evaluator_metrics_and_thresholds_per_model_type() {
 
 #[test]
 fn creation_validates_features_model_and_evaluator_naming_the_field() {
-    // the case: a ranking run with empty towers, no features, output dim 0 and an
+    // a ranking run with empty towers, no features, output dim 0 and an
     // unknown product id column is refused at creation, one field at a time
     let json = serde_json::json!({
         "ml_model": "shop", "name": "bad",

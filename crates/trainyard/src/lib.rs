@@ -1,7 +1,8 @@
 //! trainyard: the facade crate.
 //!
-//! Owns the services users call — [`TrainingService`], [`RegistryService`] (and, as their
-//! issues land, schedules and deployments) — and the [`Platform`] that wires them to backends
+//! Owns the services users call — [`TrainingService`], [`RegistryService`],
+//! [`ScheduleService`], [`DeploymentService`], [`insights::InsightsService`] — and the [`Platform`] that
+//! wires them to backends
 //! picked from a project's `trainyard.toml`. Re-exports the domain types of `trainyard-core`.
 
 mod control;
