@@ -44,7 +44,15 @@ async fn completed_as(
     let metrics_file = trained.artifacts["training_metrics"].as_str();
     let training_metrics: Value =
         serde_json::from_str(&std::fs::read_to_string(metrics_file).unwrap()).unwrap();
-    let artifacts = trained.artifacts.clone();
+    // what the runner reports (not what the shared project's registry added)
+    let artifacts = trained
+        .artifacts
+        .iter()
+        .filter(|(k, _)| {
+            ["pipeline_root", "training_metrics", "log", "component_logs"].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     p.training()
         .handle_event(
             run.id,
