@@ -78,7 +78,7 @@ done
 total=$(( $(date +%s) - start_all ))
 
 echo
-echo "make test: wall time per suite (cpu = user + system time of its processes)"
+echo "make test: wall time per suite (cpu: user + system time of the processes it waited for; detached local pipelines are not counted)"
 printf '  %-22s %8s %8s  %s\n' suite wall cpu result
 for suite in $first "$@" $background; do
     lane=""
