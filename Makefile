@@ -29,8 +29,25 @@ test-postgres:
 	TRAINYARD_TEST_POSTGRES_URL=$$url $(CARGO) test --workspace -- --ignored postgres; rc=$$?; \
 	bash scripts/pg-test-server.sh stop $(PG_DIR); exit $$rc
 
-test: lint test-rust test-postgres $(TEST_TARGETS)
-	@echo "make test: all suites passed ($(strip lint test-rust test-postgres $(TEST_TARGETS)))"
+# `make test` runs every suite through scripts/test-suites.sh, which ends with each suite's
+# wall time. test-setup (the managed env, the binaries) comes first; TEST_BACKGROUND suites run
+# in a second lane meanwhile (they run built binaries, no cargo: the shared trained project and
+# the quickstart, both mostly waiting on TFX); the suites that read the shared trained project
+# (TEST_LATE) come last, to find it built. `make test-sequential` runs them one by one instead.
+TEST_BACKGROUND := shared-project test-quickstart
+TEST_LATE := test-pipeline test-insights
+TEST_FOREGROUND := lint test-rust test-postgres \
+	$(filter-out $(TEST_BACKGROUND) $(TEST_LATE),$(TEST_TARGETS)) $(filter $(TEST_LATE),$(TEST_TARGETS))
+
+.PHONY: test-setup test-sequential
+test-setup: pyenv
+	$(CARGO) build -p trainyard-cli -p trainyard-serve -p trainyard-tests --bins
+
+test:
+	@bash scripts/test-suites.sh --first test-setup --background "$(TEST_BACKGROUND)" $(TEST_FOREGROUND)
+
+test-sequential:
+	@bash scripts/test-suites.sh test-setup $(TEST_FOREGROUND) $(TEST_BACKGROUND)
 
 # The main job (`trainyard quickstart`): synthetic data, a real local TFX training run, the
 # registry, a trainyard-serve endpoint answering a prediction, a weekly schedule. A previous

@@ -1,8 +1,10 @@
 # Docs and Rust examples: every example in crates/trainyard/examples runs (each asserts on its
-# own results and ends by printing "<name>: ok"), and docs/reference/configuration.md must
-# match what the config_reference example generates from the code today.
+# own results and ends by printing "<name>: ok"), docs/reference/configuration.md must match
+# what the config_reference example generates from the code today, and every shell block of
+# README.md and docs/ is checked against the CLI of today (scripts/doc_blocks.py: commands and
+# flags against --help, make targets with make -n; blocks marked `<!-- doc-test: run -->` run).
 #   make test-docs        run the examples and the staleness check
-#   make docs-reference   regenerate docs/reference/configuration.md
+#   make docs-reference   regenerate docs/reference/configuration.md and docs/reference/cli.md
 
 DOCS_EXAMPLES := embed_services embed_control_plane generate_code compile_vertex
 DOCS_OUT := target/docs
@@ -20,10 +22,14 @@ test-docs:
 	@$(CARGO) run -q -p trainyard --example config_reference > $(DOCS_OUT)/configuration.md
 	@diff -u docs/reference/configuration.md $(DOCS_OUT)/configuration.md \
 		|| { echo "docs/reference/configuration.md is stale: run make docs-reference"; exit 1; }
+	@$(CARGO) build -q -p trainyard-cli
+	@python3 scripts/doc_blocks.py target/debug/trainyard
 	@echo "docs: examples ran, configuration reference is current"
 
 docs-reference:
 	@mkdir -p docs/reference
 	$(CARGO) run -q -p trainyard --example config_reference > docs/reference/configuration.md
+	$(CARGO) build -q -p trainyard-cli
+	python3 scripts/doc_blocks.py --cli-reference target/debug/trainyard > docs/reference/cli.md
 
 TEST_TARGETS += test-docs

@@ -1,4 +1,4 @@
-# Fault injection (issue 19): a table of hostile-but-realistic attempts -> the refusal or
+# Fault injection: a table of hostile-but-realistic attempts -> the refusal or
 # outcome each must get, against the real binary (target/debug/trainyard, serve-api on
 # 127.0.0.1): token-less, wrong-token, cross-site form, DNS-rebinding and webhook forgery
 # attempts, misspelled config fields (CLI, REST, trainyard.toml), a deleted or empty database,

@@ -1,4 +1,4 @@
-# The Python wheel (issue 8): build it with maturin, install it into a fresh venv, run the
+# The Python wheel: build it with maturin, install it into a fresh venv, run the
 # pytest suite, mypy's stubtest on the hand-written stubs (and mypy --strict on the tests and
 # the example, which use them), and the notebook example headless.
 #   make test-python   everything above, and the check that python/trainyard/config_types.py
@@ -20,7 +20,6 @@ PY_BASE ?= $(firstword $(wildcard /usr/local/bin/python3.11 $(HOME)/.pyenv/versi
 PY_TOOLS := .venv-py
 PY_WHEEL_VENV := .venv-py-wheel
 PY_REQS := python/requirements-dev.txt
-PY_TOOLS_STAMP := $(PY_TOOLS)/.stamp-$(shell sha256sum $(PY_REQS) 2>/dev/null | cut -c1-16)
 WHEEL_DIR := target/wheels
 # maturin runs the `cargo` on PATH over the shared target dir; the dev profile (deps at
 # opt-level 1) keeps a warm rebuild to seconds.
@@ -29,15 +28,12 @@ MATURIN_FLAGS ?= --profile dev --strip
 # Other CPythons the abi3 wheel is smoke-tested on (those present on this machine).
 PY_ABI3_SMOKE ?= $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python3 $(HOME)/.pyenv/versions/3.13*/bin/python3)
 
-.PHONY: test-python wheel python-config-types
+.PHONY: test-python wheel python-config-types py-tools-venv
 
-$(PY_TOOLS_STAMP): $(PY_REQS)
-	rm -rf $(PY_TOOLS)
-	$(PY_BASE) -m venv $(PY_TOOLS)
-	$(PY_TOOLS)/bin/pip install -q --disable-pip-version-check -r $(PY_REQS)
-	touch $@
+py-tools-venv:
+	$(call tool-venv,$(PY_TOOLS),$(PY_REQS),$(PY_BASE))
 
-wheel: $(PY_TOOLS_STAMP)
+wheel: py-tools-venv
 	rm -f $(WHEEL_DIR)/trainyard-*.whl
 	$(PY_TOOLS)/bin/maturin build $(MATURIN_FLAGS) -o $(WHEEL_DIR) -i $(PY_TOOLS)/bin/python
 

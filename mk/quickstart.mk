@@ -9,7 +9,7 @@ QUICKSTART_TEST_DIR := target/quickstart-test
 test-quickstart: pyenv
 	$(CARGO) build -p trainyard-cli -p trainyard-serve
 	rm -rf $(QUICKSTART_TEST_DIR)
-	TRAINYARD_PYTHON=$(PYENV_PY) target/debug/trainyard quickstart --dir $(QUICKSTART_TEST_DIR) --undeploy \
+	TRAINYARD_PYTHON=$(PYENV_PY) target/debug/trainyard quickstart --dir $(QUICKSTART_TEST_DIR) --epochs 1 --undeploy \
 		> $(QUICKSTART_TEST_DIR).log 2>&1; rc=$$?; cat $(QUICKSTART_TEST_DIR).log; exit $$rc
 	grep -Eq '^([0-9]+) of \1 ids are products of the training data' $(QUICKSTART_TEST_DIR).log
 	test "$$(grep -cE '^  Mon [0-9]{4}-[0-9]{2}-[0-9]{2} 06:00 CE' $(QUICKSTART_TEST_DIR).log)" = 5

@@ -3,16 +3,12 @@
 
 TOOLS_VENV := .venv-tools
 TOOLS_REQS := crates/trainyard-core/tests/oracle/requirements.txt
-TOOLS_STAMP := $(TOOLS_VENV)/.stamp-$(shell sha256sum $(TOOLS_REQS) 2>/dev/null | cut -c1-16)
-
-$(TOOLS_STAMP): $(TOOLS_REQS)
-	rm -rf $(TOOLS_VENV)
-	python3 -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/pip install -q -r $(TOOLS_REQS)
-	touch $@
+.PHONY: tools-venv
+tools-venv:
+	$(call tool-venv,$(TOOLS_VENV),$(TOOLS_REQS),python3)
 
 .PHONY: test-schedules
-test-schedules: $(TOOLS_STAMP)
+test-schedules: tools-venv
 	TRAINYARD_CRON_ORACLE_PYTHON=$(CURDIR)/$(TOOLS_VENV)/bin/python $(CARGO) test -p trainyard-core --test timing -- --include-ignored
 
 TEST_TARGETS += test-schedules

@@ -1,4 +1,4 @@
-# trainyard-serve as a drop-in TF Serving (issue 18), against real exported models.
+# trainyard-serve as a drop-in TF Serving, against real exported models.
 #   make test-serve-api   gRPC: PredictionService.Predict / GetModelMetadata and
 #                         ModelService.GetModelStatus called through TF Serving's official
 #                         Python client (tensorflow-serving-api, grpcio and protobuf as pinned in

@@ -1,4 +1,4 @@
-# trainyard-serve (issue 5): the model server, its serving images (deploy/) and its benchmark.
+# trainyard-serve: the model server, its serving images (deploy/) and its benchmark.
 #   make test-serve    unit tests; integration tests against real SavedModels exported in the
 #                      managed env (brute force, ScaNN, an int64-ids model the contract refuses);
 #                      shellcheck over every deploy/bench script; the startup scripts' model-path
@@ -12,18 +12,14 @@
 PYENV_PY ?= $(CURDIR)/.venv-tf/bin/python
 SERVE_TOOLS := .venv-serve-tools
 SERVE_TOOLS_REQS := deploy/tests/requirements.txt
-SERVE_TOOLS_STAMP := $(SERVE_TOOLS)/.stamp-$(shell sha256sum $(SERVE_TOOLS_REQS) 2>/dev/null | cut -c1-16)
 SERVE_MODELS := $(CURDIR)/target/serve-test-models
 SERVE_MODELS_STAMP := $(SERVE_MODELS)/.stamp-$(shell sha256sum scripts/serve-export-models.py 2>/dev/null | cut -c1-16)
 SERVE_SCRIPTS = $(wildcard deploy/lib/*.sh deploy/*/startup.sh deploy/tests/*.sh benches/serve/*.sh)
 
-.PHONY: test-serve bench-serve serve-test-models
+.PHONY: test-serve bench-serve serve-test-models serve-tools-venv
 
-$(SERVE_TOOLS_STAMP): $(SERVE_TOOLS_REQS)
-	rm -rf $(SERVE_TOOLS)
-	python3 -m venv $(SERVE_TOOLS)
-	$(SERVE_TOOLS)/bin/pip install -q --disable-pip-version-check -r $(SERVE_TOOLS_REQS)
-	touch $@
+serve-tools-venv:
+	$(call tool-venv,$(SERVE_TOOLS),$(SERVE_TOOLS_REQS),python3)
 
 $(SERVE_MODELS_STAMP): scripts/serve-export-models.py | pyenv
 	rm -rf $(SERVE_MODELS)
@@ -32,7 +28,7 @@ $(SERVE_MODELS_STAMP): scripts/serve-export-models.py | pyenv
 
 serve-test-models: $(SERVE_MODELS_STAMP)
 
-test-serve: $(SERVE_TOOLS_STAMP) $(SERVE_MODELS_STAMP)
+test-serve: serve-tools-venv $(SERVE_MODELS_STAMP)
 	$(SERVE_TOOLS)/bin/shellcheck --source-path=SCRIPTDIR $(SERVE_SCRIPTS)
 	$(CARGO) test -p trainyard-serve
 	TRAINYARD_PYTHON=$(PYENV_PY) TRAINYARD_SERVE_TEST_MODELS=$(SERVE_MODELS) \

@@ -1,4 +1,4 @@
-# The control plane end to end (issue 14): `trainyard server` and CLI calls as real processes
+# The control plane end to end: `trainyard server` and CLI calls as real processes
 # over a project, with a pipeline stand-in in the place of the managed env's Python (see
 # crates/trainyard-cli/tests/server_e2e.rs) and real trainyard-serve endpoints: submits, reruns
 # and `now` fires carried to deployed versions by a server; kill -9 of a server or of a

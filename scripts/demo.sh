@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A scripted tour of trainyard on embedded defaults (SQLite in ./demo-project).
 # The pipeline callbacks below are the ones a pipeline sends (the webhooks'); the local TFX
-# runner that sends them for real arrives with the pipeline issue.
+# runner sends them for real (`trainyard runs submit --wait`, `make demo`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TY="${TRAINYARD_BIN:-target/debug/trainyard}"

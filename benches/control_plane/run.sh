@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The control plane's cost per tracked run (issue 14): one control plane polling N running
+# The control plane's cost per tracked run: one control plane polling N running
 # runs in a SQLite project, at two sizes in one command so the per-run cost compares.
 #   bash benches/control_plane/run.sh [SECONDS]
 set -euo pipefail

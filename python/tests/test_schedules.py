@@ -1,4 +1,4 @@
-"""Schedules through the wheel: the scenarios of crates/trainyard/tests/schedules.rs (with the
+"""Schedules through the wheel: the scenarios of tests/tests/schedules.rs (with the
 wall clock: the embedded scheduler's timed fires are covered by the Rust tests)."""
 
 from __future__ import annotations

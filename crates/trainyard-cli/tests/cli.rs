@@ -586,3 +586,70 @@ fn pipeline_compile_for_vertex_runs_trainyard_components_in_the_configured_train
     }
     assert_eq!(image("Pusher"), "gcr.io/tfx-oss-public/tfx:1.16.0");
 }
+
+#[test]
+fn argument_errors_keep_their_reason_on_one_line() {
+    for (args, reason) in [
+        (
+            &["deploy", "1", "--preset", "nope"][..],
+            "[possible values: development, production, high_traffic]",
+        ),
+        (&["runs", "show"][..], "not provided: <ID>"),
+        (&["deploy"][..], "not provided: <RUN>"),
+    ] {
+        let o = trainyard(args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(reason), "{args:?}: {err}");
+        assert!(!err.contains("Usage:"), "{err}");
+    }
+    // both spellings of the high-traffic preset parse (and the command then finds no run 99)
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    assert!(trainyard(&["init", project.to_str().unwrap()], None)
+        .status
+        .success());
+    for preset in ["high_traffic", "high-traffic"] {
+        let o = trainyard(&["deploy", "99", "--preset", preset], Some(&project));
+        let err = stderr(&o);
+        assert!(err.contains("training run 99 not found"), "{preset}: {err}");
+    }
+}
+
+#[test]
+fn warnings_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tour");
+    assert!(trainyard(&["init", project.to_str().unwrap()], None)
+        .status
+        .success());
+    let o = trainyard(
+        &[
+            "runs",
+            "create",
+            "--config",
+            &format!("{tour}/retrieval_run.json"),
+        ],
+        Some(&project),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut warned = String::new();
+    for ev in [
+        "01_submitted",
+        "02_train_started",
+        "03_epoch_0",
+        "04_completed",
+    ] {
+        let o = trainyard(
+            &["runs", "event", "1", &format!("{tour}/{ev}.json")],
+            Some(&project),
+        );
+        assert!(o.status.success(), "{ev}: {}", stderr(&o));
+        warned.push_str(&stderr(&o));
+    }
+    // the tour's completion names a pushed model that is not there: registration warns
+    assert!(warned.contains("WARN"), "{warned}");
+    assert!(!warned.contains('\u{1b}'), "colour codes: {warned:?}");
+}

@@ -596,6 +596,8 @@ pub enum DeploymentPreset {
     Development,
     #[default]
     Production,
+    /// `high-traffic` is accepted too (the CLI's spelling before).
+    #[serde(alias = "high-traffic")]
     HighTraffic,
     Custom,
 }

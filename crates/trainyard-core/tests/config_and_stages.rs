@@ -266,7 +266,7 @@ fn evaluator_metrics_and_thresholds_per_model_type() {
 
 #[test]
 fn creation_validates_features_model_and_evaluator_naming_the_field() {
-    // the case: a ranking run with empty towers, no features, output dim 0 and an
+    // a ranking run with empty towers, no features, output dim 0 and an
     // unknown product id column is refused at creation, one field at a time
     let json = serde_json::json!({
         "ml_model": "shop", "name": "bad",
@@ -516,4 +516,18 @@ fn early_stopping_watches_a_value_the_model_type_logs() {
     c.training_params.early_stopping.monitor = "val_rmse".into();
     c.training_params.early_stopping.enabled = false;
     c.validate().unwrap();
+}
+
+#[test]
+fn high_traffic_preset_reads_both_spellings_and_writes_one() {
+    use trainyard_core::config::DeploymentPreset;
+    for spelling in ["\"high_traffic\"", "\"high-traffic\""] {
+        let p: DeploymentPreset = serde_json::from_str(spelling).unwrap();
+        assert_eq!(p, DeploymentPreset::HighTraffic, "{spelling}");
+    }
+    assert_eq!(
+        serde_json::to_string(&DeploymentPreset::HighTraffic).unwrap(),
+        "\"high_traffic\""
+    );
+    assert!(serde_json::from_str::<DeploymentPreset>("\"high traffic\"").is_err());
 }

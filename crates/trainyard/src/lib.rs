@@ -1,7 +1,8 @@
 //! trainyard: the facade crate.
 //!
-//! Owns the services users call — [`TrainingService`], [`RegistryService`] (and, as their
-//! issues land, schedules and deployments) — and the [`Platform`] that wires them to backends
+//! Owns the services users call — [`TrainingService`], [`RegistryService`],
+//! [`ScheduleService`], [`DeploymentService`], [`insights::InsightsService`] — and the [`Platform`] that
+//! wires them to backends
 //! picked from a project's `trainyard.toml`. Re-exports the domain types of `trainyard-core`.
 
 mod control;
@@ -30,8 +31,9 @@ pub use listing::{
     Page, PageRequest, Pagination, ScheduleFilter, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use pipelines::{
-    compile_to, handle_of, managed_python, CompileOptions, CompileOutput, CompileTarget,
-    RunCompiler, Target, VertexSettings, WheelUploadingExecutor, PYTHON_ENV, WHEEL_FILE_PREFIX,
+    compile_to, handle_of, managed_python, project_python, CompileOptions, CompileOutput,
+    CompileTarget, RunCompiler, Target, VertexSettings, WheelUploadingExecutor, PYTHON_ENV,
+    WHEEL_FILE_PREFIX,
 };
 pub use platform::{
     ApiToken, ApiTokenSource, Backend, LocalSection, Platform, ProjectConfig, ServerSection,

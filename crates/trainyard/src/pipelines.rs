@@ -234,6 +234,21 @@ pub fn managed_python(config: &crate::ProjectConfig) -> Option<String> {
         .or_else(|| config.local.python.clone())
 }
 
+/// The interpreter `doctor` examines for the project at `project_dir`: `TRAINYARD_PYTHON`,
+/// else the project's `[local] python` (when its trainyard.toml is readable), else a `.venv-tf`
+/// in the working directory or one above it, else `python3`.
+pub fn project_python(project_dir: &std::path::Path) -> std::path::PathBuf {
+    let config = std::fs::read_to_string(project_dir.join(crate::CONFIG_FILE))
+        .ok()
+        .and_then(|text| crate::ProjectConfig::from_toml(&text).ok())
+        .unwrap_or_default();
+    managed_python(&config)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            trainyard_codegen::default_python(&std::env::current_dir().unwrap_or_default())
+        })
+}
+
 fn no_python() -> Error {
     Error::Validation(ValidationError::field(
         "local.python",

@@ -1,6 +1,6 @@
 //! InsightsService without the managed env: the metrics backfill over a real SQLite store,
 //! and logs read from the run record. (Statistics, schema and weight statistics of a real
-//! pipeline run are in tests/insights_run.rs, run by `make test-insights`.)
+//! pipeline run are in tests/tests/insights_run.rs (the workspace-level tests crate), run by `make test-insights`.)
 
 use std::collections::BTreeMap;
 

@@ -49,7 +49,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Init { dir } => project::init(&ctx, dir).await,
         Command::Validate(cmd) => project::validate(cmd),
         Command::Metrics(cmd) => project::metrics(&ctx, cmd).await,
-        Command::Doctor => project::doctor(),
+        Command::Doctor => project::doctor(&ctx),
         Command::Scheduler(cmd) => project::scheduler(&ctx, cmd).await,
         Command::Runs(cmd) => runs::run(&ctx, &ctx.open().await?, cmd).await,
         Command::Models(cmd) => models::run(&ctx, &ctx.open().await?, cmd).await,

@@ -57,8 +57,9 @@ pub async fn metrics(ctx: &Ctx, cmd: MetricsCommand) -> Result<(), CliError> {
     }
 }
 
-pub fn doctor() -> Result<(), CliError> {
-    let python = trainyard_codegen::default_python(&std::env::current_dir().unwrap_or_default());
+pub fn doctor(ctx: &Ctx) -> Result<(), CliError> {
+    // the project's [local] python when TRAINYARD_PYTHON is unset
+    let python = trainyard::project_python(&ctx.project_dir());
     let report = trainyard_codegen::doctor(&python)?;
     print!("{}", report.render());
     if report.ok() {

@@ -57,6 +57,7 @@ pub enum AliasCommand {
 pub enum PresetArg {
     Development,
     Production,
+    #[value(name = "high_traffic", alias = "high-traffic")]
     HighTraffic,
 }
 
@@ -65,7 +66,7 @@ pub struct DeployArgs {
     /// The registered training run to deploy.
     run: i64,
     /// Resources: development (0-2 instances, 2Gi, 1 CPU), production (1-10, 4Gi, 2),
-    /// high-traffic (2-50, 8Gi, 4). Default: the run's deployment_config.
+    /// high_traffic (2-50, 8Gi, 4). Default: the run's deployment_config.
     #[arg(long, value_enum)]
     preset: Option<PresetArg>,
     /// Update this existing endpoint (it must belong to the run's registered model).

@@ -1,58 +1,17 @@
 //! Insights of one REAL local pipeline run (TFX in the managed env) on the synthetic dataset
-//! plus two optional columns: the statistics and schema summaries against values computed here
+//! plus two optional columns (written by the kit): the statistics and schema summaries against values computed here
 //! from the CSV, the trainer's weight and gradient statistics for every epoch and tower, and
-//! the per-component logs. One run serves every assertion (it takes ~2 minutes).
-//! Run by `make test-insights` (mk/insights.mk) with TRAINYARD_PYTHON set.
+//! the per-component logs. The retrieval run of the shared trained project (testkit::shared)
+//! serves every assertion. Run by `make test-insights` (mk/insights.mk) with TRAINYARD_PYTHON set.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
-use trainyard::core::config::{DataSource, DatasetSpec, EvaluatorConfig, TrainingParams};
-use trainyard::core::model_config::{ModelConfig, ModelType};
-use trainyard::core::run::{NewTrainingRun, RunConfig};
+use testkit::shared::{trained_project, RETRIEVAL_EPOCHS};
+use testkit::{open_local, read_csv};
 use trainyard::insights::SchemaType;
-use trainyard::{Platform, RunCompiler};
 use trainyard_core::RunStatus;
-use trainyard_local::LocalRunner;
 
-const EPOCHS: u32 = 2;
-
-/// The synthetic interactions plus `discount` (FLOAT, blank in every 4th row) and `promo`
-/// (a code, blank in every 3rd row): features the model does not use, so missing values are
-/// in the statistics without changing training.
-fn write_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let data = trainyard_synth::generate(&trainyard_synth::SynthConfig::tiny()).unwrap();
-    data.write_joined(path, &data.transactions).unwrap();
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let mut header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
-    header.extend(["discount".to_string(), "promo".to_string()]);
-    let mut rows = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let mut row: Vec<String> = line.split(',').map(String::from).collect();
-        row.push(if i % 4 == 0 {
-            String::new()
-        } else {
-            format!("{:.2}", (i % 17) as f64 * 0.5)
-        });
-        row.push(if i % 3 == 0 {
-            String::new()
-        } else {
-            ["spring", "summer", "bulk"][i % 5 % 3].to_string()
-        });
-        rows.push(row);
-    }
-    let mut out = header.join(",");
-    out.push('\n');
-    for r in &rows {
-        out.push_str(&r.join(","));
-        out.push('\n');
-    }
-    std::fs::write(path, out).unwrap();
-    (header, rows)
-}
+const EPOCHS: u32 = RETRIEVAL_EPOCHS;
 
 struct Column<'a> {
     values: Vec<&'a str>,
@@ -75,56 +34,15 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs TRAINYARD_PYTHON (the managed TFX env); run by make test-insights"]
 async fn insights_of_a_real_local_run_match_the_csv() {
-    let python = std::env::var("TRAINYARD_PYTHON")
-        .expect("TRAINYARD_PYTHON must name the managed env's python (make pyenv)");
-    let dir = tempfile::tempdir().unwrap();
-    let (header, rows) = write_csv(&dir.path().join("data/interactions.csv"));
-    let p = Platform::init(dir.path()).await.unwrap();
-    let root = dir.path().canonicalize().unwrap();
-    let p = p.with_executor(
-        Arc::new(LocalRunner::new(python)),
-        Arc::new(RunCompiler::local(&root)),
-        root.display().to_string(),
-    );
-    let mut training_params = TrainingParams {
-        epochs: EPOCHS,
-        batch_size: 512,
-        ..TrainingParams::default()
-    };
-    training_params.early_stopping.enabled = false;
-    let run = p
-        .training()
-        .create_training_run(NewTrainingRun {
-            ml_model: "shop".into(),
-            name: "insights".into(),
-            description: String::new(),
-            config: RunConfig {
-                dataset: DatasetSpec {
-                    name: "synthetic".into(),
-                    source: DataSource::Csv {
-                        path: "data".into(),
-                    },
-                },
-                model_config: ModelConfig {
-                    model_type: ModelType::Retrieval,
-                    ..ModelConfig::default()
-                },
-                training_params,
-                evaluator_config: EvaluatorConfig::default(),
-                ..RunConfig::default()
-            },
-        })
-        .await
-        .unwrap();
-    let done = p
-        .run_to_completion(run.id, Duration::from_millis(500), Duration::from_secs(900))
-        .await
-        .unwrap();
+    let shared = trained_project().await;
+    let (header, rows) = read_csv(&shared.csv());
+    let (p, _) = open_local(&shared.root).await;
+    let run = p.training().get(shared.retrieval).await.unwrap();
     assert!(
-        matches!(done.status, RunStatus::Completed | RunStatus::NotBlessed),
+        matches!(run.status, RunStatus::Completed | RunStatus::NotBlessed),
         "{:?}: {:?}",
-        done.status,
-        done.error_message
+        run.status,
+        run.error_message
     );
     let insights = p.insights();
 

@@ -2,25 +2,18 @@
 //! the built-in table when it ends; `[pricing]` overrides figures; local runs cost 0; the API
 //! shows the cost.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use testkit::{sqlite_platform, TestClock};
 use trainyard::core::config::{GpuConfig, GpuType};
-use trainyard::core::ports::{Clock, PipelineEvent};
+use trainyard::core::ports::PipelineEvent;
 use trainyard::core::pricing::{CostModel, PriceTable, PricingError, PricingOverrides};
 use trainyard::core::run::{NewTrainingRun, RunConfig};
 use trainyard::core::stages::StageName;
 use trainyard::{Platform, ProjectConfig};
 use trainyard_core::RunStatus;
-
-struct TestClock(Mutex<DateTime<Utc>>);
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 fn at(hh_mm: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&format!("2026-11-27T{hh_mm}:00Z"))
@@ -29,17 +22,7 @@ fn at(hh_mm: &str) -> DateTime<Utc> {
 }
 
 async fn platform(pricing: Option<CostModel>) -> (tempfile::TempDir, Platform, Arc<TestClock>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = trainyard_store::SqliteStore::open(dir.path().join("t.db"))
-        .await
-        .unwrap();
-    let clock = Arc::new(TestClock(Mutex::new(at("09:00"))));
-    let p = Platform::with_store(
-        dir.path().into(),
-        ProjectConfig::default(),
-        Arc::new(store),
-        clock.clone(),
-    );
+    let (dir, p, clock) = sqlite_platform(at("09:00"), ProjectConfig::default()).await;
     let p = match pricing {
         Some(m) => p.with_cost_model(m),
         None => p,
@@ -97,10 +80,10 @@ async fn recorded_run(p: &Platform, clock: &TestClock, gpu: GpuConfig, fail: boo
         ("11:00", started(StageName::Evaluate)),
     ];
     for (t, e) in steps {
-        *clock.0.lock().unwrap() = at(t);
+        clock.set(at(t));
         training.handle_event(run.id, &e).await.unwrap();
     }
-    *clock.0.lock().unwrap() = at("11:06");
+    clock.set(at("11:06"));
     let end = if fail {
         PipelineEvent::Failed {
             error: "the Evaluator failed".into(),

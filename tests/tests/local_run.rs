@@ -1,71 +1,19 @@
 //! End-to-end local runs through TrainingService: generated modules, the local TFX pipeline
-//! in the managed env (LocalDagRunner), stages, epochs, results, blessing, cancel.
+//! in the managed env (LocalDagRunner), stages, epochs, results, blessing, cancel. The finished
+//! runs are those of the shared trained project (testkit::shared), built by the real runner.
 //! Run by `make test` (mk/pipeline.mk) with TRAINYARD_PYTHON set.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use trainyard::core::config::{DataSource, DatasetSpec, EvaluatorConfig, TrainingParams};
-use trainyard::core::model_config::{ModelConfig, ModelType};
+use testkit::shared::{trained_project, RETRIEVAL_EPOCHS};
+use testkit::{local_platform, RunBuilder};
+use trainyard::core::model_config::ModelType;
 use trainyard::core::ports::{PipelineExecutor, RunFilter};
-use trainyard::core::run::{NewTrainingRun, RunConfig};
 use trainyard::core::stages::{StageName, StageStatus};
-use trainyard::{handle_of, Platform, RunCompiler};
+use trainyard::handle_of;
 use trainyard_core::RunStatus;
-use trainyard_local::{group_alive, LocalRunner};
-
-fn python() -> String {
-    std::env::var("TRAINYARD_PYTHON")
-        .expect("TRAINYARD_PYTHON must name the managed env's python (make pyenv)")
-}
-
-async fn project(dir: &Path) -> (Platform, Arc<LocalRunner>) {
-    let data = trainyard_synth::generate(&trainyard_synth::SynthConfig::tiny()).unwrap();
-    data.write_joined(&dir.join("data/interactions.csv"), &data.transactions)
-        .unwrap();
-    let p = Platform::init(dir).await.unwrap();
-    let runner = Arc::new(LocalRunner::new(python()));
-    let root = dir.canonicalize().unwrap();
-    let p = p.with_executor(
-        runner.clone(),
-        Arc::new(RunCompiler::local(&root)),
-        root.display().to_string(),
-    );
-    (p, runner)
-}
-
-fn new_run(
-    name: &str,
-    model_type: ModelType,
-    epochs: u32,
-    evaluator: EvaluatorConfig,
-) -> NewTrainingRun {
-    NewTrainingRun {
-        ml_model: "shop".into(),
-        name: name.into(),
-        description: String::new(),
-        config: RunConfig {
-            dataset: DatasetSpec {
-                name: "synthetic".into(),
-                source: DataSource::Csv {
-                    path: "data".into(),
-                },
-            },
-            model_config: ModelConfig {
-                model_type,
-                ..ModelConfig::default()
-            },
-            training_params: TrainingParams {
-                epochs,
-                batch_size: 512,
-                ..TrainingParams::default()
-            },
-            evaluator_config: evaluator,
-            ..RunConfig::default()
-        },
-    }
-}
+use trainyard_local::group_alive;
 
 fn saved_models(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
@@ -78,27 +26,18 @@ fn saved_models(dir: &Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+fn pushed(root: &Path, run: trainyard::core::run::RunId) -> Vec<std::path::PathBuf> {
+    saved_models(&root.join(format!("runs/{run}/pushed_model")))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs TRAINYARD_PYTHON (the managed TFX env); run by make test"]
 async fn retrieval_and_multitask_runs_complete_locally() {
-    let dir = tempfile::tempdir().unwrap();
-    let (p, _runner) = project(dir.path()).await;
+    let shared = trained_project().await;
+    let (p, _) = testkit::open_local(&shared.root).await;
     let svc = p.training();
-    let poll = Duration::from_millis(500);
-    let limit = Duration::from_secs(900);
 
-    let retrieval = new_run(
-        "local-retrieval",
-        ModelType::Retrieval,
-        2,
-        EvaluatorConfig {
-            enabled: true,
-            blessing_metric: "recall_at_100".into(),
-            blessing_threshold: Some(0.0),
-        },
-    );
-    let run = svc.create_training_run(retrieval).await.unwrap();
-    let done = p.run_to_completion(run.id, poll, limit).await.unwrap();
+    let done = svc.get(shared.retrieval).await.unwrap();
     assert_eq!(
         done.status,
         RunStatus::Completed,
@@ -118,15 +57,17 @@ async fn retrieval_and_multitask_runs_complete_locally() {
         done.stage_details.get(StageName::Train).status,
         StageStatus::Completed
     );
-    let pushed = saved_models(
-        &dir.path()
-            .canonicalize()
-            .unwrap()
-            .join(format!("runs/{}/pushed_model", run.id)),
+    assert_eq!(
+        pushed(&shared.root, done.id).len(),
+        1,
+        "one versioned SavedModel pushed"
     );
-    assert_eq!(pushed.len(), 1, "one versioned SavedModel pushed");
-    let history = svc.history(run.id).await.unwrap();
-    assert_eq!(history.len(), 2, "one history row per epoch");
+    let history = svc.history(done.id).await.unwrap();
+    assert_eq!(
+        history.len(),
+        RETRIEVAL_EPOCHS as usize,
+        "one history row per epoch"
+    );
     // Stages and epochs were streamed from the pipeline's output while it ran.
     let log = std::fs::read_to_string(done.artifacts["log"].as_str()).unwrap();
     assert!(
@@ -135,7 +76,7 @@ async fn retrieval_and_multitask_runs_complete_locally() {
     );
     assert_eq!(
         log.matches("[trainyard] EPOCH ").count(),
-        2,
+        RETRIEVAL_EPOCHS as usize,
         "one epoch line per epoch"
     );
     assert!(history
@@ -143,18 +84,7 @@ async fn retrieval_and_multitask_runs_complete_locally() {
         .all(|h| h.metrics.loss.is_some() && h.metrics.recall_at_100.is_some()));
 
     // A multitask run with a threshold it cannot reach is trained but not blessed.
-    let multitask = new_run(
-        "local-multitask",
-        ModelType::Multitask,
-        2,
-        EvaluatorConfig {
-            enabled: true,
-            blessing_metric: "rmse".into(),
-            blessing_threshold: Some(0.0001),
-        },
-    );
-    let run = svc.create_training_run(multitask).await.unwrap();
-    let done = p.run_to_completion(run.id, poll, limit).await.unwrap();
+    let done = svc.get(shared.multitask).await.unwrap();
     assert_eq!(
         done.status,
         RunStatus::NotBlessed,
@@ -170,30 +100,23 @@ async fn retrieval_and_multitask_runs_complete_locally() {
         done.stage_details.get(StageName::Register).status,
         StageStatus::Skipped
     );
-    let pushed = saved_models(
-        &dir.path()
-            .canonicalize()
-            .unwrap()
-            .join(format!("runs/{}/pushed_model", run.id)),
+    assert!(
+        pushed(&shared.root, done.id).is_empty(),
+        "an unblessed model is not pushed"
     );
-    assert!(pushed.is_empty(), "an unblessed model is not pushed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs TRAINYARD_PYTHON (the managed TFX env); run by make test"]
 async fn cancel_during_training_stops_every_process() {
     let dir = tempfile::tempdir().unwrap();
-    let (p, runner) = project(dir.path()).await;
+    let (p, runner) = local_platform(dir.path()).await;
     let svc = p.training();
     // Long enough to be inside model.fit when cancelled: no early stopping, many epochs.
-    let mut long = new_run(
-        "cancel-me",
-        ModelType::Retrieval,
-        5000,
-        EvaluatorConfig::default(),
-    );
-    long.config.training_params.early_stopping.enabled = false;
-    let run = svc.create_training_run(long).await.unwrap();
+    let long = RunBuilder::new("cancel-me", ModelType::Retrieval)
+        .epochs(5000)
+        .all_epochs();
+    let run = svc.create_training_run(long.build()).await.unwrap();
     let run = p.submit(run.id).await.unwrap();
     let handle = handle_of(&run).unwrap();
     let pgid = runner.process_group(&handle).unwrap();

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
+use testkit::TestClock;
 use trainyard::core::config::DeploymentConfig;
 use trainyard::core::ports::{
     Clock, DeployRequest, Deployer, PipelineCompiler, PipelineEvent, PipelineExecutor,
@@ -21,20 +22,6 @@ use trainyard::core::stages::StageName;
 use trainyard::core::timing::ScheduleTiming;
 use trainyard::{ControlPlaneConfig, NewSchedule, Platform, ProjectConfig};
 use trainyard_core::RunStatus;
-
-struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    fn advance(&self, secs: i64) {
-        *self.0.lock().unwrap() += chrono::Duration::seconds(secs);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 /// A pipeline service: one job per run (a repeated submit returns the existing job, as the
 /// local runner's state file and Vertex's deterministic job ids do), which finishes after
@@ -295,7 +282,7 @@ async fn a_submitted_run_is_trained_registered_and_deployed_by_the_control_plane
 
 #[tokio::test]
 async fn a_dead_owners_run_is_taken_over_once_its_lease_expires_and_nothing_repeats() {
-    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let clock = TestClock::at(Utc::now());
     let w = World::sqlite(clock.clone(), 4).await;
     let run = w.new_run("product-recs").await;
     w.platform().training().submit(run.id).await.unwrap();
@@ -345,7 +332,7 @@ async fn a_crash_between_submitting_and_recording_it_resubmits_to_the_same_job()
 /// again and the model shows the version.
 #[tokio::test]
 async fn a_deploy_killed_midway_is_repeated_and_the_models_versions_are_refreshed() {
-    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let clock = TestClock::at(Utc::now());
     let w = World::sqlite(clock.clone(), 3).await;
     let run = w.new_run("product-recs").await;
     w.platform().training().submit(run.id).await.unwrap();
@@ -389,7 +376,7 @@ async fn a_deploy_killed_midway_is_repeated_and_the_models_versions_are_refreshe
 
 #[tokio::test]
 async fn queued_fires_start_one_at_a_time_in_fire_order() {
-    let clock = Arc::new(TestClock(Mutex::new(Utc::now())));
+    let clock = TestClock::at(Utc::now());
     let w = World::sqlite(clock.clone(), 3).await;
     let source = w.new_run("nightly").await;
     let schedules = w.platform().schedules();

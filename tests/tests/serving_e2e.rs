@@ -1,75 +1,72 @@
 //! From a blessed run to predictions that return real product ids, on the embedded defaults:
-//! a real local TFX run is registered as v1 in the filesystem registry, deployed as a
+//! the SavedModels of real local TFX runs (the shared trained project, testkit::shared) are
+//! handed to a project of this test as its runs' pipeline output (the completion event the
+//! local runner sends), registered as v1 in the filesystem registry, auto-deployed as a
 //! trainyard-serve process and asked for predictions over HTTP; a ScaNN run of the same model
-//! becomes v2 and redeploying the endpoint switches it. Run by `make test` (mk/serve.mk) with
-//! TRAINYARD_PYTHON set and trainyard-serve built.
+//! becomes v2 and redeploying the endpoint switches it. Run by `make test` (mk/pipeline.mk)
+//! with TRAINYARD_PYTHON set and trainyard-serve built.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use trainyard::core::config::{
-    DataSource, DatasetSpec, DeploymentConfig, EvaluatorConfig, TrainingParams,
-};
+use testkit::shared::{trained_project, TOP_K};
+use testkit::{open_local, synth, RunBuilder};
 use trainyard::core::deployment::{DeploymentStatus, LiveDeploymentStatus};
-use trainyard::core::model_config::{ModelConfig, ModelType, RetrievalAlgorithm};
+use trainyard::core::model_config::{ModelType, RetrievalAlgorithm};
+use trainyard::core::ports::PipelineEvent;
 use trainyard::core::registry::RegistryEventKind;
-use trainyard::core::run::{NewTrainingRun, RunConfig};
-use trainyard::{DeployOptions, Platform, RunCompiler};
+use trainyard::core::run::TrainingRun;
+use trainyard::{DeployOptions, Platform, Until};
 use trainyard_core::RunStatus;
-use trainyard_local::LocalRunner;
 
-fn python() -> String {
-    std::env::var("TRAINYARD_PYTHON")
-        .expect("TRAINYARD_PYTHON must name the managed env's python (make pyenv)")
-}
-
-fn new_run(algorithm: RetrievalAlgorithm, deploy: bool) -> NewTrainingRun {
-    NewTrainingRun {
-        ml_model: "shop".into(),
-        name: "shop-recs".into(),
-        description: String::new(),
-        config: RunConfig {
-            dataset: DatasetSpec {
-                name: "synthetic".into(),
-                source: DataSource::Csv {
-                    path: "data".into(),
-                },
+/// A run of this project whose pipeline produced what `trained` (a shared run) holds: the
+/// completion event the local runner sends, then followed until registration and any
+/// auto-deploy are done.
+async fn completed_as(
+    p: &Platform,
+    trained: &TrainingRun,
+    algorithm: RetrievalAlgorithm,
+    deploy: bool,
+) -> TrainingRun {
+    let run = p
+        .training()
+        .create_training_run(
+            RunBuilder::new("shop-recs", ModelType::Retrieval)
+                .retrieval_algorithm(algorithm)
+                .top_k(TOP_K)
+                .blessing("recall_at_100", 0.0)
+                .auto_deploy(deploy)
+                .build(),
+        )
+        .await
+        .unwrap();
+    let metrics_file = trained.artifacts["training_metrics"].as_str();
+    let training_metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(metrics_file).unwrap()).unwrap();
+    // what the runner reports (not what the shared project's registry added)
+    let artifacts = trained
+        .artifacts
+        .iter()
+        .filter(|(k, _)| {
+            ["pipeline_root", "training_metrics", "log", "component_logs"].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    p.training()
+        .handle_event(
+            run.id,
+            &PipelineEvent::Completed {
+                training_metrics,
+                blessed: true,
+                artifacts,
             },
-            model_config: ModelConfig {
-                model_type: ModelType::Retrieval,
-                retrieval_algorithm: algorithm,
-                top_k: 20,
-                ..ModelConfig::default()
-            },
-            training_params: TrainingParams {
-                epochs: 1,
-                batch_size: 512,
-                ..TrainingParams::default()
-            },
-            evaluator_config: EvaluatorConfig {
-                enabled: true,
-                blessing_metric: "recall_at_100".into(),
-                blessing_threshold: Some(0.0),
-            },
-            deployment_config: DeploymentConfig {
-                enabled: deploy,
-                ..DeploymentConfig::default()
-            },
-            ..RunConfig::default()
-        },
-    }
-}
-
-async fn open(dir: &Path) -> Platform {
-    let root = dir.canonicalize().unwrap();
-    Platform::open(dir).await.unwrap().with_executor(
-        Arc::new(LocalRunner::new(python())),
-        Arc::new(RunCompiler::local(&root)),
-        root.display().to_string(),
-    )
+        )
+        .await
+        .unwrap();
+    p.follow(run.id, Until::Settled, Duration::from_secs(120), |_, _| {})
+        .await
+        .unwrap()
 }
 
 async fn post(url: &str, body: &Value) -> (u16, Value) {
@@ -137,26 +134,17 @@ fn assert_real_ids(answer: &Value, catalog: &BTreeSet<String>, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs TRAINYARD_PYTHON and trainyard-serve; run by make test"]
 async fn blessed_run_to_v1_deployed_then_scann_v2_switches_the_endpoint() {
+    let shared = trained_project().await;
+    let trained_bf = shared.run(shared.retrieval).await;
+    let trained_scann = shared.run(shared.scann).await;
     let dir = tempfile::tempdir().unwrap();
-    let data = trainyard_synth::generate(&trainyard_synth::SynthConfig::tiny()).unwrap();
-    data.write_joined(
-        &dir.path().join("data/interactions.csv"),
-        &data.transactions,
-    )
-    .unwrap();
+    let data = synth();
     let catalog: BTreeSet<String> = data.products.iter().map(|p| p.id.clone()).collect();
     Platform::init(dir.path()).await.unwrap();
-    let p = open(dir.path()).await;
-    let poll = Duration::from_millis(500);
-    let limit = Duration::from_secs(900);
+    let (p, _) = open_local(dir.path()).await;
 
     // v1: brute force, auto-registered and auto-deployed when the pipeline completes.
-    let run = p
-        .training()
-        .create_training_run(new_run(RetrievalAlgorithm::BruteForce, true))
-        .await
-        .unwrap();
-    let v1 = p.run_to_completion(run.id, poll, limit).await.unwrap();
+    let v1 = completed_as(&p, &trained_bf, RetrievalAlgorithm::BruteForce, true).await;
     assert_eq!(
         v1.status,
         RunStatus::Deployed,
@@ -191,18 +179,13 @@ async fn blessed_run_to_v1_deployed_then_scann_v2_switches_the_endpoint() {
     assert_eq!(status, 200, "{answer}");
 
     // Another process (a restarted host) re-attaches to the running endpoint.
-    let reopened = open(dir.path()).await;
+    let (reopened, _) = open_local(dir.path()).await;
     let view = reopened.deployments().status(v1.id).await.unwrap();
     assert_eq!(view.status, LiveDeploymentStatus::Deployed);
     assert!(view.has_active_endpoint);
 
     // v2: ScaNN, same model; registered, then deployed onto the same endpoint.
-    let run = p
-        .training()
-        .create_training_run(new_run(RetrievalAlgorithm::Scann, false))
-        .await
-        .unwrap();
-    let v2 = p.run_to_completion(run.id, poll, limit).await.unwrap();
+    let v2 = completed_as(&p, &trained_scann, RetrievalAlgorithm::Scann, false).await;
     assert_eq!(v2.status, RunStatus::Completed, "{:?}", v2.error_message);
     assert_eq!(v2.vertex_model_version.as_deref(), Some("2"));
     let v2 = d

@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use testkit::{sqlite_platform, utc, TestClock};
 use trainyard::core::model_config::ModelType;
-use trainyard::core::ports::{Clock, FireOutcome, PipelineEvent, ScheduleFirer};
+use trainyard::core::ports::{FireOutcome, PipelineEvent, ScheduleFirer};
 use trainyard::core::run::NewTrainingRun;
 use trainyard::core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus, ScheduleType};
 use trainyard::core::timing::ScheduleTiming;
@@ -11,38 +11,8 @@ use trainyard::{Error, NewSchedule, Platform, ProjectConfig, ScheduleEdit, Wizar
 use trainyard_core::RunStatus;
 use trainyard_local::SchedulerConfig;
 
-/// A clock the test moves.
-struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap() = t;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-fn utc(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
 async fn platform(start: &str) -> (tempfile::TempDir, Platform, Arc<TestClock>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = trainyard_store::SqliteStore::open(dir.path().join("t.db"))
-        .await
-        .unwrap();
-    let clock = Arc::new(TestClock(Mutex::new(utc(start))));
-    let p = Platform::with_store(
-        dir.path().into(),
-        ProjectConfig::default(),
-        Arc::new(store),
-        clock.clone(),
-    );
-    (dir, p, clock)
+    sqlite_platform(utc(start), ProjectConfig::default()).await
 }
 
 fn daily(name: &str, time: &str) -> NewSchedule {
