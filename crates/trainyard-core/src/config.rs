@@ -136,6 +136,34 @@ impl GpuType {
     }
 }
 
+impl GpuType {
+    /// The Compute Engine machine series this accelerator is attached to (Vertex AI custom
+    /// training refuses other pairings): T4, V100 and P100 on N1, L4 on G2, A100 40GB on A2
+    /// High-GPU, A100 80GB on A2 Ultra-GPU, H100 on A3 High-GPU.
+    pub fn machine_series(self) -> &'static str {
+        match self {
+            GpuType::NvidiaTeslaT4 | GpuType::NvidiaTeslaV100 | GpuType::NvidiaTeslaP100 => "n1-",
+            GpuType::NvidiaL4 => "g2-standard-",
+            GpuType::NvidiaTeslaA100 => "a2-highgpu-",
+            GpuType::NvidiaA100_80gb => "a2-ultragpu-",
+            GpuType::NvidiaH100_80gb => "a3-highgpu-",
+        }
+    }
+
+    /// An example machine of the series, for messages.
+    fn example_machine(self) -> &'static str {
+        match self {
+            GpuType::NvidiaTeslaT4 | GpuType::NvidiaTeslaV100 | GpuType::NvidiaTeslaP100 => {
+                "n1-standard-16"
+            }
+            GpuType::NvidiaL4 => "g2-standard-24",
+            GpuType::NvidiaTeslaA100 => "a2-highgpu-2g",
+            GpuType::NvidiaA100_80gb => "a2-ultragpu-2g",
+            GpuType::NvidiaH100_80gb => "a3-highgpu-2g",
+        }
+    }
+}
+
 /// Regions where Vertex AI custom training has no GPUs, though quota may say otherwise
 /// (spec: "GPU Quota and Regional Availability").
 pub const REGIONS_WITHOUT_GPU_TRAINING: &[&str] = &["europe-central2"];
@@ -191,6 +219,18 @@ impl GpuConfig {
             return Err(ValidationError::field(
                 "gpu_config.machine_type",
                 "must not be empty",
+            ));
+        }
+        let series = self.gpu_type.machine_series();
+        if self.gpu_enabled && !self.machine_type.starts_with(series) {
+            return Err(ValidationError::field(
+                "gpu_config.machine_type",
+                format!(
+                    "{} GPUs are attached to {series}* machines (e.g. {}), not {}",
+                    self.gpu_type.vertex_name(),
+                    self.gpu_type.example_machine(),
+                    self.machine_type
+                ),
             ));
         }
         Ok(())
@@ -968,6 +1008,32 @@ mod gpu_ladder_tests {
             preemptible: true,
             training_region: Some("europe-west4".into()),
         }
+    }
+
+    /// An accelerator on a machine series Vertex AI does not attach it to is refused before
+    /// submit, naming a machine that takes it; a CPU run's machine type is free.
+    #[test]
+    fn accelerators_must_sit_on_their_machine_series() {
+        for (t, ok, bad) in [
+            (GpuType::NvidiaTeslaT4, "n1-standard-16", "g2-standard-24"),
+            (GpuType::NvidiaL4, "g2-standard-24", "n1-standard-16"),
+            (GpuType::NvidiaTeslaA100, "a2-highgpu-2g", "a2-ultragpu-2g"),
+            (GpuType::NvidiaA100_80gb, "a2-ultragpu-2g", "a2-highgpu-2g"),
+            (GpuType::NvidiaH100_80gb, "a3-highgpu-2g", "n1-standard-32"),
+        ] {
+            assert!(gpu(t, 2, ok).validate().is_ok(), "{t:?} on {ok}");
+            let e = gpu(t, 2, bad).validate().unwrap_err();
+            assert_eq!(e.field, "gpu_config.machine_type");
+            assert!(e.reason.contains(ok.rsplit_once('-').unwrap().0), "{e}");
+            assert!(e.reason.contains(t.vertex_name()), "{e}");
+            let cpu = GpuConfig {
+                gpu_enabled: false,
+                ..gpu(t, 2, bad)
+            };
+            assert!(cpu.validate().is_ok());
+        }
+        // the default ladder's rungs all pass
+        assert!(GpuLadder::default().validate().is_ok());
     }
 
     #[test]
