@@ -98,7 +98,7 @@ enum Command {
         gpu_config: Option<PathBuf>,
         #[arg(long, required_unless_present = "check")]
         out: Option<PathBuf>,
-        /// py_compile + pyflakes (in the managed env) over the modules in DIR.
+        /// py_compile + pyflakes + ruff format --check (in the managed env) over the modules in DIR.
         #[arg(long, conflicts_with_all = ["feature_config", "model_config", "out"])]
         check: Option<PathBuf>,
     },
@@ -1080,7 +1080,7 @@ fn codegen(
         let report = trainyard_codegen::check_modules(&dir, &python)
             .map_err(|e| CliError::BadInput(e.to_string()))?;
         println!(
-            "{} modules pass py_compile and pyflakes",
+            "{} modules pass py_compile, pyflakes and ruff format --check",
             report.files.len()
         );
         return Ok(());

@@ -718,6 +718,9 @@ def _retrieval_index(candidate_embeddings, k):
     leaves = SCANN["num_leaves"] or max(1, int(round(n**0.5)))
     leaves = min(leaves, n)
     to_search = SCANN["num_leaves_to_search"] or max(1, leaves // 4)
+    # enough leaves to hold k candidates twice over (a small catalog: a quarter of the leaves
+    # may hold fewer than k products, and ScaNN then answers nothing)
+    to_search = max(to_search, -(-2 * k * leaves // n))
     index = tfrs.layers.factorized_top_k.ScaNN(
         k=k,
         num_leaves=leaves,
