@@ -134,7 +134,7 @@ pub enum Command {
         gpu_config: Option<PathBuf>,
         #[arg(long, required_unless_present = "check")]
         out: Option<PathBuf>,
-        /// py_compile + pyflakes (in the managed env) over the modules in DIR.
+        /// py_compile + pyflakes + ruff format --check (in the managed env) over the modules in DIR.
         #[arg(long, conflicts_with_all = ["feature_config", "model_config", "out"])]
         check: Option<PathBuf>,
     },

@@ -284,7 +284,7 @@ mod tests {
             );
             assert_eq!(src.contains("class RatingHead"), m.model_type.has_ranking());
             assert_eq!(
-                src.contains("predicted_ratings"),
+                src.contains("out[\"predicted_ratings\"]"),
                 m.model_type == ModelType::Multitask
             );
             let scann =
@@ -345,7 +345,7 @@ mod tests {
         // default features (57 and 44 wide) with hidden layers: projected to 32
         let src = &gen(&ModelConfig::default()).files[TRAINER_MODULE];
         assert_eq!(
-            src.matches("self.projection = tf.keras.layers.Dense(32")
+            src.matches("self.projection = tf.keras.layers.Dense(\n            units=32,")
                 .count(),
             2
         );
@@ -427,19 +427,25 @@ mod tests {
             };
             let g = generate(&f, &m, &TrainingParams::default(), &GpuConfig::default()).unwrap();
             let trainer = &g.files[TRAINER_MODULE];
-            let serve = trainer
-                .lines()
-                .find(|l| l.contains("def serve(self"))
-                .unwrap();
+            let at = trainer.find("    def serve(\n        self,\n").unwrap();
+            let serve = &trainer[at..at + trainer[at..].find("):").unwrap()];
             // parameters are `<key>_`: never a keyword, never shadowing tf/np
             assert!(
-                serve.contains("class_, tf_, np_, unit_price_, def_"),
+                serve.contains(
+                    "class_,\n        tf_,\n        np_,\n        unit_price_,\n        def_,"
+                ),
                 "{serve}"
             );
             // the signature's input names are the keys, the raw dict keeps the original names
-            assert!(trainer.contains("tf.TensorSpec([None], tf.float32, name=\"unit_price\")"));
-            assert!(trainer.contains("\"unit price\": unit_price_"), "{trainer}");
-            assert!(trainer.contains("self.class_embedding = _embedding(vocab_sizes[\"class\"]"));
+            assert!(trainer
+                .contains("tf.TensorSpec(shape=[None], dtype=tf.float32, name=\"unit_price\")"));
+            assert!(
+                trainer.contains("\"unit price\": unit_price_,"),
+                "{trainer}"
+            );
+            assert!(trainer.contains(
+                "self.class_embedding = _embedding(\n            input_dim=vocab_sizes[\"class\"],"
+            ));
             assert!(trainer.contains("\"tf_x_np__cross\""));
             if t == ModelType::Ranking {
                 assert!(trainer.contains("\"product-type.v2\": product_type_v2_"));

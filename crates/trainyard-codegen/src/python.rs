@@ -15,6 +15,8 @@ pub struct FileCheck {
     pub compiles: bool,
     /// `python -m pyflakes` reported nothing (undefined names, unused imports, ...).
     pub lint_clean: bool,
+    /// `python -m ruff format --check` would leave the file as it is ([`RUFF_FORMAT_ARGS`]).
+    pub formatted: bool,
     /// What the failing tools printed.
     pub messages: String,
 }
@@ -27,9 +29,19 @@ pub struct CheckReport {
 
 impl CheckReport {
     pub fn passed(&self) -> bool {
-        self.files.iter().all(|f| f.compiles && f.lint_clean)
+        self.files.iter().all(FileCheck::passed)
     }
 }
+
+impl FileCheck {
+    pub fn passed(&self) -> bool {
+        self.compiles && self.lint_clean && self.formatted
+    }
+}
+
+/// How generated modules are formatted: `ruff format` with these settings (the template's
+/// 120-column style), checked by [`check_modules`].
+pub const RUFF_FORMAT_ARGS: &[&str] = &["format", "--isolated", "--line-length", "120"];
 
 fn run(python: &Path, args: &[&str]) -> Result<(bool, String), CodegenError> {
     let out = Command::new(python)
@@ -45,7 +57,8 @@ fn run(python: &Path, args: &[&str]) -> Result<(bool, String), CodegenError> {
     Ok((out.status.success(), text))
 }
 
-/// Runs py_compile and pyflakes (from `python`'s env) on every `*.py` in `dir`. Returns the
+/// Runs py_compile, pyflakes and `ruff format --check` (from `python`'s env) on every `*.py` in
+/// `dir`. Returns the
 /// report when everything passes, [`CodegenError::CheckFailed`] with the tools' messages when
 /// anything fails.
 pub fn check_modules(dir: &Path, python: &Path) -> Result<CheckReport, CodegenError> {
@@ -69,6 +82,14 @@ pub fn check_modules(dir: &Path, python: &Path) -> Result<CheckReport, CodegenEr
             python.display()
         )));
     }
+    // so must ruff, or no file would be held to the format
+    let (has_ruff, msg) = run(python, &["-m", "ruff", "--version"])?;
+    if !has_ruff {
+        return Err(CodegenError::CheckFailed(format!(
+            "ruff is not installed in {} (run `make pyenv`): {msg}",
+            python.display()
+        )));
+    }
     let mut files = Vec::new();
     for path in paths {
         let p = path.to_string_lossy().into_owned();
@@ -82,6 +103,10 @@ pub fn check_modules(dir: &Path, python: &Path) -> Result<CheckReport, CodegenEr
             ],
         )?;
         let (lint_clean, l_msg) = run(python, &["-m", "pyflakes", &p])?;
+        let mut fmt = vec!["-m", "ruff"];
+        fmt.extend_from_slice(RUFF_FORMAT_ARGS);
+        fmt.extend_from_slice(&["--check", "--diff", "--no-cache", &p]);
+        let (formatted, f_msg) = run(python, &fmt)?;
         let mut messages = String::new();
         if !compiles {
             messages.push_str(&c_msg);
@@ -89,10 +114,15 @@ pub fn check_modules(dir: &Path, python: &Path) -> Result<CheckReport, CodegenEr
         if !lint_clean {
             messages.push_str(&l_msg);
         }
+        if !formatted {
+            messages.push_str("not formatted as `ruff format` would (diff):\n");
+            messages.push_str(&f_msg);
+        }
         files.push(FileCheck {
             path,
             compiles,
             lint_clean,
+            formatted,
             messages,
         });
     }
@@ -103,7 +133,7 @@ pub fn check_modules(dir: &Path, python: &Path) -> Result<CheckReport, CodegenEr
         let text = report
             .files
             .iter()
-            .filter(|f| !(f.compiles && f.lint_clean))
+            .filter(|f| !f.passed())
             .map(|f| format!("{}:\n{}", f.path.display(), f.messages.trim_end()))
             .collect::<Vec<_>>()
             .join("\n");
@@ -154,7 +184,7 @@ mods = [("tensorflow", "tensorflow"), ("tf-keras", "tf_keras"),
         ("tensorflow-recommenders", "tensorflow_recommenders"),
         ("tensorflow-transform", "tensorflow_transform"), ("tfx", "tfx"),
         ("tfx-bsl", "tfx_bsl"), ("apache-beam", "apache_beam"), ("scann", "scann"),
-        ("numpy", "numpy"), ("pyflakes", "pyflakes")]
+        ("numpy", "numpy"), ("pyflakes", "pyflakes"), ("ruff", "ruff")]
 for name, mod in mods:
     try:
         m = importlib.import_module(mod)

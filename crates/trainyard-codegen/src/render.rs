@@ -87,6 +87,24 @@ fn collapse_blank_lines(s: &str) -> String {
     out
 }
 
+/// The line length of generated code (`ruff format --line-length`, see `RUFF_FORMAT_ARGS`).
+pub const LINE_LENGTH: usize = 120;
+
+/// `{indent}{lhs}{func}(args)` as `ruff format` writes it: on one line when it fits in
+/// [`LINE_LENGTH`], else one argument per line with a trailing comma (which ruff keeps).
+pub fn py_call(indent: &str, lhs: &str, func: &str, args: &[String]) -> String {
+    let one = format!("{indent}{lhs}{func}({})", args.join(", "));
+    if one.chars().count() <= LINE_LENGTH {
+        return one;
+    }
+    let mut s = format!("{indent}{lhs}{func}(\n");
+    for a in args {
+        s.push_str(&format!("{indent}    {a},\n"));
+    }
+    s.push_str(&format!("{indent})"));
+    s
+}
+
 /// A Python string literal (JSON string syntax is valid Python).
 pub fn py_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string always serializes")
@@ -192,6 +210,18 @@ mod tests {
         assert!(render("t", "a\n", &flags(&[]), &s).is_err());
         assert!(render("t", "#%if a\n", &flags(&[]), &BTreeMap::new()).is_err());
         assert!(render("t", "#%endif\n", &flags(&[]), &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn calls_fit_or_explode() {
+        let short = py_call("    ", "x = ", "f", &["a".into(), "b=1".into()]);
+        assert_eq!(short, "    x = f(a, b=1)");
+        let long_arg = "y".repeat(110);
+        let long = py_call("    ", "x = ", "f", &[long_arg.clone(), "b=1".into()]);
+        assert_eq!(
+            long,
+            format!("    x = f(\n        {long_arg},\n        b=1,\n    )")
+        );
     }
 
     #[test]

@@ -52,10 +52,51 @@ fn optimizer_name(o: OptimizerName) -> &'static str {
     }
 }
 
+/// `{indent}{head}(` + one `key=value,` line per keyword argument + `{indent})`: the exploded form
+/// `ruff format` keeps (magic trailing comma), whatever the line length.
+fn call_block(indent: usize, head: &str, kwargs: &[(&str, String)]) -> String {
+    let pad = " ".repeat(indent);
+    let mut s = format!("{pad}{head}(\n");
+    for (k, v) in kwargs {
+        let _ = writeln!(s, "{pad}    {k}={v},");
+    }
+    let _ = write!(s, "{pad})");
+    s
+}
+
+/// A Python tuple of strings, one per line when there are several (formatted as `ruff format`
+/// leaves it).
+fn py_str_tuple_block(items: &[String]) -> String {
+    if items.len() < 2 {
+        return py_str_tuple(items);
+    }
+    let mut s = String::from("(\n");
+    for i in items {
+        let _ = writeln!(s, "    {},", py_str(i));
+    }
+    s.push(')');
+    s
+}
+
 fn tower_feature_names(features: &[FeatureSpec], crosses: &[FeatureCross]) -> Vec<String> {
     let mut names: Vec<String> = features.iter().flat_map(|f| f.output_names()).collect();
     names.extend(crosses.iter().map(|c| c.output_name()));
     names
+}
+
+/// A JSON object as a Python dict with one top-level key per line (values compact).
+fn py_dict_block(v: &serde_json::Value) -> String {
+    let Some(o) = v.as_object() else {
+        return py_value(v);
+    };
+    let mut keys: Vec<&String> = o.keys().collect();
+    keys.sort();
+    let mut s = String::from("{\n");
+    for k in keys {
+        let _ = writeln!(s, "    {}: {},", py_str(k), py_value(&o[k]));
+    }
+    s.push('}');
+    s
 }
 
 pub fn constants(
@@ -92,16 +133,31 @@ pub fn constants(
     let _ = writeln!(
         s,
         "BUYER_FEATURES = {}",
-        py_str_tuple(&tower_feature_names(&f.buyer_features, &f.buyer_crosses))
+        py_str_tuple_block(&tower_feature_names(&f.buyer_features, &f.buyer_crosses))
     );
     let _ = writeln!(
         s,
         "PRODUCT_FEATURES = {}",
-        py_str_tuple(&tower_feature_names(
+        py_str_tuple_block(&tower_feature_names(
             &f.product_features,
             &f.product_crosses
         ))
     );
+    let _ = writeln!(
+        s,
+        "# serving_default's inputs: signature input name -> (raw column, dtype)"
+    );
+    s.push_str("SERVING_INPUTS = {\n");
+    for feat in serving_features(f, m) {
+        let _ = writeln!(
+            s,
+            "    {}: ({}, {}),",
+            py_str(&feat.key()),
+            py_str(&feat.column),
+            feat.bq_type.tf_dtype().python()
+        );
+    }
+    s.push_str("}\n");
     let _ = writeln!(s, "# column -> (vocabulary file, OOV buckets)");
     s.push_str("VOCABULARIES = {\n");
     for feat in f.all_features() {
@@ -136,7 +192,7 @@ pub fn constants(
         let sc = &m.scann;
         let _ = writeln!(
             s,
-            "SCANN = {{\"num_leaves\": {}, \"num_leaves_to_search\": {}, \"num_reordering_candidates\": {}, \"dimensions_per_block\": {}}}",
+            "SCANN = {{\n    \"num_leaves\": {},\n    \"num_leaves_to_search\": {},\n    \"num_reordering_candidates\": {},\n    \"dimensions_per_block\": {},\n}}",
             sc.num_leaves, sc.num_leaves_to_search, sc.num_reordering_candidates, sc.dimensions_per_block
         );
     }
@@ -207,12 +263,15 @@ pub fn constants(
     let _ = writeln!(
         s,
         "# Run settings (TrainingParams, GpuConfig); the Trainer's custom_config overrides any key.\nDEFAULTS = {}",
-        py_value(&defaults)
+        py_dict_block(&defaults)
     );
     s
 }
 
 fn layers_code(layers: &[DenseLayer], l2: f64, prefix: &str) -> String {
+    if layers.is_empty() {
+        return "[]".into();
+    }
     let mut s = String::from("[\n");
     for (i, l) in layers.iter().enumerate() {
         let act = l
@@ -220,18 +279,38 @@ fn layers_code(layers: &[DenseLayer], l2: f64, prefix: &str) -> String {
             .keras()
             .map(py_str)
             .unwrap_or_else(|| "None".into());
-        let _ = writeln!(
-            s,
-            "            *_dense_block({}, {act}, {}, {}, {}, {}),",
-            l.units,
-            py_float(l.dropout),
-            py_bool(l.batch_norm),
-            py_float(l2),
-            py_str(&format!("{prefix}_dense_{i}"))
+        let call = call_block(
+            12,
+            "*_dense_block",
+            &[
+                ("units", l.units.to_string()),
+                ("activation", act),
+                ("dropout", py_float(l.dropout)),
+                ("batch_norm", py_bool(l.batch_norm).into()),
+                ("l2", py_float(l2)),
+                ("name", py_str(&format!("{prefix}_dense_{i}"))),
+            ],
         );
+        let _ = writeln!(s, "{call},");
     }
     s.push_str("        ]");
     s
+}
+
+/// `_embedding(...)` of the template, with keyword arguments (after `self.x = `, indent 8).
+fn embedding_call(input_dim: String, dim: u32, l2: f64, name: &str) -> String {
+    call_block(
+        8,
+        "_embedding",
+        &[
+            ("input_dim", input_dim),
+            ("dim", dim.to_string()),
+            ("l2", py_float(l2)),
+            ("name", py_str(name)),
+        ],
+    )
+    .trim_start()
+    .to_string()
 }
 
 fn tower_class(
@@ -254,13 +333,13 @@ fn tower_class(
         let names = feat.output_names();
         match &feat.transform {
             FeatureTransform::Vocabulary { embedding_dim, .. } => {
-                let _ = writeln!(
-                    init,
-                    "        self.{key}_embedding = _embedding(vocab_sizes[{}], {embedding_dim}, {}, {})",
-                    py_str(c),
-                    py_float(l2),
-                    py_str(&format!("{key}_embedding"))
+                let call = embedding_call(
+                    format!("vocab_sizes[{}]", py_str(c)),
+                    *embedding_dim,
+                    l2,
+                    &format!("{key}_embedding"),
                 );
+                let _ = writeln!(init, "        self.{key}_embedding = {call}");
                 parts.push(format!(
                     "self.{key}_embedding(_ids(features[{}]))",
                     py_str(&names[0])
@@ -274,7 +353,7 @@ fn tower_class(
                 embedding_dim: None,
             } => {
                 parts.push(format!(
-                    "tf.one_hot(_ids(features[{}]), {})",
+                    "tf.one_hot(_ids(features[{}]), depth={})",
                     py_str(&names[0]),
                     num_buckets + 1
                 ));
@@ -287,13 +366,13 @@ fn tower_class(
                 num_buckets,
                 embedding_dim: dim,
             } => {
-                let _ = writeln!(
-                    init,
-                    "        self.{key}_embedding = _embedding({}, {dim}, {}, {})",
-                    num_buckets + 1,
-                    py_float(l2),
-                    py_str(&format!("{key}_embedding"))
+                let call = embedding_call(
+                    (num_buckets + 1).to_string(),
+                    *dim,
+                    l2,
+                    &format!("{key}_embedding"),
                 );
+                let _ = writeln!(init, "        self.{key}_embedding = {call}");
                 parts.push(format!(
                     "self.{key}_embedding(_ids(features[{}]))",
                     py_str(&names[0])
@@ -309,14 +388,13 @@ fn tower_class(
     for cross in crosses {
         let name = cross.output_name();
         let attr = name.trim_end_matches("__cross").to_string() + "_cross_embedding";
-        let _ = writeln!(
-            init,
-            "        self.{attr} = _embedding({}, {}, {}, {})",
-            cross.hash_buckets,
+        let call = embedding_call(
+            cross.hash_buckets.to_string(),
             cross.embedding_dim,
-            py_float(l2),
-            py_str(&attr)
+            l2,
+            &attr,
         );
+        let _ = writeln!(init, "        self.{attr} = {call}");
         parts.push(format!("self.{attr}(_ids(features[{}]))", py_str(&name)));
     }
     let reg = if l2 > 0.0 {
@@ -340,11 +418,16 @@ fn tower_class(
     // express and measurably slows learning (benches/codegen_trainer_throughput.sh).
     let project = !layers.is_empty() || width != out_dim;
     if project {
-        let _ = writeln!(
-            s,
-            "        self.projection = tf.keras.layers.Dense({out_dim}, kernel_regularizer={reg}, name={})\n",
-            py_str(&format!("{prefix}_projection"))
+        let call = call_block(
+            8,
+            "tf.keras.layers.Dense",
+            &[
+                ("units", out_dim.to_string()),
+                ("kernel_regularizer", reg),
+                ("name", py_str(&format!("{prefix}_projection"))),
+            ],
         );
+        let _ = writeln!(s, "        self.projection = {}\n", call.trim_start());
     } else {
         s.push('\n');
     }
@@ -431,133 +514,49 @@ pub fn towers(f: &FeatureConfig, m: &ModelConfig) -> String {
     s
 }
 
-/// The serving signature of some raw columns: (TensorSpecs, parameters, the raw dict).
+/// The `serve` method of the template's `ServingModule`: a `tf.function` whose input signature
+/// lists the raw columns the model is served with, passing them on to `_serve` as the raw
+/// feature dict the Transform graph reads (the rest of the serving code is in the template).
 ///
 /// Any column name works: each column is a TensorSpec named by its key (the signature's input
 /// name, `^[A-Za-z][A-Za-z0-9_]*$` as TensorFlow requires), a parameter named `<key>_` (never a
 /// Python keyword nor a module the code uses, such as `tf`), and the ORIGINAL column name as
 /// the key of the raw dict the Transform graph reads.
-fn signature(features: &[&FeatureSpec]) -> (String, String, String) {
-    let specs = features
-        .iter()
-        .map(|f| {
-            format!(
-                "            tf.TensorSpec([None], {}, name={}),",
-                f.bq_type.tf_dtype().python(),
-                py_str(&f.key())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let params = features
-        .iter()
-        .map(|f| format!("{}_", f.key()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let dict = features
-        .iter()
-        .map(|f| format!("{}: {}_", py_str(&f.column), f.key()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    (specs, params, dict)
-}
-
-pub fn serving(f: &FeatureConfig, m: &ModelConfig) -> String {
-    let mut s = String::new();
-    let serve_target = m.model_type.has_ranking();
-    if serve_target {
-        s.push_str(
-            "def _served_target(prediction):\n    \"\"\"A rating-head output in the target's own units.\"\"\"\n    if RANKING_LOSS == \"binary_crossentropy\":\n        return tf.sigmoid(prediction)\n    if SERVE_EXPM1:\n        return tf.math.expm1(prediction)\n    return prediction\n\n\n",
+pub fn serve_signature(f: &FeatureConfig, m: &ModelConfig) -> String {
+    let features = serving_features(f, m);
+    let mut s = String::from("    @tf.function(\n        input_signature=[\n");
+    for feat in &features {
+        let _ = writeln!(
+            s,
+            "            tf.TensorSpec(shape=[None], dtype={}, name={}),",
+            feat.bq_type.tf_dtype().python(),
+            py_str(&feat.key())
         );
     }
-    let buyer: Vec<&FeatureSpec> = f.buyer_features.iter().collect();
-    match m.model_type {
-        ModelType::Ranking => {
-            let all: Vec<&FeatureSpec> = f.all_features().collect();
-            let (specs, params, dict) = signature(&all);
-            let _ = write!(
-                s,
-                r#"class ServingModule(tf.Module):
-    """serving_default: raw buyer and product features -> predicted_rating [batch]."""
-
-    def __init__(self, model, tft_output, candidates):
-        super().__init__()
-        del candidates  # ranking scores the (buyer, product) pairs it is given
-        self.model = model
-        self.tft_layer = tft_output.transform_features_layer()
-        self.raw_spec = tft_output.raw_feature_spec()
-
-    @tf.function(
-        input_signature=[
-{specs}
-        ]
-    )
-    def serve(self, {params}):
-        raw = {{{dict}}}
-        transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
-        buyer = self.model.buyer_tower({{k: transformed[k] for k in BUYER_FEATURES}}, training=False)
-        product = self.model.product_tower({{k: transformed[k] for k in PRODUCT_FEATURES}}, training=False)
-        rating = _served_target(self.model.rating(buyer, product))
-        return {{"predicted_rating": tf.reshape(rating, [-1])}}
-"#
-            );
-        }
-        ModelType::Retrieval | ModelType::Multitask => {
-            let (specs, params, dict) = signature(&buyer);
-            let multitask = m.model_type == ModelType::Multitask;
-            let doc = if multitask {
-                "product_ids (original ids) [batch, k], scores [batch, k],\n    predicted_ratings [batch, k] (the rating head on each returned product)"
-            } else {
-                "product_ids (original ids) [batch, k], scores [batch, k]"
-            };
-            let mt_init = if multitask {
-                "        self.rating_head = model.rating_head\n        self.candidate_embeddings = tf.Variable(embeddings, trainable=False, name=\"candidate_embeddings\")\n"
-            } else {
-                ""
-            };
-            let mt_serve = if multitask {
-                r#"        chosen = tf.gather(self.candidate_embeddings, rows)  # [batch, k, dim]
-        repeated = tf.broadcast_to(query[:, None, :], tf.shape(chosen))
-        pairs = tf.reshape(tf.concat([repeated, chosen], axis=2), [-1, 2 * tf.shape(query)[1]])
-        ratings = _served_target(self.rating_head(pairs, training=False))
-        out["predicted_ratings"] = tf.reshape(ratings, tf.shape(rows))
-"#
-            } else {
-                ""
-            };
-            let _ = write!(
-                s,
-                r#"class ServingModule(tf.Module):
-    """serving_default: raw buyer features -> {doc}."""
-
-    def __init__(self, model, tft_output, candidates):
-        super().__init__()
-        self.buyer_tower = model.buyer_tower
-        self.tft_layer = tft_output.transform_features_layer()
-        self.raw_spec = tft_output.raw_feature_spec()
-        # ORIGINAL product ids (from the vocabulary), one per candidate row -- never indices
-        self.product_ids = tf.constant(candidates.product_ids.tolist(), dtype=PRODUCT_ID_DTYPE)
-        embeddings = candidates.embeddings(model)
-        self.k = min(TOP_K, embeddings.shape[0])
-        self.index = _retrieval_index(embeddings, self.k)
-{mt_init}
-    @tf.function(
-        input_signature=[
-{specs}
-        ]
-    )
-    def serve(self, {params}):
-        raw = {{{dict}}}
-        transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
-        query = self.buyer_tower({{k: transformed[k] for k in BUYER_FEATURES}}, training=False)
-        scores, rows = self.index(query, k=self.k)
-        out = {{"product_ids": tf.gather(self.product_ids, rows), "scores": scores}}
-{mt_serve}        return out
-"#
-            );
-        }
+    s.push_str("        ]\n    )\n    def serve(\n        self,\n");
+    for feat in &features {
+        let _ = writeln!(s, "        {}_,", feat.key());
     }
+    s.push_str("    ):\n        return self._serve(\n            {\n");
+    for feat in &features {
+        let _ = writeln!(
+            s,
+            "                {}: {}_,",
+            py_str(&feat.column),
+            feat.key()
+        );
+    }
+    s.push_str("            }\n        )\n");
     s
+}
+
+/// The raw columns a model is served with: every feature for ranking (it scores the pairs it
+/// is given), the buyer features for retrieval and multitask (they rank the catalog).
+fn serving_features<'a>(f: &'a FeatureConfig, m: &ModelConfig) -> Vec<&'a FeatureSpec> {
+    match m.model_type {
+        ModelType::Ranking => f.all_features().collect(),
+        ModelType::Retrieval | ModelType::Multitask => f.buyer_features.iter().collect(),
+    }
 }
 
 pub fn sections(
@@ -572,6 +571,6 @@ pub fn sections(
     s.insert("HEADER", header);
     s.insert("CONSTANTS", constants(f, m, p, g, hash));
     s.insert("TOWERS", towers(f, m));
-    s.insert("SERVING", serving(f, m));
+    s.insert("SERVE_SIGNATURE", serve_signature(f, m));
     s
 }

@@ -8,7 +8,7 @@ use trainyard_core::feature_config::{
     TARGET_OUTPUT,
 };
 
-use crate::render::{py_float, py_str};
+use crate::render::{py_call, py_float, py_str};
 
 pub const TEMPLATE: &str = include_str!("../templates/transform_module.py");
 
@@ -59,13 +59,15 @@ fn feature_block(out: &mut String, feat: &FeatureSpec) {
             top_k,
             ..
         } => {
-            let top = top_k.map(|k| format!(", top_k={k}")).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "    outputs[{}] = tft.compute_and_apply_vocabulary(\n        {v}, num_oov_buckets={num_oov_buckets}{top}, vocab_filename={}\n    )",
-                py_str(&names[0]),
-                py_str(&feat.vocab_filename().unwrap_or_default()),
-            );
+            let mut args = vec![v.clone(), format!("num_oov_buckets={num_oov_buckets}")];
+            args.extend(top_k.map(|k| format!("top_k={k}")));
+            args.push(format!(
+                "vocab_filename={}",
+                py_str(&feat.vocab_filename().unwrap_or_default())
+            ));
+            let lhs = format!("outputs[{}] = ", py_str(&names[0]));
+            let call = py_call("    ", &lhs, "tft.compute_and_apply_vocabulary", &args);
+            let _ = writeln!(out, "{call}");
         }
         FeatureTransform::Normalize { log1p } => {
             let x = if *log1p {
@@ -73,30 +75,37 @@ fn feature_block(out: &mut String, feat: &FeatureSpec) {
             } else {
                 format!("tf.cast({v}, tf.float32)")
             };
+            let lhs = format!("outputs[{}] = ", py_str(&names[0]));
             let _ = writeln!(
                 out,
-                "    outputs[{}] = tft.scale_to_z_score({x})",
-                py_str(&names[0])
+                "{}",
+                py_call("    ", &lhs, "tft.scale_to_z_score", &[x])
             );
         }
         FeatureTransform::Bucketize { num_buckets, .. }
         | FeatureTransform::TimestampBucketize { num_buckets, .. } => {
-            let _ = writeln!(
-                out,
-                "    outputs[{}] = tft.bucketize(tf.cast({v}, tf.float32), num_buckets={num_buckets})",
-                py_str(&names[0])
-            );
+            let lhs = format!("outputs[{}] = ", py_str(&names[0]));
+            let args = [
+                format!("tf.cast({v}, tf.float32)"),
+                format!("num_buckets={num_buckets}"),
+            ];
+            let _ = writeln!(out, "{}", py_call("    ", &lhs, "tft.bucketize", &args));
         }
         FeatureTransform::Cyclical { periods } => {
             for (p, pair) in periods.iter().zip(names.chunks(2)) {
                 let (period, offset) = p.seconds();
-                let _ = writeln!(
-                    out,
-                    "    outputs[{}], outputs[{}] = _cyclical({v}, {period}, {offset})  # {}",
+                let _ = writeln!(out, "    # {}", p.as_str());
+                let lhs = format!(
+                    "outputs[{}], outputs[{}] = ",
                     py_str(&pair[0]),
-                    py_str(&pair[1]),
-                    p.as_str()
+                    py_str(&pair[1])
                 );
+                let args = [
+                    v.clone(),
+                    format!("period_s={period}"),
+                    format!("offset_s={offset}"),
+                ];
+                let _ = writeln!(out, "{}", py_call("    ", &lhs, "_cyclical", &args));
             }
         }
     }
@@ -132,12 +141,25 @@ fn cross_block(out: &mut String, cross: &FeatureCross, features: &[FeatureSpec])
             .join(" x "),
         cross.hash_buckets
     );
+    let key = format!(
+        "{}_key",
+        cross.output_name().trim_end_matches("__cross").to_owned() + "_cross"
+    );
+    let join = [
+        format!("[{}]", parts.join(", ")),
+        "separator=\"\\x1f\"".to_string(),
+    ];
     let _ = writeln!(
         out,
-        "    outputs[{}] = tf.strings.to_hash_bucket_fast(\n        tf.strings.join([{}], separator=\"\\x1f\"), {}\n    )",
-        py_str(&cross.output_name()),
-        parts.join(", "),
-        cross.hash_buckets
+        "{}",
+        py_call("    ", &format!("{key} = "), "tf.strings.join", &join)
+    );
+    let lhs = format!("outputs[{}] = ", py_str(&cross.output_name()));
+    let args = [key, format!("num_buckets={}", cross.hash_buckets)];
+    let _ = writeln!(
+        out,
+        "{}",
+        py_call("    ", &lhs, "tf.strings.to_hash_bucket_fast", &args)
     );
 }
 

@@ -12,6 +12,7 @@ Losses are correct under distribution: per-example losses averaged over the GLOB
 from every replica, regularization scaled by 1/num_replicas (tf.nn.scale_regularization_loss).
 One SGD step therefore gives the same weights on one device and on N replicas.
 """
+
 import json
 import logging
 import os
@@ -117,10 +118,23 @@ def _replica_sum(value):
 
 
 #%if retrieval
-def _retrieval_loss(buyer, product, global_batch_size):
+# Where this departs from tfrs.tasks.Retrieval (the TFRS tutorial's loss), and why:
+# - Sampling-bias (logQ) correction, always on: in-batch negatives are other rows' products, so
+#   a product is a negative in proportion to its purchase frequency. Uncorrected, the softmax
+#   learns to push popular products down and recall@k over the whole catalog suffers (TFRS has
+#   this as the opt-in candidate_sampling_probability, which the tutorial leaves off). Every
+#   logit is lowered by log(frequency of its candidate in the training data) (Yi et al. 2019,
+#   "Sampling-bias-corrected neural modeling"); benches/codegen_trainer_throughput.sh measures it.
+# - Negatives from the GLOBAL batch under MirroredStrategy and the mean over the global batch
+#   (Retrieval sums per replica over local negatives only), so N replicas train as one device.
+# - No FactorizedTopK metric inside every training step: recall@k is computed once per epoch
+#   on the validation split (EpochMetrics), which is most of the speed-up over the tutorial.
+def _retrieval_loss(buyer, product, global_batch_size, candidate_log_q):
     """In-batch softmax over the GLOBAL batch: candidates are gathered from every replica so
-    each query sees the same negatives as on one device; per-example cross-entropy averaged
-    over the global batch. all_gather is differentiable (its gradient is a reduce-scatter)."""
+    each query sees the same negatives as on one device; each candidate's logit is corrected
+    by its log sampling probability `candidate_log_q` [batch]; per-example cross-entropy
+    averaged over the global batch. all_gather is differentiable (its gradient is a
+    reduce-scatter)."""
     ctx = _replica_context()
     n_local = tf.shape(buyer)[0]
     if ctx is None:
@@ -128,9 +142,10 @@ def _retrieval_loss(buyer, product, global_batch_size):
         offset = 0
     else:
         candidates = ctx.all_gather(product, axis=0)
+        candidate_log_q = ctx.all_gather(candidate_log_q, axis=0)
         sizes = ctx.all_gather(tf.reshape(n_local, [1]), axis=0)
         offset = tf.reduce_sum(sizes[: ctx.replica_id_in_sync_group])
-    logits = tf.matmul(buyer, candidates, transpose_b=True)
+    logits = tf.matmul(buyer, candidates, transpose_b=True) - candidate_log_q[None, :]
     labels = tf.range(n_local) + offset
     per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return _average(per_example, global_batch_size)
@@ -149,8 +164,16 @@ class RecommenderModel(tfrs.Model):
     """Two towers (buyer = query, product = candidate); ranking models add a rating head on
     the concatenation of the two tower outputs."""
 
-    def __init__(self, vocab_sizes):
+    def __init__(self, vocab_sizes, product_log_q=None):
         super().__init__()
+#%if retrieval
+        # log sampling probability of each product id (vocabulary index) as an in-batch
+        # negative: its frequency among the training interactions (uniform when not given)
+        n_products = vocab_sizes[PRODUCT_ID_COLUMN]
+        if product_log_q is None:
+            product_log_q = np.full(n_products, -np.log(n_products))
+        self.product_log_q = tf.constant(np.asarray(product_log_q, dtype=np.float32))
+#%endif
         self.buyer_tower = BuyerTower(vocab_sizes, name="buyer_tower")
         self.product_tower = ProductTower(vocab_sizes, name="product_tower")
         # epoch means of the GLOBAL losses, weighted by global batch size (Keras resets them)
@@ -170,14 +193,17 @@ class RecommenderModel(tfrs.Model):
         buyer = self.buyer_tower(features, training=training)
         product = self.product_tower(features, training=training)
         n = _global_batch_size(buyer)
+#%if retrieval
+        log_q = tf.gather(self.product_log_q, _ids(features[PRODUCT_ID_FEATURE]))
+#%endif
 #%if multitask
-        retrieval = _retrieval_loss(buyer, product, n)
+        retrieval = _retrieval_loss(buyer, product, n, log_q)
         labels = _column(features[TARGET_FEATURE])
         ranking = _average(_ranking_per_example_loss(labels, self.rating(buyer, product, training)), n)
         return LOSS_WEIGHTS["retrieval"] * retrieval + LOSS_WEIGHTS["ranking"] * ranking
 #%endif
 #%if only_retrieval
-        return _retrieval_loss(buyer, product, n)
+        return _retrieval_loss(buyer, product, n, log_q)
 #%endif
 #%if only_ranking
         labels = _column(features[TARGET_FEATURE])
@@ -282,15 +308,14 @@ def make_optimizer(name, learning_rate):
 def vocab_sizes_from(tft_output):
     """Input sizes of the embedding tables: vocabulary size + OOV buckets, by column."""
     return {
-        column: tft_output.vocabulary_size_by_name(filename) + oov
-        for column, (filename, oov) in VOCABULARIES.items()
+        column: tft_output.vocabulary_size_by_name(filename) + oov for column, (filename, oov) in VOCABULARIES.items()
     }
 
 
-def build_model(tft_output, strategy, optimizer_name, learning_rate):
+def build_model(tft_output, strategy, optimizer_name, learning_rate, product_log_q=None):
     """Creates model and optimizer INSIDE the strategy scope and compiles."""
     with strategy.scope():
-        model = RecommenderModel(vocab_sizes_from(tft_output))
+        model = RecommenderModel(vocab_sizes_from(tft_output), product_log_q=product_log_q)
         optimizer = make_optimizer(optimizer_name, learning_rate)
         model.compile(optimizer=optimizer)
     _log("Model built with strategy: %s (%d replicas)", type(strategy).__name__, strategy.num_replicas_in_sync)
@@ -310,9 +335,7 @@ def _dataset(fn_args, files, tft_output, batch_size, shuffle, repeat):
         shuffle_seed=SEED if shuffle else None,
         num_epochs=None if repeat else 1,
     )
-    return fn_args.data_accessor.tf_dataset_factory(
-        files, options, tft_output.transformed_metadata.schema
-    )
+    return fn_args.data_accessor.tf_dataset_factory(files, options, tft_output.transformed_metadata.schema)
 
 
 def _to_numpy(batch):
@@ -345,17 +368,18 @@ class Candidates:
         vocab = tft_output.vocabulary_by_name(PRODUCT_ID_VOCAB)
         self.vocab_size = len(vocab)
         seen = {}
-        for batch in _dataset(fn_args, fn_args.train_files, tft_output, batch_size, False, False):
+        # interactions per product id (vocabulary index, OOV buckets included)
+        counts = np.zeros(vocab_sizes_from(tft_output)[PRODUCT_ID_COLUMN], dtype=np.float64)
+        for batch in _dataset(fn_args, fn_args.train_files, tft_output, batch_size, shuffle=False, repeat=False):
             arrays = _to_numpy({k: batch[k] for k in PRODUCT_FEATURES})
             idx = arrays[PRODUCT_ID_FEATURE]
+            np.add.at(counts, np.minimum(idx.astype(np.int64), len(counts) - 1), 1.0)
             for row in range(len(idx)):
                 i = int(idx[row])
                 if i < self.vocab_size and i not in seen:
                     seen[i] = {k: arrays[k][row] for k in PRODUCT_FEATURES}
         self.indices = np.array(sorted(seen), dtype=np.int64)
-        self.features = {
-            k: np.stack([seen[i][k] for i in self.indices]) for k in PRODUCT_FEATURES
-        }
+        self.features = {k: np.stack([seen[i][k] for i in self.indices]) for k in PRODUCT_FEATURES}
         raw_ids = [vocab[i].decode("utf-8") if isinstance(vocab[i], bytes) else str(vocab[i]) for i in self.indices]
         if PRODUCT_ID_DTYPE == tf.int64:
             self.product_ids = np.array([int(x) for x in raw_ids], dtype=np.int64)
@@ -364,6 +388,8 @@ class Candidates:
         # vocabulary index -> row in the candidate table (-1: not a candidate)
         self.row_of_index = np.full(self.vocab_size + 64, -1, dtype=np.int64)
         self.row_of_index[self.indices] = np.arange(len(self.indices))
+        # log sampling probability of each id as an in-batch negative (unseen ids: one count)
+        self.log_q = np.log(np.maximum(counts, 1.0) / max(counts.sum(), 1.0))
         _log("Candidates: %d products with original ids (e.g. %s)", len(self.indices), list(self.product_ids[:3]))
 
     def embeddings(self, model, batch_size=4096):
@@ -482,7 +508,10 @@ class MetricsCollector:
         for k, v in values.items():
             self.doc["loss"].setdefault(k, []).append(float(v))
         # One line per epoch for runners that stream progress (trainyard's local runner).
-        print("[trainyard] EPOCH " + json.dumps({"epoch": epoch, "metrics": {k: float(v) for k, v in values.items()}}), flush=True)
+        print(
+            "[trainyard] EPOCH " + json.dumps({"epoch": epoch, "metrics": {k: float(v) for k, v in values.items()}}),
+            flush=True,
+        )
         if self.mlflow is not None:
             self.mlflow.log(values, step=epoch)
 
@@ -632,7 +661,74 @@ class WeightStats(tf.keras.callbacks.Callback):
 # --------------------------------------------------------------------------------------------
 
 
-#@@SERVING@@
+#%if ranking
+def _served_target(prediction):
+    """A rating-head output in the target's own units."""
+    if RANKING_LOSS == "binary_crossentropy":
+        return tf.sigmoid(prediction)
+    if SERVE_EXPM1:
+        return tf.math.expm1(prediction)
+    return prediction
+
+
+#%endif
+#%if only_ranking
+class ServingModule(tf.Module):
+    """serving_default: raw buyer and product features -> predicted_rating [batch]."""
+
+    def __init__(self, model, tft_output, candidates):
+        super().__init__()
+        del candidates  # ranking scores the (buyer, product) pairs it is given
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        self.raw_spec = tft_output.raw_feature_spec()
+
+#@@SERVE_SIGNATURE@@
+
+    def _serve(self, raw):
+        transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
+        buyer = self.model.buyer_tower({k: transformed[k] for k in BUYER_FEATURES}, training=False)
+        product = self.model.product_tower({k: transformed[k] for k in PRODUCT_FEATURES}, training=False)
+        rating = _served_target(self.model.rating(buyer, product))
+        return {"predicted_rating": tf.reshape(rating, [-1])}
+#%endif
+#%if retrieval
+class ServingModule(tf.Module):
+    """serving_default: raw buyer features -> product_ids (original ids) [batch, k], scores
+    [batch, k]; multitask models add predicted_ratings [batch, k] (the rating head on each
+    returned product)."""
+
+    def __init__(self, model, tft_output, candidates):
+        super().__init__()
+        self.buyer_tower = model.buyer_tower
+        self.tft_layer = tft_output.transform_features_layer()
+        self.raw_spec = tft_output.raw_feature_spec()
+        # ORIGINAL product ids (from the vocabulary), one per candidate row -- never indices
+        self.product_ids = tf.constant(candidates.product_ids.tolist(), dtype=PRODUCT_ID_DTYPE)
+        embeddings = candidates.embeddings(model)
+        self.k = min(TOP_K, embeddings.shape[0])
+        self.index = _retrieval_index(embeddings, self.k)
+#%if multitask
+        self.rating_head = model.rating_head
+        self.candidate_embeddings = tf.Variable(embeddings, trainable=False, name="candidate_embeddings")
+#%endif
+
+#@@SERVE_SIGNATURE@@
+
+    def _serve(self, raw):
+        transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
+        query = self.buyer_tower({k: transformed[k] for k in BUYER_FEATURES}, training=False)
+        scores, rows = self.index(query, k=self.k)
+        out = {"product_ids": tf.gather(self.product_ids, rows), "scores": scores}
+#%if multitask
+        chosen = tf.gather(self.candidate_embeddings, rows)  # [batch, k, dim]
+        repeated = tf.broadcast_to(query[:, None, :], tf.shape(chosen))
+        pairs = tf.reshape(tf.concat([repeated, chosen], axis=2), [-1, 2 * tf.shape(query)[1]])
+        ratings = _served_target(self.rating_head(pairs, training=False))
+        out["predicted_ratings"] = tf.reshape(ratings, tf.shape(rows))
+#%endif
+        return out
+#%endif
 
 
 #%if retrieval
@@ -642,6 +738,9 @@ def _retrieval_index(candidate_embeddings, k):
     leaves = SCANN["num_leaves"] or max(1, int(round(n**0.5)))
     leaves = min(leaves, n)
     to_search = SCANN["num_leaves_to_search"] or max(1, leaves // 4)
+    # enough leaves to hold k candidates twice over (a small catalog: a quarter of the leaves
+    # may hold fewer than k products, and ScaNN then answers nothing)
+    to_search = max(to_search, -(-2 * k * leaves // n))
     index = tfrs.layers.factorized_top_k.ScaNN(
         k=k,
         num_leaves=leaves,
@@ -668,6 +767,50 @@ def export_serving_model(model, tft_output, candidates, serving_dir):
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if RETRIEVAL_ALGORITHM == "scann" else None)
     tf.saved_model.save(module, serving_dir, signatures={"serving_default": module.serve}, options=options)
     _log("Exported serving model (%s) to %s", RETRIEVAL_ALGORITHM, serving_dir)
+    write_warmup_requests(tft_output, serving_dir)
+
+
+# TF Serving replays these before it reports a version AVAILABLE (as does trainyard-serve)
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_BATCH_SIZES = (1, 2, 4)
+
+
+def _warmup_values(tft_output, column, dtype, n):
+    """n values of a raw serving column: the most frequent values of its training vocabulary
+    (real ids) when it has one, else the dtype's zero."""
+    if column in VOCABULARIES:
+        vocab = tft_output.vocabulary_by_name(VOCABULARIES[column][0])
+        vocab = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in vocab]
+        if vocab:
+            values = [vocab[i % len(vocab)] for i in range(n)]
+            if dtype == tf.string:
+                return np.array(values, dtype=object)
+            return np.array([float(v) for v in values]).astype(dtype.as_numpy_dtype)
+    if dtype == tf.string:
+        return np.array([""] * n, dtype=object)
+    return np.zeros(n, dtype=dtype.as_numpy_dtype)
+
+
+def write_warmup_requests(tft_output, serving_dir):
+    """TF Serving's warm-up file: a TFRecord of PredictionLog protos, each a serving_default
+    PredictRequest of a few real ids (one record per WARMUP_BATCH_SIZES entry)."""
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    except ImportError as e:  # serving works without them, only the first requests are slower
+        _log("WARNING: no warm-up requests written (tensorflow-serving-api missing): %s", e)
+        return None
+    path = os.path.join(serving_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for n in WARMUP_BATCH_SIZES:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name="serving_default"))
+            for key, (column, dtype) in SERVING_INPUTS.items():
+                values = _warmup_values(tft_output, column, dtype, n)
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    _log("Wrote %d warm-up requests to %s", len(WARMUP_BATCH_SIZES), path)
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,10 +839,10 @@ def run_fn(fn_args):
 
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     repeat = bool(fn_args.train_steps)
-    train = _dataset(fn_args, fn_args.train_files, tft_output, batch_size, True, repeat)
-    val = _dataset(fn_args, fn_args.eval_files, tft_output, batch_size, False, False)
+    train = _dataset(fn_args, fn_args.train_files, tft_output, batch_size, shuffle=True, repeat=repeat)
+    val = _dataset(fn_args, fn_args.eval_files, tft_output, batch_size, shuffle=False, repeat=False)
     test_files = s.get("test_files") or fn_args.eval_files
-    test = _dataset(fn_args, test_files, tft_output, batch_size, False, False)
+    test = _dataset(fn_args, test_files, tft_output, batch_size, shuffle=False, repeat=False)
 #%if retrieval
     candidates = Candidates(fn_args, tft_output, batch_size)
 #%endif
@@ -718,7 +861,13 @@ def run_fn(fn_args):
             mlflow = None
     collector = MetricsCollector(mlflow)
 
-    model = build_model(tft_output, strategy, s["optimizer"], float(s["learning_rate"]))
+    model = build_model(
+        tft_output,
+        strategy,
+        optimizer_name=s["optimizer"],
+        learning_rate=float(s["learning_rate"]),
+        product_log_q=candidates.log_q if candidates is not None else None,
+    )
     # one fixed global batch for the gradient statistics (the same every epoch)
     probe = tf.data.Dataset.from_tensor_slices(next(iter(train.take(1)))).batch(batch_size)
     callbacks = [EpochMetrics(collector, val, candidates), WeightStats(collector, probe)]
@@ -728,8 +877,11 @@ def run_fn(fn_args):
         mode = "max" if "recall" in monitor else "min"
         callbacks.append(
             tf.keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=int(es.get("patience", 3)), min_delta=float(es.get("min_delta", 0.0)),
-                mode=mode, restore_best_weights=True,
+                monitor=monitor,
+                patience=int(es.get("patience", 3)),
+                min_delta=float(es.get("min_delta", 0.0)),
+                mode=mode,
+                restore_best_weights=True,
             )
         )
         _log("Early stopping on %s (%s), patience %s", monitor, mode, es.get("patience"))

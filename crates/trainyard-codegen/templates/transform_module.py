@@ -5,6 +5,7 @@ preprocessing_fn(inputs) maps the raw columns of the feature config to the trans
 features the trainer module reads. Vocabularies are written under the names the trainer and
 the serving model look up (the product id vocabulary holds the ORIGINAL product ids).
 """
+
 import math
 
 import tensorflow as tf

@@ -425,10 +425,8 @@ fn random_valid_configs_validate_and_generate_safe_deterministic_modules() {
         seen_types.insert(format!("{:?}", m.retrieval_algorithm));
         seen_types.insert(format!("{:?}", m.loss));
         // no generated line defines a bare keyword parameter
-        let serve = trainer
-            .lines()
-            .find(|l| l.contains("def serve(self"))
-            .unwrap();
+        let at = trainer.find("    def serve(\n        self,\n").unwrap();
+        let serve = &trainer[at..at + trainer[at..].find("):").unwrap()];
         for kw in [
             "class,", "def,", "lambda,", "import,", "None,", "tf,", "np,",
         ] {

@@ -315,6 +315,108 @@ fn assert_recommendations(resp: &Value, n_queries: usize, k: usize) {
     }
 }
 
+/// trainyard-serve: `TRAINYARD_SERVE_BIN`, else the workspace's debug build (`make test-codegen`
+/// builds it).
+fn trainyard_serve_bin() -> PathBuf {
+    let bin = std::env::var_os("TRAINYARD_SERVE_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/trainyard-serve"),
+        PathBuf::from,
+    );
+    assert!(
+        bin.exists(),
+        "{} missing: `cargo build -p trainyard-serve` or set TRAINYARD_SERVE_BIN (make test-codegen does)",
+        bin.display()
+    );
+    bin
+}
+
+/// GET over HTTP/1.0 on 127.0.0.1: (status, body).
+fn http_get(url: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// The trainer wrote TF Serving warm-up records (TFRecord of PredictionLog) into the export;
+/// trainyard-serve replays every one of them before it reports the model AVAILABLE.
+fn assert_trainyard_serve_replays_warmup(serving_dir: &Path) {
+    let warmup = serving_dir.join("assets.extra/tf_serving_warmup_requests");
+    assert!(warmup.is_file(), "{} missing", warmup.display());
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let log_path = dir.path().join("serve.log");
+    let mut child = Command::new(trainyard_serve_bin())
+        .env("TRAINYARD_PYTHON", python())
+        .env("TRAINYARD_LOG", "info")
+        .args([
+            "--model",
+            serving_dir.to_str().unwrap(),
+            "--name",
+            "recommender",
+        ])
+        .args(["--host", "127.0.0.1", "--port", "0", "--ready-file"])
+        .arg(&ready)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let info: Value = loop {
+        if let Ok(text) = std::fs::read_to_string(&ready) {
+            break serde_json::from_str(&text).unwrap();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "trainyard-serve exited ({status}) before ready:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "not ready in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let url = info["url"].as_str().unwrap().to_string();
+    let (status, body) = http_get(&format!("{url}/v1/models/recommender"));
+    let (_, metrics) = http_get(&format!("{url}/monitoring/prometheus/metrics"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("AVAILABLE"), "{body}");
+    let replayed: Vec<f64> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("trainyard_serve_warmup_requests{")
+                && l.contains("model_name=\"recommender\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .collect();
+    // one record per WARMUP_BATCH_SIZES entry of the trainer (1, 2 and 4 real ids)
+    assert_eq!(
+        replayed,
+        vec![3.0],
+        "warm-up metric in:\n{metrics}\nlog:\n{log}"
+    );
+    assert!(log.contains("warm-up requests replayed"), "{log}");
+}
+
 fn unknown_buyer() -> Value {
     serde_json::json!({
         "customer_id": "nobody", "city": "atlantis", "segment": "unknown",
@@ -446,6 +548,8 @@ fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
 
     let resp = serve(&t.serving_dir, &[f.buyer_request.clone(), unknown_buyer()]);
     assert_recommendations(&resp, 2, 100);
+    // the export carries TF Serving warm-up requests, which trainyard-serve replays
+    assert_trainyard_serve_replays_warmup(&t.serving_dir);
 
     // MLflow (MLFLOW_TRACKING_URI set): one run, per-epoch and final metrics, finished
     let calls: Value = serde_json::from_str(&std::fs::read_to_string(&mlflow).unwrap()).unwrap();

@@ -71,7 +71,7 @@ pub fn codegen(
         let report = trainyard_codegen::check_modules(&dir, &python)
             .map_err(|e| CliError::BadInput(e.to_string()))?;
         println!(
-            "{} modules pass py_compile and pyflakes",
+            "{} modules pass py_compile, pyflakes and ruff format --check",
             report.files.len()
         );
         return Ok(());

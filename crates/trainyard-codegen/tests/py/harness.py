@@ -325,10 +325,18 @@ def cmd_onestep(a):
     results = {}
     for i, mdir in enumerate(a.modules):
         trainer = _load(os.path.join(mdir, "trainer_module.py"), "trainer_%d" % i)
+        # a non-uniform sampling-bias correction (product frequencies in the batch), so the
+        # retrieval loss's gathered log q is checked under MirroredStrategy too
+        n_products = trainer.vocab_sizes_from(tft_output)[trainer.PRODUCT_ID_COLUMN]
+        ids = batch[trainer.PRODUCT_ID_FEATURE]
+        ids = tf.sparse.to_dense(ids) if isinstance(ids, tf.SparseTensor) else ids
+        ids = ids.numpy().reshape(-1).astype(np.int64)
+        counts = np.bincount(np.minimum(ids, n_products - 1), minlength=n_products).astype(np.float64)
+        log_q = np.log(np.maximum(counts, 1.0) / counts.sum())
 
         def step(strategy, init):
             tf.keras.utils.set_random_seed(1)
-            model = trainer.build_model(tft_output, strategy, "sgd", a.learning_rate)
+            model = trainer.build_model(tft_output, strategy, "sgd", a.learning_rate, product_log_q=log_q)
             with strategy.scope():
                 model.compute_loss(batch)  # creates the variables (inside the scope)
             if init is not None:
@@ -338,7 +346,7 @@ def cmd_onestep(a):
             return model.get_weights(), [v.numpy() for v in model.trainable_variables]
 
         tf.keras.utils.set_random_seed(1)
-        init = trainer.build_model(tft_output, single, "sgd", a.learning_rate)
+        init = trainer.build_model(tft_output, single, "sgd", a.learning_rate, product_log_q=log_q)
         init.compute_loss(batch)
         start = [v.numpy() for v in init.trainable_variables]
         init = init.get_weights()
