@@ -24,6 +24,7 @@ mod transform;
 pub use python::{
     check_modules, default_python, doctor, CheckReport, ComponentStatus, DoctorReport, FileCheck,
 };
+pub use trainer::has_query_signature;
 
 /// File name of the generated tf.Transform module.
 pub const TRANSFORM_MODULE: &str = "transform_module.py";

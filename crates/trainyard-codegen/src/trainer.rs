@@ -38,6 +38,9 @@ pub fn flags(m: &ModelConfig) -> BTreeSet<&'static str> {
             RetrievalAlgorithm::Scann => "scann",
         });
     }
+    if has_query_signature(m) {
+        f.insert("query_signature");
+    }
     if m.model_type.has_ranking() {
         f.insert("ranking");
     }
@@ -187,6 +190,17 @@ pub fn constants(
         } else {
             "none"
         })
+    );
+    // brute-force retrieval: the index holds the original ids and the export adds a
+    // query_embedding signature (see has_query_signature)
+    let _ = writeln!(
+        s,
+        "INDEX_HOLDS_IDS = {}",
+        if has_query_signature(m) {
+            "True"
+        } else {
+            "False"
+        }
     );
     if m.model_type.has_retrieval() && m.retrieval_algorithm == RetrievalAlgorithm::Scann {
         let sc = &m.scann;
@@ -522,7 +536,29 @@ pub fn towers(f: &FeatureConfig, m: &ModelConfig) -> String {
 /// name, `^[A-Za-z][A-Za-z0-9_]*$` as TensorFlow requires), a parameter named `<key>_` (never a
 /// Python keyword nor a module the code uses, such as `tf`), and the ORIGINAL column name as
 /// the key of the raw dict the Transform graph reads.
+/// Whether the export adds a `query_embedding` signature (serving_default's inputs -> the query
+/// the index scores) next to serving_default: brute-force retrieval, whose index alone answers.
+pub fn has_query_signature(m: &ModelConfig) -> bool {
+    m.model_type == ModelType::Retrieval && m.retrieval_algorithm == RetrievalAlgorithm::BruteForce
+}
+
+/// serving_default (`serve`), and `query_embedding` where [`has_query_signature`]: one
+/// TensorSpec and one parameter per raw column.
 pub fn serve_signature(f: &FeatureConfig, m: &ModelConfig) -> String {
+    let mut s = signature_method(f, m, "serve", "_serve");
+    if has_query_signature(m) {
+        s.push('\n');
+        s.push_str(&signature_method(
+            f,
+            m,
+            "query_embedding",
+            "_query_embedding",
+        ));
+    }
+    s
+}
+
+fn signature_method(f: &FeatureConfig, m: &ModelConfig, name: &str, body: &str) -> String {
     let features = serving_features(f, m);
     let mut s = String::from("    @tf.function(\n        input_signature=[\n");
     for feat in &features {
@@ -533,11 +569,11 @@ pub fn serve_signature(f: &FeatureConfig, m: &ModelConfig) -> String {
             py_str(&feat.key())
         );
     }
-    s.push_str("        ]\n    )\n    def serve(\n        self,\n");
+    let _ = write!(s, "        ]\n    )\n    def {name}(\n        self,\n");
     for feat in &features {
         let _ = writeln!(s, "        {}_,", feat.key());
     }
-    s.push_str("    ):\n        return self._serve(\n            {\n");
+    let _ = write!(s, "    ):\n        return self.{body}(\n            {{\n");
     for feat in &features {
         let _ = writeln!(
             s,

@@ -707,7 +707,12 @@ class ServingModule(tf.Module):
         self.product_ids = tf.constant(candidates.product_ids.tolist(), dtype=PRODUCT_ID_DTYPE)
         embeddings = candidates.embeddings(model)
         self.k = min(TOP_K, embeddings.shape[0])
-        self.index = _retrieval_index(embeddings, self.k)
+        # The index answers candidate rows, which serving maps to the original ids, except in
+        # brute-force retrieval (INDEX_HOLDS_IDS): there it holds the original ids itself, and its
+        # `candidates` and `identifiers` variables with the query_embedding signature are all a
+        # model server needs to rank outside the graph (trainyard-serve does, in Rust).
+        identifiers = self.product_ids if INDEX_HOLDS_IDS else None
+        self.index = _retrieval_index(embeddings, self.k, identifiers=identifiers)
 #%if multitask
         self.rating_head = model.rating_head
         self.candidate_embeddings = tf.Variable(embeddings, trainable=False, name="candidate_embeddings")
@@ -719,7 +724,8 @@ class ServingModule(tf.Module):
         transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
         query = self.buyer_tower({k: transformed[k] for k in BUYER_FEATURES}, training=False)
         scores, rows = self.index(query, k=self.k)
-        out = {"product_ids": tf.gather(self.product_ids, rows), "scores": scores}
+        product_ids = rows if INDEX_HOLDS_IDS else tf.gather(self.product_ids, rows)
+        out = {"product_ids": product_ids, "scores": scores}
 #%if multitask
         chosen = tf.gather(self.candidate_embeddings, rows)  # [batch, k, dim]
         repeated = tf.broadcast_to(query[:, None, :], tf.shape(chosen))
@@ -728,11 +734,17 @@ class ServingModule(tf.Module):
         out["predicted_ratings"] = tf.reshape(ratings, tf.shape(rows))
 #%endif
         return out
+#%if query_signature
+
+    def _query_embedding(self, raw):
+        transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
+        return {"query_embedding": self.buyer_tower({k: transformed[k] for k in BUYER_FEATURES}, training=False)}
+#%endif
 #%endif
 
 
 #%if retrieval
-def _retrieval_index(candidate_embeddings, k):
+def _retrieval_index(candidate_embeddings, k, identifiers=None):
 #%if scann
     n = candidate_embeddings.shape[0]
     leaves = SCANN["num_leaves"] or max(1, int(round(n**0.5)))
@@ -754,9 +766,9 @@ def _retrieval_index(candidate_embeddings, k):
     index = tfrs.layers.factorized_top_k.BruteForce(k=k)
     _log("Brute-force index: %d candidates", candidate_embeddings.shape[0])
 #%endif
-    # identifiers are candidate rows; serving maps rows to the original product ids
-    rows = tf.range(candidate_embeddings.shape[0], dtype=tf.int32)
-    index.index(tf.constant(candidate_embeddings), rows)
+    if identifiers is None:  # candidate rows; serving maps rows to the original product ids
+        identifiers = tf.range(candidate_embeddings.shape[0], dtype=tf.int32)
+    index.index(tf.constant(candidate_embeddings), identifiers)
     return index
 
 
@@ -765,7 +777,11 @@ def _retrieval_index(candidate_embeddings, k):
 def export_serving_model(model, tft_output, candidates, serving_dir):
     module = ServingModule(model, tft_output, candidates)
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if RETRIEVAL_ALGORITHM == "scann" else None)
-    tf.saved_model.save(module, serving_dir, signatures={"serving_default": module.serve}, options=options)
+    signatures = {"serving_default": module.serve}
+#%if query_signature
+    signatures["query_embedding"] = module.query_embedding
+#%endif
+    tf.saved_model.save(module, serving_dir, signatures=signatures, options=options)
     _log("Exported serving model (%s) to %s", RETRIEVAL_ALGORITHM, serving_dir)
     write_warmup_requests(tft_output, serving_dir)
 

@@ -632,6 +632,14 @@ fn a_seeded_sample_of_generated_configs_trains_exports_and_serves() {
                 }
             }
         }
+        // brute-force retrieval exports what lets trainyard-serve rank in Rust, and the
+        // answers it gives that way equal the session's (checked by the server at load)
+        assert_eq!(
+            server.log().contains("brute-force top k taken in Rust"),
+            trainyard_codegen::has_query_signature(&m),
+            "seed {seed}: {}",
+            server.log()
+        );
         if m.model_type == ModelType::Ranking {
             // one output: TF Serving's row format answers the bare value
             let rating = pred.as_f64().or(pred["predicted_rating"].as_f64());
@@ -674,6 +682,7 @@ impl ModelServer {
             .args(["--product-id-type", product_id_type, "--ready-file"])
             .arg(&ready)
             .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(ready_dir.path().join("server.log")).unwrap())
             .spawn()
             .unwrap();
         let started = std::time::Instant::now();
@@ -700,6 +709,10 @@ impl ModelServer {
             port,
             _ready_dir: ready_dir,
         }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._ready_dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// One HTTP request; the JSON answer (panics on a non-200).
