@@ -188,6 +188,11 @@ impl PyRun {
     fn error_message(&self) -> Option<&str> {
         self.inner.error_message.as_deref()
     }
+    /// The MLflow run the trainer logged to (None when tracking was off).
+    #[getter]
+    fn mlflow_run_id(&self) -> Option<&str> {
+        self.inner.mlflow_run_id.as_deref()
+    }
     #[getter]
     fn vertex_pipeline_job_name(&self) -> Option<&str> {
         self.inner.vertex_pipeline_job_name.as_deref()

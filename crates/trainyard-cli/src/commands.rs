@@ -1000,6 +1000,9 @@ fn print_run(r: &TrainingRun) {
         })
         .collect();
     print_table(&["stage", "status", "duration", "error"], &stages);
+    if let Some(id) = &r.mlflow_run_id {
+        println!("\nmlflow run: {id}");
+    }
     if let Some(e) = &r.error_message {
         println!("\nerror: {e}");
     }
@@ -1140,7 +1143,9 @@ fn compile_pipeline(
                 tfx_image: None,
                 trainer_image: None,
                 gpu_region: None,
-            });
+            })
+            // the Trainer logs to $MLFLOW_TRACKING_URI when it is set
+            .with_mlflow_tracking_uri(trainyard::mlflow_tracking_uri());
             let inputs = compiler.inputs(&run, &root)?;
             let compiled = trainyard_pipeline::vertex::compile(&inputs)
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
@@ -1219,6 +1224,7 @@ async fn runs(p: &Platform, cmd: RunsCommand) -> Result<(), CliError> {
                     page,
                     page_size,
                     with_step: false,
+                    mlflow_run_id: None,
                 })
                 .await?;
             if out.json {

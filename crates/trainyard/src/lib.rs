@@ -26,8 +26,8 @@ pub use deployments::{
 };
 pub use lifecycle::Lifecycle;
 pub use pipelines::{
-    handle_of, managed_python, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
-    PYTHON_ENV, WHEEL_FILE_PREFIX,
+    handle_of, managed_python, mlflow_tracking_uri, RunCompiler, Target, VertexSettings,
+    WheelUploadingExecutor, MLFLOW_TRACKING_URI_ENV, PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{
     ApiToken, ApiTokenSource, Backend, LocalSection, Platform, ProjectConfig, ServerSection,

@@ -349,13 +349,16 @@ impl Platform {
                     artifacts: gcp.artifacts.clone(),
                     inner: gcp.executor.clone(),
                 });
-                let compiler = Arc::new(crate::RunCompiler::vertex(crate::VertexSettings {
-                    project: config.project.clone(),
-                    region: config.region.clone(),
-                    tfx_image: None,
-                    trainer_image: None,
-                    gpu_region: config.gpu_training_region().map(str::to_string),
-                }));
+                let compiler = Arc::new(
+                    crate::RunCompiler::vertex(crate::VertexSettings {
+                        project: config.project.clone(),
+                        region: config.region.clone(),
+                        tfx_image: None,
+                        trainer_image: None,
+                        gpu_region: config.gpu_training_region().map(str::to_string),
+                    })
+                    .with_mlflow_tracking_uri(crate::pipelines::mlflow_tracking_uri()),
+                );
                 let root = format!("gs://{}/pipeline_root", config.bucket);
                 let mut platform = platform
                     .with_executor(executor, compiler, root)
