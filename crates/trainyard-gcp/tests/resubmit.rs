@@ -66,6 +66,7 @@ fn compiled(gpu: &GpuConfig) -> Value {
         tfx_image: "tfx".into(),
         trainer_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
+        mlflow_tracking_uri: None,
         sampling: Default::default(),
     };
     vertex::compile(&inputs).unwrap().job

@@ -37,6 +37,7 @@ fn main() {
             tfx_image: "tfx".into(),
             trainer_image: "tfx".into(),
             labels: BTreeMap::new(),
+            mlflow_tracking_uri: None,
         },
     };
     let mut times = Vec::with_capacity(iterations);

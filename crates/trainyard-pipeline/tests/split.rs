@@ -40,6 +40,7 @@ fn inputs(data: DataSource, sampling: SamplingConfig) -> PipelineInputs {
         tfx_image: "tfx".into(),
         trainer_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
+        mlflow_tracking_uri: None,
     }
 }
 

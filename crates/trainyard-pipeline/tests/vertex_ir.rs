@@ -36,6 +36,7 @@ fn inputs(model_type: ModelType, gpu: GpuConfig) -> PipelineInputs {
         tfx_image: "tfx".into(),
         trainer_image: "tfx-gpu".into(),
         labels: BTreeMap::from([("trainyard_run_id".into(), "7".into())]),
+        mlflow_tracking_uri: None,
     }
 }
 
@@ -253,4 +254,34 @@ fn the_vertex_target_needs_a_project_and_a_cloud_storage_root() {
     }
     vertex::check_settings("p", "gs://b").unwrap();
     vertex::check_settings("p", "gs://b/pipeline_root/runs/7").unwrap();
+}
+
+#[test]
+fn the_trainer_gets_the_mlflow_tracking_uri_only_when_one_is_set() {
+    let gpu = GpuConfig::default();
+    let cc = trainer_custom_config(
+        &vertex::compile(&inputs(ModelType::Retrieval, gpu.clone()))
+            .unwrap()
+            .job,
+    );
+    assert!(cc.get("mlflow_tracking_uri").is_none(), "{cc}");
+    let mut with = inputs(ModelType::Retrieval, gpu);
+    with.mlflow_tracking_uri = Some("https://mlflow.example.com".into());
+    let compiled = vertex::compile(&with).unwrap();
+    let cc = trainer_custom_config(&compiled.job);
+    assert_eq!(cc["mlflow_tracking_uri"], "https://mlflow.example.com");
+    // the local pipeline hands the Trainer the same settings
+    with.data = DataSource::Csv {
+        path: "/tmp/data".into(),
+    };
+    let files = local::files(&with, "/tmp/modules", "/tmp/metadata.sqlite").unwrap();
+    let pipeline = files
+        .iter()
+        .find(|(name, _)| name.as_str() == "pipeline.py")
+        .map(|(_, src)| src.as_str())
+        .unwrap();
+    assert!(
+        pipeline.contains("https://mlflow.example.com"),
+        "{pipeline}"
+    );
 }

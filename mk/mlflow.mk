@@ -1,0 +1,31 @@
+# A real MLflow tracking server for the tests: full `mlflow` in its own venv (reused while
+# scripts/mlflow-server-requirements.txt is unchanged), started by scripts/mlflow-test-server.sh
+# with a SQLite backend on a free port of 127.0.0.1 and stopped afterwards.
+#   make mlflow-server-env   the venv only
+# test-pipeline (mk/pipeline.mk) runs the local TFX runs with it: the retrieval run of
+# local_run logs to it, and the test checks the MLflow run (params, per-epoch metrics,
+# weight/gradient histogram artifacts) and the mlflow_run_id stored on the trainyard run.
+
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_REQS := scripts/mlflow-server-requirements.txt
+MLFLOW_STAMP := $(MLFLOW_VENV)/.stamp-$(shell sha256sum $(MLFLOW_REQS) 2>/dev/null | cut -c1-16)
+MLFLOW_BIN := $(CURDIR)/$(MLFLOW_VENV)/bin/mlflow
+MLFLOW_TEST_DIR := target/mlflow-test
+MLFLOW_BASE_PY ?= $(firstword $(wildcard /usr/local/bin/python3.11 $(HOME)/.pyenv/versions/3.11.7/bin/python3.11) python3)
+
+.PHONY: mlflow-server-env
+
+$(MLFLOW_STAMP): $(MLFLOW_REQS)
+	rm -rf $(MLFLOW_VENV)
+	$(MLFLOW_BASE_PY) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install -q --disable-pip-version-check -r $(MLFLOW_REQS)
+	touch $@
+
+mlflow-server-env: $(MLFLOW_STAMP)
+
+# $(call with_mlflow_server,COMMAND): COMMAND with TRAINYARD_TEST_MLFLOW_URL naming a fresh
+# server, which is stopped afterwards whatever COMMAND's outcome.
+with_mlflow_server = rm -rf $(MLFLOW_TEST_DIR); \
+	url=$$(bash scripts/mlflow-test-server.sh start $(MLFLOW_TEST_DIR) $(MLFLOW_BIN)) || exit 1; \
+	TRAINYARD_TEST_MLFLOW_URL=$$url $(1); rc=$$?; \
+	bash scripts/mlflow-test-server.sh stop $(MLFLOW_TEST_DIR); exit $$rc

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Starts or stops a throwaway MLflow tracking server for tests: SQLite backend store, artifacts
+# served by the server (mlflow-artifacts:/), on a free port of 127.0.0.1.
+#   scripts/mlflow-test-server.sh start DIR MLFLOW_BIN   -> prints the tracking URI; db, artifacts, log in DIR
+#   scripts/mlflow-test-server.sh stop DIR
+set -euo pipefail
+cmd=${1:?start|stop}
+dir=${2:?directory}
+
+case "$cmd" in
+start)
+  mlflow=${3:?path of the mlflow executable}
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # setsid: its own process group, so that stop ends the server and its workers, nothing else
+  setsid "$mlflow" server --host 127.0.0.1 --port "$port" --workers 1 \
+    --backend-store-uri "sqlite:///$dir/mlflow.db" --artifacts-destination "$dir/artifacts" \
+    >"$dir/server.log" 2>&1 </dev/null &
+  echo $! >"$dir/server.pid"
+  url="http://127.0.0.1:$port"
+  for _ in $(seq 1 240); do
+    if python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/health', timeout=2)" "$url" 2>/dev/null; then
+      echo "$url"; exit 0
+    fi
+    kill -0 "$(cat "$dir/server.pid")" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "mlflow server did not start; its log:" >&2; tail -30 "$dir/server.log" >&2
+  kill -- -"$(cat "$dir/server.pid")" 2>/dev/null || true
+  exit 1
+  ;;
+stop)
+  if [ -f "$dir/server.pid" ]; then
+    pid=$(cat "$dir/server.pid")
+    kill -- -"$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 -- -"$pid" 2>/dev/null || true
+    rm -f "$dir/server.pid"
+  fi
+  ;;
+*) echo "usage: $0 start DIR MLFLOW_BIN | stop DIR" >&2; exit 2 ;;
+esac
