@@ -458,7 +458,10 @@ mod tests {
                 "def tensor_stats",
                 "urllib",
             ] {
-                assert!(!trainer.contains(pasted), "{pasted} pasted into the trainer");
+                assert!(
+                    !trainer.contains(pasted),
+                    "{pasted} pasted into the trainer"
+                );
             }
             assert_eq!(g.files[TRAINER_SUPPORT_MODULE], TRAINER_SUPPORT_SOURCE);
         }
