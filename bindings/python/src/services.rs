@@ -170,6 +170,7 @@ impl PyTraining {
             page,
             page_size,
             with_step: false,
+            mlflow_run_id: None,
         };
         let ctx = self.ctx.clone();
         Ok(Box::pin(async move {
