@@ -23,9 +23,11 @@ $(MLFLOW_STAMP): $(MLFLOW_REQS)
 
 mlflow-server-env: $(MLFLOW_STAMP)
 
-# $(call with_mlflow_server,COMMAND): COMMAND with TRAINYARD_TEST_MLFLOW_URL naming a fresh
-# server, which is stopped afterwards whatever COMMAND's outcome.
+# $(call with_mlflow_server,BUILD,COMMAND): runs BUILD while a fresh server starts (it takes
+# ~30 s), then COMMAND with TRAINYARD_TEST_MLFLOW_URL naming the server, which is stopped
+# afterwards whatever the outcome.
 with_mlflow_server = rm -rf $(MLFLOW_TEST_DIR); \
-	url=$$(bash scripts/mlflow-test-server.sh start $(MLFLOW_TEST_DIR) $(MLFLOW_BIN)) || exit 1; \
-	TRAINYARD_TEST_MLFLOW_URL=$$url $(1); rc=$$?; \
+	url=$$(bash scripts/mlflow-test-server.sh launch $(MLFLOW_TEST_DIR) $(MLFLOW_BIN)) || exit 1; \
+	$(1) && bash scripts/mlflow-test-server.sh wait $(MLFLOW_TEST_DIR) && \
+	TRAINYARD_TEST_MLFLOW_URL=$$url $(2); rc=$$?; \
 	bash scripts/mlflow-test-server.sh stop $(MLFLOW_TEST_DIR); exit $$rc

@@ -7,8 +7,7 @@
 .PHONY: test-pipeline
 test-pipeline: pyenv $(MLFLOW_STAMP)
 	TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard-pipeline -- --include-ignored
-	$(CARGO) test --no-run -p trainyard --test local_run
-	@$(call with_mlflow_server,TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard --test local_run -- --ignored --test-threads=1)
+	@$(call with_mlflow_server,$(CARGO) test --no-run -p trainyard --test local_run,TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard --test local_run -- --ignored --test-threads=1)
 	$(CARGO) build -p trainyard-serve
 	TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard --test serving_e2e -- --ignored --test-threads=1
 

@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
 # Starts or stops a throwaway MLflow tracking server for tests: SQLite backend store, artifacts
 # served by the server (mlflow-artifacts:/), on a free port of 127.0.0.1.
-#   scripts/mlflow-test-server.sh start DIR MLFLOW_BIN   -> prints the tracking URI; db, artifacts, log in DIR
+#   scripts/mlflow-test-server.sh start DIR MLFLOW_BIN   -> prints the tracking URI once the server
+#                                                          answers; db, artifacts, log in DIR
+#   scripts/mlflow-test-server.sh launch DIR MLFLOW_BIN  -> the same without waiting (the server
+#                                                          starts in ~30 s: overlap it with a build)
+#   scripts/mlflow-test-server.sh wait DIR               -> waits until the launched one answers
 #   scripts/mlflow-test-server.sh stop DIR
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?directory}
 
+wait_ready() {
+  local url pid
+  url=$(cat "$dir/server.url"); pid=$(cat "$dir/server.pid")
+  for _ in $(seq 1 240); do
+    if python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/health', timeout=2)" "$url" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "mlflow server did not start; its log:" >&2; tail -30 "$dir/server.log" >&2
+  kill -- -"$pid" 2>/dev/null || true
+  return 1
+}
+
 case "$cmd" in
-start)
+start|launch)
   mlflow=${3:?path of the mlflow executable}
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
@@ -18,17 +37,12 @@ start)
     --backend-store-uri "sqlite:///$dir/mlflow.db" --artifacts-destination "$dir/artifacts" \
     >"$dir/server.log" 2>&1 </dev/null &
   echo $! >"$dir/server.pid"
-  url="http://127.0.0.1:$port"
-  for _ in $(seq 1 240); do
-    if python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/health', timeout=2)" "$url" 2>/dev/null; then
-      echo "$url"; exit 0
-    fi
-    kill -0 "$(cat "$dir/server.pid")" 2>/dev/null || break
-    sleep 0.5
-  done
-  echo "mlflow server did not start; its log:" >&2; tail -30 "$dir/server.log" >&2
-  kill -- -"$(cat "$dir/server.pid")" 2>/dev/null || true
-  exit 1
+  echo "http://127.0.0.1:$port" >"$dir/server.url"
+  if [ "$cmd" = start ]; then wait_ready || exit 1; fi
+  cat "$dir/server.url"
+  ;;
+wait)
+  wait_ready
   ;;
 stop)
   if [ -f "$dir/server.pid" ]; then
@@ -39,5 +53,5 @@ stop)
     rm -f "$dir/server.pid"
   fi
   ;;
-*) echo "usage: $0 start DIR MLFLOW_BIN | stop DIR" >&2; exit 2 ;;
+*) echo "usage: $0 start|launch DIR MLFLOW_BIN | wait DIR | stop DIR" >&2; exit 2 ;;
 esac
