@@ -40,7 +40,7 @@ TEST_FOREGROUND := lint test-rust test-postgres \
 	$(filter-out $(TEST_BACKGROUND) $(TEST_LATE),$(TEST_TARGETS)) $(filter $(TEST_LATE),$(TEST_TARGETS))
 
 .PHONY: test-setup test-sequential
-test-setup: pyenv
+test-setup: pyenv $(MLFLOW_STAMP)
 	$(CARGO) build -p trainyard-cli -p trainyard-serve -p trainyard-tests --bins
 
 test:

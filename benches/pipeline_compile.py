@@ -49,7 +49,7 @@ def main():
     cc = json.loads(job["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
     local = os.path.join(work, "local")
     subprocess.run([TRAINYARD, "pipeline", "compile", "--run", RUN, "--target", "local", "--out", local], check=True, stdout=subprocess.DEVNULL)
-    modules = {n: open(os.path.join(local, n)).read() for n in ("transform_module.py", "trainer_module.py")}
+    modules = {n: open(os.path.join(local, n)).read() for n in ("transform_module.py", "trainer_module.py", "trainyard_trainer_support.py")}
     inputs = {
         "name": job["displayName"], "pipeline_root": os.path.join(work, "root"),
         "data": {"kind": "csv", "path": "/tmp/data"}, "model_type": "retrieval", "modules": modules,

@@ -116,9 +116,16 @@ def test_unblessed_failed_and_bad_metrics(platform: trainyard.Platform) -> None:
     t = platform.training
     a = t.create("a", config("ranking"))
     t.mark_submitting(a.id)
+    assert a.mlflow_run_id is None
     a = t.handle_event(
-        a.id, {"event": "completed", "training_metrics": {"loss": {"val_rmse": [1.2]}}, "blessed": False}
+        a.id,
+        {
+            "event": "completed",
+            "training_metrics": {"loss": {"val_rmse": [1.2]}, "mlflow": {"run_id": "0a52a83ba1c8481dba623ae5486c457c"}},
+            "blessed": False,
+        },
     )
+    assert a.mlflow_run_id == "0a52a83ba1c8481dba623ae5486c457c"
     assert a.status == "not_blessed"
     assert a.rmse == 1.2
     assert {s["name"]: s["status"] for s in a.stages}["register"] == "skipped"

@@ -83,10 +83,18 @@ pub async fn open_local(dir: &Path) -> (Platform, Arc<LocalRunner>) {
     let runner = Arc::new(LocalRunner::new(python()));
     let p = Platform::open(&root).await.unwrap().with_executor(
         runner.clone(),
-        Arc::new(RunCompiler::local(&root)),
+        Arc::new(RunCompiler::local(&root).with_mlflow_tracking_uri(mlflow_url())),
         root.display().to_string(),
     );
     (p, runner)
+}
+
+/// The real MLflow tracking server of the test run, if any (`make test` starts one,
+/// mk/mlflow.mk): local runs then log to it.
+pub fn mlflow_url() -> Option<String> {
+    std::env::var("TRAINYARD_TEST_MLFLOW_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A new project at `dir` holding the tiny synthetic dataset as `data/interactions.csv`, with

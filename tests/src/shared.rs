@@ -131,6 +131,8 @@ pub fn key(base: &Path) -> String {
         }
     }
     h.update(base.to_string_lossy().as_bytes());
+    // built with or without an MLflow server to log to (local_run checks the MLflow run)
+    h.update([u8::from(crate::mlflow_url().is_some())]);
     let digest = h.finalize();
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

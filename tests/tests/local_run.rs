@@ -1,7 +1,9 @@
 //! End-to-end local runs through TrainingService: generated modules, the local TFX pipeline
 //! in the managed env (LocalDagRunner), stages, epochs, results, blessing, cancel. The finished
 //! runs are those of the shared trained project (testkit::shared), built by the real runner.
-//! Run by `make test` (mk/pipeline.mk) with TRAINYARD_PYTHON set.
+//! Run by `make test` (mk/pipeline.mk) with TRAINYARD_PYTHON set, and with
+//! TRAINYARD_TEST_MLFLOW_URL naming a real MLflow tracking server on the store the shared
+//! project's runs logged to (mk/mlflow.mk): the test then checks the retrieval run in MLflow.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +13,7 @@ use testkit::{local_platform, RunBuilder};
 use trainyard::core::model_config::ModelType;
 use trainyard::core::ports::{PipelineExecutor, RunFilter};
 use trainyard::core::stages::{StageName, StageStatus};
-use trainyard::handle_of;
+use trainyard::{handle_of, Platform};
 use trainyard_core::RunStatus;
 use trainyard_local::group_alive;
 
@@ -82,6 +84,13 @@ async fn retrieval_and_multitask_runs_complete_locally() {
     assert!(history
         .iter()
         .all(|h| h.metrics.loss.is_some() && h.metrics.recall_at_100.is_some()));
+    match testkit::mlflow_url() {
+        Some(url) => check_mlflow_run(&p, &done, &url, RETRIEVAL_EPOCHS as usize).await,
+        None => {
+            assert_eq!(done.mlflow_run_id, None, "no tracking URI, no MLflow");
+            eprintln!("TRAINYARD_TEST_MLFLOW_URL unset: MLflow checks skipped");
+        }
+    }
 
     // A multitask run with a threshold it cannot reach is trained but not blessed.
     let done = svc.get(shared.multitask).await.unwrap();
@@ -165,4 +174,140 @@ async fn cancel_during_training_stops_every_process() {
         .await
         .unwrap();
     assert_eq!(active.total, 0);
+}
+
+async fn mlflow_get(url: &str, path: &str, query: &[(&str, &str)]) -> serde_json::Value {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .query(query)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+}
+
+/// The run in MLflow: finished, its params, one value per epoch of each per-epoch metric, the
+/// final metrics, and per epoch the weight/gradient histograms as artifacts; the trainyard run
+/// holds its id (and is found by it).
+async fn check_mlflow_run(
+    p: &Platform,
+    done: &trainyard::core::run::TrainingRun,
+    url: &str,
+    epochs: usize,
+) {
+    let id = done
+        .mlflow_run_id
+        .clone()
+        .expect("the trainyard run stores its MLflow run id");
+    let run = mlflow_get(url, "/api/2.0/mlflow/runs/get", &[("run_id", &id)]).await["run"].clone();
+    assert_eq!(run["info"]["status"], "FINISHED", "{run}");
+    let pairs = |v: &serde_json::Value| -> std::collections::BTreeMap<String, serde_json::Value> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|kv| (kv["key"].as_str().unwrap().to_string(), kv["value"].clone()))
+            .collect()
+    };
+    let params = pairs(&run["data"]["params"]);
+    assert_eq!(params["epochs"], epochs.to_string().as_str(), "{params:?}");
+    assert_eq!(params["batch_size"], "512", "{params:?}");
+    assert_eq!(params["model_type"], "retrieval", "{params:?}");
+    for key in ["learning_rate", "optimizer", "retrieval_algorithm"] {
+        assert!(params.contains_key(key), "{key} not logged: {params:?}");
+    }
+    let tags = pairs(&run["data"]["tags"]);
+    assert_eq!(tags["trainyard.model_type"], "retrieval", "{tags:?}");
+    let latest = pairs(&run["data"]["metrics"]);
+    let test_recall = latest["test_recall_at_100"].as_f64().unwrap();
+    assert_eq!(
+        Some(test_recall),
+        done.results.recall_at_100,
+        "final metric as trainyard has it"
+    );
+    for key in [
+        "loss",
+        "val_loss",
+        "recall_at_100",
+        "buyer_tower_weights_l2_norm",
+        "product_tower_gradients_l2_norm",
+    ] {
+        let h = mlflow_get(
+            url,
+            "/api/2.0/mlflow/metrics/get-history",
+            &[("run_id", &id), ("metric_key", key)],
+        )
+        .await;
+        let mut steps: Vec<i64> = h["metrics"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no history of {key}: {h}"))
+            .iter()
+            .map(|m| m["step"].as_i64().unwrap_or(0))
+            .collect();
+        steps.sort();
+        assert_eq!(
+            steps,
+            (0..epochs as i64).collect::<Vec<_>>(),
+            "{key} per epoch"
+        );
+    }
+    // per-epoch weight/gradient histograms as artifacts
+    let listed = mlflow_get(
+        url,
+        "/api/2.0/mlflow/artifacts/list",
+        &[("run_id", &id), ("path", "weight_stats")],
+    )
+    .await;
+    let files: Vec<&str> = listed["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no weight_stats artifacts: {listed}"))
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..epochs)
+        .map(|e| format!("weight_stats/epoch_{e:03}.json"))
+        .collect();
+    assert_eq!(files, expected);
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/get-artifact"))
+        .query(&[("path", "weight_stats/epoch_001.json"), ("run_uuid", &id)])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let entry: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(entry["epoch"], 1);
+    for tower in ["buyer_tower", "product_tower"] {
+        for kind in ["weights", "gradients"] {
+            let s = &entry["towers"][tower][kind];
+            let counts: i64 = s["histogram"]["counts"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{tower} {kind}: {s}"))
+                .iter()
+                .map(|c| c.as_i64().unwrap())
+                .sum();
+            assert!(counts > 0, "{tower} {kind}");
+            assert_eq!(
+                counts,
+                s["count"].as_i64().unwrap() - s["nonfinite"].as_i64().unwrap(),
+                "{tower} {kind}: the bins hold every finite value"
+            );
+        }
+    }
+    // the store's mlflow_run_id column leads back to the run
+    let found = p
+        .training()
+        .list(&RunFilter {
+            mlflow_run_id: Some(id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [done.id]
+    );
+    println!("MLflow run {id} checked at {url}");
 }

@@ -83,6 +83,8 @@ view_methods! {
             error_message: Option<&str> = r.error_message.as_deref();
             vertex_pipeline_job_name: Option<&str> = r.vertex_pipeline_job_name.as_deref();
             vertex_pipeline_job_id: Option<&str> = r.vertex_pipeline_job_id.as_deref();
+            /// The MLflow run the trainer logged to (None without a tracking URI).
+            mlflow_run_id: Option<&str> = r.mlflow_run_id.as_deref();
             duration_seconds: Option<f64> = r.duration_seconds;
             created_at: DateTime<Utc> = r.created_at;
             started_at: Option<DateTime<Utc>> = r.started_at;

@@ -99,6 +99,7 @@ fn run_filter(
         page,
         page_size,
         with_step: false,
+        mlflow_run_id: None,
     })
 }
 

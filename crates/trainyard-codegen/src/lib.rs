@@ -30,6 +30,12 @@ pub use trainer::has_query_signature;
 pub const TRANSFORM_MODULE: &str = "transform_module.py";
 /// File name of the generated TFX trainer module.
 pub const TRAINER_MODULE: &str = "trainer_module.py";
+/// File name of the trainers' support module (metrics collector, weight statistics, MLflow
+/// glue): the same for every config, shipped next to the generated modules (and so in the
+/// user-code wheels) and imported by every trainer module.
+pub const TRAINER_SUPPORT_MODULE: &str = "trainyard_trainer_support.py";
+/// Source of [`TRAINER_SUPPORT_MODULE`].
+pub const TRAINER_SUPPORT_SOURCE: &str = include_str!("../templates/trainyard_trainer_support.py");
 
 /// Errors of code generation and of the checks around it.
 #[derive(Debug, Error)]
@@ -154,6 +160,10 @@ pub fn generate(
     let mut files = BTreeMap::new();
     files.insert(TRANSFORM_MODULE.to_string(), transform_src);
     files.insert(TRAINER_MODULE.to_string(), trainer_src);
+    files.insert(
+        TRAINER_SUPPORT_MODULE.to_string(),
+        TRAINER_SUPPORT_SOURCE.to_string(),
+    );
     Ok(GeneratedModules {
         config_hash: hash,
         files,
@@ -245,7 +255,10 @@ mod tests {
             let b = gen(&m);
             assert_eq!(a, b);
             assert_eq!(a.config_hash.len(), 64);
-            for src in a.files.values() {
+            for (name, src) in &a.files {
+                if name == TRAINER_SUPPORT_MODULE {
+                    continue; // the same for every config
+                }
                 assert!(src.contains(&format!("# config-sha256: {}", a.config_hash)));
                 assert!(!src.contains("#%"), "unrendered marker");
                 assert!(!src.contains("#@@"), "unrendered section");
@@ -462,11 +475,33 @@ mod tests {
     }
 
     #[test]
+    fn support_code_is_imported_not_pasted() {
+        for m in all_variants() {
+            let g = gen(&m);
+            let trainer = &g.files[TRAINER_MODULE];
+            assert!(trainer.contains("from trainyard_trainer_support import ("));
+            for pasted in [
+                "class MetricsCollector",
+                "class WeightStats",
+                "class MlflowRun",
+                "def tensor_stats",
+                "urllib",
+            ] {
+                assert!(
+                    !trainer.contains(pasted),
+                    "{pasted} pasted into the trainer"
+                );
+            }
+            assert_eq!(g.files[TRAINER_SUPPORT_MODULE], TRAINER_SUPPORT_SOURCE);
+        }
+    }
+
+    #[test]
     fn writes_files() {
         let dir = tempfile::tempdir().unwrap();
         let m = gen(&ModelConfig::default());
         let paths = write_modules(&m, dir.path()).unwrap();
-        assert_eq!(paths.len(), 2);
+        assert_eq!(paths.len(), 3);
         for p in paths {
             let name = p.file_name().unwrap().to_str().unwrap().to_string();
             assert_eq!(std::fs::read_to_string(&p).unwrap(), m.files[&name]);

@@ -273,6 +273,7 @@ pub fn constants(
         "gpu_count": g.accelerator_count(),
         "test_files": null,
         "mlflow_experiment": null,
+        "mlflow_tracking_uri": null,
     });
     let _ = writeln!(
         s,

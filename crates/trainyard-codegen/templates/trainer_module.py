@@ -12,14 +12,8 @@ Losses are correct under distribution: per-example losses averaged over the GLOB
 from every replica, regularization scaled by 1/num_replicas (tf.nn.scale_regularization_loss).
 One SGD step therefore gives the same weights on one device and on N replicas.
 """
-
-import json
-import logging
 import os
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -28,19 +22,19 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
-
-log = logging.getLogger("trainyard.trainer")
+# metrics collector, weight statistics, MLflow glue: shipped with this module in the user-code wheel
+from trainyard_trainer_support import (  # noqa: E402
+    EpochMetrics,
+    MetricsCollector,
+    MlflowRun,
+    WeightStats,
+    log_line as _log,
+    tracking_uri,
+)
 
 #@@CONSTANTS@@
 
 RECALL_KS = (5, 10, 50, 100)
-
-
-def _log(msg, *args):
-    """Logs through `logging` and prints, so the lines show in TFX and in plain runs."""
-    text = msg % args if args else msg
-    log.info(text)
-    print("[trainyard] " + text, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,211 +443,25 @@ def evaluate_ranking(model, dataset):
 #%endif
 
 # --------------------------------------------------------------------------------------------
-# Metrics: training_metrics.json and MLflow
+# Per-epoch validation metrics (recorded by trainyard_trainer_support.EpochMetrics)
 # --------------------------------------------------------------------------------------------
 
 
-class MlflowClient:
-    """Minimal MLflow REST client (no mlflow package needed): one run per training."""
-
-    def __init__(self, uri, experiment):
-        self.uri = uri.rstrip("/")
-        self.run_id = None
-        exp_id = self._experiment_id(experiment)
-        run = self._post("runs/create", {"experiment_id": exp_id, "start_time": int(time.time() * 1000)})
-        self.run_id = run["run"]["info"]["run_id"]
-
-    def _post(self, path, body):
-        req = urllib.request.Request(
-            self.uri + "/api/2.0/mlflow/" + path,
-            data=json.dumps(body).encode("utf-8"),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read().decode("utf-8") or "{}")
-
-    def _experiment_id(self, name):
-        try:
-            return self._post("experiments/create", {"name": name})["experiment_id"]
-        except urllib.error.HTTPError:
-            url = self.uri + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=" + urllib.parse.quote(name)
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return json.loads(resp.read().decode("utf-8"))["experiment"]["experiment_id"]
-
-    def log(self, metrics, step, params=None):
-        now = int(time.time() * 1000)
-        body = {
-            "run_id": self.run_id,
-            "metrics": [
-                {"key": k, "value": float(v), "timestamp": now, "step": int(step)}
-                for k, v in sorted(metrics.items())
-                if v is not None and np.isfinite(v)
-            ],
-            "params": [{"key": k, "value": str(v)} for k, v in sorted((params or {}).items())],
-        }
-        self._post("runs/log-batch", body)
-
-    def finish(self, status):
-        self._post("runs/update", {"run_id": self.run_id, "status": status, "end_time": int(time.time() * 1000)})
-
-
-class MetricsCollector:
-    """Per-epoch values as arrays under "loss", scalars under "final_metrics" (the spec's shape)."""
-
-    def __init__(self, mlflow):
-        self.doc = {"model_type": MODEL_TYPE, "config_hash": CONFIG_HASH, "loss": {}, "final_metrics": {}}
-        self.mlflow = mlflow
-
-    def epoch(self, epoch, values):
-        for k, v in values.items():
-            self.doc["loss"].setdefault(k, []).append(float(v))
-        # One line per epoch for runners that stream progress (trainyard's local runner).
-        print(
-            "[trainyard] EPOCH " + json.dumps({"epoch": epoch, "metrics": {k: float(v) for k, v in values.items()}}),
-            flush=True,
-        )
-        if self.mlflow is not None:
-            self.mlflow.log(values, step=epoch)
-
-    def final(self, values):
-        self.doc["final_metrics"].update({k: float(v) for k, v in values.items()})
-        if self.mlflow is not None:
-            self.mlflow.log(values, step=0)
-
-    def write(self, directory):
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, "training_metrics.json")
-        with open(path, "w") as f:
-            json.dump(self.doc, f, indent=2, sort_keys=True)
-        _log("Wrote %s", path)
-        return path
-
-
-class EpochMetrics(tf.keras.callbacks.Callback):
-    """Records loss/val_loss and the validation metrics of each epoch; puts them into the Keras
-    logs too, so EarlyStopping can monitor them."""
-
-    def __init__(self, collector, val_dataset, candidates):
-        super().__init__()
-        self.collector = collector
-        self.val_dataset = val_dataset
-        self.candidates = candidates
-        self.started = None
-        self.examples = 0
-
-    def on_train_begin(self, logs=None):
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        values = {k: float(v) for k, v in logs.items() if k in ("loss", "val_loss", "regularization_loss")}
+def validation_metrics(model, val_dataset, candidates):
+    """(values recorded per epoch, entries for the Keras logs that EarlyStopping monitors)."""
+    values, logs = {}, {}
 #%if retrieval
-        recall = evaluate_retrieval(self.model, self.val_dataset, self.candidates)
-        for k in RECALL_KS:
-            values["recall_at_%d" % k] = recall[k]
-            logs["val_recall_at_%d" % k] = recall[k]
+    recall = evaluate_retrieval(model, val_dataset, candidates)
+    for k in RECALL_KS:
+        values["recall_at_%d" % k] = recall[k]
+        logs["val_recall_at_%d" % k] = recall[k]
 #%endif
 #%if ranking
-        ranking = evaluate_ranking(self.model, self.val_dataset)
-        values["val_rmse"] = ranking["rmse"]
-        values["val_mae"] = ranking["mae"]
-        logs["val_rmse"] = ranking["rmse"]
-        logs["val_mae"] = ranking["mae"]
+    ranking = evaluate_ranking(model, val_dataset)
+    values["val_rmse"] = logs["val_rmse"] = ranking["rmse"]
+    values["val_mae"] = logs["val_mae"] = ranking["mae"]
 #%endif
-        self.collector.epoch(epoch, values)
-        _log("epoch %d: %s", epoch + 1, ", ".join("%s=%.4f" % kv for kv in sorted(values.items())))
-
-
-WEIGHT_HISTOGRAM_BINS = 30
-
-
-def _tensor_stats(arrays, variables):
-    """L1/L2 norms, mean, std, min, max and a WEIGHT_HISTOGRAM_BINS-bin histogram of every value
-    of `arrays` (non-finite values counted apart); bins sum to the number of finite values."""
-    values = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays]) if arrays else np.zeros(0)
-    finite = values[np.isfinite(values)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(finite, bins=WEIGHT_HISTOGRAM_BINS, range=(lo, hi))
-    return {
-        "count": int(values.size),
-        "nonfinite": int(values.size - finite.size),
-        "l1_norm": float(np.abs(finite).sum()),
-        "l2_norm": float(np.sqrt(np.square(finite).sum())),
-        "mean": float(finite.mean()) if finite.size else 0.0,
-        "std": float(finite.std()) if finite.size else 0.0,
-        "min": float(finite.min()) if finite.size else 0.0,
-        "max": float(finite.max()) if finite.size else 0.0,
-        "histogram": {"bin_edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
-        "variables": [{"name": v.name, "shape": [int(d) for d in v.shape]} for v in variables],
-    }
-
-
-class WeightStats(tf.keras.callbacks.Callback):
-    """Per epoch and tower: statistics of the trainable weights and of their gradients, into
-    training_metrics.json["weight_stats"] (and MLflow norms). Gradients are those of the
-    training loss on one fixed probe batch of training data, in inference mode (no dropout,
-    batch-norm moving statistics) so that recording never changes the model."""
-
-    def __init__(self, collector, probe):
-        super().__init__()
-        self.collector = collector
-        self.probe = probe  # a dataset of one global batch
-        self.doc = collector.doc.setdefault("weight_stats", {"histogram_bins": WEIGHT_HISTOGRAM_BINS, "epochs": []})
-
-    def _towers(self):
-        names = ("buyer_tower", "product_tower", "rating_head")
-        return [(n, getattr(self.model, n)) for n in names if hasattr(self.model, n)]
-
-    def _gradients(self, towers):
-        """The gradient of one training step on the probe batch, computed as training does:
-        the batch split over the replicas, per-replica gradients summed."""
-        strategy = self.model.distribute_strategy
-        variables = [v for _, t in towers for v in t.trainable_variables]
-
-        def step(batch):
-            with tf.GradientTape() as tape:
-                total = self.model.compute_loss(batch, training=False) + self.model._regularization()
-            grads = tape.gradient(total, variables)
-            # a variable the loss does not reach has a zero gradient; IndexedSlices -> dense
-            return [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g) for v, g in zip(variables, grads)]
-
-        batch = next(iter(strategy.experimental_distribute_dataset(self.probe)))
-        per_replica = strategy.run(step, args=(batch,))
-        return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None).numpy() for g in per_replica]
-
-    def on_epoch_end(self, epoch, logs=None):
-        towers = self._towers()
-        try:
-            grads = self._gradients(towers)
-            error = None
-        except Exception as e:  # statistics must never fail the training
-            grads, error = None, "%s: %s" % (type(e).__name__, e)
-            _log("WARNING: gradient statistics not recorded: %s", error)
-        entry = {"epoch": int(epoch), "towers": {}}
-        i = 0
-        mlflow_values = {}
-        for name, tower in towers:
-            variables = tower.trainable_variables
-            stats = {"weights": _tensor_stats([v.numpy() for v in variables], variables)}
-            if grads is not None:
-                stats["gradients"] = _tensor_stats(grads[i : i + len(variables)], variables)
-            else:
-                stats["gradients"] = None
-                stats["gradients_error"] = error
-            i += len(variables)
-            entry["towers"][name] = stats
-            for kind in ("weights", "gradients"):
-                if stats.get(kind):
-                    mlflow_values["%s_%s_l1_norm" % (name, kind)] = stats[kind]["l1_norm"]
-                    mlflow_values["%s_%s_l2_norm" % (name, kind)] = stats[kind]["l2_norm"]
-        self.doc["epochs"].append(entry)
-        if self.collector.mlflow is not None:
-            try:
-                self.collector.mlflow.log(mlflow_values, step=epoch)
-            except Exception as e:  # tracking must never fail the training
-                _log("WARNING: MLflow weight norms not logged: %s", e)
+    return values, logs
 
 
 # --------------------------------------------------------------------------------------------
@@ -842,7 +650,17 @@ def _settings(custom_config):
 
 
 def run_fn(fn_args):
-    """TFX Trainer entry point."""
+    """TFX Trainer entry point; a failed training marks its MLflow run FAILED."""
+    tracking = []
+    try:
+        return _train(fn_args, tracking)
+    except BaseException:
+        for run in tracking:
+            run.finish("FAILED")
+        raise
+
+
+def _train(fn_args, tracking):
     started = time.time()
     s = _settings(fn_args.custom_config)
     tf.keras.utils.set_random_seed(SEED)
@@ -866,16 +684,17 @@ def run_fn(fn_args):
     candidates = None
 #%endif
 
-    mlflow = None
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        try:
-            mlflow = MlflowClient(os.environ["MLFLOW_TRACKING_URI"], s.get("mlflow_experiment") or MODEL_NAME)
-            mlflow.log({}, 0, params={k: s[k] for k in ("epochs", "batch_size", "learning_rate", "optimizer")})
-            _log("MLflow run %s", mlflow.run_id)
-        except Exception as e:  # tracking must never fail the training
-            _log("WARNING: MLflow logging disabled: %s", e)
-            mlflow = None
-    collector = MetricsCollector(mlflow)
+    params = {k: s[k] for k in ("epochs", "batch_size", "learning_rate", "optimizer")}
+    params.update(model_type=MODEL_TYPE, retrieval_algorithm=RETRIEVAL_ALGORITHM, replicas=replicas)
+    mlflow = MlflowRun.start(
+        tracking_uri(s),
+        s.get("mlflow_experiment") or MODEL_NAME,
+        params=params,
+        tags={"trainyard.config_hash": CONFIG_HASH, "trainyard.model_type": MODEL_TYPE},
+    )
+    if mlflow is not None:
+        tracking.append(mlflow)
+    collector = MetricsCollector(MODEL_TYPE, CONFIG_HASH, mlflow)
 
     model = build_model(
         tft_output,
@@ -886,7 +705,10 @@ def run_fn(fn_args):
     )
     # one fixed global batch for the gradient statistics (the same every epoch)
     probe = tf.data.Dataset.from_tensor_slices(next(iter(train.take(1)))).batch(batch_size)
-    callbacks = [EpochMetrics(collector, val, candidates), WeightStats(collector, probe)]
+    callbacks = [
+        EpochMetrics(collector, lambda m: validation_metrics(m, val, candidates)),
+        WeightStats(collector, probe),
+    ]
     es = s["early_stopping"]
     if es.get("enabled"):
         monitor = es.get("monitor") or "val_loss"

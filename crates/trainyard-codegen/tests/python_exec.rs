@@ -481,7 +481,8 @@ fn static_checks_pass_for_every_variant_and_catch_undefined_names() {
                 let dir = root.join(format!("v{n}"));
                 write_modules(&gen, &dir).unwrap();
                 let report = check_modules(&dir, &py).unwrap();
-                assert_eq!(report.files.len(), 2);
+                // transform, trainer and the trainers' support module
+                assert_eq!(report.files.len(), 3);
                 assert!(report.passed());
                 n += 1;
             }
@@ -512,14 +513,7 @@ fn static_checks_pass_for_every_variant_and_catch_undefined_names() {
 fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
     let f = fixture();
     let m = model(ModelType::Retrieval, RetrievalAlgorithm::BruteForce);
-    let mlflow = f.root.join("mlflow_calls.json");
-    let t = train(
-        "retrieval_bf_1dev",
-        &m,
-        1,
-        0,
-        &["--mlflow-stub", mlflow.to_str().unwrap()],
-    );
+    let t = train("retrieval_bf_1dev", &m, 1, 0, &[]);
     assert_strategy(&t, 1);
     for k in [5, 10, 50, 100] {
         let v = per_epoch(&t.metrics, &format!("recall_at_{k}"));
@@ -551,39 +545,10 @@ fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
     // the export carries TF Serving warm-up requests, which trainyard-serve replays
     assert_trainyard_serve_replays_warmup(&t.serving_dir);
 
-    // MLflow (MLFLOW_TRACKING_URI set): one run, per-epoch and final metrics, finished
-    let calls: Value = serde_json::from_str(&std::fs::read_to_string(&mlflow).unwrap()).unwrap();
-    let calls = calls.as_array().unwrap();
-    let paths: Vec<&str> = calls.iter().map(|c| c["path"].as_str().unwrap()).collect();
-    assert!(
-        paths
-            .iter()
-            .any(|p| p.ends_with("/api/2.0/mlflow/runs/create")),
-        "{paths:?}"
-    );
-    let logged: Vec<(String, i64)> = calls
-        .iter()
-        .filter(|c| c["path"].as_str().unwrap().ends_with("runs/log-batch"))
-        .flat_map(|c| c["body"]["metrics"].as_array().unwrap().clone())
-        .map(|m| {
-            (
-                m["key"].as_str().unwrap().to_string(),
-                m["step"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    for epoch in 0..EPOCHS as i64 {
-        assert!(
-            logged.contains(&("recall_at_100".into(), epoch)),
-            "{logged:?}"
-        );
-        assert!(logged.contains(&("loss".into(), epoch)), "{logged:?}");
-    }
-    assert!(logged.iter().any(|(k, _)| k == "test_recall_at_100"));
-    let last = calls.last().unwrap();
-    assert!(last["path"].as_str().unwrap().ends_with("runs/update"));
-    assert_eq!(last["body"]["status"], "FINISHED");
-    assert_eq!(last["body"]["run_id"], "run-1");
+    // no tracking URI -> no MLflow: the client library is never imported, no run is recorded
+    // (the real MLflow server test is crates/trainyard/tests/mlflow_run.rs, `make test-mlflow`)
+    assert!(t.log.contains("MLFLOW_IMPORTED=False"), "{}", t.log);
+    assert!(t.metrics.get("mlflow").is_none(), "{}", t.metrics);
 }
 
 #[test]

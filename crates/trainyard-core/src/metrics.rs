@@ -339,6 +339,38 @@ pub fn extract_results(model_type: ModelType, doc: &Value) -> Result<RunResults,
     Ok(r)
 }
 
+/// The MLflow run a trainer logged to: `mlflow.run_id` of training_metrics.json (written only
+/// when tracking was on). An MLflow run id is 1 to 64 ASCII letters, digits, `-` or `_`.
+pub fn extract_mlflow_run_id(doc: &Value) -> Result<Option<String>, MetricsError> {
+    let obj = doc.as_object().ok_or(MetricsError::NotAnObject)?;
+    let Some(mlflow) = obj.get("mlflow").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let wrong = |key: &str, expected| MetricsError::WrongType {
+        key: key.to_string(),
+        expected,
+    };
+    let mlflow = mlflow
+        .as_object()
+        .ok_or_else(|| wrong("mlflow", "an object"))?;
+    match mlflow.get("run_id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id))
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(Some(id.clone()))
+        }
+        Some(_) => Err(wrong(
+            "mlflow.run_id",
+            "an MLflow run id (1 to 64 letters, digits, '-' or '_')",
+        )),
+    }
+}
+
 /// Parses and extracts in one step.
 pub fn extract_results_from_str(
     model_type: ModelType,

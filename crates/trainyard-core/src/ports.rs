@@ -49,6 +49,8 @@ pub struct RunFilter {
     pub search: Option<String>,
     /// Only runs the control plane owes a step ([`TrainingRun::next_step`]).
     pub with_step: bool,
+    /// Only the run whose trainer logged to this MLflow run.
+    pub mlflow_run_id: Option<String>,
     /// 1-based.
     pub page: u32,
     pub page_size: u32,
@@ -64,6 +66,7 @@ impl Default for RunFilter {
             schedule_id: None,
             search: None,
             with_step: false,
+            mlflow_run_id: None,
             page: 1,
             page_size: 20,
         }

@@ -149,3 +149,30 @@ fn the_metric_enum_is_the_one_list_of_metrics() {
     assert_eq!(r.value(Metric::TestMae), Some(0.5));
     assert_eq!(r.get("nope"), None);
 }
+
+#[test]
+fn mlflow_run_id_is_read_when_tracking_was_on() {
+    use trainyard_core::metrics::extract_mlflow_run_id;
+    let id = "0a52a83ba1c8481dba623ae5486c457c";
+    let doc =
+        json!({"loss": {}, "final_metrics": {}, "mlflow": {"run_id": id, "experiment_id": "1"}});
+    assert_eq!(extract_mlflow_run_id(&doc).unwrap().as_deref(), Some(id));
+    // no tracking: no key (or null)
+    assert_eq!(extract_mlflow_run_id(&json!({"loss": {}})).unwrap(), None);
+    assert_eq!(
+        extract_mlflow_run_id(&json!({"mlflow": null})).unwrap(),
+        None
+    );
+    // anything else is refused, naming the key
+    for bad in [
+        json!({"mlflow": "abc"}),
+        json!({"mlflow": {"run_id": 7}}),
+        json!({"mlflow": {"run_id": ""}}),
+        json!({"mlflow": {"run_id": "a/b"}}),
+        json!({"mlflow": {"run_id": "x".repeat(65)}}),
+    ] {
+        let err = extract_mlflow_run_id(&bad).unwrap_err();
+        assert!(err.to_string().contains("mlflow"), "{err}");
+    }
+    assert!(extract_mlflow_run_id(&json!([1])).is_err());
+}

@@ -165,6 +165,7 @@ fn compiled(gpu: &GpuConfig) -> Value {
         trainer_image: "trainer".into(),
         trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
+        mlflow_tracking_uri: None,
     };
     vertex::compile(&inputs).unwrap().job
 }

@@ -67,6 +67,7 @@ fn compiled(gpu: &GpuConfig) -> Value {
         trainer_image: "trainer".into(),
         trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
+        mlflow_tracking_uri: None,
         sampling: Default::default(),
     };
     vertex::compile(&inputs).unwrap().job

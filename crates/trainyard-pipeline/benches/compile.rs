@@ -38,6 +38,7 @@ fn main() {
             trainer_image: "tfx".into(),
             trainer_gpu_image: "tfx".into(),
             labels: BTreeMap::new(),
+            mlflow_tracking_uri: None,
         },
     };
     let mut times = Vec::with_capacity(iterations);

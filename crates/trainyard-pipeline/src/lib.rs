@@ -92,6 +92,10 @@ pub struct PipelineInputs {
     pub trainer_gpu_image: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// MLflow tracking server the Trainer logs to (its custom_config `mlflow_tracking_uri`);
+    /// None: no MLflow.
+    #[serde(default)]
+    pub mlflow_tracking_uri: Option<String>,
 }
 
 fn default_tfx_image() -> String {
@@ -174,7 +178,7 @@ impl PipelineInputs {
     /// The Trainer's custom_config: the run settings the generated run_fn reads.
     pub fn trainer_settings(&self) -> serde_json::Value {
         let es = &self.training.early_stopping;
-        serde_json::json!({
+        let mut settings = serde_json::json!({
             "epochs": self.training.epochs,
             "batch_size": self.training.batch_size,
             "learning_rate": self.training.learning_rate,
@@ -184,7 +188,15 @@ impl PipelineInputs {
             },
             "gpu_enabled": self.gpu.gpu_enabled,
             "gpu_count": self.gpu.accelerator_count(),
-        })
+        });
+        if let Some(uri) = self
+            .mlflow_tracking_uri
+            .as_deref()
+            .filter(|u| !u.is_empty())
+        {
+            settings["mlflow_tracking_uri"] = uri.into();
+        }
+        settings
     }
 
     /// The blessing rule: the run's evaluator config read against the trainer's final_metrics

@@ -64,6 +64,7 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
         trainer_image: "europe-docker.pkg.dev/my-project/tfx/tfx:1.16.0".into(),
         trainer_gpu_image: "europe-docker.pkg.dev/my-project/tfx/tfx-gpu:1.16.0".into(),
         labels: BTreeMap::new(),
+        mlflow_tracking_uri: None,
     };
     let gpu = PipelineInputs {
         name: "multitask-2xt4".into(),

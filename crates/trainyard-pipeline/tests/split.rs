@@ -41,6 +41,7 @@ fn inputs(data: DataSource, sampling: SamplingConfig) -> PipelineInputs {
         trainer_image: "trainer".into(),
         trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
+        mlflow_tracking_uri: None,
     }
 }
 

@@ -37,6 +37,7 @@ fn inputs(model_type: ModelType, gpu: GpuConfig) -> PipelineInputs {
         trainer_image: "trainer".into(),
         trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::from([("trainyard_run_id".into(), "7".into())]),
+        mlflow_tracking_uri: None,
     }
 }
 
@@ -308,4 +309,34 @@ fn trainyard_components_run_in_the_trainer_images() {
         .unwrap()
         .job;
     assert_eq!(executor_images(&job)["BigQueryExampleGen"], "tfx");
+}
+
+#[test]
+fn the_trainer_gets_the_mlflow_tracking_uri_only_when_one_is_set() {
+    let gpu = GpuConfig::default();
+    let cc = trainer_custom_config(
+        &vertex::compile(&inputs(ModelType::Retrieval, gpu.clone()))
+            .unwrap()
+            .job,
+    );
+    assert!(cc.get("mlflow_tracking_uri").is_none(), "{cc}");
+    let mut with = inputs(ModelType::Retrieval, gpu);
+    with.mlflow_tracking_uri = Some("https://mlflow.example.com".into());
+    let compiled = vertex::compile(&with).unwrap();
+    let cc = trainer_custom_config(&compiled.job);
+    assert_eq!(cc["mlflow_tracking_uri"], "https://mlflow.example.com");
+    // the local pipeline hands the Trainer the same settings
+    with.data = DataSource::Csv {
+        path: "/tmp/data".into(),
+    };
+    let files = local::files(&with, "/tmp/modules", "/tmp/metadata.sqlite").unwrap();
+    let pipeline = files
+        .iter()
+        .find(|(name, _)| name.as_str() == "pipeline.py")
+        .map(|(_, src)| src.as_str())
+        .unwrap();
+    assert!(
+        pipeline.contains("https://mlflow.example.com"),
+        "{pipeline}"
+    );
 }

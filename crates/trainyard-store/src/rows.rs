@@ -137,6 +137,8 @@ impl Stored for TrainingRun {
                 "next_step",
                 Col::OptText(self.next_step().map(|s| s.as_str().to_string())),
             ),
+            // Indexed: from an MLflow run back to the trainyard run that logged it.
+            ("mlflow_run_id", Col::OptText(self.mlflow_run_id.clone())),
         ])
     }
 }

@@ -81,6 +81,9 @@ macro_rules! sql_store {
             if f.with_step {
                 b.push(" AND next_step IS NOT NULL");
             }
+            if let Some(id) = &f.mlflow_run_id {
+                b.push(" AND mlflow_run_id = ").push_bind(id.clone());
+            }
             if let Some(s) = f.search.as_deref().filter(|s| !s.is_empty()) {
                 // Wildcards the user typed are literal.
                 let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");

@@ -161,6 +161,10 @@ async fn list_filters_paginates_and_counts(store: Arc<dyn Store>) {
             r.transition(RunEvent::Fail, now()).unwrap();
             store.update_run(&r).await.unwrap();
         }
+        if i == 4 {
+            r.mlflow_run_id = Some("0a52a83ba1c8481dba623ae5486c457c".into());
+            store.update_run(&r).await.unwrap();
+        }
     }
     store
         .insert_run(&run("elsewhere", "model_x", ModelType::Retrieval))
@@ -217,6 +221,23 @@ async fn list_filters_paginates_and_counts(store: Arc<dyn Store>) {
             .collect::<Vec<_>>(),
         ["model_3", "model_2", "model_1"]
     );
+
+    // From an MLflow run back to its trainyard run (an indexed column, kept by update_run).
+    let by_mlflow = |id: &str| RunFilter {
+        mlflow_run_id: Some(id.into()),
+        ..Default::default()
+    };
+    let logged = store
+        .list_runs(&by_mlflow("0a52a83ba1c8481dba623ae5486c457c"))
+        .await
+        .unwrap();
+    assert_eq!(logged.total, 1);
+    assert_eq!(logged.runs[0].name, "model_4");
+    assert_eq!(
+        logged.runs[0].mlflow_run_id.as_deref(),
+        Some("0a52a83ba1c8481dba623ae5486c457c")
+    );
+    assert_eq!(store.list_runs(&by_mlflow("other")).await.unwrap().total, 0);
 
     // LIKE wildcards in the search are literal.
     let search = store
@@ -413,7 +434,7 @@ async fn reopening_keeps_data_and_backup_is_readable() {
     let path = dir.path().join("t.db");
     let id = {
         let store = SqliteStore::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 4);
+        assert_eq!(store.schema_version().await.unwrap(), 5);
         let r = store
             .insert_run(&run("shop", "keep", ModelType::Retrieval))
             .await

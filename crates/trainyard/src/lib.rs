@@ -31,9 +31,9 @@ pub use listing::{
     Page, PageRequest, Pagination, ScheduleFilter, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE,
 };
 pub use pipelines::{
-    compile_to, handle_of, managed_python, project_python, CompileOptions, CompileOutput,
-    CompileTarget, RunCompiler, Target, VertexSettings, WheelUploadingExecutor, PYTHON_ENV,
-    WHEEL_FILE_PREFIX,
+    compile_to, handle_of, managed_python, mlflow_tracking_uri, project_python, CompileOptions,
+    CompileOutput, CompileTarget, RunCompiler, Target, VertexSettings, WheelUploadingExecutor,
+    MLFLOW_TRACKING_URI_ENV, PYTHON_ENV, WHEEL_FILE_PREFIX,
 };
 pub use platform::{
     ApiToken, ApiTokenSource, Backend, LocalSection, Platform, ProjectConfig, ServerSection,

@@ -83,6 +83,20 @@ pub struct RunCompiler {
     /// Relative data paths are resolved against this directory (the project).
     base_dir: PathBuf,
     vertex: VertexSettings,
+    /// MLflow tracking server the trainers log to; None: no MLflow.
+    mlflow_tracking_uri: Option<String>,
+}
+
+/// Environment variable naming the MLflow tracking server trainers log to (local and Vertex
+/// runs; unset or empty: no MLflow).
+pub const MLFLOW_TRACKING_URI_ENV: &str = "MLFLOW_TRACKING_URI";
+
+/// The MLflow tracking URI of this process ([`MLFLOW_TRACKING_URI_ENV`]), if any.
+pub fn mlflow_tracking_uri() -> Option<String> {
+    std::env::var(MLFLOW_TRACKING_URI_ENV)
+        .ok()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
 }
 
 fn pipeline_name(run: &TrainingRun) -> String {
@@ -105,6 +119,7 @@ impl RunCompiler {
             target: Target::Local,
             base_dir: base_dir.into(),
             vertex: VertexSettings::default(),
+            mlflow_tracking_uri: None,
         }
     }
 
@@ -113,7 +128,15 @@ impl RunCompiler {
             target: Target::Vertex,
             base_dir: PathBuf::from("."),
             vertex,
+            mlflow_tracking_uri: None,
         }
+    }
+
+    /// Trainers of the runs it compiles log to this MLflow tracking server (the Trainer's
+    /// custom_config `mlflow_tracking_uri`, in the local pipeline and in the Vertex IR alike).
+    pub fn with_mlflow_tracking_uri(mut self, uri: Option<String>) -> Self {
+        self.mlflow_tracking_uri = uri.filter(|u| !u.trim().is_empty());
+        self
     }
 
     /// The pipeline's inputs for a run: generated modules, data, settings.
@@ -178,6 +201,7 @@ impl RunCompiler {
                     run.model_type().as_str().to_string(),
                 ),
             ]),
+            mlflow_tracking_uri: self.mlflow_tracking_uri.clone(),
         })
     }
 
@@ -307,7 +331,8 @@ impl Platform {
                 Some(python) => Arc::new(trainyard_local::LocalRunner::new(python)),
                 None => Arc::new(WithoutPython(trainyard_local::LocalRunner::new("python3"))),
             };
-        let compiler = Arc::new(RunCompiler::local(&root));
+        let compiler =
+            Arc::new(RunCompiler::local(&root).with_mlflow_tracking_uri(mlflow_tracking_uri()));
         self.with_executor(executor, compiler, root.display().to_string())
     }
 }
@@ -445,8 +470,10 @@ impl CompileOptions {
                 trainyard_pipeline::vertex::check_settings(&project, &root)?;
                 let region = required_for_vertex("gcp.region", &self.region)?;
                 // the trainer images and gpu_region of the project's [gcp], if it has one
+                // the Trainer logs to $MLFLOW_TRACKING_URI when it is set
                 let compiler =
-                    RunCompiler::vertex(VertexSettings::for_compile(base_dir, &project, &region)?);
+                    RunCompiler::vertex(VertexSettings::for_compile(base_dir, &project, &region)?)
+                        .with_mlflow_tracking_uri(mlflow_tracking_uri());
                 Ok((compiler, root))
             }
         }

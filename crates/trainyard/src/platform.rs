@@ -365,9 +365,10 @@ impl Platform {
                     artifacts: gcp.artifacts.clone(),
                     inner: gcp.executor.clone(),
                 });
-                let compiler = Arc::new(crate::RunCompiler::vertex(
-                    crate::VertexSettings::from_gcp(&config),
-                ));
+                let compiler = Arc::new(
+                    crate::RunCompiler::vertex(crate::VertexSettings::from_gcp(&config))
+                        .with_mlflow_tracking_uri(crate::pipelines::mlflow_tracking_uri()),
+                );
                 let root = format!("gs://{}/pipeline_root", config.bucket);
                 let mut platform = platform
                     .with_executor(executor, compiler, root)

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use trainyard_core::metrics::{epoch_history, extract_results, EpochMetrics};
+use trainyard_core::metrics::{
+    epoch_history, extract_mlflow_run_id, extract_results, EpochMetrics,
+};
 use trainyard_core::ports::{
     Clock, PipelineCompiler, PipelineEvent, PipelineExecutor, PipelineSubmission, RunFilter,
     RunPage, ScheduleTrigger, Store,
@@ -458,6 +460,9 @@ impl TrainingService {
                     } => {
                         ensure_running(run, now)?;
                         let mut results = extract_results(run.model_type(), training_metrics)?;
+                        if let Some(id) = extract_mlflow_run_id(training_metrics)? {
+                            run.mlflow_run_id = Some(id);
+                        }
                         results.is_blessed = Some(*blessed);
                         run.results.merge_from(&results);
                         run.training_history_json = Some(training_metrics.clone());

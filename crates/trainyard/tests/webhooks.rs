@@ -296,7 +296,10 @@ async fn schedule_webhook_verifies_tokens_and_is_idempotent() {
     let resp = http
         .post(cb("completed"))
         .bearer_auth(SECRET)
-        .json(&json!({"blessed": true, "training_metrics": {"loss": {"loss": [3.5], "val_recall_at_100": [0.1]}}}))
+        .json(&json!({"blessed": true, "training_metrics": {
+            "loss": {"loss": [3.5], "val_recall_at_100": [0.1]},
+            "mlflow": {"run_id": "0a52a83ba1c8481dba623ae5486c457c", "experiment_id": "1"},
+        }}))
         .send()
         .await
         .unwrap();
@@ -304,6 +307,23 @@ async fn schedule_webhook_verifies_tokens_and_is_idempotent() {
     let done = p.training().get(fired.id).await.unwrap();
     assert_eq!(done.status, trainyard_core::RunStatus::Completed);
     assert_eq!(done.results.recall_at_100, Some(0.1));
+    // the MLflow run the trainer logged to is stored on the run, and leads back to it
+    assert_eq!(
+        done.mlflow_run_id.as_deref(),
+        Some("0a52a83ba1c8481dba623ae5486c457c")
+    );
+    let found = p
+        .training()
+        .list(&RunFilter {
+            mlflow_run_id: done.mlflow_run_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [done.id]
+    );
     // A late failure for a finished run is a conflict, not a silent write.
     let resp = http
         .post(cb("failed"))

@@ -37,6 +37,7 @@ pub async fn run(ctx: &Ctx, p: &Platform, cmd: RunsCommand) -> Result<(), CliErr
                     page,
                     page_size,
                     with_step: false,
+                    mlflow_run_id: None,
                 })
                 .await?;
             out.render(&page, || {
@@ -202,6 +203,9 @@ pub fn print_run(r: &TrainingRun) {
         })
         .collect();
     print_table(&["stage", "status", "duration", "error"], &stages);
+    if let Some(id) = &r.mlflow_run_id {
+        println!("\nmlflow run: {id}");
+    }
     if let Some(e) = &r.error_message {
         println!("\nerror: {e}");
     }

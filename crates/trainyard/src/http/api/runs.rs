@@ -41,6 +41,8 @@ pub struct RunListQuery {
     pub schedule_id: Option<String>,
     /// Case-insensitive substring of the run name.
     pub search: Option<String>,
+    /// Only the run whose trainer logged to this MLflow run.
+    pub mlflow_run_id: Option<String>,
     /// From 1.
     #[param(value_type = Option<u32>, minimum = 1)]
     pub page: Option<String>,
@@ -70,6 +72,7 @@ impl RunListQuery {
             registered_model_id: params::number("registered_model_id", &self.registered_model_id)?,
             schedule_id: params::number("schedule_id", &self.schedule_id)?,
             search: self.search.clone().filter(|s| !s.trim().is_empty()),
+            mlflow_run_id: self.mlflow_run_id.clone().filter(|s| !s.trim().is_empty()),
             page,
             page_size,
             ..RunFilter::default()
