@@ -162,7 +162,7 @@ async fn trainyard_toml_overrides_the_table_and_bad_figures_are_refused() {
     // a machine the table does not know: no estimate rather than a wrong one
     let (_dir, p, clock) = platform(Some(vertex())).await;
     let odd = GpuConfig {
-        machine_type: "n9-imaginary-7".into(),
+        machine_type: "n1-imaginary-7".into(),
         ..gpu(false)
     };
     let id = recorded_run(&p, &clock, odd, false).await;

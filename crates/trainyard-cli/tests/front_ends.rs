@@ -401,7 +401,7 @@ fn cases() -> Vec<Case> {
             name: "compile: the local target's files; vertex needs a region",
             expected: |_| {
                 json!({
-                    "local_files": ["pipeline.py", "trainer_module.py", "trainyard_evaluator.py", "transform_module.py"],
+                    "local_files": ["pipeline.py", "trainer_module.py", "trainyard_evaluator.py", "trainyard_trainer_support.py", "transform_module.py"],
                     "vertex_without_region_names": "region",
                 })
             },
