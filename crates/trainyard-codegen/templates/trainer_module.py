@@ -12,6 +12,7 @@ Losses are correct under distribution: per-example losses averaged over the GLOB
 from every replica, regularization scaled by 1/num_replicas (tf.nn.scale_regularization_loss).
 One SGD step therefore gives the same weights on one device and on N replicas.
 """
+
 import os
 import time
 
@@ -22,6 +23,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
+
 # metrics collector, weight statistics, MLflow glue: shipped with this module in the user-code wheel
 from trainyard_trainer_support import (  # noqa: E402
     EpochMetrics,

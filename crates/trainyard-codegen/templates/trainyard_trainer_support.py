@@ -12,6 +12,7 @@ so that each generated trainer_module.py holds only what its config decides:
   MLFLOW_TRACKING_URI environment variable); without one, mlflow is never imported.
   Tracking never fails a training: an MLflow error turns tracking off with a warning.
 """
+
 import json
 import logging
 import os
@@ -98,9 +99,7 @@ class MlflowRun:
 
         now = int(time.time() * 1000)
         metrics = [
-            Metric(k, float(v), now, int(step))
-            for k, v in sorted(values.items())
-            if v is not None and np.isfinite(v)
+            Metric(k, float(v), now, int(step)) for k, v in sorted(values.items()) if v is not None and np.isfinite(v)
         ]
         if metrics:
             self._safely("metrics", self.client.log_batch, self.run_id, metrics=metrics)
