@@ -20,7 +20,7 @@ def test_generates_both_modules_from_a_runs_config(platform: trainyard.Platform)
     for model_type in ("retrieval", "ranking", "multitask"):
         cfg = platform.training.create(f"m-{model_type}", {"model_config": {"model_type": model_type}}).config
         files = codegen.generate(cfg["feature_config"], cfg["model_config"], cfg["training_params"], cfg["gpu_config"])
-        assert sorted(files) == [codegen.TRAINER_MODULE, codegen.TRANSFORM_MODULE]
+        assert sorted(files) == sorted([codegen.TRAINER_MODULE, codegen.TRAINER_SUPPORT_MODULE, codegen.TRANSFORM_MODULE])
         for name, source in files.items():
             compile(source, name, "exec")
             assert "DO NOT EDIT" in source
@@ -74,7 +74,8 @@ def test_pipeline_compile_local_and_vertex(platform: trainyard.Platform) -> None
 
     with pytest.raises(trainyard.ValidationError) as e:
         platform.training.compile(run.id, "vertex", pipeline_root="gs://b/r", region="europe-west4")
-    assert (e.value.field, e.value.reason) == ("project", "is required for the vertex target")
+    # the same rule, field and message as the CLI and REST (one compile in the facade)
+    assert e.value.field == "gcp.project" and "is required for the Vertex target" in e.value.reason
     with pytest.raises(trainyard.ValidationError, match='unknown target "k8s"'):
         platform.training.compile(run.id, "k8s")
     with pytest.raises(trainyard.NotFound):

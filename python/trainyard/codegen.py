@@ -7,10 +7,12 @@ from typing import Optional
 from trainyard import _native
 from trainyard.config_types import FeatureConfig, GpuConfig, ModelConfig, TrainingParams
 
-__all__ = ["generate", "TRANSFORM_MODULE", "TRAINER_MODULE"]
+__all__ = ["generate", "TRANSFORM_MODULE", "TRAINER_MODULE", "TRAINER_SUPPORT_MODULE"]
 
 TRANSFORM_MODULE = "transform_module.py"
 TRAINER_MODULE = "trainer_module.py"
+# the trainer's support code (metrics, weight statistics, MLflow), imported by TRAINER_MODULE
+TRAINER_SUPPORT_MODULE = "trainyard_trainer_support.py"
 
 
 def generate(

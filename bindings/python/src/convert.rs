@@ -146,49 +146,9 @@ pub fn reject_unknown_keys(what: &str, obj: &Value, allowed: &[&str]) -> PyResul
     Ok(())
 }
 
-/// Deep-merges `patch` over `base`: objects merge key by key, anything else replaces.
-fn same_variant(base: &Map<String, Value>, patch: &Map<String, Value>) -> bool {
-    match (base.get("kind"), patch.get("kind")) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    }
-}
-
-/// An object of another variant (a different `kind` tag) replaces the base whole: its fields
-/// are not the base's, and the parts refuse unknown fields.
-pub fn merge(base: &mut Value, patch: Value) {
-    match (base, patch) {
-        (Value::Object(b), Value::Object(p)) if same_variant(b, &p) => {
-            for (k, v) in p {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-/// Config sections given as dicts change only the keys they name: each section of `obj` that
-/// the default value of `T` has is merged over that default (so `{"model_config":
-/// {"model_type": "ranking"}}` is a complete ranking model config).
-pub fn over_defaults<T: Serialize + Default>(obj: &mut Value) {
-    let (Ok(Value::Object(defaults)), Value::Object(given)) =
-        (serde_json::to_value(T::default()), obj)
-    else {
-        return;
-    };
-    for (k, v) in given.iter_mut() {
-        if let (Some(d), Value::Object(_)) = (defaults.get(k), &*v) {
-            let mut merged = d.clone();
-            merge(&mut merged, std::mem::take(v));
-            *v = merged;
-        }
-    }
-}
+/// Config sections given as dicts change only the keys they name (core's rule, as in the CLI
+/// and REST).
+pub use trainyard_core::strict::over_defaults;
 
 /// Top-level keys of a serialized default value (the fields a dict may name).
 pub fn field_names<T: Serialize + Default>() -> Vec<String> {

@@ -1,3 +1,4 @@
+# Shipped by trainyard-codegen with the generated modules -- DO NOT EDIT; it is written anew on every generation.
 """Support code of trainyard's generated TFX trainers (the same for every config).
 
 Shipped next to the generated modules, in the user-code wheels TFX installs for the Trainer,
