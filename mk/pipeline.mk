@@ -7,10 +7,11 @@
 # built once under target/shared-project/ and reused while what produced it is unchanged).
 #
 # MLflow: the shared project's runs log to a real MLflow server (mk/mlflow.mk) whose store is
-# kept next to the project (target/shared-project/mlflow); local_run checks the retrieval run
+# kept beside the project (target/shared-project-mlflow); local_run checks the retrieval run
 # there, through a server of its own on the same store.
 
-SHARED_MLFLOW_STORE := target/shared-project/mlflow
+# (outside target/shared-project/, which the builder clears of other builds)
+SHARED_MLFLOW_STORE := target/shared-project-mlflow
 # $(call with_shared_mlflow,STATE_DIR,COMMAND): COMMAND with TRAINYARD_TEST_MLFLOW_URL naming a
 # server on the shared store, stopped afterwards whatever the outcome.
 with_shared_mlflow = rm -rf $(1); \

@@ -261,6 +261,16 @@ pub async fn trained_project() -> TrainedProject {
             p.submit(*next).await.unwrap();
         }
     }
+    // runs built with a tracking server must have logged to it (a cached project that did not
+    // would fail local_run's MLflow check every time)
+    if crate::mlflow_url().is_some() {
+        let first = p.training().get(ids[0]).await.unwrap();
+        assert!(
+            first.mlflow_run_id.is_some(),
+            "shared run {} has no MLflow run id though a tracking server was given (see its pipeline.log)",
+            first.name
+        );
+    }
     let manifest = serde_json::json!({
         "key": key, "retrieval": ids[0], "scann": ids[1], "multitask": ids[2],
         "built_in_s": started.elapsed().as_secs(),
