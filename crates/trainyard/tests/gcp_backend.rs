@@ -8,7 +8,6 @@ mod common;
 
 use std::time::Duration;
 
-use axum::routing::post;
 use serde_json::{json, Value};
 
 use common::FakeGoogle;
@@ -26,25 +25,8 @@ const SCANN_IMAGE: &str = "europe-central2-docker.pkg.dev/test-project/serving/s
 /// A project whose trainyard.toml points every Google API at `fake` (and OAuth at a token
 /// endpoint of its own), with serving images and a GPU region configured.
 async fn project(fake: &FakeGoogle) -> tempfile::TempDir {
-    let token = axum::Router::new().route(
-        "/token",
-        post(|| async {
-            axum::Json(
-                json!({"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}),
-            )
-        }),
-    );
-    let token_addr = common::serve(token).await;
     let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("adc.json");
-    std::fs::write(
-        &creds,
-        r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}"#,
-    )
-    .unwrap();
-    let mut gcp = fake.config();
-    gcp.credentials_file = Some(creds);
-    gcp.endpoints.token = Some(format!("http://{token_addr}/token"));
+    let mut gcp = fake.config_with_credentials(dir.path()).await;
     gcp.gpu_region = Some("europe-west4".into());
     gcp.images.brute_force = NATIVE_IMAGE.into();
     gcp.images.scann = SCANN_IMAGE.into();

@@ -9,8 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use axum::routing::post;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use common::FakeGoogle;
 use trainyard::core::config::GpuConfig;
@@ -132,25 +131,8 @@ fn compile_for_vertex_takes_the_trainer_images_from_trainyard_toml() {
 }
 
 async fn gcp_project(fake: &FakeGoogle) -> tempfile::TempDir {
-    let token = axum::Router::new().route(
-        "/token",
-        post(|| async {
-            axum::Json(
-                json!({"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}),
-            )
-        }),
-    );
-    let token_addr = common::serve(token).await;
     let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("adc.json");
-    std::fs::write(
-        &creds,
-        r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}"#,
-    )
-    .unwrap();
-    let mut gcp = fake.config();
-    gcp.credentials_file = Some(creds);
-    gcp.endpoints.token = Some(format!("http://{token_addr}/token"));
+    let mut gcp = fake.config_with_credentials(dir.path()).await;
     gcp.images.trainer = CPU_IMAGE.into();
     gcp.images.trainer_gpu = GPU_IMAGE.into();
     let config = ProjectConfig {

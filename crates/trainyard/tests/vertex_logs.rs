@@ -5,33 +5,13 @@
 #[path = "../../trainyard-gcp/tests/common/mod.rs"]
 mod common;
 
-use axum::routing::post;
-use serde_json::json;
-
 use common::FakeGoogle;
 use trainyard::core::run::NewTrainingRun;
 use trainyard::{Backend, Platform, ProjectConfig, CONFIG_FILE};
 
 async fn gcp_project(fake: &FakeGoogle) -> tempfile::TempDir {
-    let token = axum::Router::new().route(
-        "/token",
-        post(|| async {
-            axum::Json(
-                json!({"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}),
-            )
-        }),
-    );
-    let token_addr = common::serve(token).await;
     let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("adc.json");
-    std::fs::write(
-        &creds,
-        r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}"#,
-    )
-    .unwrap();
-    let mut gcp = fake.config();
-    gcp.credentials_file = Some(creds);
-    gcp.endpoints.token = Some(format!("http://{token_addr}/token"));
+    let gcp = fake.config_with_credentials(dir.path()).await;
     let config = ProjectConfig {
         gcp: Some(gcp),
         ..ProjectConfig::default()

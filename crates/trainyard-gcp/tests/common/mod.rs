@@ -318,6 +318,31 @@ impl FakeGoogle {
         c
     }
 
+    /// [`Self::config`] with credentials a real client can use: authorized-user ADC written
+    /// into `dir`, exchanged at an OAuth token endpoint of its own (for platforms opened with
+    /// `--backend gcp`, which authenticate as in production).
+    pub async fn config_with_credentials(&self, dir: &std::path::Path) -> GcpConfig {
+        let token = axum::Router::new().route(
+            "/token",
+            axum::routing::post(|| async {
+                axum::Json(
+                    json!({"access_token": "ya29.fake", "expires_in": 3600, "token_type": "Bearer"}),
+                )
+            }),
+        );
+        let token_addr = serve(token).await;
+        let creds = dir.join("adc.json");
+        std::fs::write(
+            &creds,
+            r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}"#,
+        )
+        .unwrap();
+        let mut gcp = self.config();
+        gcp.credentials_file = Some(creds);
+        gcp.endpoints.token = Some(format!("http://{token_addr}/token"));
+        gcp
+    }
+
     pub fn put_object(&self, bucket: &str, name: &str, bytes: &[u8]) {
         self.state
             .lock()
