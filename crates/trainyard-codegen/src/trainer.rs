@@ -41,6 +41,13 @@ pub fn flags(m: &ModelConfig) -> BTreeSet<&'static str> {
     if has_query_signature(m) {
         f.insert("query_signature");
     }
+    // the serving module keeps the candidates' embeddings: multitask rates the returned
+    // products with them, ScaNN completes short answers by brute force over them
+    if m.model_type == ModelType::Multitask
+        || (m.model_type.has_retrieval() && m.retrieval_algorithm == RetrievalAlgorithm::Scann)
+    {
+        f.insert("keeps_candidate_embeddings");
+    }
     if m.model_type.has_ranking() {
         f.insert("ranking");
     }

@@ -523,9 +523,11 @@ class ServingModule(tf.Module):
         # model server needs to rank outside the graph (trainyard-serve does, in Rust).
         identifiers = self.product_ids if INDEX_HOLDS_IDS else None
         self.index = _retrieval_index(embeddings, self.k, identifiers=identifiers)
+#%if keeps_candidate_embeddings
+        self.candidate_embeddings = tf.Variable(embeddings, trainable=False, name="candidate_embeddings")
+#%endif
 #%if multitask
         self.rating_head = model.rating_head
-        self.candidate_embeddings = tf.Variable(embeddings, trainable=False, name="candidate_embeddings")
 #%endif
 
 #@@SERVE_SIGNATURE@@
@@ -534,6 +536,9 @@ class ServingModule(tf.Module):
         transformed = self.tft_layer(_as_raw_spec(raw, self.raw_spec))
         query = self.buyer_tower({k: transformed[k] for k in BUYER_FEATURES}, training=False)
         scores, rows = self.index(query, k=self.k)
+#%if scann
+        scores, rows = _complete_short_answers(scores, rows, query, self.candidate_embeddings, self.k)
+#%endif
         product_ids = rows if INDEX_HOLDS_IDS else tf.gather(self.product_ids, rows)
         out = {"product_ids": product_ids, "scores": scores}
 #%if multitask
@@ -555,31 +560,63 @@ class ServingModule(tf.Module):
 
 #%if retrieval
 def _retrieval_index(candidate_embeddings, k, identifiers=None):
+    if identifiers is None:  # candidate rows; serving maps rows to the original product ids
+        identifiers = tf.range(candidate_embeddings.shape[0], dtype=tf.int32)
 #%if scann
     n = candidate_embeddings.shape[0]
     leaves = SCANN["num_leaves"] or max(1, int(round(n**0.5)))
     leaves = min(leaves, n)
     to_search = SCANN["num_leaves_to_search"] or max(1, leaves // 4)
-    # enough leaves to hold k candidates twice over (a small catalog: a quarter of the leaves
-    # may hold fewer than k products, and ScaNN then answers nothing)
-    to_search = max(to_search, -(-2 * k * leaves // n))
-    index = tfrs.layers.factorized_top_k.ScaNN(
-        k=k,
-        num_leaves=leaves,
-        num_leaves_to_search=min(to_search, leaves),
-        num_reordering_candidates=max(SCANN["num_reordering_candidates"], k),
-        dimensions_per_block=SCANN["dimensions_per_block"],
-    )
-    _log("ScaNN index: %d candidates, %d leaves, %d searched", n, leaves, min(to_search, leaves))
+    # enough leaves to hold k candidates twice over on average
+    to_search = min(max(to_search, -(-2 * k * leaves // n)), leaves)
+    # k-means leaves are uneven: the searched ones may still hold fewer than k candidates. Probe
+    # with the candidates' own directions and search more leaves until they all get k answers
+    # (serving completes the rare short answer left by brute force, _complete_short_answers).
+    probes = tf.constant(candidate_embeddings[:: max(1, n // 1024)])
+    while True:
+        index = tfrs.layers.factorized_top_k.ScaNN(
+            k=k,
+            num_leaves=leaves,
+            num_leaves_to_search=to_search,
+            num_reordering_candidates=max(SCANN["num_reordering_candidates"], k),
+            dimensions_per_block=SCANN["dimensions_per_block"],
+        )
+        index.index(tf.constant(candidate_embeddings), identifiers)
+        short = _short_answers(index(probes, k=k)[0], k)
+        if short == 0 or to_search >= leaves:
+            break
+        _log("ScaNN: %d of %d probes got fewer than %d answers, %d leaves searched", short, len(probes), k, to_search)
+        to_search = min(2 * to_search, leaves)
+    _log("ScaNN index: %d candidates, %d leaves, %d searched", n, leaves, to_search)
 #%endif
 #%if brute_force
     index = tfrs.layers.factorized_top_k.BruteForce(k=k)
     _log("Brute-force index: %d candidates", candidate_embeddings.shape[0])
-#%endif
-    if identifiers is None:  # candidate rows; serving maps rows to the original product ids
-        identifiers = tf.range(candidate_embeddings.shape[0], dtype=tf.int32)
     index.index(tf.constant(candidate_embeddings), identifiers)
+#%endif
     return index
+#%if scann
+
+
+def _short_answers(scores, k):
+    """Queries answered with fewer than k candidates: ScaNN pads a batch's short answers with NaN
+    scores (and row 0), and a batch whose answers are all short is narrower than k."""
+    if scores.shape[1] < k:
+        return int(scores.shape[0])
+    return int(tf.reduce_sum(tf.cast(tf.reduce_any(tf.math.is_nan(scores), axis=1), tf.int32)))
+
+
+def _complete_short_answers(scores, rows, query, candidate_embeddings, k):
+    """A batch in which ScaNN answered some query with fewer than k candidates is answered by
+    exact brute force over the same embeddings, so every answer holds k distinct products."""
+    short = tf.logical_or(tf.shape(rows)[1] < k, tf.reduce_any(tf.math.is_nan(scores)))
+
+    def exact():
+        s, r = tf.math.top_k(tf.matmul(query, candidate_embeddings, transpose_b=True), k=k)
+        return s, tf.cast(r, rows.dtype)
+
+    return tf.cond(short, exact, lambda: (scores, rows))
+#%endif
 
 
 #%endif

@@ -110,6 +110,8 @@ struct Fixture {
     popularity_recall_at_100: f64,
     /// a raw buyer request (first test interaction) and a product of it
     buyer_request: Value,
+    /// the buyers of the first 64 test interactions
+    buyer_requests: Vec<Value>,
     product_request: Value,
 }
 
@@ -125,13 +127,17 @@ fn fixture() -> &'static Fixture {
         ds.write_all(&data).unwrap();
         let split = ds.split(0.1, 0.1);
         let popularity = popularity_recall_at_k(split.train, split.test, 100);
+        let buyer = |t: &trainyard_synth::Transaction| {
+            let c = &ds.customers[t.customer];
+            serde_json::json!({
+                "customer_id": c.id, "city": c.city, "segment": c.segment,
+                "revenue": c.revenue, "timestamp": t.timestamp,
+            })
+        };
+        let buyer_requests: Vec<Value> = split.test.iter().take(64).map(buyer).collect();
         let t = &split.test[0];
-        let c = &ds.customers[t.customer];
         let p = &ds.products[t.product];
-        let buyer_request = serde_json::json!({
-            "customer_id": c.id, "city": c.city, "segment": c.segment,
-            "revenue": c.revenue, "timestamp": t.timestamp,
-        });
+        let buyer_request = buyer_requests[0].clone();
         let mut product_request = buyer_request.clone();
         product_request["product_id"] = p.id.clone().into();
         product_request["category"] = p.category.clone().into();
@@ -163,6 +169,7 @@ fn fixture() -> &'static Fixture {
             product_ids: ds.products.iter().map(|p| p.id.clone()).collect(),
             popularity_recall_at_100: popularity,
             buyer_request,
+            buyer_requests,
             product_request,
         }
     })
@@ -563,6 +570,9 @@ fn retrieval_scann_trains_on_two_replicas_and_serves_original_ids() {
     assert!(r.recall_at_100.is_some_and(|x| x > 0.0 && x <= 1.0));
     let resp = serve(&t.serving_dir, &[f.buyer_request.clone(), unknown_buyer()]);
     assert_recommendations(&resp, 2, 100);
+    // every query gets k answers, also where ScaNN's searched leaves hold fewer candidates
+    let resp = serve(&t.serving_dir, &f.buyer_requests);
+    assert_recommendations(&resp, f.buyer_requests.len(), 100);
 }
 
 fn check_ranking_metrics(t: &Trained, model_type: ModelType) {
@@ -615,6 +625,8 @@ fn multitask_trains_on_one_and_two_replicas_and_serves_ids_and_ratings() {
         assert!(r.recall_at_100.is_some_and(|x| x > 0.0));
         let resp = serve(&t.serving_dir, std::slice::from_ref(&f.buyer_request));
         assert_recommendations(&resp, 1, 100);
+        let many = serve(&t.serving_dir, &f.buyer_requests);
+        assert_recommendations(&many, f.buyer_requests.len(), 100);
         let ratings = resp["predicted_ratings"][0].as_array().unwrap();
         assert_eq!(ratings.len(), 100);
         assert!(ratings
