@@ -39,8 +39,15 @@ TEST_LATE := test-pipeline test-insights
 TEST_FOREGROUND := lint test-rust test-postgres \
 	$(filter-out $(TEST_BACKGROUND) $(TEST_LATE),$(TEST_TARGETS)) $(filter $(TEST_LATE),$(TEST_TARGETS))
 
-.PHONY: test-setup test-sequential
-test-setup: pyenv $(MLFLOW_STAMP)
+# Set-up: the Python envs install (pip: mostly downloads and disk) while cargo compiles.
+.PHONY: test-setup test-sequential setup-python setup-bins demo-bins
+test-setup:
+	@$(MAKE) --no-print-directory -j2 setup-python setup-bins
+
+setup-python:
+	@$(MAKE) --no-print-directory pyenv && $(MAKE) --no-print-directory $(MLFLOW_STAMP)
+
+setup-bins:
 	$(CARGO) build -p trainyard-cli -p trainyard-serve -p trainyard-tests --bins
 
 test:
@@ -53,12 +60,15 @@ test-sequential:
 # registry, a trainyard-serve endpoint answering a prediction, a weekly schedule. A previous
 # demo's endpoint is stopped first.
 DEMO_DIR := demo-project
-demo: pyenv
-	$(CARGO) build -p trainyard-cli -p trainyard-serve
+demo:
+	@$(MAKE) --no-print-directory -j2 pyenv demo-bins
 	@if [ -f $(DEMO_DIR)/trainyard.toml ]; then \
 		target/debug/trainyard --project $(DEMO_DIR) undeploy quickstart-retrieval-serving >/dev/null 2>&1 || true; fi
 	rm -rf $(DEMO_DIR)
 	TRAINYARD_PYTHON=$(PYENV_PY) target/debug/trainyard quickstart --dir $(DEMO_DIR)
+
+demo-bins:
+	$(CARGO) build -p trainyard-cli -p trainyard-serve
 
 # A scripted tour of the CLI without TensorFlow (pipeline events fed by hand).
 tour:
