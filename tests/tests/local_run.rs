@@ -11,7 +11,7 @@ use std::time::Duration;
 use testkit::shared::{trained_project, RETRIEVAL_EPOCHS};
 use testkit::{local_platform, RunBuilder};
 use trainyard::core::model_config::ModelType;
-use trainyard::core::ports::{PipelineExecutor, RunFilter};
+use trainyard::core::ports::{PipelineEvent, PipelineExecutor, RunFilter};
 use trainyard::core::stages::{StageName, StageStatus};
 use trainyard::{handle_of, Platform};
 use trainyard_core::RunStatus;
@@ -118,6 +118,7 @@ async fn retrieval_and_multitask_runs_complete_locally() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs TRAINYARD_PYTHON (the managed TFX env); run by make test"]
 async fn cancel_during_training_stops_every_process() {
+    let test_started_ms = chrono::Utc::now().timestamp_millis();
     let dir = tempfile::tempdir().unwrap();
     let (p, runner) = local_platform(dir.path()).await;
     let svc = p.training();
@@ -129,12 +130,13 @@ async fn cancel_during_training_stops_every_process() {
     let run = p.submit(run.id).await.unwrap();
     let handle = handle_of(&run).unwrap();
     let pgid = runner.process_group(&handle).unwrap();
-    // Follow until the Trainer runs.
+    // Follow until the Trainer is inside model.fit (its first epoch ended).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     'follow: loop {
         for e in runner.poll(&handle).await.unwrap() {
             let now = svc.handle_event(run.id, &e).await.unwrap();
-            if now.current_stage == Some(StageName::Train) {
+            if matches!(e, PipelineEvent::EpochCompleted { .. }) {
+                assert_eq!(now.current_stage, Some(StageName::Train));
                 break 'follow;
             }
         }
@@ -147,11 +149,10 @@ async fn cancel_during_training_stops_every_process() {
         );
         assert!(
             tokio::time::Instant::now() < deadline,
-            "never reached the train stage"
+            "never reached the first epoch"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await; // inside model.fit
     let started = std::time::Instant::now();
     let cancelled = svc.cancel(run.id).await.unwrap();
     assert_eq!(cancelled.status, RunStatus::Cancelled);
@@ -174,6 +175,51 @@ async fn cancel_during_training_stops_every_process() {
         .await
         .unwrap();
     assert_eq!(active.total, 0);
+    // The trainer's MLflow run is not left RUNNING: SIGTERM ended it KILLED.
+    if let Some(url) = testkit::mlflow_url() {
+        let statuses = mlflow_statuses_since(&url, test_started_ms).await;
+        assert!(
+            statuses.iter().any(|s| s == "KILLED") && !statuses.iter().any(|s| s == "RUNNING"),
+            "MLflow runs of the cancelled training: {statuses:?}"
+        );
+    }
+}
+
+/// Statuses of the MLflow runs (of every experiment) started after `since_ms`.
+async fn mlflow_statuses_since(url: &str, since_ms: i64) -> Vec<String> {
+    let experiments = mlflow_get(
+        url,
+        "/api/2.0/mlflow/experiments/search",
+        &[("max_results", "1000")],
+    )
+    .await;
+    let ids: Vec<&str> = experiments["experiments"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["experiment_id"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/api/2.0/mlflow/runs/search"))
+        .json(&serde_json::json!({
+            "experiment_ids": ids,
+            "filter": format!("attributes.start_time >= {since_ms}"),
+            "max_results": 1000,
+        }))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["runs"]
+        .as_array()
+        .map(|runs| {
+            runs.iter()
+                .filter_map(|r| r["info"]["status"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 async fn mlflow_get(url: &str, path: &str, query: &[(&str, &str)]) -> serde_json::Value {

@@ -29,8 +29,11 @@ from trainyard_trainer_support import (  # noqa: E402
     EpochMetrics,
     MetricsCollector,
     MlflowRun,
+    Terminated,
     WeightStats,
     log_line as _log,
+    raise_on_sigterm,
+    restore_sigterm,
     tracking_uri,
 )
 
@@ -689,14 +692,18 @@ def _settings(custom_config):
 
 
 def run_fn(fn_args):
-    """TFX Trainer entry point; a failed training marks its MLflow run FAILED."""
+    """TFX Trainer entry point; a failed training marks its MLflow run FAILED, a cancelled one
+    (SIGTERM) KILLED."""
     tracking = []
+    previous = raise_on_sigterm()
     try:
         return _train(fn_args, tracking)
-    except BaseException:
+    except BaseException as e:
         for run in tracking:
-            run.finish("FAILED")
+            run.finish("KILLED" if isinstance(e, Terminated) else "FAILED")
         raise
+    finally:
+        restore_sigterm(previous)
 
 
 def _train(fn_args, tracking):

@@ -8,7 +8,8 @@ so that each generated trainer_module.py holds only what its config decides:
   a progress line per epoch, and MLflow when tracking is on.
 - EpochMetrics: the Keras callback that records each epoch's losses and validation metrics.
 - WeightStats: per-epoch statistics and histograms of each tower's weights and gradients.
-- MlflowRun: the MLflow glue, on the `mlflow` client library. Tracking is on only when a
+- MlflowRun: the MLflow glue, on the `mlflow` client library (a SIGTERM, trainyard's cancel,
+  ends the run KILLED: raise_on_sigterm). Tracking is on only when a
   tracking URI is given (the Trainer's custom_config `mlflow_tracking_uri`, else the
   MLFLOW_TRACKING_URI environment variable); without one, mlflow is never imported.
   Tracking never fails a training: an MLflow error turns tracking off with a warning.
@@ -73,6 +74,7 @@ class MlflowRun:
         # an unreachable server costs seconds, not MLflow's default minutes of retries
         for key, value in MLFLOW_HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
+        client, run_id = None, None
         try:
             from mlflow import MlflowClient
             from mlflow.entities import Param
@@ -83,6 +85,10 @@ class MlflowRun:
             run = client.create_run(experiment_id, tags=dict(tags))
             run_id = run.info.run_id
             client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+        except Terminated:  # cancelled while the run was being created
+            if run_id is not None:
+                cls(client, run_id, None).finish("KILLED")
+            raise
         except Exception as e:  # tracking must never fail the training
             log_line("WARNING: MLflow tracking disabled: %s: %s", type(e).__name__, e)
             return None
@@ -113,6 +119,34 @@ class MlflowRun:
 
     def finish(self, status):
         self._safely("run status", self.client.set_terminated, self.run_id, status=status)
+
+
+class Terminated(BaseException):
+    """SIGTERM in the middle of a training: trainyard cancels a run by SIGTERM to its process
+    group (SIGKILL after a grace), and the training ends its MLflow run KILLED on the way out
+    rather than leaving it RUNNING."""
+
+
+def raise_on_sigterm():
+    """Makes SIGTERM raise Terminated in the main thread; returns the handler it replaced (None
+    where none was installed: off the main thread, signals cannot be handled)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated("SIGTERM")
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def restore_sigterm(previous):
+    if previous is not None:
+        import signal
+
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --------------------------------------------------------------------------------------------
