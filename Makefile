@@ -70,10 +70,11 @@ demo:
 demo-bins:
 	$(CARGO) build -p trainyard-cli -p trainyard-serve
 
-# A scripted tour of the CLI without TensorFlow (pipeline events fed by hand).
+# A scripted tour of the CLI (pipeline events fed by hand, no training); its deploy and predict
+# steps serve the tour's committed model with TensorFlow from the managed env when there is one.
 tour:
-	$(CARGO) build -p trainyard-cli
-	bash scripts/demo.sh
+	$(CARGO) build -p trainyard-cli -p trainyard-serve
+	@if [ -x $(PYENV_PY) ]; then TRAINYARD_PYTHON=$(PYENV_PY) bash scripts/demo.sh; else bash scripts/demo.sh; fi
 
 clean-demo:
 	@if [ -f $(DEMO_DIR)/trainyard.toml ]; then \

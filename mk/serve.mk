@@ -2,7 +2,8 @@
 #   make test-serve    unit tests; integration tests against real SavedModels exported in the
 #                      managed env (brute force, ScaNN, an int64-ids model the contract refuses);
 #                      shellcheck over every deploy/bench script; the startup scripts' model-path
-#                      tests (with the ScaNN image's startup serving a real model)
+#                      tests (with the ScaNN image's startup serving a real model); the tour's
+#                      committed pushed model (examples/tour/pushed_model) against the contract
 #   make bench-serve   trainyard-serve vs a Flask + gunicorn TF-Serving-style server, 100k products,
 #                      with the in-process limit (examples/serve_limit.rs) and the c=16 fraction of it
 #
@@ -33,6 +34,7 @@ test-serve: serve-tools-venv $(SERVE_MODELS_STAMP)
 	$(CARGO) test -p trainyard-serve
 	TRAINYARD_PYTHON=$(PYENV_PY) TRAINYARD_SERVE_TEST_MODELS=$(SERVE_MODELS) \
 		$(CARGO) test -p trainyard-serve --test serve_models -- --ignored --test-threads=1
+	TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard-serve --test tour_model -- --ignored
 	TRAINYARD_PYTHON=$(PYENV_PY) TRAINYARD_SERVE_TEST_MODELS=$(SERVE_MODELS) \
 		TRAINYARD_SERVE_BIN=$(CURDIR)/target/debug/trainyard-serve bash deploy/tests/startup_test.sh
 

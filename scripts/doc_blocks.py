@@ -15,11 +15,15 @@ Each ```sh block is read line by line (backslash continuations joined, comments 
 - other lines (export, cd, python ...) are not checked.
 A block right after a `<!-- doc-test: run -->` line is also RUN, as written, with bash -e in a
 fresh directory (the repository's examples/ and crates/ linked into it; `trainyard` on PATH):
-those blocks are the ones a reader can paste without TensorFlow or a server.
+those blocks are the ones a reader can paste without TensorFlow or a server. A block after
+`<!-- doc-test: run, continued -->` runs after the previous run block of the same page, in its
+directory (a tour told in several blocks). Endpoints a page's blocks deployed and left running
+(a block that failed half-way) are undeployed when its blocks are done.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -31,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_MARK = "<!-- doc-test: run -->"
+CONTINUE_MARK = "<!-- doc-test: run, continued -->"
 
 
 def doc_files() -> list[Path]:
@@ -38,12 +43,13 @@ def doc_files() -> list[Path]:
 
 
 def blocks(path: Path):
-    """(first line number, run?, [lines]) of every sh block."""
+    """(first line number, run, [lines]) of every sh block; run is None, "run" or "continued"."""
     lines = path.read_text().splitlines()
     i = 0
     while i < len(lines):
         if lines[i].strip() in ("```sh", "```bash", "```shell"):
-            run = i > 0 and lines[i - 1].strip() == RUN_MARK
+            mark = lines[i - 1].strip() if i > 0 else ""
+            run = {RUN_MARK: "run", CONTINUE_MARK: "continued"}.get(mark)
             start = i + 1
             j = start
             while j < len(lines) and lines[j].strip() != "```":
@@ -176,16 +182,41 @@ def check_cargo(words: list[str]) -> str | None:
     return None
 
 
-def run_block(binary: str, where: str, block: list[str]) -> str | None:
+def run_blocks(binary: str, blocks_: list[tuple[str, list[str]]]) -> str | None:
+    """Runs (where, lines) blocks one after the other in one fresh directory; the first that
+    fails ends the run. Endpoints left deployed there are undeployed whatever the outcome."""
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("examples", "crates"):
             os.symlink(ROOT / name, Path(tmp) / name)
         env = {**os.environ, "PATH": f"{Path(binary).parent}:{os.environ['PATH']}", "NO_COLOR": "1"}
-        r = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(block)], cwd=tmp,
-                           capture_output=True, text=True, env=env, timeout=120)
-        if r.returncode != 0:
-            return f"{where}: the block exits {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+        try:
+            for where, block in blocks_:
+                r = subprocess.run(["bash", "-euo", "pipefail", "-c", "\n".join(block)], cwd=tmp,
+                                   capture_output=True, text=True, env=env, timeout=180)
+                if r.returncode != 0:
+                    return f"{where}: the block exits {r.returncode}:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+        finally:
+            undeploy_all(binary, Path(tmp), env)
     return None
+
+
+def undeploy_all(binary: str, tmp: Path, env: dict[str, str]) -> None:
+    """Stops the endpoints of every project under `tmp` (depth 2) that are still up."""
+    for toml in [*tmp.glob("trainyard.toml"), *tmp.glob("*/trainyard.toml"),
+                 *tmp.glob("*/*/trainyard.toml")]:
+        project = str(toml.parent)
+        r = subprocess.run([binary, "--project", project, "endpoints", "--json"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        if r.returncode != 0:
+            continue
+        try:
+            endpoints = json.loads(r.stdout)
+        except ValueError:
+            continue
+        for ep in endpoints:
+            if ep.get("is_active") or ep.get("serving"):
+                subprocess.run([binary, "--project", project, "undeploy", ep["service_name"]],
+                               capture_output=True, text=True, env=env, timeout=60)
 
 
 def clean_env() -> dict[str, str]:
@@ -236,6 +267,8 @@ def main() -> int:
     n_blocks = n_checked = n_run = 0
     for path in doc_files():
         rel = path.relative_to(ROOT)
+        # the run blocks of this page, grouped: a continued block joins the group before it
+        groups: list[list[tuple[str, list[str]]]] = []
         for line_no, run, block in blocks(path):
             n_blocks += 1
             for cmd in commands(block):
@@ -263,11 +296,17 @@ def main() -> int:
                 n_checked += 1
                 if err:
                     problems.append(f"{rel}:{line_no}: {err}\n    {cmd}")
-            if run:
-                n_run += 1
-                err = run_block(binary, f"{rel}:{line_no}", block)
-                if err:
-                    problems.append(err)
+            if run == "continued" and not groups:
+                problems.append(f"{rel}:{line_no}: a continued run block with no run block before it")
+            elif run == "continued":
+                groups[-1].append((f"{rel}:{line_no}", block))
+            elif run == "run":
+                groups.append([(f"{rel}:{line_no}", block)])
+        for group in groups:
+            n_run += len(group)
+            err = run_blocks(binary, group)
+            if err:
+                problems.append(err)
     reference = ROOT / "docs/reference/cli.md"
     if not reference.is_file() or reference.read_text() != cli_reference(binary) + "\n":
         problems.append("docs/reference/cli.md is stale: run make docs-reference")

@@ -619,37 +619,109 @@ fn argument_errors_keep_their_reason_on_one_line() {
 
 #[test]
 fn warnings_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("p");
-    let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tour");
     assert!(trainyard(&["init", project.to_str().unwrap()], None)
         .status
         .success());
+    // a real warning: the project's API token file readable by others is narrowed (and said so)
+    let token = project.join(".trainyard/api_token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = trainyard(&["init", project.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warned = stderr(&o);
+    assert!(
+        warned.contains("WARN") && warned.contains("readable by others"),
+        "{warned}"
+    );
+    assert!(!warned.contains('\u{1b}'), "colour codes: {warned:?}");
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// The README's tour: the committed pushed model copied where the completion callback says
+/// (`runs/1/pushed_model`, relative: the project's), and the callback registers it as version 1
+/// whatever the working directory of the command (here: the crate's, not the project's).
+#[test]
+fn the_tours_completion_registers_the_committed_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("my-project");
+    let tour = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tour");
+    assert!(trainyard(&["init", project.to_str().unwrap()], None)
+        .status
+        .success());
+    let config = tour.join("retrieval_run.json");
     let o = trainyard(
-        &[
-            "runs",
-            "create",
-            "--config",
-            &format!("{tour}/retrieval_run.json"),
-        ],
+        &["runs", "create", "--config", config.to_str().unwrap()],
         Some(&project),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut warned = String::new();
-    for ev in [
-        "01_submitted",
-        "02_train_started",
-        "03_epoch_0",
-        "04_completed",
-    ] {
-        let o = trainyard(
-            &["runs", "event", "1", &format!("{tour}/{ev}.json")],
-            Some(&project),
-        );
-        assert!(o.status.success(), "{ev}: {}", stderr(&o));
-        warned.push_str(&stderr(&o));
+    copy_tree(
+        &tour.join("pushed_model"),
+        &project.join("runs/1/pushed_model"),
+    );
+    let event = tour.join("04_completed.json");
+    let o = trainyard(
+        &["runs", "event", "1", event.to_str().unwrap()],
+        Some(&project),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("WARN"), "{}", stderr(&o));
+
+    let o = trainyard(&["runs", "show", "1", "--json"], Some(&project));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let run = shown.get("run").unwrap_or(&shown);
+    assert_eq!(run["vertex_model_version"], "1", "{shown}");
+    assert_eq!(
+        run["artifacts"]["pushed_model"],
+        project
+            .canonicalize()
+            .unwrap()
+            .join("runs/1/pushed_model")
+            .display()
+            .to_string()
+    );
+    let o = trainyard(
+        &["registry", "versions", "product-retrieval", "--json"],
+        Some(&project),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let registered = project.join("registry");
+    let saved: Vec<_> = walk(&registered)
+        .into_iter()
+        .filter(|p| p.ends_with("saved_model.pb"))
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(
+        std::fs::read(&saved[0]).unwrap(),
+        std::fs::read(tour.join("pushed_model/1/saved_model.pb")).unwrap()
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
     }
-    // the tour's completion names a pushed model that is not there: registration warns
-    assert!(warned.contains("WARN"), "{warned}");
-    assert!(!warned.contains('\u{1b}'), "colour codes: {warned:?}");
+    out
 }

@@ -346,7 +346,7 @@ impl Deployer for LocalDeployer {
                 "model",
                 format!(
                     "{model_path} cannot be served: {}",
-                    trainyard_core::sanitize::child_output(msg.trim())
+                    trainyard_core::sanitize::child_output(failure_reason(&msg))
                 ),
             )));
         }
@@ -355,6 +355,16 @@ impl Deployer for LocalDeployer {
         })?;
         check_product_ids_are_strings(&signature)
             .map_err(|reason| Error::Validation(ValidationError::field("model", reason)))
+    }
+}
+
+/// Why `trainyard-serve` failed, from its stderr: from its last `error:` line on (its log lines
+/// come first and would hide the reason in a one-line message), else all of it.
+fn failure_reason(stderr: &str) -> &str {
+    let text = stderr.trim();
+    match text.rfind("\nerror: ") {
+        Some(at) => &text[at + 1..],
+        None => text,
     }
 }
 
@@ -782,5 +792,18 @@ while :; do sleep 0.1; done
             "{err}"
         );
         assert!(d.state("recs-serving").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_failed_inspect_is_reported_by_its_error_line_not_its_log() {
+        let stderr =
+            "2026-12-05T14:29:20Z  INFO trainyard_serve::model: files match MANIFEST.json\n\
+                      2026-12-05T14:29:21Z ERROR trainyard_serve: trainyard-serve failed\n\
+                      error: TensorFlow C library not found: set TRAINYARD_PYTHON\n";
+        assert_eq!(
+            failure_reason(stderr),
+            "error: TensorFlow C library not found: set TRAINYARD_PYTHON"
+        );
+        assert_eq!(failure_reason("  just this\n"), "just this");
     }
 }

@@ -598,10 +598,13 @@ impl Platform {
         &self.store
     }
 
-    /// Training runs; a blessed run that completes is registered (and auto-deployed when
-    /// its deployment_config says so) when a registry is configured.
+    /// Training runs; relative local paths in a pipeline's events are the project's (resolved
+    /// against this directory, never the working directory). A blessed run that completes is
+    /// registered (and auto-deployed when its deployment_config says so) when a registry is
+    /// configured.
     pub fn training(&self) -> TrainingService {
         TrainingService::new(self.store.clone(), self.clock.clone(), self.launch.clone())
+            .with_artifact_base(&self.dir)
             .with_lifecycle(self.lifecycle())
             .with_schedule_trigger(self.trigger.clone())
             .with_pricing(self.pricing.clone())

@@ -1,6 +1,7 @@
 //! TrainingService: create, cancel, rerun and edit training runs, and apply what the pipeline
 //! reports (stage, epoch, failure, completion) through the state machine.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,35 @@ pub struct TrainingService {
     schedule_trigger: Option<Arc<dyn ScheduleTrigger>>,
     /// Prices finished runs (`cost_usd`); `None` (the local backend): every run costs 0.
     pricing: Option<Arc<trainyard_core::pricing::CostModel>>,
+    /// The project root: relative local paths a pipeline reports (`pushed_model`,
+    /// `pipeline_root`, ...) are resolved against it, never against the working directory.
+    artifact_base: Option<PathBuf>,
+}
+
+/// The artifacts of a completion that name local files or folders (the local runner's and the
+/// Pusher's); other artifacts (JSON records, resource names) are kept as they are.
+const LOCAL_PATH_ARTIFACTS: &[&str] = &[
+    "pipeline_root",
+    "pushed_model",
+    "training_metrics",
+    "log",
+    "component_logs",
+];
+
+/// `value` of artifact `key` as the run keeps it: a relative local path of a path artifact is
+/// joined to `base` (the project root); absolute paths and URIs (`gs://...`) are unchanged.
+fn resolve_artifact(base: Option<&Path>, key: &str, value: &str) -> String {
+    match base {
+        Some(base)
+            if LOCAL_PATH_ARTIFACTS.contains(&key)
+                && !value.is_empty()
+                && !value.contains("://")
+                && Path::new(value).is_relative() =>
+        {
+            base.join(value).display().to_string()
+        }
+        _ => value.to_string(),
+    }
 }
 
 impl TrainingService {
@@ -63,7 +93,20 @@ impl TrainingService {
             launch,
             schedule_trigger: None,
             pricing: None,
+            artifact_base: None,
         }
+    }
+
+    /// Relative local paths in pipeline events are resolved against `project_root` (made
+    /// absolute against the working directory of this call when it is relative itself).
+    pub fn with_artifact_base(mut self, project_root: impl AsRef<Path>) -> Self {
+        let root = project_root.as_ref();
+        self.artifact_base = Some(
+            root.canonicalize()
+                .or_else(|_| std::path::absolute(root))
+                .unwrap_or_else(|_| root.to_path_buf()),
+        );
+        self
     }
 
     /// Prices finished runs with `model` (a cloud backend); without one they cost 0.
@@ -407,6 +450,7 @@ impl TrainingService {
         }
         let registers = self.lifecycle.as_ref().is_some_and(Lifecycle::can_register);
         let pricing = self.pricing.as_deref();
+        let base = self.artifact_base.as_deref();
         let run = self
             .mutate(id, |run| {
                 match event {
@@ -466,7 +510,11 @@ impl TrainingService {
                         results.is_blessed = Some(*blessed);
                         run.results.merge_from(&results);
                         run.training_history_json = Some(training_metrics.clone());
-                        run.artifacts.extend(artifacts.clone());
+                        run.artifacts.extend(
+                            artifacts
+                                .iter()
+                                .map(|(k, v)| (k.clone(), resolve_artifact(base, k, v))),
+                        );
                         run.update_stages(|s| {
                             s.complete(StageName::Evaluate, now);
                             if *blessed {
