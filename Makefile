@@ -40,7 +40,7 @@ TEST_FOREGROUND := lint test-rust test-postgres \
 	$(filter-out $(TEST_BACKGROUND) $(TEST_LATE),$(TEST_TARGETS)) $(filter $(TEST_LATE),$(TEST_TARGETS))
 
 .PHONY: test-setup test-sequential
-test-setup: pyenv $(MLFLOW_STAMP)
+test-setup: pyenv mlflow-server-env
 	$(CARGO) build -p trainyard-cli -p trainyard-serve -p trainyard-tests --bins
 
 test:
