@@ -45,7 +45,7 @@ test-setup:
 	@$(MAKE) --no-print-directory -j2 setup-python setup-bins
 
 setup-python:
-	@$(MAKE) --no-print-directory pyenv && $(MAKE) --no-print-directory $(MLFLOW_STAMP)
+	@$(MAKE) --no-print-directory pyenv && $(MAKE) --no-print-directory mlflow-server-env
 
 setup-bins:
 	$(CARGO) build -p trainyard-cli -p trainyard-serve -p trainyard-tests --bins

@@ -20,7 +20,7 @@ with_shared_mlflow = rm -rf $(1); \
 	bash scripts/mlflow-test-server.sh stop $(1); exit $$rc
 
 .PHONY: test-pipeline
-test-pipeline: pyenv $(MLFLOW_STAMP)
+test-pipeline: pyenv mlflow-server-env
 	TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard-pipeline --test golden --test split -- --ignored --skip regenerate_golden_files
 	$(CARGO) build -p trainyard-serve
 	@$(call with_shared_mlflow,target/mlflow-test-pipeline,TRAINYARD_PYTHON=$(PYENV_PY) $(CARGO) test -p trainyard-tests --test local_run --test serving_e2e -- --ignored --test-threads=1)
@@ -30,6 +30,6 @@ TEST_TARGETS += test-pipeline
 # The shared trained project on its own (tests/src/bin/shared-project.rs): built, or found
 # still valid, under target/shared-project/. `make test` runs it in its background lane.
 .PHONY: shared-project
-shared-project: pyenv $(MLFLOW_STAMP)
+shared-project: pyenv mlflow-server-env
 	$(CARGO) build -p trainyard-tests --bin shared-project
 	@$(call with_shared_mlflow,target/mlflow-shared-project,TRAINYARD_PYTHON=$(PYENV_PY) target/debug/shared-project)

@@ -161,6 +161,50 @@ def test_model_list_with_kpis_and_filters(platform: trainyard.Platform, tmp_path
         r.list_with_kpi(model_type="deep")
 
 
+def test_model_pages_and_find_by_name_or_id(platform: trainyard.Platform, tmp_path: Path) -> None:
+    r = platform.registry
+    for name in ["first", "second", "third"]:
+        platform.training.create(name, config(), ml_model="shop")
+    platform.training.create("first", config(), ml_model="elsewhere")
+
+    page = r.list_page(ml_model="shop", page=1, page_size=2)
+    assert [m.model_name for m in page] == ["third", "second"]  # newest first
+    assert (page.page, page.page_size, page.total, page.total_pages) == (1, 2, 3, 2)
+    assert (page.has_next, page.has_previous, page.kpi["total"]) == (True, False, 3)
+    last = r.list_page(ml_model="shop", page=2, page_size=2)
+    assert [m.model_name for m in last.registered_models] == ["first"]
+    assert (last.has_next, last.has_previous, len(last)) == (False, True, 1)
+    assert last.to_dict()["pagination"] == {
+        "page": 2, "page_size": 2, "total": 3, "total_pages": 2, "has_next": False, "has_previous": True,
+    }
+    assert repr(last) == "ModelPage(page=2, page_size=2, models=1, total=3)"
+    assert r.list_page().total == 4
+    assert len(r.list_page(ml_model="shop", page=9)) == 0
+    with pytest.raises(ValidationError, match="page_size"):
+        r.list_page(page_size=101)
+    with pytest.raises(ValidationError, match="page"):
+        r.list_page(page=0)
+
+    second = r.find("second")
+    assert (second.model_name, second.model.ml_model) == ("second", "shop")
+    assert r.find(second.id).model_name == "second"
+    assert r.find(str(second.id)).id == second.id
+    with pytest.raises(ValidationError, match="give its id"):
+        r.find("first")  # in two model endpoints
+    assert r.find("first", ml_model="elsewhere").model.ml_model == "elsewhere"
+    with pytest.raises(NotFound):
+        r.find("nobody")
+    with pytest.raises(ValidationError, match="model id or name"):
+        r.find(1.5)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        found, p = await asyncio.gather(r.find_async("third"), r.list_page_async(search="sec"))
+        assert found.model_name == "third"
+        assert [m.model_name for m in p] == ["second"]
+
+    asyncio.run(main())
+
+
 def test_deploy_refusals_change_nothing(platform: trainyard.Platform, tmp_path: Path) -> None:
     d = platform.deployments
     run = finished(platform, "recs", pipeline_root(tmp_path / "r1"))

@@ -36,6 +36,7 @@ __all__ = [
     "InvalidTransition",
     "MetricsError",
     "ModelListing",
+    "ModelPage",
     "ModelSummary",
     "ModelVersion",
     "NameCheck",
@@ -356,6 +357,28 @@ class ModelListing:
     def __iter__(self) -> Iterator[ModelSummary]: ...
 
 @final
+class ModelPage:
+    @property
+    def registered_models(self) -> builtins.list[ModelSummary]: ...
+    @property
+    def page(self) -> int: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def total_pages(self) -> int: ...
+    @property
+    def has_next(self) -> bool: ...
+    @property
+    def has_previous(self) -> bool: ...
+    @property
+    def kpi(self) -> dict[str, int]: ...
+    def to_dict(self) -> _JsonDict: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[ModelSummary]: ...
+
+@final
 class RegistryEvent:
     @property
     def id(self) -> int: ...
@@ -563,6 +586,32 @@ class RegistryService:
         has_schedule: Optional[bool] = None,
         search: Optional[str] = None,
     ) -> Future[ModelListing]: ...
+    def list_page(
+        self,
+        *,
+        ml_model: Optional[str] = None,
+        model_type: Optional[str] = None,
+        registered: Optional[bool] = None,
+        deployed: Optional[bool] = None,
+        has_schedule: Optional[bool] = None,
+        search: Optional[str] = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> ModelPage: ...
+    def list_page_async(
+        self,
+        *,
+        ml_model: Optional[str] = None,
+        model_type: Optional[str] = None,
+        registered: Optional[bool] = None,
+        deployed: Optional[bool] = None,
+        has_schedule: Optional[bool] = None,
+        search: Optional[str] = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> Future[ModelPage]: ...
+    def find(self, model: Union[int, str], ml_model: Optional[str] = None) -> ModelSummary: ...
+    def find_async(self, model: Union[int, str], ml_model: Optional[str] = None) -> Future[ModelSummary]: ...
     def aliases(self, model_id: int) -> dict[str, str]: ...
     def aliases_async(self, model_id: int) -> Future[dict[str, str]]: ...
     def set_alias(self, model_id: int, alias: str, version: _Version) -> RegistryEvent: ...

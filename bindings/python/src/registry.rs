@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
-use trainyard::{ModelFilter, ModelListing, ModelSummary, ModelVersion, Platform};
+use trainyard::{
+    ModelFilter, ModelListing, ModelPage, ModelSummary, ModelVersion, PageRequest, Platform,
+    DEFAULT_PAGE_SIZE,
+};
 use trainyard_core::registry::{RegisteredModel, RegistryEvent};
 use trainyard_core::run::TrainingRun;
 
@@ -142,6 +145,52 @@ view_methods! {
     }
 }
 
+/// One page of the filtered model list (newest first), with the KPI row over every filtered
+/// model and where the page lies.
+#[pyclass(module = "trainyard._native", name = "ModelPage", frozen)]
+pub struct PyModelPage {
+    pub inner: ModelPage,
+}
+
+view_methods! {
+    impl PyModelPage(p) {
+        get {
+            registered_models: Vec<PyModelSummary> = p
+                .registered_models
+                .iter()
+                .map(|inner| PyModelSummary { inner: inner.clone() })
+                .collect();
+            /// This page's number, from 1.
+            page: u32 = p.pagination.page;
+            page_size: u32 = p.pagination.page_size;
+            /// Models matching the whole filter (all pages).
+            total: u64 = p.pagination.total;
+            total_pages: u64 = p.pagination.total_pages;
+            has_next: bool = p.pagination.has_next;
+            has_previous: bool = p.pagination.has_previous;
+        }
+        dict {
+            /// {"total", "registered", "with_schedule", "deployed"} over the filtered models.
+            kpi = &p.kpi;
+        }
+        repr(ModelPage {
+            page = p.pagination.page,
+            page_size = p.pagination.page_size,
+            models = p.registered_models.len(),
+            total = p.pagination.total,
+        });
+        methods {
+            fn __len__(&self) -> usize {
+                self.inner.registered_models.len()
+            }
+            fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                let list = pyo3::types::PyList::new(py, self.registered_models())?;
+                list.try_iter().map(|i| i.into_any())
+            }
+        }
+    }
+}
+
 /// One change of an alias or an endpoint: `kind` is "alias" or "endpoint", `name` the alias
 /// or service name; `training_run_id` is None when the alias was removed or the endpoint
 /// undeployed.
@@ -184,6 +233,20 @@ fn version_of(version: &Bound<'_, PyAny>) -> PyResult<String> {
             "version",
             "must be a version number like \"3\" or 3",
         )),
+    }
+}
+
+// `list_page`'s default page size, written as a literal so Python's signature shows it.
+const _: () = assert!(DEFAULT_PAGE_SIZE == 20);
+
+/// A model given as its id (3 or "3") or its name.
+fn model_key(model: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = model.extract::<String>() {
+        return Ok(s);
+    }
+    match model.extract::<i64>() {
+        Ok(n) if !model.is_instance_of::<pyo3::types::PyBool>() => Ok(n.to_string()),
+        _ => Err(invalid("model", "must be a model id or name")),
     }
 }
 
@@ -324,6 +387,51 @@ service_methods! {
                 )
             }
 
+            /// One page of `list_with_kpi`'s models (newest first), with the KPI row over every
+            /// filtered model; `page` from 1, `page_size` 1 to 100.
+            #[pyo3(signature = (*, ml_model=None, model_type=None, registered=None, deployed=None, has_schedule=None, search=None, page=1, page_size=20))]
+            #[allow(clippy::too_many_arguments)]
+            fn list_page(
+                &self,
+                ml_model: Option<String>,
+                model_type: Option<String>,
+                registered: Option<bool>,
+                deployed: Option<bool>,
+                has_schedule: Option<bool>,
+                search: Option<String>,
+                page: u32,
+                page_size: u32,
+            ) -> PyModelPage {
+                let filter = ModelFilter {
+                    ml_model,
+                    model_type: model_type.as_deref().map(crate::convert::model_type).transpose()?,
+                    registered,
+                    deployed,
+                    has_schedule,
+                    search,
+                };
+                let page = PageRequest::new(page, page_size);
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.list_page(&filter, page).await },
+                    |inner, _| PyModelPage { inner },
+                )
+            }
+
+            /// A model as the list shows it, by id (3 or "3") or by name: in `ml_model` when
+            /// given, else across every model endpoint (a name held in several is a
+            /// ValidationError: give its id or endpoint). A name made of digits is found by
+            /// name when no model has that id.
+            #[pyo3(signature = (model, ml_model=None))]
+            fn find(&self, model: &Bound<'_, PyAny>, ml_model: Option<String>) -> PyModelSummary {
+                let key = model_key(model)?;
+                self.ctx.service_op(
+                    Platform::registry,
+                    move |r| async move { r.find(ml_model.as_deref(), &key).await },
+                    |inner, _| PyModelSummary { inner },
+                )
+            }
+
             /// Current aliases of a model: {alias: version}.
             fn aliases(&self, model_id: i64) -> BTreeMap<String, String> {
                 self.ctx.service_op(
@@ -381,6 +489,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyModelVersion>()?;
     m.add_class::<PyModelSummary>()?;
     m.add_class::<PyModelListing>()?;
+    m.add_class::<PyModelPage>()?;
     m.add_class::<PyRegistryEvent>()?;
     Ok(())
 }

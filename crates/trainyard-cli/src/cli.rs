@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
+use trainyard::core::config::DeploymentPreset;
+use trainyard::core::deployment::DeployTarget;
 use trainyard::core::model_config::ModelType;
 use trainyard::core::names::Named;
 use trainyard::core::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus, ScheduleType};
@@ -16,12 +18,25 @@ pub use crate::output::Format;
 
 /// A value parser over the names of one of core's enums (aliases accepted).
 pub fn named<T: Named + Clone + Send + Sync>() -> impl TypedValueParser<Value = T> {
-    PossibleValuesParser::new(T::ALL.iter().map(|v| {
+    named_where(|_: T| true)
+}
+
+/// A value parser over the names of the variants of one of core's enums that `keep` accepts.
+pub fn named_where<T: Named + Clone + Send + Sync>(
+    keep: fn(T) -> bool,
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().copied().filter(|v| keep(*v)).map(|v| {
         v.aliases()
             .iter()
             .fold(PossibleValue::new(v.name()), |p, a| p.alias(*a))
     }))
     .map(|s| T::from_name(&s).expect("clap checked the name"))
+}
+
+/// `deploy --preset`: core's named presets (`custom` needs resources, which the CLI does not
+/// take).
+pub fn deploy_presets() -> impl TypedValueParser<Value = DeploymentPreset> {
+    named_where(|p: DeploymentPreset| p.resources().is_some())
 }
 
 /// Filters of the model list.
@@ -144,23 +159,23 @@ pub enum Command {
     /// scheduler, and the control plane that submits, tracks, registers and deploys runs
     /// (several may share one PostgreSQL store). Binds 127.0.0.1 by default.
     #[command(alias = "serve-api")]
-    Server(crate::commands::server::ServeApiArgs),
+    Server(ServeApiArgs),
     /// The model registry: versions, push, aliases.
     #[command(subcommand)]
-    Registry(crate::commands::serving::RegistryCommand),
+    Registry(RegistryCommand),
     /// Deploy a registered run to an endpoint (a local trainyard-serve process, or Cloud Run).
-    Deploy(crate::commands::serving::DeployArgs),
+    Deploy(DeployArgs),
     /// Stop serving on an endpoint; its run returns to completed.
-    Undeploy(crate::commands::serving::UndeployArgs),
+    Undeploy(UndeployArgs),
     /// Endpoints with their live state.
-    Endpoints(crate::commands::serving::EndpointsArgs),
+    Endpoints(EndpointsArgs),
     /// Serve a SavedModel over TF Serving's REST API in the foreground.
-    Serve(crate::commands::serving::ServeArgs),
+    Serve(ServeArgs),
     /// Send instances to an endpoint's predict API and print the answer.
-    Predict(crate::commands::serving::PredictArgs),
+    Predict(PredictArgs),
     /// The main job on embedded defaults: synthetic data, a real local training run with
     /// progress, registration, a local endpoint answering a prediction, a weekly schedule.
-    Quickstart(crate::commands::quickstart::QuickstartArgs),
+    Quickstart(QuickstartArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,11 +267,11 @@ pub enum RunsCommand {
     Event { id: i64, file: PathBuf },
     /// Dataset statistics of a run (StatisticsGen): examples, missing values, numeric and
     /// categorical feature tables, for all splits together or one (--split).
-    Stats(crate::commands::insights::StatsArgs),
+    Stats(StatsArgs),
     /// The schema SchemaGen inferred for a run: types, presence, shapes, domains.
-    Schema(crate::commands::insights::SchemaArgs),
+    Schema(SchemaArgs),
     /// A run's pipeline log, or one component's (--component Trainer); --follow while it runs.
-    Logs(crate::commands::insights::LogsArgs),
+    Logs(LogsArgs),
     /// Per-epoch metrics history.
     History { id: i64 },
 }
@@ -290,7 +305,7 @@ pub enum ValidateCommand {
 pub enum MetricsCommand {
     /// Re-extract results (recall, RMSE/MAE, ...) of every trained run from its stored training
     /// history: fills missing values (--force: all), reports updated / skipped / errors.
-    Backfill(crate::commands::insights::BackfillArgs),
+    Backfill(BackfillArgs),
     /// Extract a run's results from a training_metrics.json file.
     Extract {
         file: PathBuf,
@@ -409,4 +424,214 @@ pub enum SchedulerCommand {
         #[arg(long, default_value_t = 500)]
         tick_ms: u64,
     },
+}
+
+// Registry, deployment and serving (commands/serving.rs).
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Registered models with their KPI row (total, registered, with schedule, deployed).
+    List {
+        #[arg(long, value_parser = named::<ModelType>())]
+        model_type: Option<ModelType>,
+        /// Only models with (true) or without (false) an active endpoint on record.
+        #[arg(long)]
+        deployed: Option<bool>,
+        #[arg(long)]
+        has_schedule: Option<bool>,
+        /// Case-insensitive part of the model name.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Registered versions of a model (id or name) with the KPI set of its type.
+    Versions { model: String },
+    /// Register a completed, blessed run as the next version of its model.
+    Push { run: i64 },
+    /// Aliases (production, staging, ...) that point at versions.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Point ALIAS of MODEL at VERSION (moving it if it pointed elsewhere).
+    Set {
+        model: String,
+        alias: String,
+        version: String,
+    },
+    /// Remove an alias.
+    Remove { model: String, alias: String },
+    /// Which version held which alias, and served on which endpoint, when.
+    History { model: String },
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The registered training run to deploy.
+    pub run: i64,
+    /// Resources: development (0-2 instances, 2Gi, 1 CPU), production (1-10, 4Gi, 2),
+    /// high_traffic (2-50, 8Gi, 4). Default: the run's deployment_config.
+    #[arg(long, value_parser = deploy_presets())]
+    pub preset: Option<DeploymentPreset>,
+    /// Update this existing endpoint (it must belong to the run's registered model).
+    #[arg(long, conflicts_with = "service_name")]
+    pub endpoint: Option<String>,
+    /// Name of a new endpoint (default: <model name>-serving).
+    #[arg(long)]
+    pub service_name: Option<String>,
+    /// Where to serve: service (trainyard-serve locally, Cloud Run with --backend gcp) or
+    /// vertex-endpoint (a Vertex AI endpoint of the model, --backend gcp). Default: the
+    /// --endpoint's target, else service.
+    #[arg(long, value_name = "service|vertex-endpoint")]
+    pub target: Option<DeployTarget>,
+}
+
+#[derive(Debug, Args)]
+pub struct UndeployArgs {
+    /// The endpoint's service name.
+    pub endpoint: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EndpointsArgs {
+    /// Only this model's endpoints (id or name).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A SavedModel folder, or a model base folder with numeric version folders.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, default_value_t = 8501)]
+    pub port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The name in /v1/models/{name}:predict.
+    #[arg(long, default_value = trainyard_local::SERVED_MODEL_NAME)]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Base URL of the endpoint, e.g. http://127.0.0.1:8501.
+    #[arg(long)]
+    pub endpoint: String,
+    /// JSON file with a list of instances or {"instances": [...]}; `-` reads stdin.
+    #[arg(long)]
+    pub instances: PathBuf,
+    #[arg(long, default_value = trainyard_local::SERVED_MODEL_NAME)]
+    pub model_name: String,
+}
+
+// Run insights and metrics backfill (commands/insights.rs).
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Training run id.
+    pub run: i64,
+    /// One split (train, eval, ...) instead of all splits combined.
+    #[arg(long)]
+    pub split: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Training run id.
+    pub run: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Training run id.
+    pub run: i64,
+    /// Only this component's log (CsvExampleGen, StatisticsGen, Trainer, ...).
+    #[arg(long)]
+    pub component: Option<String>,
+    /// Keep printing new lines until the run's training finishes.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Report what would be updated; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-extract results that are already set.
+    #[arg(long)]
+    pub force: bool,
+}
+
+// The server (commands/server.rs).
+
+#[derive(Debug, Args)]
+pub struct ServeApiArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port; the chosen one is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Write the OpenAPI document to FILE (- for stdout) and exit; needs no project.
+    #[arg(long, value_name = "FILE")]
+    pub openapi_out: Option<PathBuf>,
+    /// Accepted for compatibility: the local runner is always configured now (submitting
+    /// without a managed Python env fails the run naming the setting).
+    #[arg(long, hide = true)]
+    pub local_runner: bool,
+    /// Serve the API only: no scheduler and no control plane in this process (another
+    /// server carries the runs).
+    #[arg(long)]
+    pub api_only: bool,
+    /// Mount the pipeline callback webhooks; callers send `Authorization: Bearer SECRET`.
+    #[arg(long, env = "TRAINYARD_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// Mount the schedule webhook for Cloud Scheduler tokens of this service account.
+    #[arg(long)]
+    pub scheduler_service_account: Option<String>,
+    /// The `aud` Cloud Scheduler's tokens carry (default: http://HOST:PORT).
+    #[arg(long)]
+    pub scheduler_audience: Option<String>,
+    /// A TLS-terminating proxy sits in front (as `[server] tls_terminated_by_proxy = true`):
+    /// needed to listen on a non-loopback address.
+    #[arg(long)]
+    pub tls_terminated_by_proxy: bool,
+    /// Also answer requests with this Host (repeatable; adds to `[server] allowed_hosts`).
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl ServeApiArgs {
+    /// Writing the document needs no project.
+    pub fn needs_project(&self) -> bool {
+        self.openapi_out.is_none()
+    }
+}
+
+// The quickstart (commands/quickstart.rs).
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Project directory to create (or reuse).
+    #[arg(long, default_value = "trainyard-quickstart")]
+    pub dir: PathBuf,
+    /// Also train a ranking and a multitask model.
+    #[arg(long)]
+    pub all: bool,
+    /// Synthetic dataset size.
+    #[arg(long, default_value = "tiny",
+          value_parser = PossibleValuesParser::new(trainyard_synth::SynthConfig::SIZES))]
+    pub data_size: String,
+    #[arg(long, default_value_t = 2)]
+    pub epochs: u32,
+    /// Stop the endpoint at the end instead of leaving it serving.
+    #[arg(long)]
+    pub undeploy: bool,
+    /// Skip the unattended retraining at the end (a fire of the schedule carried by the
+    /// control plane to version 2 on the same endpoint).
+    #[arg(long)]
+    pub no_retrain: bool,
 }

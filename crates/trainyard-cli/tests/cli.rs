@@ -594,6 +594,14 @@ fn argument_errors_keep_their_reason_on_one_line() {
             &["deploy", "1", "--preset", "nope"][..],
             "[possible values: development, production, high_traffic]",
         ),
+        (
+            &["deploy", "1", "--preset", "custom"][..],
+            "[possible values: development, production, high_traffic]",
+        ),
+        (
+            &["quickstart", "--data-size", "huge"][..],
+            "[possible values: tiny, small, large]",
+        ),
         (&["runs", "show"][..], "not provided: <ID>"),
         (&["deploy"][..], "not provided: <RUN>"),
     ] {
@@ -615,6 +623,34 @@ fn argument_errors_keep_their_reason_on_one_line() {
         let err = stderr(&o);
         assert!(err.contains("training run 99 not found"), "{preset}: {err}");
     }
+}
+
+/// The clap types live in `src/cli.rs` only; a command file parses nothing itself.
+#[test]
+fn command_files_declare_no_clap_types() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/commands");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for needle in [
+            "#[arg(",
+            "#[command(",
+            "#[value(",
+            "derive(Debug, Args",
+            "Subcommand)]",
+            "ValueEnum)]",
+            "Parser)]",
+        ] {
+            assert!(
+                !text.contains(needle),
+                "{} has {needle}: clap types belong in src/cli.rs",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} command files");
 }
 
 #[test]

@@ -253,6 +253,16 @@ fn model_summary(m: &Value) -> Value {
     json!({"id": m["id"], "model_name": m["model_name"], "model_type": m["model_type"]})
 }
 
+/// The model names of listing pages in order, and where the last page lies.
+fn pages_summary(pages: &[Value]) -> Value {
+    let names: Vec<Value> = pages
+        .iter()
+        .flat_map(|v| v["registered_models"].as_array().unwrap().clone())
+        .map(|m| m["model_name"].clone())
+        .collect();
+    json!({"names": names, "last_page": pages.last().unwrap()["pagination"]})
+}
+
 fn timing_of(s: &Value) -> Value {
     json!({
         "schedule_type": s["schedule_type"],
@@ -309,12 +319,18 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "list models, newest first, page by page",
-            expected: |_| json!({"names": ["gamma", "beta", "alpha"], "total": 3}),
+            expected: |_| {
+                json!({
+                    "names": ["gamma", "beta", "alpha"],
+                    "last_page": {
+                        "page": 2, "page_size": 2, "total": 3, "total_pages": 2,
+                        "has_next": false, "has_previous": true,
+                    },
+                })
+            },
             cli: |_, p| {
-                let mut names = Vec::new();
-                let mut total = json!(null);
-                for page in ["1", "2"] {
-                    let v = cli_json(
+                let pages = ["1", "2"].map(|page| {
+                    cli_json(
                         &p.path,
                         &[
                             "models",
@@ -325,76 +341,67 @@ fn cases() -> Vec<Case> {
                             "2",
                             "--json",
                         ],
-                    );
-                    total = v["pagination"]["total"].clone();
-                    for m in v["registered_models"].as_array().unwrap() {
-                        names.push(m["model_name"].clone());
-                    }
-                }
-                Some(json!({"names": names, "total": total}))
+                    )
+                });
+                Some(pages_summary(&pages))
             },
             rest: |c, p| {
                 let r = rest(&c.rt, &p.path);
-                let mut names = Vec::new();
-                let mut total = json!(null);
-                for page in [1, 2] {
-                    let v = r.call(
+                let pages = [1, 2].map(|page| {
+                    r.call(
                         &c.rt,
                         reqwest::Method::GET,
                         &format!("/api/registered-models/?page={page}&page_size=2"),
                         None,
-                    );
-                    total = v["pagination"]["total"].clone();
-                    for m in v["registered_models"].as_array().unwrap() {
-                        names.push(m["model_name"].clone());
-                    }
-                }
-                Some(json!({"names": names, "total": total}))
+                    )
+                });
+                Some(pages_summary(&pages))
             },
-            // Python lists every model at once, in the service's order.
             python: |c, p| {
                 let v = py(
                     c.python.as_deref()?,
                     &p.path,
-                    "l = p.registry.list_with_kpi().to_dict()\n\
-                     out({'names': [m['model_name'] for m in l['registered_models']], 'total': l['kpi']['total']})",
+                    "out([p.registry.list_page(page=n, page_size=2).to_dict() for n in (1, 2)])",
                 );
-                Some(v)
+                Some(pages_summary(v.as_array()?))
             },
         },
         Case {
-            name: "find a model by name",
-            expected: |_| json!({"id": 2, "model_name": "beta", "model_type": "retrieval"}),
+            name: "find a model by name, and by id",
+            expected: |_| {
+                json!({
+                    "by_name": {"id": 2, "model_name": "beta", "model_type": "retrieval"},
+                    "by_id": {"id": 3, "model_name": "gamma", "model_type": "retrieval"},
+                })
+            },
             cli: |_, p| {
-                Some(model_summary(&cli_json(
-                    &p.path,
-                    &["models", "show", "beta", "--json"],
-                )))
+                let find = |key: &str| {
+                    model_summary(&cli_json(&p.path, &["models", "show", key, "--json"]))
+                };
+                Some(json!({"by_name": find("beta"), "by_id": find("3")}))
             },
             rest: |c, p| {
                 let r = rest(&c.rt, &p.path);
-                let check = r.call(
-                    &c.rt,
-                    reqwest::Method::GET,
-                    "/api/registered-models/check-name/?name=beta",
-                    None,
-                );
-                let id = check["registered_model_id"].as_i64().unwrap();
-                let v = r.call(
-                    &c.rt,
-                    reqwest::Method::GET,
-                    &format!("/api/registered-models/{id}/"),
-                    None,
-                );
-                Some(model_summary(&v["registered_model"]))
+                let find = |key: &str| {
+                    let v = r.call(
+                        &c.rt,
+                        reqwest::Method::GET,
+                        &format!("/api/registered-models/{key}/"),
+                        None,
+                    );
+                    model_summary(&v["registered_model"])
+                };
+                Some(json!({"by_name": find("beta"), "by_id": find("3")}))
             },
             python: |c, p| {
                 let v = py(
                     c.python.as_deref()?,
                     &p.path,
-                    "out(p.registry.get(p.registry.check_name('beta').registered_model_id).to_dict())",
+                    "out({'by_name': p.registry.find('beta').to_dict(), 'by_id': p.registry.find(3).to_dict()})",
                 );
-                Some(model_summary(&v))
+                Some(
+                    json!({"by_name": model_summary(&v["by_name"]), "by_id": model_summary(&v["by_id"])}),
+                )
             },
         },
         Case {

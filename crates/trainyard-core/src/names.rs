@@ -2,6 +2,7 @@
 //! parameters, Python strings, tables) reads them from here rather than mirroring the enums.
 //! The names are the enums' serde names (a test keeps them equal).
 
+use crate::config::DeploymentPreset;
 use crate::model_config::ModelType;
 use crate::schedule::{CatchUpPolicy, ConcurrencyPolicy, ScheduleStatus, ScheduleType};
 use crate::stages::StageStatus;
@@ -71,6 +72,31 @@ impl Named for RunStatus {
     }
 }
 
+impl Named for DeploymentPreset {
+    const ALL: &'static [Self] = &[
+        DeploymentPreset::Development,
+        DeploymentPreset::Production,
+        DeploymentPreset::HighTraffic,
+        DeploymentPreset::Custom,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            DeploymentPreset::Development => "development",
+            DeploymentPreset::Production => "production",
+            DeploymentPreset::HighTraffic => "high_traffic",
+            DeploymentPreset::Custom => "custom",
+        }
+    }
+
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            DeploymentPreset::HighTraffic => &["high-traffic"],
+            _ => &[],
+        }
+    }
+}
+
 named!(ScheduleType { Now => "now", Once => "once", Hourly => "hourly", Daily => "daily", Weekly => "weekly", Monthly => "monthly" });
 named!(ScheduleStatus { Active => "active", Paused => "paused", Completed => "completed", Cancelled => "cancelled" });
 named!(CatchUpPolicy { Once => "once", All => "all", Skip => "skip" });
@@ -104,6 +130,7 @@ mod tests {
         same_as_serde::<CatchUpPolicy>();
         same_as_serde::<ConcurrencyPolicy>();
         same_as_serde::<StageStatus>();
+        same_as_serde::<DeploymentPreset>();
     }
 
     #[test]
@@ -122,5 +149,12 @@ mod tests {
         assert_eq!(<RunStatus as Named>::ALL.len(), 11);
         assert_eq!(ScheduleStatus::ALL.len(), 4);
         assert_eq!(StageStatus::ALL.len(), 5);
+        let _ = |p: DeploymentPreset| match p {
+            DeploymentPreset::Development
+            | DeploymentPreset::Production
+            | DeploymentPreset::HighTraffic
+            | DeploymentPreset::Custom => {}
+        };
+        assert_eq!(DeploymentPreset::ALL.len(), 4);
     }
 }

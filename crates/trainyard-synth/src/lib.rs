@@ -90,7 +90,10 @@ impl SynthConfig {
         Self::sized(20_000, 10_000, 1_000_000)
     }
 
-    /// A named size: tiny | small | large.
+    /// The names [`SynthConfig::named`] knows, smallest first.
+    pub const SIZES: [&'static str; 3] = ["tiny", "small", "large"];
+
+    /// A named size (one of [`SynthConfig::SIZES`]).
     pub fn named(size: &str) -> Option<Self> {
         match size {
             "tiny" => Some(Self::tiny()),
@@ -472,6 +475,19 @@ pub fn popularity_recall_at_k(train: &[Transaction], held_out: &[Transaction], k
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_size_name_is_known_and_sizes_grow() {
+        let sizes: Vec<SynthConfig> = SynthConfig::SIZES
+            .iter()
+            .map(|n| SynthConfig::named(n).unwrap_or_else(|| panic!("{n} unknown")))
+            .collect();
+        assert_eq!(sizes[0], SynthConfig::tiny());
+        assert!(sizes
+            .windows(2)
+            .all(|w| w[0].n_transactions < w[1].n_transactions));
+        assert!(SynthConfig::named("huge").is_none());
+    }
 
     #[test]
     fn same_seed_same_data_other_seed_other_data() {

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let Some(mut cfg) = SynthConfig::named(size) else {
-        eprintln!("unknown size {size:?}: use tiny, small or large");
+        eprintln!(
+            "unknown size {size:?}: use one of {}",
+            SynthConfig::SIZES.join(", ")
+        );
         return ExitCode::from(2);
     };
     if let Some(seed) = args.get(2) {

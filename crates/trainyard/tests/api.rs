@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use trainyard::core::model_config::ModelConfig;
+use trainyard::core::model_config::{ModelConfig, ModelType};
 use trainyard::core::ports::PipelineEvent;
 use trainyard::core::ports::SystemClock;
 use trainyard::http::api;
@@ -602,6 +602,24 @@ async fn schedules_crud_preview_and_fires() {
     let mid = v["registered_model_id"].as_i64().unwrap();
     let (_, v) = s.get(&format!("/api/registered-models/{mid}/")).await;
     assert_eq!(v["registered_model"]["schedule_status"], "active");
+    // ... and by name, in its model endpoint or across all of them.
+    for path in [
+        "/api/registered-models/weekly-model/",
+        "/api/registered-models/weekly-model/?ml_model=shop",
+        "/api/registered-models/%20weekly-model/?ml_model=",
+    ] {
+        let (st, by_name) = s.get(path).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {by_name}");
+        assert_eq!(by_name, v, "{path}");
+    }
+    for path in [
+        "/api/registered-models/weekly-model/?ml_model=other-endpoint",
+        "/api/registered-models/no-such-model/",
+    ] {
+        let (st, e) = s.get(path).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {e}");
+        assert_error(&e, "not_found", None);
+    }
     let (_, v) = s
         .get(&format!("/api/registered-models/{mid}/versions/"))
         .await;
@@ -729,6 +747,20 @@ async fn schedules_crud_preview_and_fires() {
     let (st, v) = s.get("/api/registered-models/?has_schedule=maybe").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_error(&v, "bad_request", Some("has_schedule"));
+    // A name held in two model endpoints needs its endpoint (or the id).
+    let twin = s
+        .platform
+        .registry()
+        .get_or_create_for_training("other-endpoint", "weekly-model", ModelType::Retrieval, "")
+        .await
+        .unwrap();
+    let (st, e) = s.get("/api/registered-models/weekly-model/").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+    assert_error(&e, "validation", Some("model"));
+    let (_, e) = s
+        .get("/api/registered-models/weekly-model/?ml_model=other-endpoint")
+        .await;
+    assert_eq!(e["registered_model"]["id"], twin.id, "{e}");
 }
 
 #[tokio::test]
@@ -918,6 +950,17 @@ async fn openapi_document_matches_the_routes() {
     }
     assert!(n >= 30, "{n} operations");
     assert!(paths.contains_key("/api/training-runs/{id}/webhook/completed/"));
+    // A model is found by id or name: the document says so.
+    let params = paths["/api/registered-models/{id}/"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str| params.iter().find(|p| p["name"] == name).cloned();
+    assert_eq!(
+        param("id").unwrap()["schema"]["type"],
+        "string",
+        "{params:?}"
+    );
+    assert_eq!(param("ml_model").unwrap()["in"], "query", "{params:?}");
 
     // The documented webhooks are mounted: a callback with the secret reaches its handler.
     let run = s.create_run("hooked", json!({})).await;

@@ -3,50 +3,13 @@
 
 use std::time::Duration;
 
-use clap::Args;
 use trainyard::insights::{BackfillOptions, BackfillOutcome};
 use trainyard::Platform;
 
 use super::Ctx;
+use crate::cli::{BackfillArgs, LogsArgs, SchemaArgs, StatsArgs};
 use crate::error::CliError;
 use crate::output::{print_json, print_table};
-
-#[derive(Debug, Args)]
-pub struct StatsArgs {
-    /// Training run id.
-    pub run: i64,
-    /// One split (train, eval, ...) instead of all splits combined.
-    #[arg(long)]
-    pub split: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct SchemaArgs {
-    /// Training run id.
-    pub run: i64,
-}
-
-#[derive(Debug, Args)]
-pub struct LogsArgs {
-    /// Training run id.
-    pub run: i64,
-    /// Only this component's log (CsvExampleGen, StatisticsGen, Trainer, ...).
-    #[arg(long)]
-    pub component: Option<String>,
-    /// Keep printing new lines until the run's training finishes.
-    #[arg(long)]
-    pub follow: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct BackfillArgs {
-    /// Report what would be updated; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Re-extract results that are already set.
-    #[arg(long)]
-    pub force: bool,
-}
 
 fn num(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {

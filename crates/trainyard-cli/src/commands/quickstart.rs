@@ -2,10 +2,9 @@
 //! configs, a real local TFX training run with live progress, registration, a local
 //! trainyard-serve endpoint answering a prediction, and a weekly retraining schedule.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use serde_json::{json, Value};
 use trainyard::core::config::{
     DataSource, DatasetSpec, DeploymentConfig, EvaluatorConfig, TrainingParams,
@@ -17,30 +16,9 @@ use trainyard::core::timing::ScheduleTiming;
 use trainyard::core::RunStatus;
 use trainyard::{NewSchedule, Platform};
 
+use crate::cli::QuickstartArgs;
 use crate::commands::runs::follow_with_progress;
 use crate::error::CliError;
-
-#[derive(Debug, Args)]
-pub struct QuickstartArgs {
-    /// Project directory to create (or reuse).
-    #[arg(long, default_value = "trainyard-quickstart")]
-    dir: PathBuf,
-    /// Also train a ranking and a multitask model.
-    #[arg(long)]
-    all: bool,
-    /// Synthetic dataset size: tiny, small or large.
-    #[arg(long, default_value = "tiny")]
-    data_size: String,
-    #[arg(long, default_value_t = 2)]
-    epochs: u32,
-    /// Stop the endpoint at the end instead of leaving it serving.
-    #[arg(long)]
-    undeploy: bool,
-    /// Skip the unattended retraining at the end (a fire of the schedule carried by the
-    /// control plane to version 2 on the same endpoint).
-    #[arg(long)]
-    no_retrain: bool,
-}
 
 fn step(text: &str) {
     println!("\n== {text}");
@@ -181,8 +159,9 @@ pub async fn run(args: QuickstartArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let cfg = trainyard_synth::SynthConfig::named(&args.data_size).ok_or_else(|| {
         CliError::BadInput(format!(
-            "--data-size {:?}: use tiny, small or large",
-            args.data_size
+            "--data-size {:?}: use one of {}",
+            args.data_size,
+            trainyard_synth::SynthConfig::SIZES.join(", ")
         ))
     })?;
     step(&format!("project {}", args.dir.display()));

@@ -3,60 +3,15 @@
 //! every run to its end — or, with `--openapi-out`, the API's OpenAPI document.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Args;
 use trainyard::http::api;
 use trainyard::http::{check_bind, ApiSecurity};
 use trainyard::http::{CallbackAuth, OidcConfig, OidcVerifier, WebhookAuth};
 use trainyard::{ApiTokenSource, ControlPlaneConfig, Platform, API_TOKEN_ENV};
 
+use crate::cli::ServeApiArgs;
 use crate::error::CliError;
-
-#[derive(Debug, Args)]
-pub struct ServeApiArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// Port to listen on (0: any free port; the chosen one is printed).
-    #[arg(long, default_value_t = 8080)]
-    port: u16,
-    /// Write the OpenAPI document to FILE (- for stdout) and exit; needs no project.
-    #[arg(long, value_name = "FILE")]
-    openapi_out: Option<PathBuf>,
-    /// Accepted for compatibility: the local runner is always configured now (submitting
-    /// without a managed Python env fails the run naming the setting).
-    #[arg(long, hide = true)]
-    local_runner: bool,
-    /// Serve the API only: no scheduler and no control plane in this process (another
-    /// server carries the runs).
-    #[arg(long)]
-    api_only: bool,
-    /// Mount the pipeline callback webhooks; callers send `Authorization: Bearer SECRET`.
-    #[arg(long, env = "TRAINYARD_WEBHOOK_SECRET", hide_env_values = true)]
-    webhook_secret: Option<String>,
-    /// Mount the schedule webhook for Cloud Scheduler tokens of this service account.
-    #[arg(long)]
-    scheduler_service_account: Option<String>,
-    /// The `aud` Cloud Scheduler's tokens carry (default: http://HOST:PORT).
-    #[arg(long)]
-    scheduler_audience: Option<String>,
-    /// A TLS-terminating proxy sits in front (as `[server] tls_terminated_by_proxy = true`):
-    /// needed to listen on a non-loopback address.
-    #[arg(long)]
-    tls_terminated_by_proxy: bool,
-    /// Also answer requests with this Host (repeatable; adds to `[server] allowed_hosts`).
-    #[arg(long = "allowed-host", value_name = "HOST")]
-    allowed_hosts: Vec<String>,
-}
-
-impl ServeApiArgs {
-    /// Writing the document needs no project.
-    pub fn needs_project(&self) -> bool {
-        self.openapi_out.is_none()
-    }
-}
 
 fn openapi_json() -> Result<String, CliError> {
     api::openapi()

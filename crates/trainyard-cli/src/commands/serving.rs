@@ -1,125 +1,17 @@
 //! Registry, deployment and serving commands: `registry`, `deploy`, `undeploy`, `endpoints`,
 //! `serve` and `predict`.
 
-use std::path::PathBuf;
-
-use clap::{Args, Subcommand, ValueEnum};
-use trainyard::core::config::DeploymentPreset;
-use trainyard::core::model_config::ModelType;
 use trainyard::core::names::Named;
 use trainyard::core::registry::{RegisteredModel, RegistryEventKind};
 use trainyard::core::run::TrainingRun;
 use trainyard::{DeployOptions, ModelFilter, Platform};
 
 use super::Ctx;
+use crate::cli::{
+    AliasCommand, DeployArgs, EndpointsArgs, PredictArgs, RegistryCommand, ServeArgs, UndeployArgs,
+};
 use crate::error::CliError;
 use crate::output::{opt_f64, print_json, print_table};
-
-#[derive(Debug, Subcommand)]
-pub enum RegistryCommand {
-    /// Registered models with their KPI row (total, registered, with schedule, deployed).
-    List {
-        #[arg(long, value_parser = crate::cli::named::<ModelType>())]
-        model_type: Option<ModelType>,
-        /// Only models with (true) or without (false) an active endpoint on record.
-        #[arg(long)]
-        deployed: Option<bool>,
-        #[arg(long)]
-        has_schedule: Option<bool>,
-        /// Case-insensitive part of the model name.
-        #[arg(long)]
-        search: Option<String>,
-    },
-    /// Registered versions of a model (id or name) with the KPI set of its type.
-    Versions { model: String },
-    /// Register a completed, blessed run as the next version of its model.
-    Push { run: i64 },
-    /// Aliases (production, staging, ...) that point at versions.
-    #[command(subcommand)]
-    Alias(AliasCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AliasCommand {
-    /// Point ALIAS of MODEL at VERSION (moving it if it pointed elsewhere).
-    Set {
-        model: String,
-        alias: String,
-        version: String,
-    },
-    /// Remove an alias.
-    Remove { model: String, alias: String },
-    /// Which version held which alias, and served on which endpoint, when.
-    History { model: String },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum PresetArg {
-    Development,
-    Production,
-    #[value(name = "high_traffic", alias = "high-traffic")]
-    HighTraffic,
-}
-
-#[derive(Debug, Args)]
-pub struct DeployArgs {
-    /// The registered training run to deploy.
-    run: i64,
-    /// Resources: development (0-2 instances, 2Gi, 1 CPU), production (1-10, 4Gi, 2),
-    /// high_traffic (2-50, 8Gi, 4). Default: the run's deployment_config.
-    #[arg(long, value_enum)]
-    preset: Option<PresetArg>,
-    /// Update this existing endpoint (it must belong to the run's registered model).
-    #[arg(long, conflicts_with = "service_name")]
-    endpoint: Option<String>,
-    /// Name of a new endpoint (default: <model name>-serving).
-    #[arg(long)]
-    service_name: Option<String>,
-    /// Where to serve: service (trainyard-serve locally, Cloud Run with --backend gcp) or
-    /// vertex-endpoint (a Vertex AI endpoint of the model, --backend gcp). Default: the
-    /// --endpoint's target, else service.
-    #[arg(long, value_name = "service|vertex-endpoint")]
-    target: Option<trainyard::core::deployment::DeployTarget>,
-}
-
-#[derive(Debug, Args)]
-pub struct UndeployArgs {
-    /// The endpoint's service name.
-    endpoint: String,
-}
-
-#[derive(Debug, Args)]
-pub struct EndpointsArgs {
-    /// Only this model's endpoints (id or name).
-    #[arg(long)]
-    model: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// A SavedModel folder, or a model base folder with numeric version folders.
-    #[arg(long)]
-    model: PathBuf,
-    #[arg(long, default_value_t = 8501)]
-    port: u16,
-    #[arg(long, default_value = "127.0.0.1")]
-    host: String,
-    /// The name in /v1/models/{name}:predict.
-    #[arg(long, default_value = trainyard_local::SERVED_MODEL_NAME)]
-    name: String,
-}
-
-#[derive(Debug, Args)]
-pub struct PredictArgs {
-    /// Base URL of the endpoint, e.g. http://127.0.0.1:8501.
-    #[arg(long)]
-    endpoint: String,
-    /// JSON file with a list of instances or {"instances": [...]}; `-` reads stdin.
-    #[arg(long)]
-    instances: PathBuf,
-    #[arg(long, default_value = trainyard_local::SERVED_MODEL_NAME)]
-    model_name: String,
-}
 
 /// A model by id or by name (names are unique per model endpoint; one that is ambiguous
 /// across endpoints must be given by id).
@@ -299,11 +191,7 @@ pub async fn registry(
 
 pub async fn deploy(ctx: &Ctx, platform: &Platform, args: DeployArgs) -> Result<(), CliError> {
     let options = DeployOptions {
-        preset: args.preset.map(|p| match p {
-            PresetArg::Development => DeploymentPreset::Development,
-            PresetArg::Production => DeploymentPreset::Production,
-            PresetArg::HighTraffic => DeploymentPreset::HighTraffic,
-        }),
+        preset: args.preset,
         endpoint: args.endpoint,
         service_name: args.service_name,
         target: args.target,

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use trainyard_core::config::{DeploymentConfig, DeploymentPreset};
+use trainyard_core::names::Named;
 use trainyard_core::registry::DeployedEndpoint;
 use trainyard_core::run::{EndpointId, RegisteredModelId, RunId};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -42,30 +43,14 @@ pub async fn push_run(
     }))
 }
 
-fn presets() -> [DeploymentPreset; 4] {
-    let _exhaustive = |p: DeploymentPreset| match p {
-        DeploymentPreset::Development
-        | DeploymentPreset::Production
-        | DeploymentPreset::HighTraffic
-        | DeploymentPreset::Custom => {}
-    };
-    [
-        DeploymentPreset::Development,
-        DeploymentPreset::Production,
-        DeploymentPreset::HighTraffic,
-        DeploymentPreset::Custom,
-    ]
-}
-
 /// Body of a deploy (all optional; an empty body deploys with the run's deployment_config).
 pub struct DeployBody;
 
 impl utoipa::PartialSchema for DeployBody {
     fn schema() -> RefOr<Schema> {
-        let preset_names: Vec<String> = presets()
+        let preset_names: Vec<String> = DeploymentPreset::ALL
             .iter()
-            .filter_map(|p| serde_json::to_value(p).ok())
-            .filter_map(|v| v.as_str().map(str::to_string))
+            .map(|p| p.name().to_string())
             .collect();
         let preset = ObjectBuilder::new()
             .schema_type(Type::String)

@@ -96,17 +96,35 @@ pub struct ModelResponse {
     pub registered_model: ModelSummary,
 }
 
-/// Get a registered model as the list shows it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ModelFindQuery {
+    /// Look a name up in this model endpoint only (default: every endpoint; a name held in
+    /// several must then be given by id, or with its endpoint).
+    pub ml_model: Option<String>,
+}
+
+/// Get a registered model as the list shows it, by id or by name (a name made of digits is
+/// found by name when no model has that id).
 #[utoipa::path(get, path = "/api/registered-models/{id}/", tag = "registered-models",
-    params(("id" = i64, Path, description = "Registered model id")),
-    responses((status = 200, body = ModelResponse), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "Registered model id, or its name"),
+        ModelFindQuery),
+    responses((status = 200, body = ModelResponse),
+        (status = 400, body = ErrorBody, description = "A name held in several model endpoints"),
+        (status = 404, body = ErrorBody)))]
 pub async fn get_model(
     State(p): State<Platform>,
-    ApiPath(id): ApiPath<RegisteredModelId>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ModelFindQuery>,
 ) -> Result<Json<ModelResponse>, ApiError> {
+    let ml_model = q
+        .ml_model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
     Ok(Json(ModelResponse {
         success: true,
-        registered_model: p.registry().summary(id).await?,
+        registered_model: p.registry().find(ml_model, &key).await?,
     }))
 }
 
