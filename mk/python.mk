@@ -1,11 +1,15 @@
 # The Python wheel: build it with maturin, install it into a fresh venv, run the
-# pytest suite, mypy's stubtest on the hand-written stubs (and mypy --strict on the tests and
+# pytest suite, mypy's stubtest on the stubs (and mypy --strict on the tests and
 # the example, which use them), and the notebook example headless.
 #   make test-python   everything above, and the check that python/trainyard/config_types.py
 #                      is what scripts/gen-config-types.py makes of the REST API's schemas
 #   make wheel         just the wheel, into target/wheels
 #   make python-config-types   rewrites python/trainyard/config_types.py (the TypedDicts of
 #                      the config dicts) from the freshly built wheel's OpenAPI document
+#   make python-stubs  rewrites the generated sections of python/trainyard/_native.pyi (the
+#                      service operations and their _async twins) from the signatures the
+#                      bindings declare next to them (the wheel's _native._stubs());
+#                      test-python checks both files are current
 #
 # One end-to-end test (python/tests/test_serving_e2e.py) deploys a real SavedModel with
 # trainyard-serve: test-python builds the server and the test models of mk/serve.mk (which need
@@ -28,7 +32,7 @@ MATURIN_FLAGS ?= --profile dev --strip
 # Other CPythons the abi3 wheel is smoke-tested on (those present on this machine).
 PY_ABI3_SMOKE ?= $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python3 $(HOME)/.pyenv/versions/3.13*/bin/python3)
 
-.PHONY: test-python wheel python-config-types py-tools-venv
+.PHONY: test-python wheel python-config-types python-stubs py-tools-venv
 
 py-tools-venv:
 	$(call tool-venv,$(PY_TOOLS),$(PY_REQS),$(PY_BASE))
@@ -53,10 +57,17 @@ python-config-types: wheel
 	$(py-wheel-venv)
 	$(PY_WHEEL_VENV)/bin/python scripts/gen-config-types.py $(PY_CONFIG_TYPES)
 
+PY_STUB := python/trainyard/_native.pyi
+
+python-stubs: wheel
+	$(py-wheel-venv)
+	$(PY_WHEEL_VENV)/bin/python scripts/gen-stubs.py $(PY_STUB)
+
 test-python: wheel serve-test-models
 	$(CARGO) build -p trainyard-serve
 	$(py-wheel-venv)
 	$(PY_WHEEL_VENV)/bin/python scripts/gen-config-types.py --check $(PY_CONFIG_TYPES)
+	$(PY_WHEEL_VENV)/bin/python scripts/gen-stubs.py --check $(PY_STUB)
 	$(PY_WHEEL_VENV)/bin/python -c "import trainyard, sys; assert 'site-packages' in trainyard.__file__, trainyard.__file__; print('wheel', trainyard.__version__, 'imports in a fresh venv')"
 	$(PY_TOOLS)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" \
 		> $$($(PY_WHEEL_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz-trainyard-tools.pth

@@ -1,7 +1,9 @@
 """The twins the bindings declare once (bindings/python/src/macros.rs) are twins in the stub too:
 every `<name>_async` has its blocking `<name>` with the same parameters, at run time and in
 _native.pyi, and the stub types it as `Future[...]` of the blocking method's return type.
-(stubtest checks that the stub and the module agree name by name; this checks the pairs.)"""
+(stubtest checks that the stub and the module agree name by name; this checks the pairs.) Those
+stub lines are generated from the signatures declared next to the operations
+(scripts/gen-stubs.py, `make python-stubs`); the last test checks the stub is current."""
 
 from __future__ import annotations
 
@@ -68,3 +70,40 @@ def test_every_runtime_async_method_has_a_blocking_twin_with_the_same_signature(
     for where, sync, aw in _twins(_runtime_scopes()):
         sync_sig = getattr(sync, "__text_signature__", None)
         assert sync_sig is not None and sync_sig == getattr(aw, "__text_signature__", None), where
+
+
+def _gen_stubs() -> Any:
+    """scripts/gen-stubs.py, which writes the generated sections of the stub."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "gen-stubs.py"
+    spec = importlib.util.spec_from_file_location("gen_stubs", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_twins_stub_lines_are_generated_from_the_declarations() -> None:
+    gen = _gen_stubs()
+    sections = gen.sections()
+    # Every service with declared operations, the Platform's static ones and predict.
+    assert {"TrainingService", "ScheduleService", "RegistryService", "DeploymentService",
+            "InsightsService", "Platform", "module"} <= set(sections), sorted(sections)
+    text = STUB.read_text()
+    assert gen.rewrite(text, sections) == text, "the stub is stale: run `make python-stubs`"
+    # A hand edit inside a section is rewritten; a section gone is an error.
+    edited = text.replace("    def get_async(self, id: int) -> Future[Run]: ...\n", "", 1)
+    assert edited != text and gen.rewrite(edited, sections) == text
+    without = text.replace("    # <generated: InsightsService>\n", "", 1)
+    try:
+        gen.rewrite(without, sections)
+    except SystemExit as e:
+        assert "InsightsService" in str(e), e
+    else:
+        raise AssertionError("a missing section was not reported")
+    # Every generated twin: `x_async(same params) -> Future[x's return]`, static ones static.
+    for scope, kind, name, params, returns in native._stubs():
+        owner = native if scope == "" else getattr(native, scope)
+        assert callable(getattr(owner, name)) and callable(getattr(owner, f"{name}_async")), (scope, name)
+        assert kind in ("method", "static", "function"), kind

@@ -196,7 +196,18 @@ service_methods! {
                 endpoint: Option<String>,
                 service_name: Option<String>,
                 target: Option<String>,
-            ) -> PyRun {
+            ) -> PyRun
+                as stub(
+                    "run_id: int, \
+                    *, \
+                    preset: Optional[str] = None, \
+                    resources: Optional[DeploymentConfig] = None, \
+                    endpoint: Optional[str] = None, \
+                    service_name: Optional[str] = None, \
+                    target: Optional[str] = None"
+                        -> "Run"
+                )
+            {
                 let options = deploy_options(preset, resources, endpoint, service_name, target)?;
                 self.ctx.op(move |p, ctx| async move {
                     let run = p.deployments().deploy(run_id, &options).await?;
@@ -205,12 +216,22 @@ service_methods! {
             }
 
             /// Stops serving on an endpoint; the run it served goes back to "completed".
-            fn undeploy(&self, service_name: String) -> PyEndpoint {
+            fn undeploy(&self, service_name: String) -> PyEndpoint
+                as stub(
+                    "service_name: str"
+                        -> "Endpoint"
+                )
+            {
                 self.live_op(move |d| async move { d.undeploy(&service_name).await })
             }
 
             /// The run's deployment record next to its endpoint's live state.
-            fn status(&self, run_id: i64) -> PyDeploymentView {
+            fn status(&self, run_id: i64) -> PyDeploymentView
+                as stub(
+                    "run_id: int"
+                        -> "DeploymentView"
+                )
+            {
                 self.ctx.op(move |p, _| async move {
                     let d = p.deployments();
                     let view = d.status(run_id).await?;
@@ -244,7 +265,12 @@ service_methods! {
             /// Endpoints of a registered model (all when `model_id` is None), each with its
             /// live state.
             #[pyo3(signature = (model_id=None))]
-            fn endpoints(&self, model_id: Option<i64>) -> Vec<PyEndpoint> {
+            fn endpoints(&self, model_id: Option<i64>) -> Vec<PyEndpoint>
+                as stub(
+                    "model_id: Optional[int] = None"
+                        -> "builtins.list[Endpoint]"
+                )
+            {
                 self.ctx.op(move |p, _| async move {
                     let all = p.deployments().endpoints(model_id).await?;
                     Ok(all.into_iter().map(|inner| PyEndpoint { inner }).collect())
@@ -253,7 +279,12 @@ service_methods! {
 
             /// The endpoint named `service_name` with its live state; NotFound when there is
             /// none.
-            fn endpoint(&self, service_name: String) -> PyEndpoint {
+            fn endpoint(&self, service_name: String) -> PyEndpoint
+                as stub(
+                    "service_name: str"
+                        -> "Endpoint"
+                )
+            {
                 self.live_op(move |d| async move { d.endpoint(&service_name).await })
             }
         }

@@ -292,7 +292,12 @@ service_methods! {
             /// the one named by `split` ("train", "eval", ...). A run without that output is
             /// NotFound; an unknown split a ValidationError listing the run's splits.
             #[pyo3(signature = (run_id, split=None))]
-            fn statistics(&self, run_id: i64, split: Option<String>) -> PyRunStatistics {
+            fn statistics(&self, run_id: i64, split: Option<String>) -> PyRunStatistics
+                as stub(
+                    "run_id: int, split: Optional[str] = None"
+                        -> "RunStatistics"
+                )
+            {
                 self.ctx.op(move |p, _| async move {
                     let stats = p.insights().statistics(run_id).await?;
                     PyRunStatistics::new(stats, split.as_deref())
@@ -300,7 +305,12 @@ service_methods! {
             }
 
             /// The schema SchemaGen inferred for the run; NotFound without that output.
-            fn schema(&self, run_id: i64) -> PyRunSchema {
+            fn schema(&self, run_id: i64) -> PyRunSchema
+                as stub(
+                    "run_id: int"
+                        -> "RunSchema"
+                )
+            {
                 self.ctx.op(move |p, _| async move {
                     let inner = p.insights().schema(run_id).await?;
                     Ok(PyRunSchema { inner })
@@ -311,7 +321,12 @@ service_methods! {
             /// was not recorded). A run whose trainer recorded none has no epochs; a run
             /// without a training history is NotFound.
             #[pyo3(signature = (run_id, epoch=None))]
-            fn weight_stats(&self, run_id: i64, epoch: Option<i64>) -> PyRunWeightStats {
+            fn weight_stats(&self, run_id: i64, epoch: Option<i64>) -> PyRunWeightStats
+                as stub(
+                    "run_id: int, epoch: Optional[int] = None"
+                        -> "RunWeightStats"
+                )
+            {
                 let epoch = epoch
                     .map(|e| {
                         u32::try_from(e).map_err(|_| {
@@ -328,7 +343,12 @@ service_methods! {
             /// The run's pipeline log, or one component's (`"Trainer"`, `"StatisticsGen"`,
             /// ...; NotFound naming the components that have logs when it has none).
             #[pyo3(signature = (run_id, component=None))]
-            fn logs(&self, run_id: i64, component: Option<String>) -> PyRunLogs {
+            fn logs(&self, run_id: i64, component: Option<String>) -> PyRunLogs
+                as stub(
+                    "run_id: int, component: Optional[str] = None"
+                        -> "RunLogs"
+                )
+            {
                 // An empty component means the whole pipeline, as in the HTTP API.
                 let component = component.filter(|c| !c.trim().is_empty());
                 self.ctx.op(move |p, _| async move {
@@ -341,7 +361,12 @@ service_methods! {
             /// missing results (`force`: also overwrites ones that differ); `dry_run` reports
             /// and writes nothing.
             #[pyo3(signature = (*, dry_run=false, force=false))]
-            fn backfill(&self, dry_run: bool, force: bool) -> PyBackfillReport {
+            fn backfill(&self, dry_run: bool, force: bool) -> PyBackfillReport
+                as stub(
+                    "*, dry_run: bool = False, force: bool = False"
+                        -> "BackfillReport"
+                )
+            {
                 self.ctx.op(move |p, _| async move {
                     let inner = p.insights().backfill(BackfillOptions { dry_run, force }).await?;
                     Ok(PyBackfillReport { inner })

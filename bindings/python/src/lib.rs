@@ -55,6 +55,43 @@ fn _metrics() -> Vec<(&'static str, &'static str, bool)> {
         .collect()
 }
 
+/// The stub lines of every operation declared through `service_methods!` / `function_twins!`:
+/// (class name, "" for the module; kind: method | static | function; name; parameters without
+/// `self`; the blocking twin's return type). scripts/gen-stubs.py writes the generated sections
+/// of _native.pyi from them (`make python-stubs`; `make test-python` checks they are current).
+#[pyfunction]
+fn _stubs() -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+)> {
+    use pyo3::PyTypeInfo;
+    fn class<T: PyTypeInfo>(
+        stubs: &'static [macros::Stub],
+    ) -> (&'static str, &'static [macros::Stub]) {
+        (T::NAME, stubs)
+    }
+    let tables = [
+        class::<platform::PyPlatform>(platform::PyPlatform::STUBS),
+        class::<training::PyTraining>(training::PyTraining::STUBS),
+        class::<schedules::PySchedules>(schedules::PySchedules::STUBS),
+        class::<registry::PyRegistry>(registry::PyRegistry::STUBS),
+        class::<deployments::PyDeployments>(deployments::PyDeployments::STUBS),
+        class::<insights::PyInsights>(insights::PyInsights::STUBS),
+        ("", predict::STUBS),
+    ];
+    tables
+        .iter()
+        .flat_map(|(scope, stubs)| {
+            stubs
+                .iter()
+                .map(move |s| (*scope, s.kind.as_str(), s.name, s.params, s.returns))
+        })
+        .collect()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
@@ -74,6 +111,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::_before_exit, m)?)?;
     m.add_function(wrap_pyfunction!(_openapi_json, m)?)?;
     m.add_function(wrap_pyfunction!(_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(_stubs, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

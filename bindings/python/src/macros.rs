@@ -1,26 +1,57 @@
 //! The two declaration macros of the bindings (a leaf: its expansions name `$crate::runtime`,
 //! `$crate::ctx::Op` and `$crate::convert`, and what the expansion site has in scope).
 //!
-//! - [`service_methods!`]: an operation is declared once, as the future it runs; the macro
-//!   emits the blocking method (GIL released) and its `<name>_async` twin (an asyncio
-//!   awaitable) with the same signature. python/tests/test_bindings_shape.py checks that the
-//!   stub (_native.pyi) declares every twin with the same parameters, returning `Future[...]`
-//!   of the blocking method's type. [`function_twins!`] does the same for module functions.
+//! - [`service_methods!`]: an operation is declared once, as the future it runs, with its
+//!   Python signature (`as stub("params" -> "return type")`); the macro emits the blocking
+//!   method (GIL released), its `<name>_async` twin (an asyncio awaitable) with the same
+//!   signature, and the class's `STUBS` table, from which `make python-stubs`
+//!   (scripts/gen-stubs.py, through the hidden `_native._stubs()`) writes both twins' lines in
+//!   the generated sections of _native.pyi; `make test-python` fails when they are stale.
+//!   [`function_twins!`] does the same for module functions (a module-level `STUBS`).
 //! - [`view_methods!`]: the read-only properties of a result class that wraps a facade value
 //!   in `inner`, one line each, plus `to_dict()`.
 //!
 //! Both emit the class's one `#[pymethods]` block; methods written out by hand go in its
-//! `methods { ... }` part.
+//! `methods { ... }` part (their stub lines are written by hand too).
+
+/// Where a stub line goes: a method (`self` first), a `@staticmethod`, a module function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StubKind {
+    Method,
+    Static,
+    Function,
+}
+
+/// One operation's Python signature, declared next to it: `params` without `self` (as in a
+/// `def`, with types and defaults), `returns` the blocking twin's return type; the `_async`
+/// twin takes the same parameters and returns `Future[returns]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Stub {
+    pub kind: StubKind,
+    pub name: &'static str,
+    pub params: &'static str,
+    pub returns: &'static str,
+}
+
+impl StubKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StubKind::Method => "method",
+            StubKind::Static => "static",
+            StubKind::Function => "function",
+        }
+    }
+}
 
 /// ```ignore
 /// service_methods! {
 ///     impl PyTraining {
 ///         ops {
 ///             /// Docs and #[pyo3(signature = ...)] go on both twins.
-///             fn get(&self, id: i64) -> PyRun { self.ctx.op(move |p, ctx| ...) }
+///             fn get(&self, id: i64) -> PyRun as stub("id: int" -> "Run") { self.ctx.op(...) }
 ///         }
 ///         static_ops {
-///             fn open(dir: PathBuf) -> PyPlatform { ... }
+///             fn open(dir: PathBuf) -> PyPlatform as stub("dir: str" -> "Platform") { ... }
 ///         }
 ///         methods {
 ///             fn __repr__(&self) -> String { ... }
@@ -36,20 +67,40 @@ macro_rules! service_methods {
             ops {
                 $(
                     $(#[$meta:meta])*
-                    fn $name:ident(&$self_:ident $(, $arg:ident : $argty:ty)* $(,)?) -> $ret:ty $body:block
+                    fn $name:ident(&$self_:ident $(, $arg:ident : $argty:ty)* $(,)?) -> $ret:ty
+                        as stub($pyargs:literal -> $pyret:literal) $body:block
                 )*
             }
             $(
                 static_ops {
                     $(
                         $(#[$smeta:meta])*
-                        fn $sname:ident($($sarg:ident : $sargty:ty),* $(,)?) -> $sret:ty $sbody:block
+                        fn $sname:ident($($sarg:ident : $sargty:ty),* $(,)?) -> $sret:ty
+                            as stub($spyargs:literal -> $spyret:literal) $sbody:block
                     )*
                 }
             )?
             $(methods { $($rest:tt)* })?
         }
     ) => {
+        impl $ty {
+            /// The stub lines of the twins (see [`Stub`](crate::macros::Stub)).
+            pub(crate) const STUBS: &'static [$crate::macros::Stub] = &[
+                $($crate::macros::Stub {
+                    kind: $crate::macros::StubKind::Method,
+                    name: stringify!($name),
+                    params: $pyargs,
+                    returns: $pyret,
+                },)*
+                $($($crate::macros::Stub {
+                    kind: $crate::macros::StubKind::Static,
+                    name: stringify!($sname),
+                    params: $spyargs,
+                    returns: $spyret,
+                },)*)?
+            ];
+        }
+
         paste::paste! {
             #[pymethods]
             impl $ty {
@@ -96,13 +147,24 @@ macro_rules! service_methods {
     };
 }
 
-/// The free-function form of [`service_methods!`]: each `fn name(args) -> T { future }` becomes
-/// the `#[pyfunction]`s `name` (blocking) and `name_async` (awaitable).
+/// The free-function form of [`service_methods!`]: each `fn name(args) -> T as stub(..) { future }`
+/// becomes the `#[pyfunction]`s `name` (blocking) and `name_async` (awaitable).
 macro_rules! function_twins {
     ($(
         $(#[$meta:meta])*
-        fn $name:ident($($arg:ident : $argty:ty),* $(,)?) -> $ret:ty $body:block
+        fn $name:ident($($arg:ident : $argty:ty),* $(,)?) -> $ret:ty
+            as stub($pyargs:literal -> $pyret:literal) $body:block
     )*) => {
+        /// The stub lines of this module's twins (see [`Stub`](crate::macros::Stub)).
+        pub(crate) const STUBS: &[$crate::macros::Stub] = &[$(
+            $crate::macros::Stub {
+                kind: $crate::macros::StubKind::Function,
+                name: stringify!($name),
+                params: $pyargs,
+                returns: $pyret,
+            },
+        )*];
+
         paste::paste! {$(
             #[pyfunction]
             $(#[$meta])*

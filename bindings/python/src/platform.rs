@@ -33,7 +33,12 @@ service_methods! {
             /// trainyard.toml. `backend` is "local" (embedded defaults) or "gcp" (Vertex AI and
             /// Cloud Scheduler from the [gcp] section).
             #[pyo3(signature = (dir, backend="local"))]
-            fn open(dir: PathBuf, backend: &str) -> PyPlatform {
+            fn open(dir: PathBuf, backend: &str) -> PyPlatform
+                as stub(
+                    "dir: Union[str, os.PathLike[str]], backend: str = \"local\""
+                        -> "Platform"
+                )
+            {
                 let backend = backend_of(backend)?;
                 Box::pin(async move {
                     Ok(PyPlatform {
@@ -45,7 +50,12 @@ service_methods! {
             /// Creates a project directory (trainyard.toml unless present, and the database),
             /// then opens it.
             #[pyo3(signature = (dir, backend="local"))]
-            fn init(dir: PathBuf, backend: &str) -> PyPlatform {
+            fn init(dir: PathBuf, backend: &str) -> PyPlatform
+                as stub(
+                    "dir: Union[str, os.PathLike[str]], backend: str = \"local\""
+                        -> "Platform"
+                )
+            {
                 let backend = backend_of(backend)?;
                 Box::pin(async move {
                     Ok(PyPlatform {

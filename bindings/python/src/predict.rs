@@ -120,7 +120,16 @@ function_twins! {
         instances: &Bound<'_, PyAny>,
         model_name: &str,
         timeout: f64,
-    ) -> Json {
+    ) -> Json
+        as stub(
+            "endpoint_url: str, \
+            instances: Sequence[_Input], \
+            model_name: str = \"recommender\", \
+            *, \
+            timeout: float = 60.0"
+                -> "builtins.list[Any]"
+        )
+    {
         let (url, body, timeout) = request(endpoint_url, instances, model_name, timeout)?;
         Box::pin(post(url, body, timeout))
     }

@@ -292,7 +292,12 @@ service_methods! {
     impl PyRegistry {
         ops {
             #[pyo3(signature = (ml_model=None))]
-            fn list(&self, ml_model: Option<String>) -> Vec<PyRegisteredModel> {
+            fn list(&self, ml_model: Option<String>) -> Vec<PyRegisteredModel>
+                as stub(
+                    "ml_model: Optional[str] = None"
+                        -> "builtins.list[RegisteredModel]"
+                )
+            {
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.list(ml_model.as_deref()).await },
@@ -300,7 +305,12 @@ service_methods! {
                 )
             }
 
-            fn get(&self, id: i64) -> PyRegisteredModel {
+            fn get(&self, id: i64) -> PyRegisteredModel
+                as stub(
+                    "id: int"
+                        -> "RegisteredModel"
+                )
+            {
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.get(id).await },
@@ -309,7 +319,12 @@ service_methods! {
             }
 
             /// Every run of a model (its versions), newest first.
-            fn versions(&self, id: i64) -> Vec<PyRun> {
+            fn versions(&self, id: i64) -> Vec<PyRun>
+                as stub(
+                    "id: int"
+                        -> "builtins.list[Run]"
+                )
+            {
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.versions(id).await },
@@ -320,7 +335,12 @@ service_methods! {
             /// Whether `model_name` exists under `ml_model` (default: the project's), and its
             /// schedule.
             #[pyo3(signature = (model_name, ml_model=None))]
-            fn check_name(&self, model_name: String, ml_model: Option<String>) -> PyNameCheck {
+            fn check_name(&self, model_name: String, ml_model: Option<String>) -> PyNameCheck
+                as stub(
+                    "model_name: str, ml_model: Optional[str] = None"
+                        -> "NameCheck"
+                )
+            {
                 let ml_model = ml_model.unwrap_or_else(|| self.ctx.ml_model.clone());
                 self.ctx.service_op(
                     Platform::registry,
@@ -333,7 +353,7 @@ service_methods! {
             /// its model (and deploys it when its deployment_config is enabled); returns the
             /// run. A not-blessed or unfinished run is a ValidationError, an already registered
             /// one a Conflict.
-            fn push(&self, run_id: i64) -> PyRun {
+            fn push(&self, run_id: i64) -> PyRun as stub("run_id: int" -> "Run") {
                 self.ctx.op(move |p, ctx| async move {
                     Ok(PyRun::new(p.lifecycle().push(run_id).await?, &ctx))
                 })
@@ -341,7 +361,12 @@ service_methods! {
 
             /// Registered versions of a model, oldest first, with KPI metrics, aliases and
             /// endpoints (`versions` lists every run of the model, registered or not).
-            fn model_versions(&self, model_id: i64) -> Vec<PyModelVersion> {
+            fn model_versions(&self, model_id: i64) -> Vec<PyModelVersion>
+                as stub(
+                    "model_id: int"
+                        -> "builtins.list[ModelVersion]"
+                )
+            {
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.model_versions(model_id).await },
@@ -350,7 +375,12 @@ service_methods! {
             }
 
             /// The run registered as `version` ("3" or 3) of a model.
-            fn version_run(&self, model_id: i64, version: &Bound<'_, PyAny>) -> PyRun {
+            fn version_run(&self, model_id: i64, version: &Bound<'_, PyAny>) -> PyRun
+                as stub(
+                    "model_id: int, version: _Version"
+                        -> "Run"
+                )
+            {
                 let version = version_of(version)?;
                 self.ctx.service_op(
                     Platform::registry,
@@ -371,7 +401,18 @@ service_methods! {
                 deployed: Option<bool>,
                 has_schedule: Option<bool>,
                 search: Option<String>,
-            ) -> PyModelListing {
+            ) -> PyModelListing
+                as stub(
+                    "*, \
+                    ml_model: Optional[str] = None, \
+                    model_type: Optional[str] = None, \
+                    registered: Optional[bool] = None, \
+                    deployed: Optional[bool] = None, \
+                    has_schedule: Optional[bool] = None, \
+                    search: Optional[str] = None"
+                        -> "ModelListing"
+                )
+            {
                 let filter = ModelFilter {
                     ml_model,
                     model_type: model_type.as_deref().map(crate::convert::model_type).transpose()?,
@@ -401,7 +442,20 @@ service_methods! {
                 search: Option<String>,
                 page: u32,
                 page_size: u32,
-            ) -> PyModelPage {
+            ) -> PyModelPage
+                as stub(
+                    "*, \
+                    ml_model: Optional[str] = None, \
+                    model_type: Optional[str] = None, \
+                    registered: Optional[bool] = None, \
+                    deployed: Optional[bool] = None, \
+                    has_schedule: Optional[bool] = None, \
+                    search: Optional[str] = None, \
+                    page: int = 1, \
+                    page_size: int = 20"
+                        -> "ModelPage"
+                )
+            {
                 let filter = ModelFilter {
                     ml_model,
                     model_type: model_type.as_deref().map(crate::convert::model_type).transpose()?,
@@ -423,7 +477,12 @@ service_methods! {
             /// ValidationError: give its id or endpoint). A name made of digits is found by
             /// name when no model has that id.
             #[pyo3(signature = (model, ml_model=None))]
-            fn find(&self, model: &Bound<'_, PyAny>, ml_model: Option<String>) -> PyModelSummary {
+            fn find(&self, model: &Bound<'_, PyAny>, ml_model: Option<String>) -> PyModelSummary
+                as stub(
+                    "model: Union[int, str], ml_model: Optional[str] = None"
+                        -> "ModelSummary"
+                )
+            {
                 let key = model_key(model)?;
                 self.ctx.service_op(
                     Platform::registry,
@@ -433,7 +492,12 @@ service_methods! {
             }
 
             /// Current aliases of a model: {alias: version}.
-            fn aliases(&self, model_id: i64) -> BTreeMap<String, String> {
+            fn aliases(&self, model_id: i64) -> BTreeMap<String, String>
+                as stub(
+                    "model_id: int"
+                        -> "dict[str, str]"
+                )
+            {
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.aliases(model_id).await },
@@ -448,7 +512,12 @@ service_methods! {
                 model_id: i64,
                 alias: String,
                 version: &Bound<'_, PyAny>,
-            ) -> PyRegistryEvent {
+            ) -> PyRegistryEvent
+                as stub(
+                    "model_id: int, alias: str, version: _Version"
+                        -> "RegistryEvent"
+                )
+            {
                 let version = version_of(version)?;
                 self.ctx.service_op(
                     Platform::registry,
@@ -458,7 +527,12 @@ service_methods! {
             }
 
             /// Removes an alias; NotFound when it points nowhere.
-            fn remove_alias(&self, model_id: i64, alias: String) -> PyRegistryEvent {
+            fn remove_alias(&self, model_id: i64, alias: String) -> PyRegistryEvent
+                as stub(
+                    "model_id: int, alias: str"
+                        -> "RegistryEvent"
+                )
+            {
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.remove_alias(model_id, &alias).await },
@@ -468,7 +542,12 @@ service_methods! {
 
             /// Which version held which alias, and served on which endpoint, when (oldest
             /// first).
-            fn history(&self, model_id: i64) -> Vec<PyRegistryEvent> {
+            fn history(&self, model_id: i64) -> Vec<PyRegistryEvent>
+                as stub(
+                    "model_id: int"
+                        -> "builtins.list[RegistryEvent]"
+                )
+            {
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.history(model_id).await },

@@ -52,7 +52,12 @@ service_methods! {
         ops {
             /// A schedule retraining a run's model with the run's config. `schedule` is a dict
             /// with name, description, the timing fields, catch_up and concurrency.
-            fn create_from_run(&self, run_id: i64, schedule: &Bound<'_, PyAny>) -> PySchedule {
+            fn create_from_run(&self, run_id: i64, schedule: &Bound<'_, PyAny>) -> PySchedule
+                as stub(
+                    "run_id: int, schedule: NewSchedule"
+                        -> "Schedule"
+                )
+            {
                 let new = new_schedule(schedule)?;
                 self.ctx.service_op(
                     Platform::schedules,
@@ -63,7 +68,12 @@ service_methods! {
 
             /// The wizard: model name, training config and timing in one dict (the model is
             /// created when missing).
-            fn create_from_wizard(&self, wizard: &Bound<'_, PyAny>) -> PySchedule {
+            fn create_from_wizard(&self, wizard: &Bound<'_, PyAny>) -> PySchedule
+                as stub(
+                    "wizard: WizardSchedule"
+                        -> "Schedule"
+                )
+            {
                 let w = wizard_of(wizard)?;
                 self.ctx.service_op(
                     Platform::schedules,
@@ -73,7 +83,12 @@ service_methods! {
             }
 
             /// A schedule for a registered model, with the config of its newest run.
-            fn create_for_model(&self, model_id: i64, schedule: &Bound<'_, PyAny>) -> PySchedule {
+            fn create_for_model(&self, model_id: i64, schedule: &Bound<'_, PyAny>) -> PySchedule
+                as stub(
+                    "model_id: int, schedule: NewSchedule"
+                        -> "Schedule"
+                )
+            {
                 let new = new_schedule(schedule)?;
                 self.ctx.service_op(
                     Platform::schedules,
@@ -83,20 +98,30 @@ service_methods! {
             }
 
             /// What a schedule created from this run would train (a dict).
-            fn preview_from_run(&self, run_id: i64) -> Json {
+            fn preview_from_run(&self, run_id: i64) -> Json
+                as stub(
+                    "run_id: int"
+                        -> "_JsonDict"
+                )
+            {
                 self.ctx
                     .op(move |p, _| async move { Json::of(&p.schedules().preview(run_id).await?) })
             }
 
             #[pyo3(signature = (ml_model=None))]
-            fn list(&self, ml_model: Option<String>) -> Vec<PySchedule> {
+            fn list(&self, ml_model: Option<String>) -> Vec<PySchedule>
+                as stub(
+                    "ml_model: Optional[str] = None"
+                        -> "builtins.list[Schedule]"
+                )
+            {
                 self.ctx.op(move |p, _| async move {
                     let all = p.schedules().list(ml_model.as_deref()).await?;
                     Ok(all.into_iter().map(|inner| PySchedule { inner }).collect())
                 })
             }
 
-            fn get(&self, id: i64) -> PySchedule {
+            fn get(&self, id: i64) -> PySchedule as stub("id: int" -> "Schedule") {
                 self.ctx.service_op(
                     Platform::schedules,
                     move |s| async move { s.get(id).await },
@@ -106,7 +131,12 @@ service_methods! {
 
             /// Edits name, description, timing, catch_up or concurrency (a dict); the training
             /// config stays frozen, and a key outside these is a ValidationError.
-            fn edit(&self, id: i64, edit: &Bound<'_, PyAny>) -> PySchedule {
+            fn edit(&self, id: i64, edit: &Bound<'_, PyAny>) -> PySchedule
+                as stub(
+                    "id: int, edit: ScheduleEdit"
+                        -> "Schedule"
+                )
+            {
                 let e: ScheduleEdit = from_py("edit", edit)?;
                 self.ctx.service_op(
                     Platform::schedules,
@@ -115,7 +145,7 @@ service_methods! {
                 )
             }
 
-            fn pause(&self, id: i64) -> PySchedule {
+            fn pause(&self, id: i64) -> PySchedule as stub("id: int" -> "Schedule") {
                 self.ctx.service_op(
                     Platform::schedules,
                     move |s| async move { s.pause(id).await },
@@ -123,7 +153,7 @@ service_methods! {
                 )
             }
 
-            fn resume(&self, id: i64) -> PySchedule {
+            fn resume(&self, id: i64) -> PySchedule as stub("id: int" -> "Schedule") {
                 self.ctx.service_op(
                     Platform::schedules,
                     move |s| async move { s.resume(id).await },
@@ -131,7 +161,7 @@ service_methods! {
                 )
             }
 
-            fn cancel(&self, id: i64) -> PySchedule {
+            fn cancel(&self, id: i64) -> PySchedule as stub("id: int" -> "Schedule") {
                 self.ctx.service_op(
                     Platform::schedules,
                     move |s| async move { s.cancel(id).await },
@@ -140,12 +170,17 @@ service_methods! {
             }
 
             /// Deletes the schedule record, freeing its model for a new schedule.
-            fn delete(&self, id: i64) -> () {
+            fn delete(&self, id: i64) -> () as stub("id: int" -> "None") {
                 self.ctx.op(move |p, _| async move { p.schedules().delete(id).await })
             }
 
             /// Fires now, outside the timetable (a paused schedule too).
-            fn trigger(&self, id: i64) -> PyFireOutcome {
+            fn trigger(&self, id: i64) -> PyFireOutcome
+                as stub(
+                    "id: int"
+                        -> "FireOutcome"
+                )
+            {
                 self.ctx.op(move |p, ctx| async move {
                     let inner = p.schedules().trigger_now(id).await?;
                     Ok(PyFireOutcome { inner, ctx })
@@ -154,7 +189,12 @@ service_methods! {
 
             /// The next `count` fires of a schedule, in its time zone.
             #[pyo3(signature = (id, count=5))]
-            fn upcoming(&self, id: i64, count: usize) -> Vec<DateTime<FixedOffset>> {
+            fn upcoming(&self, id: i64, count: usize) -> Vec<DateTime<FixedOffset>>
+                as stub(
+                    "id: int, count: int = 5"
+                        -> "builtins.list[datetime]"
+                )
+            {
                 self.ctx.service_op(
                     Platform::schedules,
                     move |s| async move { s.upcoming(id, count).await },
@@ -163,7 +203,12 @@ service_methods! {
             }
 
             /// Fires of the past 10 and the next 30 weeks (the schedule grid).
-            fn grid(&self, id: i64) -> Vec<DateTime<FixedOffset>> {
+            fn grid(&self, id: i64) -> Vec<DateTime<FixedOffset>>
+                as stub(
+                    "id: int"
+                        -> "builtins.list[datetime]"
+                )
+            {
                 self.ctx.service_op(
                     Platform::schedules,
                     move |s| async move { s.grid(id).await },

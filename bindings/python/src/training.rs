@@ -123,7 +123,16 @@ service_methods! {
                 config: Option<&Bound<'_, PyAny>>,
                 ml_model: Option<String>,
                 description: String,
-            ) -> PyRun {
+            ) -> PyRun
+                as stub(
+                    "name: str, \
+                    config: Optional[RunConfig] = None, \
+                    *, \
+                    ml_model: Optional[str] = None, \
+                    description: str = ..."
+                        -> "Run"
+                )
+            {
                 let new = NewTrainingRun {
                     ml_model: ml_model.unwrap_or_else(|| self.ctx.ml_model.clone()),
                     name,
@@ -140,7 +149,7 @@ service_methods! {
             /// Submits a pending run: returns once a running `trainyard server` has the request
             /// or, with none, once this call started the pipeline (which does not depend on
             /// this process); BackendError when the submission failed.
-            fn submit(&self, id: i64) -> PyRun {
+            fn submit(&self, id: i64) -> PyRun as stub("id: int" -> "Run") {
                 self.ctx.service_op(Platform::clone, move |p| async move { p.submit(id).await }, PyRun::new)
             }
 
@@ -149,7 +158,12 @@ service_methods! {
             /// is. With no server running, this call carries the run meanwhile. `poll` is kept
             /// for compatibility.
             #[pyo3(signature = (id, poll=2.0, timeout=3600.0))]
-            fn follow(&self, id: i64, poll: f64, timeout: f64) -> PyRun {
+            fn follow(&self, id: i64, poll: f64, timeout: f64) -> PyRun
+                as stub(
+                    "id: int, poll: float = 2.0, timeout: float = 3600.0"
+                        -> "Run"
+                )
+            {
                 let timeout = follow_timeout(poll, timeout)?;
                 self.ctx.service_op(
                     Platform::clone,
@@ -161,7 +175,7 @@ service_methods! {
             }
 
             /// Marks a pending or scheduled run as handed to an executor (status `submitting`).
-            fn mark_submitting(&self, id: i64) -> PyRun {
+            fn mark_submitting(&self, id: i64) -> PyRun as stub("id: int" -> "Run") {
                 self.ctx.service_op(
                     Platform::training,
                     move |t| async move { t.mark_submitting(id).await },
@@ -169,7 +183,7 @@ service_methods! {
                 )
             }
 
-            fn get(&self, id: i64) -> PyRun {
+            fn get(&self, id: i64) -> PyRun as stub("id: int" -> "Run") {
                 self.ctx.service_op(Platform::training, move |t| async move { t.get(id).await }, PyRun::new)
             }
 
@@ -187,7 +201,20 @@ service_methods! {
                 search: Option<String>,
                 page: u32,
                 page_size: u32,
-            ) -> PyRunPage {
+            ) -> PyRunPage
+                as stub(
+                    "*, \
+                    ml_model: Optional[str] = None, \
+                    status: Union[str, Sequence[str], None] = None, \
+                    model_type: Optional[str] = None, \
+                    registered_model_id: Optional[int] = None, \
+                    schedule_id: Optional[int] = None, \
+                    search: Optional[str] = None, \
+                    page: int = 1, \
+                    page_size: int = 20"
+                        -> "RunPage"
+                )
+            {
                 let filter = run_filter(
                     ml_model,
                     status,
@@ -205,7 +232,7 @@ service_methods! {
             }
 
             /// Cancels a pending, scheduled, submitting or running run.
-            fn cancel(&self, id: i64) -> PyRun {
+            fn cancel(&self, id: i64) -> PyRun as stub("id: int" -> "Run") {
                 self.ctx.service_op(Platform::training, move |t| async move { t.cancel(id).await }, PyRun::new)
             }
 
@@ -213,7 +240,12 @@ service_methods! {
             /// submitted (and, with no server running, started by this call) unless `submit`
             /// is false.
             #[pyo3(signature = (id, *, submit=true))]
-            fn rerun(&self, id: i64, submit: bool) -> PyRun {
+            fn rerun(&self, id: i64, submit: bool) -> PyRun
+                as stub(
+                    "id: int, *, submit: bool = True"
+                        -> "Run"
+                )
+            {
                 self.ctx.service_op(
                     Platform::clone,
                     move |p| async move {
@@ -228,7 +260,7 @@ service_methods! {
             }
 
             /// The run's config as a dict: {"id", "name", and every config section}.
-            fn config(&self, id: i64) -> Json {
+            fn config(&self, id: i64) -> Json as stub("id: int" -> "_JsonDict") {
                 self.ctx
                     .op(move |p, _| async move { Json::of(&p.training().get_config(id).await?) })
             }
@@ -236,7 +268,12 @@ service_methods! {
             /// Edits training_params, gpu_config, evaluator_config, deployment_config or
             /// schedule_config of a finished run; returns (config dict, names of changed
             /// sections).
-            fn patch_config(&self, id: i64, patch: &Bound<'_, PyAny>) -> (Json, Vec<String>) {
+            fn patch_config(&self, id: i64, patch: &Bound<'_, PyAny>) -> (Json, Vec<String>)
+                as stub(
+                    "id: int, patch: ConfigPatch"
+                        -> "tuple[_JsonDict, builtins.list[str]]"
+                )
+            {
                 let patch: ConfigPatch = from_py("patch", patch)?;
                 self.ctx.op(move |p, _| async move {
                     let (view, changed) = p.training().patch_config(id, &patch).await?;
@@ -248,7 +285,12 @@ service_methods! {
             }
 
             /// Per-epoch metrics rows (dicts), oldest epoch first.
-            fn history(&self, id: i64) -> Json {
+            fn history(&self, id: i64) -> Json
+                as stub(
+                    "id: int"
+                        -> "builtins.list[_JsonDict]"
+                )
+            {
                 self.ctx
                     .op(move |p, _| async move { Json::of(&p.training().history(id).await?) })
             }
@@ -257,7 +299,12 @@ service_methods! {
             /// {"event": "epoch_completed", "epoch": 0, "metrics": {...}}, {"event":
             /// "completed", "training_metrics": {...}, "blessed": True}, {"event": "failed",
             /// "error": "..."}.
-            fn handle_event(&self, id: i64, event: &Bound<'_, PyAny>) -> PyRun {
+            fn handle_event(&self, id: i64, event: &Bound<'_, PyAny>) -> PyRun
+                as stub(
+                    "id: int, event: _Input"
+                        -> "Run"
+                )
+            {
                 let event: PipelineEvent = from_py("event", event)?;
                 self.ctx.service_op(
                     Platform::training,
