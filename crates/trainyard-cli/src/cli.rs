@@ -430,7 +430,8 @@ pub enum SchedulerCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
-    /// Registered models with their KPI row (total, registered, with schedule, deployed).
+    /// Registered models with their KPI row (total, registered, with schedule, deployed),
+    /// newest first, a page at a time.
     List {
         #[arg(long, value_parser = named::<ModelType>())]
         model_type: Option<ModelType>,
@@ -442,6 +443,8 @@ pub enum RegistryCommand {
         /// Case-insensitive part of the model name.
         #[arg(long)]
         search: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Registered versions of a model (id or name) with the KPI set of its type.
     Versions { model: String },

@@ -343,6 +343,22 @@ fn cases() -> Vec<Case> {
                         ],
                     )
                 });
+                // `registry list` pages the same listing (with its own table).
+                let registry_pages = ["1", "2"].map(|page| {
+                    cli_json(
+                        &p.path,
+                        &[
+                            "registry",
+                            "list",
+                            "--page",
+                            page,
+                            "--page-size",
+                            "2",
+                            "--json",
+                        ],
+                    )
+                });
+                assert_eq!(pages_summary(&registry_pages), pages_summary(&pages));
                 Some(pages_summary(&pages))
             },
             rest: |c, p| {

@@ -44,16 +44,16 @@ pub async fn registry(
             deployed,
             has_schedule,
             search,
+            page,
         } => {
-            let listing = registry
-                .list_with_kpi(&ModelFilter {
-                    model_type,
-                    deployed,
-                    has_schedule,
-                    search,
-                    ..ModelFilter::default()
-                })
-                .await?;
+            let filter = ModelFilter {
+                model_type,
+                deployed,
+                has_schedule,
+                search,
+                ..ModelFilter::default()
+            };
+            let listing = registry.list_page(&filter, page.request()).await?;
             if ctx.out.json() {
                 return print_json(&listing);
             }
@@ -103,6 +103,13 @@ pub async fn registry(
                     "METRICS",
                 ],
                 &rows,
+            );
+            let pg = &listing.pagination;
+            println!(
+                "\n{} models (page {} of {})",
+                pg.total,
+                pg.page,
+                pg.total_pages.max(1)
             );
             Ok(())
         }
