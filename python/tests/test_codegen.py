@@ -13,7 +13,7 @@ import pytest
 
 import trainyard
 from trainyard import codegen
-from trainyard.config_types import FeatureConfig
+from trainyard.config_types import FeatureConfig, GpuConfig
 
 
 def test_generates_both_modules_from_a_runs_config(platform: trainyard.Platform) -> None:
@@ -45,9 +45,21 @@ def test_bad_configs_name_their_field(platform: trainyard.Platform) -> None:
     with pytest.raises(trainyard.ValidationError) as e:
         codegen.generate(cfg["feature_config"], cfg["model_config"], {"epochs": 0})
     assert e.value.field == "training_params"
+    # Partial configs are merged over the defaults; unknown keys are still refused.
     with pytest.raises(trainyard.ValidationError) as e:
-        codegen.generate({"name": "x"}, cfg["model_config"])
+        codegen.generate(cast(FeatureConfig, {"nmae": "x"}), cfg["model_config"])
     assert e.value.field == "feature_config"
+    assert "unknown field `nmae`, did you mean `name`?" in e.value.reason
+    with pytest.raises(trainyard.ValidationError) as e:
+        codegen.generate({}, {"model_type": "ranking"}, {"epochs": 1}, cast(GpuConfig, {"gpus": 1}))
+    assert e.value.field == "gpu_config"
+
+
+def test_partial_configs_are_merged_over_the_defaults(platform: trainyard.Platform) -> None:
+    cfg = platform.training.create("m", {"model_config": {"model_type": "ranking"}}).config
+    whole = codegen.generate(cfg["feature_config"], cfg["model_config"], cfg["training_params"], cfg["gpu_config"])
+    assert codegen.generate({}, {"model_type": "ranking"}) == whole
+    assert codegen.generate({}, {"model_type": "ranking"}, {}, {}) == whole
 
 
 def test_pipeline_compile_local_and_vertex(platform: trainyard.Platform) -> None:

@@ -23,6 +23,8 @@ def generate(
 ) -> dict[str, str]:
     """Validates the configs and returns {file name: Python source}.
 
-    Raises ValidationError (``field`` names the config) when a config is invalid.
+    Each config may give only some keys (``{}``, ``{"model_type": "ranking"}``): it is merged
+    over the defaults, as a run config's sections are. Raises ValidationError (``field`` names
+    the config) when a config is invalid or has a key no config has.
     """
     return _native.generate(feature_config, model_config, training_params, gpu_config)

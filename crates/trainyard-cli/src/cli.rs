@@ -137,7 +137,9 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Generate the TFX transform and TFRS trainer modules from feature and model configs, or
-    /// run the static checks on modules already generated (--check DIR).
+    /// run the static checks on modules already generated (--check DIR). Each config file may
+    /// give only some fields (`{}`, `{"model_type": "ranking"}`): they are merged over the
+    /// defaults, as a run config's sections are; unknown fields are refused.
     Codegen {
         #[arg(long, required_unless_present = "check")]
         feature_config: Option<PathBuf>,

@@ -494,6 +494,68 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            name: "generate modules from partial configs (merged over the defaults); an unknown field is refused",
+            expected: |_| {
+                let mut c = trainyard::core::run::RunConfig::default();
+                c.model_config.model_type = trainyard::core::ModelType::Ranking;
+                let m = trainyard_codegen::generate(
+                    &c.feature_config,
+                    &c.model_config,
+                    &c.training_params,
+                    &c.gpu_config,
+                )
+                .unwrap();
+                json!({"files": m.files, "unknown_field_refused": true})
+            },
+            cli: |_, p| {
+                let features = write(&p.path, "features.json", &json!({}));
+                let model = write(&p.path, "model.json", &json!({"model_type": "ranking"}));
+                let params = write(&p.path, "params.json", &json!({}));
+                let out = p.path.join("modules");
+                let args = |model: &str| {
+                    let mut a = vec!["codegen", "--feature-config", &features];
+                    a.extend(["--model-config", model, "--training-params", &params]);
+                    a.extend(["--out", out.to_str().unwrap()]);
+                    a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+                };
+                let argv = args(&model);
+                let o = cli(&p.path, &argv.iter().map(String::as_str).collect::<Vec<_>>());
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                let files: serde_json::Map<String, Value> = std::fs::read_dir(&out)
+                    .unwrap()
+                    .map(|e| {
+                        let e = e.unwrap();
+                        let source = std::fs::read_to_string(e.path()).unwrap();
+                        (e.file_name().to_string_lossy().into_owned(), json!(source))
+                    })
+                    .collect();
+                let typo = write(&p.path, "typo.json", &json!({"modle_type": "ranking"}));
+                let argv = args(&typo);
+                let o = cli(&p.path, &argv.iter().map(String::as_str).collect::<Vec<_>>());
+                let err = String::from_utf8_lossy(&o.stderr);
+                let refused = o.status.code() == Some(2)
+                    && err.contains("model_config")
+                    && err.contains("did you mean `model_type`");
+                assert!(refused, "{err}");
+                Some(json!({"files": files, "unknown_field_refused": refused}))
+            },
+            // The REST API offers no code generation.
+            rest: |_, _| None,
+            python: |c, p| {
+                let v = py(
+                    c.python.as_deref()?,
+                    &p.path,
+                    "from trainyard import codegen\n\
+                     files = codegen.generate({}, {'model_type': 'ranking'}, {})\n\
+                     try:\n    codegen.generate({}, {'modle_type': 'ranking'})\n    refused = False\n\
+                     except trainyard.ValidationError as e:\n    \
+                     refused = e.field == 'model_config' and 'did you mean `model_type`' in e.reason\n\
+                     out({'files': files, 'unknown_field_refused': refused})",
+                );
+                Some(v)
+            },
+        },
+        Case {
             name: "patch a schedule's time only (the rest of its timing stays)",
             expected: |_| {
                 json!({

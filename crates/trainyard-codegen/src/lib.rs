@@ -193,13 +193,14 @@ pub fn write_modules(modules: &GeneratedModules, dir: &Path) -> Result<Vec<PathB
     Ok(written)
 }
 
-/// The one mapping of codegen failures to the domain's error kinds: configs that cannot be
-/// generated and modules that fail their checks are bad input; IO, a missing interpreter and
-/// a broken template are backend failures.
-impl From<CodegenError> for trainyard_core::Error {
-    fn from(e: CodegenError) -> Self {
+impl CodegenError {
+    /// The one mapping of codegen failures to the domain's error kinds: configs that cannot
+    /// be generated and modules that fail their checks are bad input; IO, a missing
+    /// interpreter and a broken template are backend failures. (By reference, so a front end
+    /// can keep this error as the source of the one it reports.)
+    pub fn domain_error(&self) -> trainyard_core::Error {
         use trainyard_core::ValidationError;
-        let field = match &e {
+        let field = match self {
             CodegenError::FeatureConfig(_) => "feature_config",
             CodegenError::ModelConfig(_) => "model_config",
             CodegenError::TrainingParams(_) => "training_params",
@@ -208,10 +209,16 @@ impl From<CodegenError> for trainyard_core::Error {
             CodegenError::Template { .. }
             | CodegenError::Io { .. }
             | CodegenError::PythonUnavailable { .. } => {
-                return trainyard_core::Error::Backend(e.to_string())
+                return trainyard_core::Error::Backend(self.to_string())
             }
         };
-        trainyard_core::Error::Validation(ValidationError::field(field, e.to_string()))
+        trainyard_core::Error::Validation(ValidationError::field(field, self.to_string()))
+    }
+}
+
+impl From<CodegenError> for trainyard_core::Error {
+    fn from(e: CodegenError) -> Self {
+        e.domain_error()
     }
 }
 

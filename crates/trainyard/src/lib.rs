@@ -5,6 +5,7 @@
 //! wires them to backends
 //! picked from a project's `trainyard.toml`. Re-exports the domain types of `trainyard-core`.
 
+pub mod codegen;
 mod control;
 mod deployments;
 #[cfg(feature = "http")]
@@ -19,6 +20,7 @@ mod registry;
 mod schedules;
 mod training;
 
+pub use codegen::{generate_modules, CodegenInputs, GenerateError};
 pub use control::{
     ControlPlane, ControlPlaneConfig, ControlPlaneHandle, PassReport, Until, SERVER_LEASE_PREFIX,
 };

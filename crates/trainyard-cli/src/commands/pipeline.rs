@@ -81,17 +81,15 @@ pub fn codegen(
             "--feature-config, --model-config and --out are required".into(),
         ));
     };
-    let features = parse_json(&features)?;
-    let model = parse_json(&model)?;
-    let params = training_params
-        .map(|p| parse_json(&p))
-        .transpose()?
-        .unwrap_or_default();
-    let gpu = gpu_config
-        .map(|p| parse_json(&p))
-        .transpose()?
-        .unwrap_or_default();
-    let modules = trainyard_codegen::generate(&features, &model, &params, &gpu)?;
+    // Each config file may give only some fields: the facade merges them over the defaults.
+    let read = |p: Option<PathBuf>| p.map(|p| parse_json::<serde_json::Value>(&p)).transpose();
+    let inputs = trainyard::CodegenInputs {
+        feature_config: read(Some(features))?,
+        model_config: read(Some(model))?,
+        training_params: read(training_params)?,
+        gpu_config: read(gpu_config)?,
+    };
+    let modules = trainyard::generate_modules(&inputs).map_err(trainyard::Error::from)?;
     let written = trainyard_codegen::write_modules(&modules, &out)?;
     for path in written {
         println!("wrote {}", path.display());
