@@ -761,3 +761,73 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Deploying where TensorFlow cannot be found is this machine's setup, not bad input: exit 1
+/// (failure) with trainyard-serve's reason naming the settings, not 2 ("invalid input"); and
+/// the run stays deployable (nothing changed).
+#[test]
+fn deploying_without_tensorflow_is_a_setup_failure_not_bad_input() {
+    let serve = Path::new(env!("CARGO_BIN_EXE_trainyard"))
+        .parent()
+        .unwrap()
+        .join("trainyard-serve");
+    assert!(
+        serve.is_file(),
+        "{} is not built: `cargo build -p trainyard-serve` (make test-setup does)",
+        serve.display()
+    );
+    let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/tour");
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("p");
+    let ok = |o: Output| assert!(o.status.success(), "{}", stderr(&o));
+    ok(trainyard(&["init", project.to_str().unwrap()], None));
+    let file = |name: &str| format!("{tour}/{name}");
+    ok(trainyard(
+        &["runs", "create", "--config", &file("retrieval_run.json")],
+        Some(&project),
+    ));
+    for ev in ["01_submitted", "02_train_started", "03_epoch_0"] {
+        ok(trainyard(
+            &["runs", "event", "1", &file(&format!("{ev}.json"))],
+            Some(&project),
+        ));
+    }
+    std::fs::create_dir_all(project.join("runs/1")).unwrap();
+    ok(Command::new("cp")
+        .args(["-r", &file("pushed_model")])
+        .arg(project.join("runs/1/"))
+        .output()
+        .unwrap());
+    ok(trainyard(
+        &["runs", "event", "1", &file("04_completed.json")],
+        Some(&project),
+    ));
+    let no_tf = dir.path().join("no-tf");
+    std::fs::create_dir_all(&no_tf).unwrap();
+    let deploy = || {
+        Command::new(env!("CARGO_BIN_EXE_trainyard"))
+            .arg("--project")
+            .arg(&project)
+            .args(["deploy", "1", "--json"])
+            .env_remove("TRAINYARD_PROJECT")
+            .env("TRAINYARD_SERVE_BIN", &serve)
+            .env("TRAINYARD_TF_LIB_DIR", &no_tf)
+            .env("TRAINYARD_PYTHON", dir.path().join("no-such-python"))
+            .output()
+            .unwrap()
+    };
+    let o = deploy();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("TensorFlow C library not found") && !err.contains("invalid input"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let run: serde_json::Value = serde_json::from_str(&stdout(&trainyard(
+        &["runs", "show", "1", "--json"],
+        Some(&project),
+    )))
+    .unwrap();
+    assert_eq!(run["status"], "completed", "{run}");
+}

@@ -340,6 +340,18 @@ impl Deployer for LocalDeployer {
                     self.serve_bin.display()
                 ))
             })?;
+        if out.status.code() == Some(SERVE_EXIT_SETUP) {
+            // No TensorFlow here (or one that does not load): this machine's setup, not the
+            // model, so not bad input.
+            let msg = String::from_utf8_lossy(&out.stderr);
+            let reason = failure_reason(&msg);
+            return Err(Error::Backend(format!(
+                "cannot check {model_path} for serving here: {}",
+                trainyard_core::sanitize::child_output(
+                    reason.strip_prefix("error: ").unwrap_or(reason)
+                )
+            )));
+        }
         if !out.status.success() {
             let msg = String::from_utf8_lossy(&out.stderr);
             return Err(Error::Validation(ValidationError::field(
@@ -357,6 +369,9 @@ impl Deployer for LocalDeployer {
             .map_err(|reason| Error::Validation(ValidationError::field("model", reason)))
     }
 }
+
+/// trainyard-serve's exit code for a failed TensorFlow setup (`trainyard_serve::error::EXIT_SETUP`).
+const SERVE_EXIT_SETUP: i32 = 3;
 
 /// Why `trainyard-serve` failed, from its stderr: from its last `error:` line on (its log lines
 /// come first and would hide the reason in a one-line message), else all of it.
@@ -638,6 +653,51 @@ while :; do sleep 0.1; done
         .unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         bin
+    }
+
+    /// A stand-in for trainyard-serve that fails as it does, with `code` and an error line.
+    fn failing_serve_bin(dir: &Path, code: i32, line: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).unwrap();
+        let bin = dir.join(format!("trainyard-serve-{code}"));
+        std::fs::write(
+            &bin,
+            format!("#!/bin/sh\necho 'some log line' >&2\necho '{line}' >&2\nexit {code}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[tokio::test]
+    async fn missing_tensorflow_is_a_setup_failure_and_a_bad_model_is_bad_input() {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tmp.path().join("model");
+        std::fs::create_dir_all(&model).unwrap();
+        let path = model.display().to_string();
+        let no_tf = failing_serve_bin(
+            &tmp.path().join("bin"),
+            SERVE_EXIT_SETUP,
+            "error: TensorFlow C library not found: set TRAINYARD_PYTHON",
+        );
+        let d = LocalDeployer::for_project(tmp.path(), &no_tf).unwrap();
+        let err = d.check_model(&path).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Backend(m) if m.contains("TensorFlow C library not found")
+                && !m.contains("some log line")),
+            "{err:?}"
+        );
+        let refused = failing_serve_bin(
+            &tmp.path().join("bin"),
+            1,
+            "error: model refused: product_ids are int64",
+        );
+        let d = LocalDeployer::for_project(tmp.path(), &refused).unwrap();
+        let err = d.check_model(&path).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation(v) if v.field == "model" && v.reason.contains("model refused")),
+            "{err:?}"
+        );
     }
 
     fn alive(pid: u32) -> bool {

@@ -57,7 +57,33 @@ pub enum ServeError {
     Server(String),
 }
 
+/// The exit code of `trainyard-serve` (and of `inspect`) when what failed is this machine's
+/// TensorFlow setup (no TensorFlow, a library that does not load, no ScaNN ops), not the model
+/// or the arguments: the local deployer reports it as a setup (backend) failure, not as a model
+/// that cannot be served. Other failures exit 1, bad arguments 2.
+pub const EXIT_SETUP: u8 = 3;
+
 impl ServeError {
+    /// Whether this machine's TensorFlow setup is what failed (see [`EXIT_SETUP`]).
+    pub fn is_setup(&self) -> bool {
+        matches!(
+            self,
+            ServeError::TfNotFound { .. }
+                | ServeError::TfLoad { .. }
+                | ServeError::Shim { .. }
+                | ServeError::ScannOpsMissing { .. }
+        )
+    }
+
+    /// The process's exit code for this error: [`EXIT_SETUP`] for a setup failure, else 1.
+    pub fn exit_code(&self) -> u8 {
+        if self.is_setup() {
+            EXIT_SETUP
+        } else {
+            1
+        }
+    }
+
     pub(crate) fn tf(what: impl Into<String>, e: tensorflow::Status) -> Self {
         ServeError::Tf {
             what: what.into(),

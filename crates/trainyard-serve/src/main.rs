@@ -1,6 +1,7 @@
 //! `trainyard-serve --model DIR --name NAME [...]` serves a SavedModel over TF Serving's REST
 //! API; `trainyard-serve inspect --model DIR [--check]` prints its serving signature as JSON.
-//! Exit codes: 0 ok, 1 a typed error (message on stderr), 2 bad arguments.
+//! Exit codes: 0 ok, 1 a typed error (message on stderr), 2 bad arguments, 3 this machine's
+//! TensorFlow setup (`error::EXIT_SETUP`: no TensorFlow, a library that does not load).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -204,7 +205,7 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "trainyard-serve failed");
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            ExitCode::from(e.exit_code())
         }
     }
 }

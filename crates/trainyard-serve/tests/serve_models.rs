@@ -704,7 +704,7 @@ fn a_model_returning_int64_indices_is_refused() {
 
 #[test]
 fn missing_tensorflow_and_bad_arguments_are_reported() {
-    // no TF: typed error naming the settings, exit 1 (runs everywhere: fails before loading)
+    // no TF: typed error naming the settings, exit 3 (runs everywhere: fails before loading)
     let dir = tempfile::tempdir().unwrap();
     let out = bin()
         .env("TRAINYARD_TF_LIB_DIR", dir.path())
@@ -721,7 +721,11 @@ fn missing_tensorflow_and_bad_arguments_are_reported() {
         .args(["inspect", "--model", dir.path().to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // a setup failure, not a bad model: its own exit code (the deployer tells them apart)
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(trainyard_serve::error::EXIT_SETUP))
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("TensorFlow C library not found") && err.contains("TRAINYARD_TF_LIB_DIR"),
