@@ -171,7 +171,9 @@ pub enum RetrievalAlgorithm {
 pub struct ScannParams {
     /// 0 = choose from the number of candidates (about sqrt(n)).
     pub num_leaves: u32,
-    /// 0 = a quarter of the leaves, at least 1.
+    /// 0 = a quarter of the leaves, at least 1. The export searches more (doubling) while
+    /// probe queries get fewer than k candidates from the searched leaves, and a served batch
+    /// with a short answer is answered by exact brute force: every query gets k products.
     pub num_leaves_to_search: u32,
     pub num_reordering_candidates: u32,
     pub dimensions_per_block: u32,
