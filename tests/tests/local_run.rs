@@ -266,6 +266,12 @@ async fn check_mlflow_run(
     }
     let tags = pairs(&run["data"]["tags"]);
     assert_eq!(tags["trainyard.model_type"], "retrieval", "{tags:?}");
+    // the trainyard run is known to MLflow (what ends a run its killed trainer left RUNNING)
+    assert_eq!(
+        tags[trainyard::core::tracking::RUN_ID_TAG],
+        done.id.to_string().as_str(),
+        "{tags:?}"
+    );
     let latest = pairs(&run["data"]["metrics"]);
     let test_recall = latest["test_recall_at_100"].as_f64().unwrap();
     assert_eq!(

@@ -504,6 +504,25 @@ mod tests {
     }
 
     #[test]
+    fn the_trainer_tags_its_mlflow_run_with_the_trainyard_run_id() {
+        use trainyard_core::tracking::{RUN_ID_SETTING, RUN_ID_TAG};
+        for m in all_variants() {
+            let trainer = &gen(&m).files[TRAINER_MODULE];
+            // a custom_config key run_fn keeps (only DEFAULTS' keys are read), None by default
+            assert!(
+                trainer.contains(&format!("\"{RUN_ID_SETTING}\": None,")),
+                "{trainer}"
+            );
+            assert!(
+                trainer.contains(&format!(
+                    "tags[\"{RUN_ID_TAG}\"] = str(s[\"{RUN_ID_SETTING}\"])"
+                )),
+                "{trainer}"
+            );
+        }
+    }
+
+    #[test]
     fn writes_files() {
         let dir = tempfile::tempdir().unwrap();
         let m = gen(&ModelConfig::default());

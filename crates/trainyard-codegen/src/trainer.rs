@@ -281,6 +281,8 @@ pub fn constants(
         "test_files": null,
         "mlflow_experiment": null,
         "mlflow_tracking_uri": null,
+        // the trainyard run (custom_config): its MLflow run is tagged trainyard.run_id
+        "trainyard_run_id": null,
     });
     let _ = writeln!(
         s,

@@ -693,7 +693,8 @@ def _settings(custom_config):
 
 def run_fn(fn_args):
     """TFX Trainer entry point; a failed training marks its MLflow run FAILED, a cancelled one
-    (SIGTERM) KILLED."""
+    (SIGTERM) KILLED. A trainer killed outright (SIGKILL) cannot: trainyard then ends the MLflow
+    run tagged trainyard.run_id when the trainyard run ends failed or cancelled."""
     tracking = []
     previous = raise_on_sigterm()
     try:
@@ -732,12 +733,11 @@ def _train(fn_args, tracking):
 
     params = {k: s[k] for k in ("epochs", "batch_size", "learning_rate", "optimizer")}
     params.update(model_type=MODEL_TYPE, retrieval_algorithm=RETRIEVAL_ALGORITHM, replicas=replicas)
-    mlflow = MlflowRun.start(
-        tracking_uri(s),
-        s.get("mlflow_experiment") or MODEL_NAME,
-        params=params,
-        tags={"trainyard.config_hash": CONFIG_HASH, "trainyard.model_type": MODEL_TYPE},
-    )
+    tags = {"trainyard.config_hash": CONFIG_HASH, "trainyard.model_type": MODEL_TYPE}
+    if s.get("trainyard_run_id") is not None:
+        # the trainyard run: trainyard ends this MLflow run if the trainer is killed outright
+        tags["trainyard.run_id"] = str(s["trainyard_run_id"])
+    mlflow = MlflowRun.start(tracking_uri(s), s.get("mlflow_experiment") or MODEL_NAME, params=params, tags=tags)
     if mlflow is not None:
         tracking.append(mlflow)
     collector = MetricsCollector(MODEL_TYPE, CONFIG_HASH, mlflow)

@@ -23,6 +23,7 @@ pub mod stages;
 pub mod status;
 pub mod strict;
 pub mod timing;
+pub mod tracking;
 
 pub use error::{Error, Result, ValidationError};
 pub use model_config::ModelType;

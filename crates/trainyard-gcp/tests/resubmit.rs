@@ -68,6 +68,7 @@ fn compiled(gpu: &GpuConfig) -> Value {
         trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
         mlflow_tracking_uri: None,
+        trainyard_run_id: None,
         sampling: Default::default(),
     };
     vertex::compile(&inputs).unwrap().job

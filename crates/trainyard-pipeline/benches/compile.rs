@@ -39,6 +39,7 @@ fn main() {
             trainer_gpu_image: "tfx".into(),
             labels: BTreeMap::new(),
             mlflow_tracking_uri: None,
+            trainyard_run_id: None,
         },
     };
     let mut times = Vec::with_capacity(iterations);

@@ -96,6 +96,10 @@ pub struct PipelineInputs {
     /// None: no MLflow.
     #[serde(default)]
     pub mlflow_tracking_uri: Option<String>,
+    /// The trainyard run this pipeline trains (the Trainer's custom_config `trainyard_run_id`:
+    /// its MLflow run is tagged `trainyard.run_id` with it); None: not a stored run.
+    #[serde(default)]
+    pub trainyard_run_id: Option<i64>,
 }
 
 fn default_tfx_image() -> String {
@@ -195,6 +199,9 @@ impl PipelineInputs {
             .filter(|u| !u.is_empty())
         {
             settings["mlflow_tracking_uri"] = uri.into();
+        }
+        if let Some(id) = self.trainyard_run_id {
+            settings[trainyard_core::tracking::RUN_ID_SETTING] = id.into();
         }
         settings
     }

@@ -65,6 +65,8 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
         trainer_gpu_image: "europe-docker.pkg.dev/my-project/tfx/tfx-gpu:1.16.0".into(),
         labels: BTreeMap::new(),
         mlflow_tracking_uri: None,
+        // a stored run's (the facade passes it; the trainer tags its MLflow run with it)
+        trainyard_run_id: Some(7),
     };
     let gpu = PipelineInputs {
         name: "multitask-2xt4".into(),

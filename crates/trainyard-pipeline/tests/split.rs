@@ -42,6 +42,7 @@ fn inputs(data: DataSource, sampling: SamplingConfig) -> PipelineInputs {
         trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::new(),
         mlflow_tracking_uri: None,
+        trainyard_run_id: None,
     }
 }
 

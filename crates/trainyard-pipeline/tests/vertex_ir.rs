@@ -38,6 +38,7 @@ fn inputs(model_type: ModelType, gpu: GpuConfig) -> PipelineInputs {
         trainer_gpu_image: "tfx-gpu".into(),
         labels: BTreeMap::from([("trainyard_run_id".into(), "7".into())]),
         mlflow_tracking_uri: None,
+        trainyard_run_id: None,
     }
 }
 
@@ -339,4 +340,39 @@ fn the_trainer_gets_the_mlflow_tracking_uri_only_when_one_is_set() {
         pipeline.contains("https://mlflow.example.com"),
         "{pipeline}"
     );
+}
+
+#[test]
+fn the_trainer_gets_the_trainyard_run_id_of_a_stored_run() {
+    let gpu = GpuConfig::default();
+    let cc = trainer_custom_config(
+        &vertex::compile(&inputs(ModelType::Retrieval, gpu.clone()))
+            .unwrap()
+            .job,
+    );
+    assert!(cc.get("trainyard_run_id").is_none(), "{cc}");
+    let mut with = inputs(ModelType::Multitask, gpu);
+    with.trainyard_run_id = Some(42);
+    let cc = trainer_custom_config(&vertex::compile(&with).unwrap().job);
+    // a number, under the key the generated run_fn reads (its MLflow run's trainyard.run_id)
+    assert_eq!(cc[trainyard_core::tracking::RUN_ID_SETTING], 42);
+    assert_eq!(
+        with.trainer_settings()["trainyard_run_id"],
+        serde_json::json!(42)
+    );
+    // the local pipeline hands the Trainer the same settings
+    with.data = DataSource::Csv {
+        path: "/tmp/data".into(),
+    };
+    let files = local::files(&with, "/tmp/modules", "/tmp/metadata.sqlite").unwrap();
+    let pipeline = &files
+        .iter()
+        .find(|(name, _)| name.as_str() == "pipeline.py")
+        .unwrap()
+        .1;
+    let line = pipeline
+        .lines()
+        .find(|l| l.starts_with("TRAINER_SETTINGS = "))
+        .unwrap();
+    assert!(line.contains(r#"trainyard_run_id\":42"#), "{line}");
 }

@@ -202,6 +202,8 @@ impl RunCompiler {
                 ),
             ]),
             mlflow_tracking_uri: self.mlflow_tracking_uri.clone(),
+            // a stored run's id (a compile of an unstored config has none: id 0)
+            trainyard_run_id: (run.id > 0).then_some(run.id),
         })
     }
 

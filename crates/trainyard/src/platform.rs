@@ -311,6 +311,8 @@ pub struct Platform {
     pricing: Option<trainyard_core::pricing::CostModel>,
     /// Logs of submitted pipeline jobs (Cloud Logging); `None`: the local runner's log files.
     pipeline_logs: Option<Arc<dyn trainyard_core::ports::PipelineLogReader>>,
+    /// The MLflow server trainers log to: ends what killed trainers left running.
+    tracking: Option<Arc<dyn trainyard_core::tracking::ExperimentTracking>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -440,7 +442,8 @@ impl Platform {
         Ok(
             Platform::with_store(dir, config, store, Arc::new(SystemClock))
                 .with_local_serving()
-                .with_local_executor(),
+                .with_local_executor()
+                .with_mlflow_tracking_uri(crate::pipelines::mlflow_tracking_uri()),
         )
     }
 
@@ -465,6 +468,7 @@ impl Platform {
             serving_images: None,
             pricing: None,
             pipeline_logs: None,
+            tracking: None,
         }
     }
 
@@ -528,6 +532,33 @@ impl Platform {
             compiler,
             pipeline_root: pipeline_root.into(),
         });
+        self
+    }
+
+    /// Runs that end failed or cancelled end the tracking runs their trainers left RUNNING
+    /// through `tracking` (see [`Platform::with_mlflow_tracking_uri`]).
+    pub fn with_experiment_tracking(
+        mut self,
+        tracking: Arc<dyn trainyard_core::tracking::ExperimentTracking>,
+    ) -> Platform {
+        self.tracking = Some(tracking);
+        self
+    }
+
+    /// The MLflow tracking server the compiled trainers log to (`open` passes
+    /// `$MLFLOW_TRACKING_URI`, as its compiler does): a run that ends failed or cancelled ends
+    /// the MLflow runs its trainer left RUNNING there (a trainer killed outright cannot).
+    /// `None`, blank, or a URI with no REST API (`file:`, a database): nothing is ended.
+    pub fn with_mlflow_tracking_uri(mut self, uri: Option<String>) -> Platform {
+        let uri = uri.filter(|u| !u.trim().is_empty());
+        self.tracking = match uri.as_deref().map(trainyard_local::MlflowTracking::new) {
+            Some(Ok(t)) => Some(Arc::new(t.with_env_credentials())),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "MLflow runs of failed or cancelled runs are not ended");
+                None
+            }
+            None => None,
+        };
         self
     }
 
@@ -608,6 +639,7 @@ impl Platform {
             .with_lifecycle(self.lifecycle())
             .with_schedule_trigger(self.trigger.clone())
             .with_pricing(self.pricing.clone())
+            .with_experiment_tracking(self.tracking.clone())
     }
 
     pub fn deployments(&self) -> DeploymentService {

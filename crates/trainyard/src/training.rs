@@ -16,6 +16,7 @@ use trainyard_core::run::{
     ConfigPatch, NewTrainingRun, RunConfig, RunId, TrainingMetricsHistory, TrainingRun,
 };
 use trainyard_core::stages::StageName;
+use trainyard_core::tracking::{experiment_of, ExperimentTracking, TrackingEnd};
 use trainyard_core::{Error, Result, RunEvent, RunStatus};
 
 use crate::lifecycle::Lifecycle;
@@ -54,6 +55,9 @@ pub struct TrainingService {
     /// The project root: relative local paths a pipeline reports (`pushed_model`,
     /// `pipeline_root`, ...) are resolved against it, never against the working directory.
     artifact_base: Option<PathBuf>,
+    /// Ends the MLflow runs that trainers killed outright left RUNNING, when a run ends failed
+    /// or cancelled; `None`: no tracking server.
+    tracking: Option<Arc<dyn ExperimentTracking>>,
 }
 
 /// The artifacts of a completion that name local files or folders (the local runner's and the
@@ -94,6 +98,7 @@ impl TrainingService {
             schedule_trigger: None,
             pricing: None,
             artifact_base: None,
+            tracking: None,
         }
     }
 
@@ -120,6 +125,45 @@ impl TrainingService {
     pub(crate) fn with_lifecycle(mut self, lifecycle: Lifecycle) -> Self {
         self.lifecycle = Some(lifecycle);
         self
+    }
+
+    /// When a run ends failed or cancelled, the tracking runs its trainer left RUNNING (a
+    /// trainer killed outright cannot end its own) are ended through `tracking`.
+    pub fn with_experiment_tracking(
+        mut self,
+        tracking: Option<Arc<dyn ExperimentTracking>>,
+    ) -> Self {
+        self.tracking = tracking;
+        self
+    }
+
+    /// Best effort, after a run ended failed (FAILED) or cancelled (KILLED): ends the
+    /// tracking runs of its experiment tagged with it that are still RUNNING. A tracking
+    /// server that fails or cannot be reached is a warning: the run's end stands.
+    async fn end_tracking(&self, run: &TrainingRun) {
+        let (Some(tracking), Some(end), Some(experiment)) = (
+            &self.tracking,
+            TrackingEnd::for_status(run.status),
+            experiment_of(run),
+        ) else {
+            return;
+        };
+        match tracking.end_stale_runs(experiment, run.id, end).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                run_id = run.id,
+                experiment,
+                ended = n,
+                status = end.as_mlflow(),
+                "ended the MLflow runs its trainer left running"
+            ),
+            Err(e) => tracing::warn!(
+                run_id = run.id,
+                experiment,
+                error = %e,
+                "could not end the MLflow runs its trainer left running"
+            ),
+        }
     }
 
     /// Schedules that runs' `schedule_config`s create are also registered with `trigger`.
@@ -313,9 +357,12 @@ impl TrainingService {
                 Ok(())
             })
             .await?;
-        if let (Some(launch), Some(handle)) = (&self.launch, crate::pipelines::handle_of(&run)) {
-            launch.executor.cancel(&handle).await?;
-        }
+        let stopped = match (&self.launch, crate::pipelines::handle_of(&run)) {
+            (Some(launch), Some(handle)) => launch.executor.cancel(&handle).await,
+            _ => Ok(()),
+        };
+        self.end_tracking(&run).await;
+        stopped?;
         Ok(run)
     }
 
@@ -540,6 +587,9 @@ impl TrainingService {
             .await?;
         if !run.status.is_active() {
             tracing::info!(run_id = id, status = %run.status, "training finished");
+        }
+        if matches!(event, PipelineEvent::Failed { .. }) {
+            self.end_tracking(&run).await;
         }
         if let (true, Some(lifecycle)) = (
             matches!(event, PipelineEvent::Completed { blessed: true, .. }),

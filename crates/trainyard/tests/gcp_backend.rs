@@ -488,4 +488,6 @@ async fn submit_register_deploy_on_cloud_run_and_a_vertex_endpoint_then_schedule
         json!({"strategy": "SPOT"})
     );
     assert_eq!(custom["ai_platform_vertex_region"], "europe-west4");
+    // the trainer knows its trainyard run (its MLflow run is tagged with it)
+    assert_eq!(custom["trainyard_run_id"], json!(spot.id));
 }

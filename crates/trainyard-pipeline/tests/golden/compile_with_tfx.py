@@ -42,6 +42,10 @@ settings = {
     "optimizer": t["optimizer"], "early_stopping": t["early_stopping"],
     "gpu_enabled": g["gpu_enabled"], "gpu_count": g["gpu_count"] if g["gpu_enabled"] else 0,
 }
+if inputs.get("mlflow_tracking_uri"):
+    settings["mlflow_tracking_uri"] = inputs["mlflow_tracking_uri"]
+if inputs.get("trainyard_run_id") is not None:
+    settings["trainyard_run_id"] = inputs["trainyard_run_id"]
 trainer_args = dict(
     module_file=os.path.join(mods, "trainer_module.py"),
     examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
