@@ -266,10 +266,18 @@ async fn check_mlflow_run(
     }
     let tags = pairs(&run["data"]["tags"]);
     assert_eq!(tags["trainyard.model_type"], "retrieval", "{tags:?}");
-    // the trainyard run is known to MLflow (what ends a run its killed trainer left RUNNING)
+    // the trainyard run is known to MLflow: its id (for people) and its key (what ends a run
+    // its killed trainer left RUNNING)
     assert_eq!(
         tags[trainyard::core::tracking::RUN_ID_TAG],
         done.id.to_string().as_str(),
+        "{tags:?}"
+    );
+    assert_eq!(
+        tags[trainyard::core::tracking::RUN_KEY_TAG],
+        trainyard::core::tracking::RunKey::of(done)
+            .unwrap()
+            .as_str(),
         "{tags:?}"
     );
     let latest = pairs(&run["data"]["metrics"]);

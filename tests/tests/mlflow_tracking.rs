@@ -3,8 +3,10 @@
 //! in TRAINYARD_TEST_MLFLOW_URL; without it the server tests say so and pass): the REST
 //! adapter (trainyard_local::MlflowTracking) on runs made through MLflow's own REST API, and
 //! the facade ending them when a run ends failed (runner lost, through the control plane) or
-//! cancelled, with an executor that stands in for the pipeline. A tracking server that cannot
-//! be reached never fails the use case (no server needed for that one).
+//! cancelled, with an executor that stands in for the pipeline. Runs are matched on their run
+//! key (`trainyard.run_key`), never on their id alone: two projects sharing the server and an
+//! experiment both have a run 1. A tracking server that cannot be reached never fails the use
+//! case (no server needed for that one).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use trainyard::core::ports::{
 };
 use trainyard::core::run::{NewTrainingRun, RunConfig, RunId, TrainingRun};
 use trainyard::core::stages::StageName;
-use trainyard::core::tracking::{ExperimentTracking, TrackingEnd, RUN_ID_TAG};
+use trainyard::core::tracking::{ExperimentTracking, RunKey, TrackingEnd, RUN_ID_TAG, RUN_KEY_TAG};
 use trainyard::{ControlPlane, ControlPlaneConfig, Platform, ProjectConfig};
 use trainyard_core::{Error, RunStatus};
 use trainyard_local::MlflowTracking;
@@ -77,11 +79,17 @@ impl Mlflow {
             .to_string()
     }
 
-    /// A RUNNING run, as a trainer starts it; `trainyard_run: None` for a run without the tag.
-    async fn start_run(&self, experiment_id: &str, trainyard_run: Option<RunId>) -> String {
+    /// A RUNNING run, as a trainer starts it, tagged with a trainyard run's id and key;
+    /// `trainyard_run: None` for a run without those tags.
+    async fn start_run(
+        &self,
+        experiment_id: &str,
+        trainyard_run: Option<(RunId, &RunKey)>,
+    ) -> String {
         let mut tags = vec![json!({"key": "trainyard.model_type", "value": "retrieval"})];
-        if let Some(id) = trainyard_run {
+        if let Some((id, key)) = trainyard_run {
             tags.push(json!({"key": RUN_ID_TAG, "value": id.to_string()}));
+            tags.push(json!({"key": RUN_KEY_TAG, "value": key.as_str()}));
         }
         let now = chrono::Utc::now().timestamp_millis();
         self.post(
@@ -101,6 +109,12 @@ impl Mlflow {
             json!({ "run_id": run_id, "status": "FINISHED", "end_time": now }),
         )
         .await;
+    }
+
+    /// A RUNNING run as the trainer of stored run `run` starts it.
+    async fn start_trainer_run(&self, experiment_id: &str, run: &TrainingRun) -> String {
+        let key = RunKey::of(run).unwrap();
+        self.start_run(experiment_id, Some((run.id, &key))).await
     }
 
     /// (status, end_time) of a run.
@@ -130,6 +144,13 @@ fn closed_port() -> u16 {
         .port()
 }
 
+/// The key of run `id` of a project created `at_ms` milliseconds into 2026-12-05.
+fn key(id: RunId, at_ms: i64) -> RunKey {
+    use chrono::TimeZone;
+    let day = chrono::Utc.with_ymd_and_hms(2026, 12, 5, 0, 0, 0).unwrap();
+    RunKey::new(id, day + chrono::Duration::milliseconds(at_ms))
+}
+
 #[tokio::test]
 async fn the_adapter_ends_only_the_running_runs_of_that_trainyard_run() {
     let Some(url) = server("the_adapter_ends_only_the_running_runs_of_that_trainyard_run") else {
@@ -140,19 +161,25 @@ async fn the_adapter_ends_only_the_running_runs_of_that_trainyard_run() {
     let exp = api.experiment(&experiment).await;
     let other_exp = api.experiment(&unique("stale-adapter-other")).await;
     // trainyard run 7: two attempts killed outright, one that finished
-    let killed = api.start_run(&exp, Some(7)).await;
-    let killed_again = api.start_run(&exp, Some(7)).await;
-    let finished = api.start_run(&exp, Some(7)).await;
+    let run7 = key(7, 1_000);
+    let killed = api.start_run(&exp, Some((7, &run7))).await;
+    let killed_again = api.start_run(&exp, Some((7, &run7))).await;
+    let finished = api.start_run(&exp, Some((7, &run7))).await;
     api.finish(&finished).await;
-    // another trainyard run's, an untagged one, and run 7's tag in another experiment
-    let other_run = api.start_run(&exp, Some(8)).await;
+    // another trainyard run's, an untagged one, and run 7's tags in another experiment
+    let run8 = key(8, 2_000);
+    let other_run = api.start_run(&exp, Some((8, &run8))).await;
     let untagged = api.start_run(&exp, None).await;
-    let elsewhere = api.start_run(&other_exp, Some(7)).await;
+    let elsewhere = api.start_run(&other_exp, Some((7, &run7))).await;
+    // run 7 of another project (or of this one before it was initialised again) in the same
+    // experiment: the same trainyard.run_id, another key
+    let other_project_run7 = key(7, 5_000);
+    let same_id = api.start_run(&exp, Some((7, &other_project_run7))).await;
 
     let tracking = MlflowTracking::new(&url).unwrap();
     let before = chrono::Utc::now().timestamp_millis();
     let ended = tracking
-        .end_stale_runs(&experiment, 7, TrackingEnd::Killed)
+        .end_stale_runs(&experiment, &run7, TrackingEnd::Killed)
         .await
         .unwrap();
     assert_eq!(ended, 2);
@@ -162,13 +189,13 @@ async fn the_adapter_ends_only_the_running_runs_of_that_trainyard_run() {
         assert!(end.is_some_and(|t| t >= before - 1000), "end_time {end:?}");
     }
     assert_eq!(api.state(&finished).await.0, "FINISHED");
-    for id in [&other_run, &untagged, &elsewhere] {
+    for id in [&other_run, &untagged, &elsewhere, &same_id] {
         assert_eq!(api.state(id).await.0, "RUNNING", "{id}");
     }
 
     // idempotent: nothing is left to end, and nothing ended is touched again
     let again = tracking
-        .end_stale_runs(&experiment, 7, TrackingEnd::Failed)
+        .end_stale_runs(&experiment, &run7, TrackingEnd::Failed)
         .await
         .unwrap();
     assert_eq!(again, 0);
@@ -176,15 +203,28 @@ async fn the_adapter_ends_only_the_running_runs_of_that_trainyard_run() {
 
     // a failed run's leftovers end FAILED
     let failed = tracking
-        .end_stale_runs(&experiment, 8, TrackingEnd::Failed)
+        .end_stale_runs(&experiment, &run8, TrackingEnd::Failed)
         .await
         .unwrap();
     assert_eq!(failed, 1);
     assert_eq!(api.state(&other_run).await.0, "FAILED");
 
+    // the other project's run 7 ends by its own key only
+    let other_project = tracking
+        .end_stale_runs(&experiment, &other_project_run7, TrackingEnd::Failed)
+        .await
+        .unwrap();
+    assert_eq!(other_project, 1);
+    assert_eq!(api.state(&same_id).await.0, "FAILED");
+    assert_eq!(
+        api.state(&killed).await.0,
+        "KILLED",
+        "run 7's stay as they were"
+    );
+
     // an experiment that does not exist has nothing to end
     let none = tracking
-        .end_stale_runs(&unique("no-such-experiment"), 7, TrackingEnd::Killed)
+        .end_stale_runs(&unique("no-such-experiment"), &run7, TrackingEnd::Killed)
         .await
         .unwrap();
     assert_eq!(none, 0);
@@ -199,7 +239,7 @@ async fn an_unreachable_tracking_server_is_a_backend_error_in_bounded_time() {
     let tracking = MlflowTracking::new(&format!("http://127.0.0.1:{}", closed_port())).unwrap();
     let started = std::time::Instant::now();
     let err = tracking
-        .end_stale_runs("any", 1, TrackingEnd::Killed)
+        .end_stale_runs("any", &key(1, 0), TrackingEnd::Killed)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Backend(_)), "{err}");
@@ -340,8 +380,11 @@ async fn a_run_whose_runner_is_lost_fails_and_its_mlflow_run_ends_failed() {
     let (run, cp) = running_run(&p, &experiment).await;
     // the trainer started its MLflow run, then was killed with its runner (SIGKILL)
     let exp = api.experiment(&experiment).await;
-    let trainer_run = api.start_run(&exp, Some(run.id)).await;
-    let other = api.start_run(&exp, Some(run.id + 1000)).await;
+    let trainer_run = api.start_trainer_run(&exp, &run).await;
+    let other_id = run.id + 1000;
+    let other = api
+        .start_run(&exp, Some((other_id, &key(other_id, 0))))
+        .await;
 
     for _ in 0..50 {
         cp.pass().await.unwrap();
@@ -379,7 +422,7 @@ async fn a_cancelled_runs_mlflow_run_ends_killed() {
     let (_dir, p) = project(pipelines.clone(), Some(url.clone())).await;
     let (run, _cp) = running_run(&p, &experiment).await;
     let exp = api.experiment(&experiment).await;
-    let trainer_run = api.start_run(&exp, Some(run.id)).await;
+    let trainer_run = api.start_trainer_run(&exp, &run).await;
 
     let cancelled = p.training().cancel(run.id).await.unwrap();
     assert_eq!(cancelled.status, RunStatus::Cancelled);
@@ -389,6 +432,67 @@ async fn a_cancelled_runs_mlflow_run_ends_killed() {
         "the pipeline is stopped"
     );
     assert_eq!(api.state(&trainer_run).await.0, "KILLED");
+}
+
+#[tokio::test]
+async fn two_projects_on_one_server_end_only_their_own_run_with_the_same_id() {
+    let Some(url) = server("two_projects_on_one_server_end_only_their_own_run_with_the_same_id")
+    else {
+        return;
+    };
+    let api = Mlflow::new(&url);
+    // one MLflow server, one model config name (the experiment), two projects: both count
+    // their runs from 1
+    let experiment = unique("stale-two-projects");
+    let (_a_dir, a) = project(LostPipelines::new(Some(2)), Some(url.clone())).await;
+    let b_pipelines = LostPipelines::new(None);
+    let (_b_dir, b) = project(b_pipelines.clone(), Some(url.clone())).await;
+    let (run_a, cp_a) = running_run(&a, &experiment).await;
+    let (run_b, _cp_b) = running_run(&b, &experiment).await;
+    assert_eq!(
+        run_a.id, run_b.id,
+        "the same trainyard run id in both projects"
+    );
+    assert_ne!(RunKey::of(&run_a), RunKey::of(&run_b));
+    let exp = api.experiment(&experiment).await;
+    let mlflow_a = api.start_trainer_run(&exp, &run_a).await;
+    let mlflow_b = api.start_trainer_run(&exp, &run_b).await;
+
+    // project A's runner is lost: its run fails, and only its MLflow run ends
+    for _ in 0..50 {
+        cp_a.pass().await.unwrap();
+        if !a
+            .store()
+            .get_run(run_a.id)
+            .await
+            .unwrap()
+            .status
+            .is_active()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        a.store().get_run(run_a.id).await.unwrap().status,
+        RunStatus::Failed
+    );
+    assert_eq!(api.state(&mlflow_a).await.0, "FAILED");
+    assert_eq!(
+        api.state(&mlflow_b).await.0,
+        "RUNNING",
+        "project B's run {} trains on",
+        run_b.id
+    );
+    assert_eq!(
+        b.store().get_run(run_b.id).await.unwrap().status,
+        RunStatus::Running
+    );
+
+    // project B's run is cancelled: its own MLflow run ends KILLED, A's stays FAILED
+    b.training().cancel(run_b.id).await.unwrap();
+    assert_eq!(api.state(&mlflow_b).await.0, "KILLED");
+    assert_eq!(api.state(&mlflow_a).await.0, "FAILED");
 }
 
 #[tokio::test]

@@ -504,18 +504,31 @@ mod tests {
     }
 
     #[test]
-    fn the_trainer_tags_its_mlflow_run_with_the_trainyard_run_id() {
-        use trainyard_core::tracking::{RUN_ID_SETTING, RUN_ID_TAG};
+    fn the_trainer_tags_its_mlflow_run_with_the_trainyard_run_id_and_key() {
+        use trainyard_core::tracking::{RUN_ID_SETTING, RUN_ID_TAG, RUN_KEY_SETTING, RUN_KEY_TAG};
         for m in all_variants() {
             let trainer = &gen(&m).files[TRAINER_MODULE];
-            // a custom_config key run_fn keeps (only DEFAULTS' keys are read), None by default
+            // custom_config keys run_fn keeps (only DEFAULTS' keys are read), None by default
+            for setting in [RUN_ID_SETTING, RUN_KEY_SETTING] {
+                assert!(
+                    trainer.contains(&format!("\"{setting}\": None,")),
+                    "{setting}: {trainer}"
+                );
+            }
             assert!(
-                trainer.contains(&format!("\"{RUN_ID_SETTING}\": None,")),
+                trainer.contains(&format!(
+                    "tags[\"{RUN_ID_TAG}\"] = str(s[\"{RUN_ID_SETTING}\"])"
+                )),
+                "{trainer}"
+            );
+            // the key (what trainyard matches when it ends the MLflow run), only when given
+            assert!(
+                trainer.contains(&format!("    if s.get(\"{RUN_KEY_SETTING}\"):\n")),
                 "{trainer}"
             );
             assert!(
                 trainer.contains(&format!(
-                    "tags[\"{RUN_ID_TAG}\"] = str(s[\"{RUN_ID_SETTING}\"])"
+                    "tags[\"{RUN_KEY_TAG}\"] = str(s[\"{RUN_KEY_SETTING}\"])"
                 )),
                 "{trainer}"
             );

@@ -281,8 +281,10 @@ pub fn constants(
         "test_files": null,
         "mlflow_experiment": null,
         "mlflow_tracking_uri": null,
-        // the trainyard run (custom_config): its MLflow run is tagged trainyard.run_id
+        // the trainyard run (custom_config): its MLflow run is tagged trainyard.run_id (for
+        // people) and trainyard.run_key (unique across projects: what trainyard matches)
         "trainyard_run_id": null,
+        "trainyard_run_key": null,
     });
     let _ = writeln!(
         s,

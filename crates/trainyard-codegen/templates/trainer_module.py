@@ -694,7 +694,7 @@ def _settings(custom_config):
 def run_fn(fn_args):
     """TFX Trainer entry point; a failed training marks its MLflow run FAILED, a cancelled one
     (SIGTERM) KILLED. A trainer killed outright (SIGKILL) cannot: trainyard then ends the MLflow
-    run tagged trainyard.run_id when the trainyard run ends failed or cancelled."""
+    run tagged with its trainyard.run_key when the trainyard run ends failed or cancelled."""
     tracking = []
     previous = raise_on_sigterm()
     try:
@@ -735,8 +735,12 @@ def _train(fn_args, tracking):
     params.update(model_type=MODEL_TYPE, retrieval_algorithm=RETRIEVAL_ALGORITHM, replicas=replicas)
     tags = {"trainyard.config_hash": CONFIG_HASH, "trainyard.model_type": MODEL_TYPE}
     if s.get("trainyard_run_id") is not None:
-        # the trainyard run: trainyard ends this MLflow run if the trainer is killed outright
+        # the trainyard run's id, for people (ids are per project: not unique on a shared server)
         tags["trainyard.run_id"] = str(s["trainyard_run_id"])
+    if s.get("trainyard_run_key"):
+        # the key no other trainyard run has: trainyard ends this MLflow run by it if the
+        # trainer is killed outright
+        tags["trainyard.run_key"] = str(s["trainyard_run_key"])
     mlflow = MlflowRun.start(tracking_uri(s), s.get("mlflow_experiment") or MODEL_NAME, params=params, tags=tags)
     if mlflow is not None:
         tracking.append(mlflow)

@@ -167,6 +167,7 @@ fn compiled(gpu: &GpuConfig) -> Value {
         labels: BTreeMap::new(),
         mlflow_tracking_uri: None,
         trainyard_run_id: None,
+        trainyard_run_key: None,
     };
     vertex::compile(&inputs).unwrap().job
 }

@@ -69,6 +69,7 @@ fn compiled(gpu: &GpuConfig) -> Value {
         labels: BTreeMap::new(),
         mlflow_tracking_uri: None,
         trainyard_run_id: None,
+        trainyard_run_key: None,
         sampling: Default::default(),
     };
     vertex::compile(&inputs).unwrap().job

@@ -1,14 +1,13 @@
 //! [`MlflowTracking`]: the [`ExperimentTracking`] port over an MLflow tracking server's REST API
-//! (`/api/2.0/mlflow/...`): finds an experiment's runs tagged with a trainyard run that are
-//! still RUNNING and ends them. Every request has a bounded time; a second call finds nothing
+//! (`/api/2.0/mlflow/...`): finds an experiment's runs tagged with a trainyard run's key
+//! (`trainyard.run_key`, unique across projects) that are still RUNNING and ends them. Every request has a bounded time; a second call finds nothing
 //! left to end.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use trainyard_core::run::RunId;
-use trainyard_core::tracking::{ExperimentTracking, TrackingEnd, RUN_ID_TAG};
+use trainyard_core::tracking::{ExperimentTracking, RunKey, TrackingEnd, RUN_KEY_TAG};
 use trainyard_core::{Error, Result, ValidationError};
 
 /// Time to connect to the tracking server.
@@ -148,8 +147,8 @@ impl MlflowTracking {
         }
     }
 
-    /// Ids of the runs of `experiment_id` tagged with trainyard run `run` that are RUNNING.
-    async fn running_runs(&self, experiment_id: &str, run: RunId) -> Result<Vec<String>> {
+    /// Ids of the runs of `experiment_id` tagged with trainyard run key `run` that are RUNNING.
+    async fn running_runs(&self, experiment_id: &str, run: &RunKey) -> Result<Vec<String>> {
         let filter = running_filter(run);
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
@@ -181,15 +180,21 @@ impl MlflowTracking {
     }
 }
 
-/// The runs/search filter of the RUNNING runs of trainyard run `run` (an integer: nothing in
-/// it needs quoting).
-pub(crate) fn running_filter(run: RunId) -> String {
-    format!("tags.\"{RUN_ID_TAG}\" = '{run}' and attributes.status = 'RUNNING'")
+/// The runs/search filter of the RUNNING runs of the trainyard run keyed `run` (digits, `-`,
+/// `:`, `.`, `T` and `Z`: nothing in it needs quoting). Not the run id: another project's run
+/// with the same id may log to the same experiment.
+pub(crate) fn running_filter(run: &RunKey) -> String {
+    format!("tags.\"{RUN_KEY_TAG}\" = '{run}' and attributes.status = 'RUNNING'")
 }
 
 #[async_trait]
 impl ExperimentTracking for MlflowTracking {
-    async fn end_stale_runs(&self, experiment: &str, run: RunId, end: TrackingEnd) -> Result<u32> {
+    async fn end_stale_runs(
+        &self,
+        experiment: &str,
+        run: &RunKey,
+        end: TrackingEnd,
+    ) -> Result<u32> {
         let Some(experiment_id) = self.experiment_id(experiment).await? else {
             return Ok(0);
         };
@@ -232,10 +237,12 @@ mod tests {
     }
 
     #[test]
-    fn the_search_names_the_tag_and_the_running_status() {
+    fn the_search_names_the_run_key_and_the_running_status() {
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 12, 5, 15, 0, 4).unwrap();
         assert_eq!(
-            running_filter(7),
-            "tags.\"trainyard.run_id\" = '7' and attributes.status = 'RUNNING'"
+            running_filter(&RunKey::new(7, at)),
+            "tags.\"trainyard.run_key\" = '7-2026-12-05T15:00:04.000000000Z' and attributes.status = 'RUNNING'"
         );
     }
 

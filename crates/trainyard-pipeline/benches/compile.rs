@@ -40,6 +40,7 @@ fn main() {
             labels: BTreeMap::new(),
             mlflow_tracking_uri: None,
             trainyard_run_id: None,
+            trainyard_run_key: None,
         },
     };
     let mut times = Vec::with_capacity(iterations);

@@ -100,6 +100,11 @@ pub struct PipelineInputs {
     /// its MLflow run is tagged `trainyard.run_id` with it); None: not a stored run.
     #[serde(default)]
     pub trainyard_run_id: Option<i64>,
+    /// That run's [`trainyard_core::tracking::RunKey`], which no other trainyard run shares
+    /// (custom_config `trainyard_run_key`, the MLflow tag `trainyard.run_key`: what trainyard
+    /// matches when it ends an MLflow run a killed trainer left RUNNING); None: not a stored run.
+    #[serde(default)]
+    pub trainyard_run_key: Option<String>,
 }
 
 fn default_tfx_image() -> String {
@@ -202,6 +207,9 @@ impl PipelineInputs {
         }
         if let Some(id) = self.trainyard_run_id {
             settings[trainyard_core::tracking::RUN_ID_SETTING] = id.into();
+        }
+        if let Some(key) = self.trainyard_run_key.as_deref().filter(|k| !k.is_empty()) {
+            settings[trainyard_core::tracking::RUN_KEY_SETTING] = key.into();
         }
         settings
     }

@@ -67,6 +67,8 @@ fn cases() -> Vec<(&'static str, PipelineInputs)> {
         mlflow_tracking_uri: None,
         // a stored run's (the facade passes it; the trainer tags its MLflow run with it)
         trainyard_run_id: Some(7),
+        // and its key (run 7 created at that instant), which no other project's run 7 has
+        trainyard_run_key: Some("7-2026-12-05T15:00:04.123456789Z".into()),
     };
     let gpu = PipelineInputs {
         name: "multitask-2xt4".into(),

@@ -43,6 +43,7 @@ fn inputs(data: DataSource, sampling: SamplingConfig) -> PipelineInputs {
         labels: BTreeMap::new(),
         mlflow_tracking_uri: None,
         trainyard_run_id: None,
+        trainyard_run_key: None,
     }
 }
 

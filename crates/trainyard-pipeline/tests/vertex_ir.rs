@@ -39,6 +39,7 @@ fn inputs(model_type: ModelType, gpu: GpuConfig) -> PipelineInputs {
         labels: BTreeMap::from([("trainyard_run_id".into(), "7".into())]),
         mlflow_tracking_uri: None,
         trainyard_run_id: None,
+        trainyard_run_key: None,
     }
 }
 
@@ -351,14 +352,23 @@ fn the_trainer_gets_the_trainyard_run_id_of_a_stored_run() {
             .job,
     );
     assert!(cc.get("trainyard_run_id").is_none(), "{cc}");
+    assert!(cc.get("trainyard_run_key").is_none(), "{cc}");
     let mut with = inputs(ModelType::Multitask, gpu);
     with.trainyard_run_id = Some(42);
+    let key = "42-2026-12-05T15:00:04.123456789Z";
+    with.trainyard_run_key = Some(key.into());
     let cc = trainer_custom_config(&vertex::compile(&with).unwrap().job);
     // a number, under the key the generated run_fn reads (its MLflow run's trainyard.run_id)
     assert_eq!(cc[trainyard_core::tracking::RUN_ID_SETTING], 42);
+    // and the run key (its MLflow run's trainyard.run_key: what trainyard matches)
+    assert_eq!(cc[trainyard_core::tracking::RUN_KEY_SETTING], key);
     assert_eq!(
         with.trainer_settings()["trainyard_run_id"],
         serde_json::json!(42)
+    );
+    assert_eq!(
+        with.trainer_settings()["trainyard_run_key"],
+        serde_json::json!(key)
     );
     // the local pipeline hands the Trainer the same settings
     with.data = DataSource::Csv {
@@ -375,4 +385,8 @@ fn the_trainer_gets_the_trainyard_run_id_of_a_stored_run() {
         .find(|l| l.starts_with("TRAINER_SETTINGS = "))
         .unwrap();
     assert!(line.contains(r#"trainyard_run_id\":42"#), "{line}");
+    assert!(
+        line.contains(&format!(r#"trainyard_run_key\":\"{key}\""#)),
+        "{line}"
+    );
 }

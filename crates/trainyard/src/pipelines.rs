@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use trainyard_core::config::DataSource;
 use trainyard_core::ports::{PipelineCompiler, PipelineHandle, VERTEX_PIPELINE_JOB_FILE};
 use trainyard_core::run::{NewTrainingRun, RunId, TrainingRun};
+use trainyard_core::tracking::RunKey;
 use trainyard_core::{Error, Result, ValidationError};
 use trainyard_pipeline::PipelineInputs;
 
@@ -204,6 +205,9 @@ impl RunCompiler {
             mlflow_tracking_uri: self.mlflow_tracking_uri.clone(),
             // a stored run's id (a compile of an unstored config has none: id 0)
             trainyard_run_id: (run.id > 0).then_some(run.id),
+            // what tells it from runs of other projects with the same id (its MLflow run's
+            // trainyard.run_key: what is ended when it fails or is cancelled)
+            trainyard_run_key: RunKey::of(run).map(|k| k.to_string()),
         })
     }
 

@@ -16,7 +16,7 @@ use trainyard_core::run::{
     ConfigPatch, NewTrainingRun, RunConfig, RunId, TrainingMetricsHistory, TrainingRun,
 };
 use trainyard_core::stages::StageName;
-use trainyard_core::tracking::{experiment_of, ExperimentTracking, TrackingEnd};
+use trainyard_core::tracking::{experiment_of, ExperimentTracking, RunKey, TrackingEnd};
 use trainyard_core::{Error, Result, RunEvent, RunStatus};
 
 use crate::lifecycle::Lifecycle;
@@ -138,20 +138,23 @@ impl TrainingService {
     }
 
     /// Best effort, after a run ended failed (FAILED) or cancelled (KILLED): ends the
-    /// tracking runs of its experiment tagged with it that are still RUNNING. A tracking
+    /// tracking runs of its experiment tagged with its run key (not its id: another project's
+    /// run with the same id may log to the same experiment) that are still RUNNING. A tracking
     /// server that fails or cannot be reached is a warning: the run's end stands.
     async fn end_tracking(&self, run: &TrainingRun) {
-        let (Some(tracking), Some(end), Some(experiment)) = (
+        let (Some(tracking), Some(end), Some(experiment), Some(key)) = (
             &self.tracking,
             TrackingEnd::for_status(run.status),
             experiment_of(run),
+            RunKey::of(run),
         ) else {
             return;
         };
-        match tracking.end_stale_runs(experiment, run.id, end).await {
+        match tracking.end_stale_runs(experiment, &key, end).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 run_id = run.id,
+                run_key = %key,
                 experiment,
                 ended = n,
                 status = end.as_mlflow(),

@@ -488,6 +488,10 @@ async fn submit_register_deploy_on_cloud_run_and_a_vertex_endpoint_then_schedule
         json!({"strategy": "SPOT"})
     );
     assert_eq!(custom["ai_platform_vertex_region"], "europe-west4");
-    // the trainer knows its trainyard run (its MLflow run is tagged with it)
+    // the trainer knows its trainyard run (its MLflow run is tagged with it), and the run's
+    // key, which another project's run with the same id does not have
     assert_eq!(custom["trainyard_run_id"], json!(spot.id));
+    let key = trainyard::core::tracking::RunKey::of(&spot).unwrap();
+    assert_eq!(custom["trainyard_run_key"], json!(key.as_str()));
+    assert!(key.as_str().starts_with(&format!("{}-", spot.id)), "{key}");
 }

@@ -46,6 +46,8 @@ if inputs.get("mlflow_tracking_uri"):
     settings["mlflow_tracking_uri"] = inputs["mlflow_tracking_uri"]
 if inputs.get("trainyard_run_id") is not None:
     settings["trainyard_run_id"] = inputs["trainyard_run_id"]
+if inputs.get("trainyard_run_key"):
+    settings["trainyard_run_key"] = inputs["trainyard_run_key"]
 trainer_args = dict(
     module_file=os.path.join(mods, "trainer_module.py"),
     examples=transform.outputs["transformed_examples"], transform_graph=transform.outputs["transform_graph"],
