@@ -223,6 +223,11 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
+        // every worker starts now: the others import TensorFlow while the first runs tf.Transform
+        for worker in [Worker::OneDevice, Worker::TwoDevices, Worker::Serve] {
+            let mut slot = worker.slot().lock().unwrap_or_else(PoisonError::into_inner);
+            slot.get_or_insert_with(|| WorkerProcess::start(worker));
+        }
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("codegen-exec");
         let _ = std::fs::remove_dir_all(&root);
         let data = root.join("data");
