@@ -624,8 +624,13 @@ fn static_checks_pass_for_every_variant_and_catch_undefined_names() {
         "def f():\n    return undefined_thing + 1\n",
     )
     .unwrap();
+    // next to a clean file: the failing file is named, the clean one is not
+    std::fs::write(bad.join("ok.py"), "def g():\n    return 1\n").unwrap();
     match check_modules(&bad, &py) {
-        Err(CodegenError::CheckFailed(msg)) => assert!(msg.contains("undefined name"), "{msg}"),
+        Err(CodegenError::CheckFailed(msg)) => {
+            assert!(msg.contains("undefined name"), "{msg}");
+            assert!(msg.contains("m.py") && !msg.contains("ok.py"), "{msg}");
+        }
         other => panic!("undefined name not caught: {other:?}"),
     }
     std::fs::write(bad.join("m.py"), "def f(:\n").unwrap();
