@@ -1,12 +1,17 @@
 //! Executes the generated modules for real in the managed Python env (DESIGN.md bug 12):
 //! static checks, tf.Transform analysis, run_fn for every model type on 1 device and on a
-//! 2-replica MirroredStrategy, training_metrics.json through trainyard's extractor, fresh-process
-//! serving with raw features (original product ids, brute force and ScaNN), the one-step
-//! SGD equivalence of 1 device vs 2 replicas, and recall@100 vs the popularity baseline.
+//! 2-replica MirroredStrategy, training_metrics.json through trainyard's extractor, serving in a
+//! process that never imported a generated module with raw features (original product ids, brute
+//! force and ScaNN), the one-step SGD equivalence of 1 device vs 2 replicas, and recall@100 vs
+//! the popularity baseline.
 //!
 //! Needs TRAINYARD_PYTHON (the managed env's python); ignored by plain `cargo test`.
 //! Run: `make test-codegen` (or TRAINYARD_PYTHON=.venv-tf/bin/python cargo test -p
-//! trainyard-codegen --test python_exec -- --ignored --test-threads=1).
+//! trainyard-codegen --test python_exec -- --ignored --test-threads=2).
+//!
+//! The harness commands run in three long-lived `harness.py worker` processes ([`Worker`]), so
+//! TensorFlow/TFX/Beam are imported three times per run, not once per command; the tests may run
+//! two at a time (each worker runs one command at a time).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
@@ -159,20 +164,22 @@ fn tail(text: &str, n: usize) -> String {
 /// died); panics with its output when it fails. Returns everything the command printed
 /// (stdout and stderr).
 fn run_harness(worker: Worker, args: &[&str]) -> String {
-    let started = std::time::Instant::now();
-    let result = {
+    let waited = std::time::Instant::now();
+    let (result, started) = {
         let mut slot = worker.slot().lock().unwrap_or_else(PoisonError::into_inner);
+        let started = std::time::Instant::now();
         let process = slot.get_or_insert_with(|| WorkerProcess::start(worker));
         let result = process.call(args);
         if result.is_err() && process.child.try_wait().ok().flatten().is_some() {
             *slot = None;
         }
-        result
+        (result, started)
     };
     println!(
-        "harness {} ({worker:?} worker): {:.1} s",
+        "harness {} ({worker:?} worker): {:.1} s (after waiting {:.1} s for the worker)",
         args[0],
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        (started - waited).as_secs_f64()
     );
     result.unwrap_or_else(|e| panic!("harness {args:?} {e}"))
 }
