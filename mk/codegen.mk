@@ -19,7 +19,7 @@ test-codegen: pyenv
 	$(CARGO) test -p trainyard-synth -p trainyard-codegen
 	$(CARGO) build -p trainyard-serve
 	TRAINYARD_PYTHON=$(PYENV_PY) TF_USE_LEGACY_KERAS=1 TRAINYARD_SERVE_BIN=$(CURDIR)/target/debug/trainyard-serve \
-		$(CARGO) test -p trainyard-codegen --test python_exec -- --ignored --test-threads=1 --nocapture
+		$(CARGO) test -p trainyard-codegen --test python_exec -- --ignored --test-threads=2 --nocapture
 	$(CARGO) build -p trainyard-serve
 	TRAINYARD_PYTHON=$(PYENV_PY) TRAINYARD_SERVE_BIN=$(CURDIR)/target/debug/trainyard-serve \
 		$(CARGO) test -p trainyard-codegen --test generated_configs -- --ignored --nocapture

@@ -57,6 +57,32 @@ fn run(python: &Path, args: &[&str]) -> Result<(bool, String), CodegenError> {
     Ok((out.status.success(), text))
 }
 
+fn run_tool(python: &Path, tool: &[&str], files: &[&str]) -> Result<(bool, String), CodegenError> {
+    let mut args = tool.to_vec();
+    args.extend_from_slice(files);
+    run(python, &args)
+}
+
+/// Compiles each file to memory only (no __pycache__ next to the modules); fails if any fails.
+fn compile_check(python: &Path, files: &[&str]) -> Result<(bool, String), CodegenError> {
+    run_tool(
+        python,
+        &[
+            "-c",
+            "import sys\nfor p in sys.argv[1:]:\n    compile(open(p).read(), p, 'exec')",
+        ],
+        files,
+    )
+}
+
+/// `ruff format --check` with [`RUFF_FORMAT_ARGS`]; fails if any file would change.
+fn ruff_check(python: &Path, files: &[&str]) -> Result<(bool, String), CodegenError> {
+    let mut fmt = vec!["-m", "ruff"];
+    fmt.extend_from_slice(RUFF_FORMAT_ARGS);
+    fmt.extend_from_slice(&["--check", "--diff", "--no-cache"]);
+    run_tool(python, &fmt, files)
+}
+
 /// Runs py_compile, pyflakes and `ruff format --check` (from `python`'s env) on every `*.py` in
 /// `dir`. Returns the
 /// report when everything passes, [`CodegenError::CheckFailed`] with the tools' messages when
@@ -90,23 +116,33 @@ pub fn check_modules(dir: &Path, python: &Path) -> Result<CheckReport, CodegenEr
             python.display()
         )));
     }
+    // each tool once over all the files: when all pass, so does every file (the usual case);
+    // otherwise each file is checked on its own, for its own messages
+    let all: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let all_pass = {
+        let (compiles, _) = compile_check(python, &all)?;
+        compiles && run_tool(python, &["-m", "pyflakes"], &all)?.0 && ruff_check(python, &all)?.0
+    };
     let mut files = Vec::new();
     for path in paths {
+        if all_pass {
+            files.push(FileCheck {
+                path,
+                compiles: true,
+                lint_clean: true,
+                formatted: true,
+                messages: String::new(),
+            });
+            continue;
+        }
         let p = path.to_string_lossy().into_owned();
-        // compile to memory only: no __pycache__ next to the modules
-        let (compiles, c_msg) = run(
-            python,
-            &[
-                "-c",
-                "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')",
-                &p,
-            ],
-        )?;
-        let (lint_clean, l_msg) = run(python, &["-m", "pyflakes", &p])?;
-        let mut fmt = vec!["-m", "ruff"];
-        fmt.extend_from_slice(RUFF_FORMAT_ARGS);
-        fmt.extend_from_slice(&["--check", "--diff", "--no-cache", &p]);
-        let (formatted, f_msg) = run(python, &fmt)?;
+        let (compiles, c_msg) = compile_check(python, &[&p])?;
+        let (lint_clean, l_msg) = run_tool(python, &["-m", "pyflakes"], &[&p])?;
+        let (formatted, f_msg) = ruff_check(python, &[&p])?;
         let mut messages = String::new();
         if !compiles {
             messages.push_str(&c_msg);

@@ -512,7 +512,8 @@ fn harness(args: &[&str]) -> String {
 /// ([`covering_seeds`]) trains one epoch on tiny random data shaped by the config (product ids
 /// from a small catalog, INT64 when the config says so), exports, and the exported model answers
 /// a request keyed by the serving keys through trainyard-serve (TRAINYARD_SERVE_BIN), with ids
-/// of the catalog. TRAINYARD_CODEGEN_TRAIN_SAMPLES=N trains the first N configs instead.
+/// of the catalog. TRAINYARD_CODEGEN_TRAIN_SAMPLES=N trains the first N configs instead. The
+/// configs train in two `harness.py batch` processes side by side (one on a 1-core machine).
 #[test]
 #[ignore = "needs the managed Python env (TRAINYARD_PYTHON) and TRAINYARD_SERVE_BIN; run via `make test-codegen`"]
 fn a_seeded_sample_of_generated_configs_trains_exports_and_serves() {
@@ -559,12 +560,32 @@ fn a_seeded_sample_of_generated_configs_trains_exports_and_serves() {
             "batch_size": 64,
         }));
     }
-    let plan_file = root.join("plan.json");
-    std::fs::write(&plan_file, serde_json::to_string(&plan).unwrap()).unwrap();
+    // the plan in round-robin parts, each trained by its own `batch` process, side by side (the
+    // work is mostly single-threaded Python: tracing, Beam's DirectRunner)
+    let procs = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 2)
+        .min(plan.len().max(1));
+    let plan_files: Vec<PathBuf> = (0..procs)
+        .map(|i| {
+            let part: Vec<&serde_json::Value> = plan.iter().skip(i).step_by(procs).collect();
+            let file = root.join(format!("plan-{i}.json"));
+            std::fs::write(&file, serde_json::to_string(&part).unwrap()).unwrap();
+            file
+        })
+        .collect();
     let log = if serve_only {
         "RUN_FN_OK".repeat(seeds.len())
     } else {
-        harness(&["batch", "--plan", &s(&plan_file)])
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = plan_files
+                .iter()
+                .map(|file| scope.spawn(move || harness(&["batch", "--plan", &s(file)])))
+                .collect();
+            runs.into_iter()
+                .map(|run| run.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect::<String>()
+        })
     };
     for line in log.lines().filter(|l| l.starts_with("BATCH_JOB_OK")) {
         println!("{line}");

@@ -1,17 +1,23 @@
 //! Executes the generated modules for real in the managed Python env (DESIGN.md bug 12):
 //! static checks, tf.Transform analysis, run_fn for every model type on 1 device and on a
-//! 2-replica MirroredStrategy, training_metrics.json through trainyard's extractor, fresh-process
-//! serving with raw features (original product ids, brute force and ScaNN), the one-step
-//! SGD equivalence of 1 device vs 2 replicas, and recall@100 vs the popularity baseline.
+//! 2-replica MirroredStrategy, training_metrics.json through trainyard's extractor, serving in a
+//! process that never imported a generated module with raw features (original product ids, brute
+//! force and ScaNN), the one-step SGD equivalence of 1 device vs 2 replicas, and recall@100 vs
+//! the popularity baseline.
 //!
 //! Needs TRAINYARD_PYTHON (the managed env's python); ignored by plain `cargo test`.
 //! Run: `make test-codegen` (or TRAINYARD_PYTHON=.venv-tf/bin/python cargo test -p
-//! trainyard-codegen --test python_exec -- --ignored --test-threads=1).
+//! trainyard-codegen --test python_exec -- --ignored --test-threads=2).
+//!
+//! The harness commands run in three long-lived `harness.py worker` processes ([`Worker`]), so
+//! TensorFlow/TFX/Beam are imported three times per run, not once per command; the tests may run
+//! two at a time (each worker runs one command at a time).
 
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde_json::Value;
 use trainyard_codegen::{check_modules, generate, write_modules, CodegenError};
@@ -49,28 +55,133 @@ fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/harness.py")
 }
 
-/// Runs the harness; panics with its output when it fails. Returns stdout + stderr.
-fn run_harness(args: &[&str]) -> String {
-    let out = Command::new(python())
-        .arg(harness())
-        .args(args)
-        .env("TF_USE_LEGACY_KERAS", "1")
-        .env("TF_CPP_MIN_LOG_LEVEL", "2")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run the managed python");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        let tail: Vec<&str> = text.lines().rev().take(60).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        panic!(
-            "harness {args:?} failed ({}):\n{}",
-            out.status,
-            tail.join("\n")
-        );
+/// Which long-lived harness process runs a command. TensorFlow's logical device config is set
+/// once per process, so trainings are grouped by their number of logical CPU devices; models
+/// are loaded in a process of their own that never imports a trainer module (as a fresh
+/// serving process would).
+#[derive(Clone, Copy, Debug)]
+enum Worker {
+    /// tf.Transform and the 1-device trainings
+    OneDevice,
+    /// the 2-replica trainings and the one-step SGD comparison (2 logical CPU devices)
+    TwoDevices,
+    /// `serve` only
+    Serve,
+}
+
+impl Worker {
+    fn slot(self) -> &'static Mutex<Option<WorkerProcess>> {
+        static ONE: Mutex<Option<WorkerProcess>> = Mutex::new(None);
+        static TWO: Mutex<Option<WorkerProcess>> = Mutex::new(None);
+        static SERVE: Mutex<Option<WorkerProcess>> = Mutex::new(None);
+        match self {
+            Worker::OneDevice => &ONE,
+            Worker::TwoDevices => &TWO,
+            Worker::Serve => &SERVE,
+        }
     }
-    text
+}
+
+/// A `harness.py worker` process: TensorFlow, TFX and Beam are imported once instead of once
+/// per command. It ends when this test binary does (its stdin closes).
+struct WorkerProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
+    commands: usize,
+}
+
+impl WorkerProcess {
+    fn start(kind: Worker) -> WorkerProcess {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("codegen-exec-workers")
+            .join(format!("{kind:?}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new(python());
+        cmd.arg(harness()).arg("worker");
+        match kind {
+            Worker::OneDevice => cmd.args(["--devices", "1"]),
+            Worker::TwoDevices => cmd.args(["--devices", "2"]),
+            Worker::Serve => cmd.args(["--devices", "1", "--only", "serve"]),
+        };
+        let mut child = cmd
+            .env("TF_USE_LEGACY_KERAS", "1")
+            .env("TF_CPP_MIN_LOG_LEVEL", "2")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("worker.log")).unwrap())
+            .spawn()
+            .expect("run the managed python");
+        WorkerProcess {
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            child,
+            dir,
+            commands: 0,
+        }
+    }
+
+    /// Runs one harness command: `Ok(its output)`, or `Err(why)` when it failed or the worker
+    /// died (then the output's tail, or the worker's own log).
+    fn call(&mut self, args: &[&str]) -> Result<String, String> {
+        self.commands += 1;
+        let log = self.dir.join(format!("{}-{}.log", self.commands, args[0]));
+        let request = serde_json::json!({ "argv": args, "log": log });
+        let sent = writeln!(self.stdin, "{request}").and_then(|()| self.stdin.flush());
+        let mut answer = String::new();
+        if sent.is_ok() {
+            let _ = self.stdout.read_line(&mut answer);
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let ok = serde_json::from_str::<Value>(&answer)
+            .ok()
+            .and_then(|v| v["ok"].as_bool());
+        match ok {
+            Some(true) => Ok(text),
+            Some(false) => Err(format!("failed:\n{}", tail(&text, 60))),
+            None => {
+                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+                let own = std::fs::read_to_string(self.dir.join("worker.log")).unwrap_or_default();
+                Err(format!(
+                    "the worker died ({status}):\n{}\nworker log:\n{}",
+                    tail(&text, 60),
+                    tail(&own, 30)
+                ))
+            }
+        }
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Runs a harness command in its long-lived worker (started on first use, restarted if it
+/// died); panics with its output when it fails. Returns everything the command printed
+/// (stdout and stderr).
+fn run_harness(worker: Worker, args: &[&str]) -> String {
+    let waited = std::time::Instant::now();
+    let (result, started) = {
+        let mut slot = worker.slot().lock().unwrap_or_else(PoisonError::into_inner);
+        let started = std::time::Instant::now();
+        let process = slot.get_or_insert_with(|| WorkerProcess::start(worker));
+        let result = process.call(args);
+        if result.is_err() && process.child.try_wait().ok().flatten().is_some() {
+            *slot = None;
+        }
+        (result, started)
+    };
+    println!(
+        "harness {} ({worker:?} worker): {:.1} s (after waiting {:.1} s for the worker)",
+        args[0],
+        started.elapsed().as_secs_f64(),
+        (started - waited).as_secs_f64()
+    );
+    result.unwrap_or_else(|e| panic!("harness {args:?} {e}"))
 }
 
 fn params() -> TrainingParams {
@@ -119,6 +230,11 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
+        // every worker starts now: the others import TensorFlow while the first runs tf.Transform
+        for worker in [Worker::OneDevice, Worker::TwoDevices, Worker::Serve] {
+            let mut slot = worker.slot().lock().unwrap_or_else(PoisonError::into_inner);
+            slot.get_or_insert_with(|| WorkerProcess::start(worker));
+        }
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("codegen-exec");
         let _ = std::fs::remove_dir_all(&root);
         let data = root.join("data");
@@ -153,15 +269,18 @@ fn fixture() -> &'static Fixture {
         .unwrap();
         write_modules(&gen, &modules).unwrap();
         let work = root.join("work");
-        let out = run_harness(&[
-            "transform",
-            "--modules",
-            modules.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--work",
-            work.to_str().unwrap(),
-        ]);
+        let out = run_harness(
+            Worker::OneDevice,
+            &[
+                "transform",
+                "--modules",
+                modules.to_str().unwrap(),
+                "--data",
+                data.to_str().unwrap(),
+                "--work",
+                work.to_str().unwrap(),
+            ],
+        );
         assert!(out.contains("TRANSFORM_OK"), "{out}");
         Fixture {
             root,
@@ -215,7 +334,13 @@ fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32, extra: &[&st
         &epochs,
     ];
     args.extend_from_slice(extra);
-    let log = run_harness(&args);
+    // TF's logical device config is per process: one worker per device count
+    let worker = match devices.as_str() {
+        "1" => Worker::OneDevice,
+        "2" => Worker::TwoDevices,
+        other => panic!("no harness worker with {other} logical CPU devices"),
+    };
+    let log = run_harness(worker, &args);
     assert!(log.contains("RUN_FN_OK"), "{log}");
     let metrics_path = out_dir.join("model_run/training_metrics.json");
     let metrics: Value =
@@ -247,13 +372,16 @@ fn train(name: &str, m: &ModelConfig, devices: u32, gpu_count: u32, extra: &[&st
 
 fn serve(serving_dir: &Path, instances: &[Value]) -> Value {
     let request = serde_json::json!({ "instances": instances }).to_string();
-    let out = run_harness(&[
-        "serve",
-        "--serving-dir",
-        serving_dir.to_str().unwrap(),
-        "--request",
-        &request,
-    ]);
+    let out = run_harness(
+        Worker::Serve,
+        &[
+            "serve",
+            "--serving-dir",
+            serving_dir.to_str().unwrap(),
+            "--request",
+            &request,
+        ],
+    );
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("SERVE_RESULT "))
@@ -503,8 +631,13 @@ fn static_checks_pass_for_every_variant_and_catch_undefined_names() {
         "def f():\n    return undefined_thing + 1\n",
     )
     .unwrap();
+    // next to a clean file: the failing file is named, the clean one is not
+    std::fs::write(bad.join("ok.py"), "def g():\n    return 1\n").unwrap();
     match check_modules(&bad, &py) {
-        Err(CodegenError::CheckFailed(msg)) => assert!(msg.contains("undefined name"), "{msg}"),
+        Err(CodegenError::CheckFailed(msg)) => {
+            assert!(msg.contains("undefined name"), "{msg}");
+            assert!(msg.contains("m.py") && !msg.contains("ok.py"), "{msg}");
+        }
         other => panic!("undefined name not caught: {other:?}"),
     }
     std::fs::write(bad.join("m.py"), "def f(:\n").unwrap();
@@ -553,6 +686,9 @@ fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
     assert_trainyard_serve_replays_warmup(&t.serving_dir);
 
     // no tracking URI -> no MLflow: the client library is never imported, no run is recorded
+    // (checked after run_fn in the 1-device worker: nothing there imports MLflow and modules
+    // are never unloaded from sys.modules but the generated ones, so `False` holds for this
+    // run_fn as it would in a fresh process)
     // (the real MLflow server test is crates/trainyard/tests/mlflow_run.rs, `make test-mlflow`)
     assert!(t.log.contains("MLFLOW_IMPORTED=False"), "{}", t.log);
     assert!(t.metrics.get("mlflow").is_none(), "{}", t.metrics);
@@ -673,7 +809,7 @@ fn one_sgd_step_is_the_same_on_one_device_and_two_replicas() {
     }
     let mut args = vec!["onestep", "--work", f.work.to_str().unwrap(), "--modules"];
     args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
-    let out = run_harness(&args);
+    let out = run_harness(Worker::TwoDevices, &args);
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("ONESTEP_RESULT "))
@@ -761,7 +897,20 @@ fn columns_named_like_keywords_modules_or_with_punctuation_train_and_serve() {
     let f = fixture();
     let (features, rename) = awkward_features();
     let root = f.root.join("awkward");
-    let data = f.root.join("data");
+    // the first rows of each split suffice here (the test is about names, not about learning)
+    let data = root.join("data");
+    for (split, rows) in [("train", 1000), ("eval", 200), ("test", 200)] {
+        let csv = std::fs::read_to_string(f.root.join("data").join(split).join("interactions.csv"))
+            .unwrap();
+        let head: Vec<&str> = csv.lines().take(1 + rows).collect();
+        assert_eq!(head.len(), 1 + rows, "{split} has fewer than {rows} rows");
+        std::fs::create_dir_all(data.join(split)).unwrap();
+        std::fs::write(
+            data.join(split).join("interactions.csv"),
+            head.join("\n") + "\n",
+        )
+        .unwrap();
+    }
     let work = root.join("work");
     // ranking: the columns of both towers are serving inputs
     let t = ModelType::Ranking;
@@ -776,31 +925,37 @@ fn columns_named_like_keywords_modules_or_with_punctuation_train_and_serve() {
         // py_compile + pyflakes: no SyntaxError for `class`, no shadowed `tf`
         check_modules(&modules, &python()).unwrap();
         {
-            let out = run_harness(&[
-                "transform",
-                "--modules",
-                modules.to_str().unwrap(),
-                "--data",
-                data.to_str().unwrap(),
-                "--work",
-                work.to_str().unwrap(),
-                "--rename",
-                &rename.to_string(),
-            ]);
+            let out = run_harness(
+                Worker::OneDevice,
+                &[
+                    "transform",
+                    "--modules",
+                    modules.to_str().unwrap(),
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--work",
+                    work.to_str().unwrap(),
+                    "--rename",
+                    &rename.to_string(),
+                ],
+            );
             assert!(out.contains("TRANSFORM_OK"), "{out}");
         }
         let out_dir = root.join(t.as_str()).join("out");
-        let log = run_harness(&[
-            "train",
-            "--modules",
-            modules.to_str().unwrap(),
-            "--work",
-            work.to_str().unwrap(),
-            "--out",
-            out_dir.to_str().unwrap(),
-            "--epochs",
-            "1",
-        ]);
+        let log = run_harness(
+            Worker::OneDevice,
+            &[
+                "train",
+                "--modules",
+                modules.to_str().unwrap(),
+                "--work",
+                work.to_str().unwrap(),
+                "--out",
+                out_dir.to_str().unwrap(),
+                "--epochs",
+                "1",
+            ],
+        );
         assert!(log.contains("RUN_FN_OK"), "{log}");
         // a request keyed by the serving keys (the column itself when it is an identifier)
         let mut req = serde_json::Map::new();

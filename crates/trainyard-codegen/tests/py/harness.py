@@ -11,7 +11,8 @@ benchmark). Subcommands:
       Builds the TFX FnArgs (with a DataAccessor over TFXIO, as the TFX Trainer does) and
       calls the generated run_fn. --devices N splits the CPU into N logical devices first.
   serve      --serving-dir DIR --request JSON
-      Fresh process: loads the exported SavedModel, calls serving_default with raw feature
+      In a process that never imported a generated module (a fresh one, or a serve-only
+      worker): loads the exported SavedModel, calls serving_default with raw feature
       tensors, prints the outputs as JSON on a line starting with SERVE_RESULT.
   onestep    --work DIR --modules DIR [DIR...]
       For each trainer module: one SGD step from identical weights on one device and on a
@@ -25,14 +26,22 @@ import json
 import os
 import sys
 import time
+import traceback
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# folders of generated modules that _load put on sys.path (a worker drops them after each command)
+_GENERATED_DIRS = set()
+# the logical CPU devices once split (TensorFlow's device config is per process, set once)
+_DEVICES = None
+
+
 def _load(path, name):
     # the generated modules import their support module from the same folder (as in the wheel)
     folder = os.path.dirname(os.path.abspath(path))
+    _GENERATED_DIRS.add(folder)
     if folder not in sys.path:
         sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -44,14 +53,21 @@ def _load(path, name):
 
 
 def _split_devices(n):
-    """Must run before TensorFlow initializes its devices."""
+    """Must run before TensorFlow initializes its devices; once per process (a worker splits at
+    its start, a later call must ask for the same number)."""
+    global _DEVICES
     import tensorflow as tf
 
+    if _DEVICES is not None:
+        if len(_DEVICES) != max(1, n):
+            raise RuntimeError("this process has %d logical CPU devices, not %d (a worker's --devices)" % (len(_DEVICES), n))
+        return _DEVICES
     if n > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) == max(1, n), devices
+    _DEVICES = devices
     return devices
 
 
@@ -242,6 +258,10 @@ def cmd_train(a):
 def cmd_serve(a):
     import tensorflow as tf
 
+    # the export must load without anything the trainer defined in Python
+    loaded = sorted(n for n in ("trainer_module", "transform_module", "trainyard_trainer_support") if n in sys.modules)
+    assert not loaded, "serve in a process that imported generated modules: %s" % loaded
+
     try:  # registers the ScaNN TF ops a ScaNN SavedModel needs
         importlib.import_module("scann.scann_ops.py.scann_ops")
     except ImportError:
@@ -271,7 +291,8 @@ def cmd_onestep(a):
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    # ONE MirroredStrategy per process (a second one reuses collective keys)
+    # ONE MirroredStrategy per command (a second one would reuse its collective keys; a worker
+    # gives each command its own)
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
     single = tf.distribute.get_strategy()
@@ -338,7 +359,80 @@ def cmd_batch(a):
         print("BATCH_JOB_OK %s seconds=%.1f" % (job["out"], time.time() - t0), flush=True)
 
 
-def main():
+def _drop_generated_modules():
+    """Forgets the generated modules (and their folders on sys.path) of the last command, so the
+    next command imports its own, as a fresh process would."""
+    for name, mod in list(sys.modules.items()):
+        f = getattr(mod, "__file__", None)
+        if f and os.path.dirname(os.path.abspath(f)) in _GENERATED_DIRS:
+            del sys.modules[name]
+    sys.path[:] = [p for p in sys.path if p not in _GENERATED_DIRS]
+    _GENERATED_DIRS.clear()
+
+
+def cmd_worker(a):
+    # the answers go to the original stdout; each command's output goes to its log file
+    answers = os.fdopen(os.dup(1), "w")
+    parser = _parser()
+    _split_devices(a.devices)
+    import tensorflow as tf
+
+    # the libraries its commands import, loaded now (while the test binary does other work)
+    if not a.only or set(a.only) - {"serve"}:
+        for m in ("apache_beam", "tensorflow_recommenders", "tensorflow_transform.beam", "tfx_bsl.public.tfxio", "tfx.components.trainer.fn_args_utils"):
+            importlib.import_module(m)
+    if not a.only or "serve" in a.only:
+        try:
+            importlib.import_module("scann.scann_ops.py.scann_ops")
+        except ImportError:
+            pass
+
+    n_commands = 0
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = (os.dup(1), os.dup(2))
+        log_fd = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(log_fd)
+        ok = False
+        env = dict(os.environ)
+        try:
+            cmd = parser.parse_args(req["argv"])
+            if cmd.cmd == "worker" or (a.only and cmd.cmd not in a.only):
+                raise SystemExit("this worker does not run %r (it runs: %s)" % (cmd.cmd, a.only or "all but worker"))
+            if cmd.cmd in ("train", "onestep", "batch"):
+                tf.keras.backend.clear_session()  # a fresh Keras state, as in a new process
+                # the MirroredStrategies of each command get their own collective group keys
+                # (TF's hook for several strategies in one process: a second strategy with the
+                # same keys aborts its all-gathers as "Collective instance ... expected type")
+                tf.distribute.MirroredStrategy._collective_key_base = 1000 * n_commands
+            n_commands += 1
+            t0 = time.time()
+            _COMMANDS[cmd.cmd](cmd)
+            print("WORKER_DONE %s seconds=%.1f" % (cmd.cmd, time.time() - t0), flush=True)
+            ok = True
+        except BaseException:  # noqa: B036  a failed command (also argparse's SystemExit) is answered, not fatal
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            _drop_generated_modules()
+            os.environ.clear()
+            os.environ.update(env)
+        answers.write(json.dumps({"ok": ok}) + "\n")
+        answers.flush()
+
+
+def _parser():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("transform")
@@ -372,8 +466,26 @@ def main():
     o.add_argument("--learning-rate", type=float, default=0.05)
     b = sub.add_parser("batch")
     b.add_argument("--plan", required=True, help="JSON list of {modules, data, work, out, product_id, target, seed, epochs, batch_size}")
-    a = p.parse_args()
-    {"transform": cmd_transform, "synth": cmd_synth, "train": cmd_train, "serve": cmd_serve, "onestep": cmd_onestep, "batch": cmd_batch}[a.cmd](a)
+    w = sub.add_parser("worker")
+    w.add_argument("--devices", type=int, default=1)
+    w.add_argument("--only", nargs="*", default=[], help="the subcommands this worker accepts (default: all)")
+    return p
+
+
+_COMMANDS = {
+    "transform": cmd_transform,
+    "synth": cmd_synth,
+    "train": cmd_train,
+    "serve": cmd_serve,
+    "onestep": cmd_onestep,
+    "batch": cmd_batch,
+    "worker": cmd_worker,
+}
+
+
+def main():
+    a = _parser().parse_args()
+    _COMMANDS[a.cmd](a)
 
 
 if __name__ == "__main__":
