@@ -223,6 +223,28 @@ view_methods! {
 }
 
 /// A version given as "3" or 3.
+/// The filter of the model listings (`list_with_kpi`, `list_page`).
+fn model_filter(
+    ml_model: Option<String>,
+    model_type: Option<String>,
+    registered: Option<bool>,
+    deployed: Option<bool>,
+    has_schedule: Option<bool>,
+    search: Option<String>,
+) -> PyResult<ModelFilter> {
+    Ok(ModelFilter {
+        ml_model,
+        model_type: model_type
+            .as_deref()
+            .map(crate::convert::model_type)
+            .transpose()?,
+        registered,
+        deployed,
+        has_schedule,
+        search,
+    })
+}
+
 fn version_of(version: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = version.extract::<String>() {
         return Ok(s);
@@ -413,14 +435,8 @@ service_methods! {
                         -> "ModelListing"
                 )
             {
-                let filter = ModelFilter {
-                    ml_model,
-                    model_type: model_type.as_deref().map(crate::convert::model_type).transpose()?,
-                    registered,
-                    deployed,
-                    has_schedule,
-                    search,
-                };
+                let filter =
+                    model_filter(ml_model, model_type, registered, deployed, has_schedule, search)?;
                 self.ctx.service_op(
                     Platform::registry,
                     move |r| async move { r.list_with_kpi(&filter).await },
@@ -456,14 +472,8 @@ service_methods! {
                         -> "ModelPage"
                 )
             {
-                let filter = ModelFilter {
-                    ml_model,
-                    model_type: model_type.as_deref().map(crate::convert::model_type).transpose()?,
-                    registered,
-                    deployed,
-                    has_schedule,
-                    search,
-                };
+                let filter =
+                    model_filter(ml_model, model_type, registered, deployed, has_schedule, search)?;
                 let page = PageRequest::new(page, page_size);
                 self.ctx.service_op(
                     Platform::registry,
