@@ -13,6 +13,7 @@ use testkit::{local_platform, RunBuilder};
 use trainyard::core::model_config::ModelType;
 use trainyard::core::ports::{PipelineEvent, PipelineExecutor, RunFilter};
 use trainyard::core::stages::{StageName, StageStatus};
+use trainyard::core::tracking::{RunKey, RUN_KEY_TAG};
 use trainyard::{handle_of, Platform};
 use trainyard_core::RunStatus;
 use trainyard_local::group_alive;
@@ -118,7 +119,6 @@ async fn retrieval_and_multitask_runs_complete_locally() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs TRAINYARD_PYTHON (the managed TFX env); run by make test"]
 async fn cancel_during_training_stops_every_process() {
-    let test_started_ms = chrono::Utc::now().timestamp_millis();
     let dir = tempfile::tempdir().unwrap();
     let (p, runner) = local_platform(dir.path()).await;
     let svc = p.training();
@@ -177,7 +177,8 @@ async fn cancel_during_training_stops_every_process() {
     assert_eq!(active.total, 0);
     // The trainer's MLflow run is not left RUNNING: SIGTERM ended it KILLED.
     if let Some(url) = testkit::mlflow_url() {
-        let statuses = mlflow_statuses_since(&url, test_started_ms).await;
+        let key = RunKey::of(&cancelled).expect("a stored run has a key");
+        let statuses = mlflow_statuses_of(&url, &key).await;
         assert!(
             statuses.iter().any(|s| s == "KILLED") && !statuses.iter().any(|s| s == "RUNNING"),
             "MLflow runs of the cancelled training: {statuses:?}"
@@ -185,8 +186,9 @@ async fn cancel_during_training_stops_every_process() {
     }
 }
 
-/// Statuses of the MLflow runs (of every experiment) started after `since_ms`.
-async fn mlflow_statuses_since(url: &str, since_ms: i64) -> Vec<String> {
+/// Statuses of the MLflow runs (of every experiment) of one trainyard run (its key's tag:
+/// other suites' trainings may log to the same server meanwhile).
+async fn mlflow_statuses_of(url: &str, key: &RunKey) -> Vec<String> {
     let experiments = mlflow_get(
         url,
         "/api/2.0/mlflow/experiments/search",
@@ -205,7 +207,7 @@ async fn mlflow_statuses_since(url: &str, since_ms: i64) -> Vec<String> {
         .post(format!("{url}/api/2.0/mlflow/runs/search"))
         .json(&serde_json::json!({
             "experiment_ids": ids,
-            "filter": format!("attributes.start_time >= {since_ms}"),
+            "filter": format!("tags.\"{RUN_KEY_TAG}\" = '{key}'"),
             "max_results": 1000,
         }))
         .send()

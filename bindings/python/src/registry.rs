@@ -222,7 +222,6 @@ view_methods! {
     }
 }
 
-/// A version given as "3" or 3.
 /// The filter of the model listings (`list_with_kpi`, `list_page`).
 fn model_filter(
     ml_model: Option<String>,
@@ -245,6 +244,7 @@ fn model_filter(
     })
 }
 
+/// A version given as "3" or 3.
 fn version_of(version: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(s) = version.extract::<String>() {
         return Ok(s);

@@ -131,18 +131,25 @@ impl WorkerProcess {
         let log = self.dir.join(format!("{}-{}.log", self.commands, args[0]));
         let request = serde_json::json!({ "argv": args, "log": log });
         let sent = writeln!(self.stdin, "{request}").and_then(|()| self.stdin.flush());
-        let mut answer = String::new();
-        if sent.is_ok() {
-            let _ = self.stdout.read_line(&mut answer);
+        // the answer line (a stray line is skipped; end of file: the worker died)
+        let mut ok = None;
+        while sent.is_ok() && ok.is_none() {
+            let mut line = String::new();
+            match self.stdout.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    ok = serde_json::from_str::<Value>(&line)
+                        .ok()
+                        .and_then(|v| v["ok"].as_bool())
+                }
+            }
         }
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let ok = serde_json::from_str::<Value>(&answer)
-            .ok()
-            .and_then(|v| v["ok"].as_bool());
         match ok {
             Some(true) => Ok(text),
             Some(false) => Err(format!("failed:\n{}", tail(&text, 60))),
             None => {
+                let _ = self.child.kill(); // a worker that cannot answer is not waited on
                 let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
                 let own = std::fs::read_to_string(self.dir.join("worker.log")).unwrap_or_default();
                 Err(format!(
@@ -689,7 +696,7 @@ fn retrieval_brute_force_trains_serves_original_ids_and_beats_popularity() {
     // (checked after run_fn in the 1-device worker: nothing there imports MLflow and modules
     // are never unloaded from sys.modules but the generated ones, so `False` holds for this
     // run_fn as it would in a fresh process)
-    // (the real MLflow server test is crates/trainyard/tests/mlflow_run.rs, `make test-mlflow`)
+    // (with a real MLflow server: tests/tests/local_run.rs and mlflow_tracking.rs, `make test-pipeline`)
     assert!(t.log.contains("MLFLOW_IMPORTED=False"), "{}", t.log);
     assert!(t.metrics.get("mlflow").is_none(), "{}", t.metrics);
 }
@@ -709,6 +716,13 @@ fn retrieval_scann_trains_on_two_replicas_and_serves_original_ids() {
     // every query gets k answers, also where ScaNN's searched leaves hold fewer candidates
     let resp = serve(&t.serving_dir, &f.buyer_requests);
     assert_recommendations(&resp, f.buyer_requests.len(), 100);
+    // the exact completion of a short answer, which the export's probing makes rare
+    let modules = f.root.join("retrieval_scann_2rep").join("modules");
+    let out = run_harness(
+        Worker::OneDevice,
+        &["short-answers", "--modules", modules.to_str().unwrap()],
+    );
+    assert!(out.contains("SHORT_ANSWERS_OK"), "{out}");
 }
 
 fn check_ranking_metrics(t: &Trained, model_type: ModelType) {

@@ -99,8 +99,9 @@ impl TrackingEnd {
 /// trainer's MODEL_NAME; the compiled pipeline sets no `mlflow_experiment`). `None` when the
 /// name is blank (such a trainer cannot create its experiment, so it tracks nothing).
 pub fn experiment_of(run: &TrainingRun) -> Option<&str> {
-    let name = run.config.model_config.name.trim();
-    (!name.is_empty()).then_some(name)
+    // as the trainer writes it (untrimmed): MLflow names the experiment exactly so
+    let name = run.config.model_config.name.as_str();
+    (!name.trim().is_empty()).then_some(name)
 }
 
 /// Ends the tracking runs a trainer left running.

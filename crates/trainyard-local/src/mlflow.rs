@@ -37,9 +37,21 @@ enum Auth {
 impl std::fmt::Debug for MlflowTracking {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MlflowTracking")
-            .field("base", &self.base)
+            .field("base", &without_userinfo(&self.base))
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
             .finish()
+    }
+}
+
+/// `uri` without a `user:password@` part, for messages and logs.
+fn without_userinfo(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return "<not a URI>".into();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://<redacted>@{}", &rest[at + 1..]),
+        None => uri.to_string(),
     }
 }
 
@@ -56,7 +68,10 @@ impl MlflowTracking {
         if !(base.starts_with("http://") || base.starts_with("https://")) || base.contains(' ') {
             return Err(ValidationError::field(
                 "mlflow_tracking_uri",
-                format!("{uri:?} is not an http(s) URI of an MLflow tracking server"),
+                format!(
+                    "{} is not an http(s) URI of an MLflow tracking server",
+                    without_userinfo(uri.trim())
+                ),
             )
             .into());
         }
@@ -89,9 +104,9 @@ impl MlflowTracking {
         self
     }
 
-    /// The server's base URI.
-    pub fn uri(&self) -> &str {
-        &self.base
+    /// The server's base URI, without credentials.
+    pub fn uri(&self) -> String {
+        without_userinfo(&self.base)
     }
 
     fn request(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -251,5 +266,11 @@ mod tests {
         let mut t = MlflowTracking::new("http://127.0.0.1:1").unwrap();
         t.auth = Some(Auth::Bearer("s3cret".into()));
         assert!(!format!("{t:?}").contains("s3cret"));
+        // nor a password in the URI: not in Debug, uri() or the refusal of a database store
+        let t = MlflowTracking::new("https://me:pa55@mlflow.example.com/x").unwrap();
+        assert!(!format!("{t:?}").contains("pa55"));
+        assert_eq!(t.uri(), "https://<redacted>@mlflow.example.com/x");
+        let e = MlflowTracking::new("postgresql://me:pa55@db/mlflow").unwrap_err();
+        assert!(!e.to_string().contains("pa55"), "{e}");
     }
 }

@@ -553,8 +553,10 @@ impl Platform {
         let uri = uri.filter(|u| !u.trim().is_empty());
         self.tracking = match uri.as_deref().map(trainyard_local::MlflowTracking::new) {
             Some(Ok(t)) => Some(Arc::new(t.with_env_credentials())),
+            // a file: or database store has no server to ask: nothing to warn about on every
+            // command (the message names no credentials either way)
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "MLflow runs of failed or cancelled runs are not ended");
+                tracing::debug!(error = %e, "MLflow runs of failed or cancelled runs are not ended");
                 None
             }
             None => None,

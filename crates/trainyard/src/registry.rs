@@ -485,6 +485,8 @@ impl RegistryService {
         if let Ok(id) = key.parse::<RegisteredModelId>() {
             match self.summary(id).await {
                 Err(Error::NotFound { .. }) => {}
+                // an id in another endpoint than the one asked for is not that endpoint's
+                Ok(found) if ml_model.is_some_and(|m| found.model.ml_model != m) => {}
                 other => return other,
             }
         }

@@ -41,6 +41,9 @@ pub struct Launch {
     pub pipeline_root: String,
 }
 
+/// Longest a run's end waits for the tracking server to end its leftover MLflow runs.
+const END_TRACKING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[derive(Clone)]
 pub struct TrainingService {
     store: Arc<dyn Store>,
@@ -150,7 +153,20 @@ impl TrainingService {
         ) else {
             return;
         };
-        match tracking.end_stale_runs(experiment, &key, end).await {
+        // each request is bounded by the adapter; the whole call is bounded here, so a slow
+        // tracking server cannot hold up a cancel or the control plane's step
+        let ended = tokio::time::timeout(
+            END_TRACKING_TIMEOUT,
+            tracking.end_stale_runs(experiment, &key, end),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Backend(format!(
+                "no answer within {}s",
+                END_TRACKING_TIMEOUT.as_secs()
+            )))
+        });
+        match ended {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 run_id = run.id,

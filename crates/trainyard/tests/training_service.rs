@@ -440,6 +440,13 @@ async fn models_are_listed_newest_first_paged_and_found_by_name_or_id() {
     assert_eq!(beta.model.model_type, ModelType::Retrieval);
     let by_id = reg.find(None, &beta.model.id.to_string()).await.unwrap();
     assert_eq!(by_id.model.model_name, "beta");
+    // an id narrowed to another endpoint is not found there
+    assert!(matches!(
+        reg.find(Some("other"), &beta.model.id.to_string()).await,
+        Err(Error::NotFound { .. })
+    ));
+    let other_beta = reg.find(Some("other"), "beta").await.unwrap();
+    assert_eq!(other_beta.model.model_type, ModelType::Ranking);
     assert_eq!(
         reg.find(None, "gamma").await.unwrap().model.model_name,
         "gamma"

@@ -373,6 +373,7 @@ def _drop_generated_modules():
 def cmd_worker(a):
     # the answers go to the original stdout; each command's output goes to its log file
     answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything printed outside a command goes to the worker's log, never the answers
     parser = _parser()
     _split_devices(a.devices)
     import tensorflow as tf
@@ -440,6 +441,8 @@ def _parser():
     t.add_argument("--data", required=True)
     t.add_argument("--work", required=True)
     t.add_argument("--rename", default="", help="JSON: config column -> CSV column")
+    sa = sub.add_parser("short-answers")
+    sa.add_argument("--modules", required=True)
     y = sub.add_parser("synth")
     y.add_argument("--modules", required=True)
     y.add_argument("--data", required=True)
@@ -472,7 +475,32 @@ def _parser():
     return p
 
 
+def cmd_short_answers(a):
+    """A ScaNN trainer's serving completion: a batch with a short answer (NaN-padded, or
+    narrower than k) is answered by exact brute force; a full answer is kept as it is."""
+    import numpy as np
+    import tensorflow as tf
+
+    trainer = _load(os.path.join(a.modules, "trainer_module.py"), "trainer_module")
+    cands = tf.constant([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+    query = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    nan = float("nan")
+    cases = {
+        "nan-padded": (tf.constant([[1.0, nan], [1.0, 0.5]]), tf.constant([[1, 0], [0, 2]], dtype=tf.int32)),
+        "narrow": (tf.constant([[1.0], [1.0]]), tf.constant([[1], [0]], dtype=tf.int32)),
+    }
+    for name, (scores, rows) in cases.items():
+        s, r = trainer._complete_short_answers(scores, rows, query, cands, 2)
+        assert r.numpy().tolist() == [[1, 2], [0, 2]], (name, r.numpy())
+        assert np.allclose(s.numpy(), [[1.0, 0.5], [1.0, 0.5]]), (name, s.numpy())
+    full = (tf.constant([[9.0, 8.0], [7.0, 6.0]]), tf.constant([[2, 0], [1, 0]], dtype=tf.int32))
+    s, r = trainer._complete_short_answers(*full, query, cands, 2)
+    assert r.numpy().tolist() == [[2, 0], [1, 0]] and s.numpy().tolist() == [[9.0, 8.0], [7.0, 6.0]]
+    print("SHORT_ANSWERS_OK", flush=True)
+
+
 _COMMANDS = {
+    "short-answers": cmd_short_answers,
     "transform": cmd_transform,
     "synth": cmd_synth,
     "train": cmd_train,
