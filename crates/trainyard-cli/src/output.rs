@@ -81,6 +81,16 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The line under a paged model listing: `N models (page P of T)`.
+pub fn print_models_page(pg: &trainyard::Pagination) {
+    println!(
+        "\n{} models (page {} of {})",
+        pg.total,
+        pg.page,
+        pg.total_pages.max(1)
+    );
+}
+
 pub fn opt_f64(v: Option<f64>) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.4}"))
 }

@@ -50,13 +50,7 @@ pub async fn run(ctx: &Ctx, p: &Platform, cmd: ModelsCommand) -> Result<(), CliE
                         .map(row)
                         .collect::<Vec<_>>(),
                 );
-                let pg = &listing.pagination;
-                println!(
-                    "\n{} models (page {} of {})",
-                    pg.total,
-                    pg.page,
-                    pg.total_pages.max(1)
-                );
+                crate::output::print_models_page(&listing.pagination);
             })
         }
         ModelsCommand::Show { model } => {

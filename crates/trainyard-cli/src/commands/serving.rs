@@ -104,13 +104,7 @@ pub async fn registry(
                 ],
                 &rows,
             );
-            let pg = &listing.pagination;
-            println!(
-                "\n{} models (page {} of {})",
-                pg.total,
-                pg.page,
-                pg.total_pages.max(1)
-            );
+            crate::output::print_models_page(&listing.pagination);
             Ok(())
         }
         RegistryCommand::Versions { model } => {
